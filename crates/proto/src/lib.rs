@@ -1,0 +1,20 @@
+//! The ZooKeeper client wire protocol: the jute encoding, the records of
+//! `zookeeper.jute`, op codes, error codes and framing.
+//!
+//! Owns: bytes <-> typed records. Does not own: any I/O, sockets, time or
+//! ZooKeeper semantics (that is the `tree` crate).
+//!
+//! Invariants: every record round-trips (`decode(encode(r)) == r`); decoding
+//! never panics on any input and never allocates more than the input could
+//! describe (lengths are checked against the remaining bytes first).
+
+pub mod codec;
+pub mod consts;
+pub mod frame;
+pub mod records;
+pub mod request;
+
+pub use codec::{DecodeError, Jute, Reader};
+pub use consts::{AddWatchMode, CreateMode, ErrorCode, EventType, KeeperState, OpCode, Perms, WatcherType, Xid};
+pub use records::*;
+pub use request::{MultiOp, Request};
