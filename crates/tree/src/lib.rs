@@ -1,1 +1,27 @@
-//! placeholder
+//! The replicated state machine: ZooKeeper's DataTree, the session table
+//! and the log entry they are changed by, plus the (per-server, not
+//! replicated) watch registry.
+//!
+//! Owns: znodes, Stat bookkeeping, ACL evaluation, ephemerals per session,
+//! sequential names, containers and TTL nodes, the meaning of every op.
+//! Does not own: I/O, clocks, randomness, connections, Raft.
+//!
+//! Invariant: `StateMachine::apply` is deterministic — the same entries in
+//! the same order give the same tree, the same replies and the same watch
+//! triggers on every replica. Time arrives inside the entry.
+
+pub mod acl;
+pub mod apply;
+pub mod datatree;
+pub mod entry;
+pub mod path;
+pub mod read;
+pub mod reply;
+pub mod watches;
+
+pub use acl::{digest, AuthId};
+pub use apply::{Applied, SessionEffect, StateMachine, TreeConfig};
+pub use datatree::{DataTree, Trigger, TriggerKind, Znode};
+pub use entry::{Entry, EntryKind};
+pub use reply::{MultiResult, Reply};
+pub use watches::{ConnId, WatchRegistry};

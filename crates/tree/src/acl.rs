@@ -1,0 +1,197 @@
+//! ACL evaluation with ZooKeeper's built-in schemes: world, auth, digest,
+//! ip, and the `super` identity granted by `superDigest`.
+
+use base64::Engine;
+use proto::{Acl, ErrorCode, Id, Perms};
+use sha1::{Digest, Sha1};
+
+/// An authenticated identity of a connection, as ZooKeeper's `authInfo`:
+/// ("ip", "127.0.0.1"), ("digest", "user:hash"), ("super", "").
+pub type AuthId = Id;
+
+/// `DigestAuthenticationProvider.generateDigest`: "user:pass" ->
+/// "user:" + base64(sha1("user:pass")).
+pub fn digest(user_password: &str) -> String {
+    let user = user_password.split(':').next().unwrap_or("");
+    let hash = Sha1::digest(user_password.as_bytes());
+    format!("{user}:{}", base64::engine::general_purpose::STANDARD.encode(hash))
+}
+
+fn parse_ipv4(s: &str) -> Option<[u8; 4]> {
+    let mut out = [0u8; 4];
+    let mut n = 0;
+    for part in s.split('.') {
+        if n == 4 || part.is_empty() || part.len() > 3 || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        out[n] = part.parse::<u16>().ok().filter(|v| *v <= 255)? as u8;
+        n += 1;
+    }
+    (n == 4).then_some(out)
+}
+
+fn ip_acl_valid(id: &str) -> bool {
+    let mut it = id.splitn(2, '/');
+    if parse_ipv4(it.next().unwrap_or("")).is_none() {
+        return false;
+    }
+    match it.next() {
+        None => true,
+        Some(bits) => bits.parse::<i32>().map(|b| (0..=32).contains(&b)).unwrap_or(false),
+    }
+}
+
+fn ip_matches(client: &str, acl_id: &str) -> bool {
+    let mut it = acl_id.splitn(2, '/');
+    let (Some(net), Some(addr)) = (parse_ipv4(it.next().unwrap_or("")), parse_ipv4(client)) else {
+        return false;
+    };
+    let bits = it.next().and_then(|b| b.parse::<u32>().ok()).unwrap_or(32).min(32);
+    let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+    (u32::from_be_bytes(net) & mask) == (u32::from_be_bytes(addr) & mask)
+}
+
+/// `DigestAuthenticationProvider.isValid`: exactly "user:hash" (Java's
+/// `split(":")`, which drops trailing empty parts, must give two parts).
+fn digest_acl_valid(id: &str) -> bool {
+    let parts: Vec<&str> = id.split(':').collect();
+    let mut n = parts.len();
+    while n > 0 && parts[n - 1].is_empty() {
+        n -= 1;
+    }
+    n == 2
+}
+
+/// `PrepRequestProcessor.checkACL`: `super` passes everything; an empty
+/// ACL passes; otherwise some entry must grant `perm` to world:anyone or to
+/// one of `auth`.
+pub fn check(acl: &[Acl], perm: i32, auth: &[AuthId]) -> Result<(), ErrorCode> {
+    if auth.iter().any(|a| a.scheme == "super") || acl.is_empty() {
+        return Ok(());
+    }
+    for a in acl {
+        if a.perms & perm == 0 {
+            continue;
+        }
+        if a.id.scheme == "world" && a.id.id == "anyone" {
+            return Ok(());
+        }
+        for id in auth {
+            let m = match a.id.scheme.as_str() {
+                "digest" => id.scheme == "digest" && id.id == a.id.id,
+                "ip" => id.scheme == "ip" && ip_matches(&id.id, &a.id.id),
+                _ => false,
+            };
+            if m {
+                return Ok(());
+            }
+        }
+    }
+    Err(ErrorCode::NoAuth)
+}
+
+/// `PrepRequestProcessor.fixupACL`: drops duplicates, expands `auth` into
+/// the caller's authenticated identities, validates the rest.
+pub fn fixup(acl: &[Acl], auth: &[AuthId]) -> Result<Vec<Acl>, ErrorCode> {
+    if acl.is_empty() {
+        return Err(ErrorCode::InvalidAcl);
+    }
+    let mut out: Vec<Acl> = Vec::with_capacity(acl.len());
+    let push = |a: Acl, out: &mut Vec<Acl>| {
+        if !out.contains(&a) {
+            out.push(a)
+        }
+    };
+    for a in acl {
+        let (scheme, id) = (a.id.scheme.as_str(), a.id.id.as_str());
+        if scheme == "world" && id == "anyone" {
+            push(a.clone(), &mut out);
+        } else if scheme == "auth" {
+            let mut any = false;
+            for cid in auth.iter().filter(|c| c.scheme == "digest") {
+                any = true;
+                push(Acl { perms: a.perms, id: cid.clone() }, &mut out);
+            }
+            if !any {
+                return Err(ErrorCode::InvalidAcl);
+            }
+        } else {
+            let valid = match scheme {
+                "digest" => digest_acl_valid(id),
+                "ip" => ip_acl_valid(id),
+                _ => false,
+            };
+            if !valid {
+                return Err(ErrorCode::InvalidAcl);
+            }
+            push(a.clone(), &mut out);
+        }
+    }
+    if out.is_empty() {
+        return Err(ErrorCode::InvalidAcl);
+    }
+    Ok(out)
+}
+
+/// What getACL shows a caller without ADMIN: digest hashes masked ("user:x").
+pub fn redact(acl: &[Acl]) -> Vec<Acl> {
+    acl.iter()
+        .map(|a| {
+            if a.id.scheme == "digest" {
+                let user = a.id.id.split(':').next().unwrap_or("");
+                Acl { perms: a.perms, id: Id { scheme: "digest".into(), id: format!("{user}:x") } }
+            } else {
+                a.clone()
+            }
+        })
+        .collect()
+}
+
+pub fn open_acl_unsafe() -> Vec<Acl> {
+    vec![Acl { perms: Perms::ALL, id: Id { scheme: "world".into(), id: "anyone".into() } }]
+}
+
+pub fn read_acl_unsafe() -> Vec<Acl> {
+    vec![Acl { perms: Perms::READ, id: Id { scheme: "world".into(), id: "anyone".into() } }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str, i: &str) -> Id {
+        Id { scheme: s.into(), id: i.into() }
+    }
+
+    #[test]
+    fn digest_matches_zookeeper() {
+        // The value zkCli / DigestAuthenticationProvider produce for super:test.
+        assert_eq!(digest("super:test"), "super:D/InIHSb7yEEbrWz8b9l71RjZJU=");
+    }
+
+    #[test]
+    fn check_by_scheme() {
+        let acl = vec![Acl { perms: Perms::READ, id: id("digest", &digest("u:p")) }];
+        assert_eq!(check(&acl, Perms::READ, &[]), Err(ErrorCode::NoAuth));
+        assert_eq!(check(&acl, Perms::READ, &[id("digest", &digest("u:p"))]), Ok(()));
+        assert_eq!(check(&acl, Perms::WRITE, &[id("digest", &digest("u:p"))]), Err(ErrorCode::NoAuth));
+        assert_eq!(check(&acl, Perms::WRITE, &[id("super", "")]), Ok(()));
+        let ip = vec![Acl { perms: Perms::ALL, id: id("ip", "127.0.0.0/8") }];
+        assert_eq!(check(&ip, Perms::READ, &[id("ip", "127.0.0.1")]), Ok(()));
+        assert_eq!(check(&ip, Perms::READ, &[id("ip", "10.0.0.1")]), Err(ErrorCode::NoAuth));
+    }
+
+    #[test]
+    fn fixup_rules() {
+        let w = open_acl_unsafe();
+        assert_eq!(fixup(&w, &[]), Ok(w.clone()));
+        assert_eq!(fixup(&[], &[]), Err(ErrorCode::InvalidAcl));
+        let auth = vec![Acl { perms: 31, id: id("auth", "") }];
+        assert_eq!(fixup(&auth, &[id("ip", "127.0.0.1")]), Err(ErrorCode::InvalidAcl));
+        assert_eq!(fixup(&auth, &[id("digest", "u:h")]).unwrap()[0].id, id("digest", "u:h"));
+        assert_eq!(fixup(&[Acl { perms: 31, id: id("world", "x") }], &[]), Err(ErrorCode::InvalidAcl));
+        assert_eq!(fixup(&[Acl { perms: 31, id: id("digest", "nohash") }], &[]), Err(ErrorCode::InvalidAcl));
+        assert_eq!(fixup(&[Acl { perms: 31, id: id("ip", "1.2.3.400") }], &[]), Err(ErrorCode::InvalidAcl));
+        assert!(fixup(&[Acl { perms: 31, id: id("ip", "10.0.0.0/8") }], &[]).is_ok());
+    }
+}

@@ -1,0 +1,483 @@
+//! Applying committed entries: the meaning of every write, session
+//! creation and close, container/TTL reaping — ZooKeeper's
+//! `PrepRequestProcessor` checks and `DataTree.processTxn` in one
+//! deterministic step.
+//!
+//! Rule order inside each op follows ZooKeeper 3.8 so the same request
+//! gets the same error code (e.g. create: mode, TTL, path shape, ACL
+//! fixup, parent exists, CREATE permission, full path, exists, ephemeral
+//! parent).
+
+use std::collections::BTreeMap;
+
+use proto::{
+    CreateMode, CreateTtlRequest, ErrorCode, Id, MultiOp, OpCode, PathVersionRequest, Perms, Request,
+    SetAclRequest, SetDataRequest, Stat,
+};
+
+use crate::acl;
+use crate::datatree::{owner_kind, DataTree, OwnerKind, Trigger, Znode, CONTAINER_OWNER, MAX_TTL_MS, TTL_OWNER_MASK};
+use crate::entry::{Entry, EntryKind};
+use crate::path;
+use crate::reply::{MultiResult, Reply};
+
+/// Settings that change the meaning of requests; identical on every replica.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TreeConfig {
+    /// `extendedTypesEnabled`: TTL nodes allowed.
+    pub extended_types: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub timeout_ms: i32,
+    pub passwd: Vec<u8>,
+}
+
+/// What an entry did to the session table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEffect {
+    Created { session_id: i64, timeout_ms: i32, passwd: Vec<u8> },
+    Closed { session_id: i64, expired: bool },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The reply for the client that sent the entry (none for reaping).
+    pub reply: Option<Reply>,
+    pub triggers: Vec<Trigger>,
+    pub session: Option<SessionEffect>,
+}
+
+#[derive(Debug)]
+pub struct StateMachine {
+    pub tree: DataTree,
+    pub sessions: BTreeMap<i64, Session>,
+    /// The next session id to hand out; seeded from the first
+    /// createSession's time as ZooKeeper seeds it from the clock.
+    next_session_id: i64,
+    /// zxid of the last applied entry: strictly increases.
+    last_zxid: i64,
+    config: TreeConfig,
+}
+
+struct Ctx<'a> {
+    zxid: i64,
+    time_ms: i64,
+    session_id: i64,
+    auth: &'a [Id],
+}
+
+impl StateMachine {
+    pub fn new(config: TreeConfig) -> StateMachine {
+        StateMachine { tree: DataTree::new(), sessions: BTreeMap::new(), next_session_id: 0, last_zxid: 0, config }
+    }
+
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+
+    /// Records that `zxid` was used by an entry with no state change (a
+    /// Raft no-op or membership change), keeping zxids dense.
+    pub fn skip(&mut self, zxid: i64) {
+        assert!(zxid > self.last_zxid, "zxid must strictly increase at apply");
+        self.last_zxid = zxid;
+    }
+
+    pub fn apply(&mut self, zxid: i64, entry: &Entry) -> Applied {
+        assert!(zxid > self.last_zxid, "zxid must strictly increase at apply: {zxid} after {}", self.last_zxid);
+        self.last_zxid = zxid;
+        self.tree.begin();
+        let mut session = None;
+        let reply = match &entry.kind {
+            EntryKind::CreateSession { timeout_ms, passwd } => {
+                if self.next_session_id == 0 {
+                    // ZooKeeper: (time << 24) >>> 8 | (server id << 56).
+                    self.next_session_id = (((entry.time_ms as u64) << 24) >> 8) as i64 | (1 << 56);
+                }
+                let id = self.next_session_id;
+                self.next_session_id += 1;
+                self.sessions.insert(id, Session { timeout_ms: *timeout_ms, passwd: passwd.clone() });
+                session = Some(SessionEffect::Created { session_id: id, timeout_ms: *timeout_ms, passwd: passwd.clone() });
+                Some(Reply::Empty)
+            }
+            EntryKind::CloseSession { expired } => {
+                if self.sessions.remove(&entry.session_id).is_some() {
+                    let paths: Vec<String> =
+                        self.tree.ephemerals().get(&entry.session_id).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+                    // Deepest first, so an ephemeral's parent never goes first.
+                    for p in paths.iter().rev() {
+                        self.tree.delete(p, zxid);
+                    }
+                    session = Some(SessionEffect::Closed { session_id: entry.session_id, expired: *expired });
+                }
+                Some(Reply::Empty)
+            }
+            EntryKind::Reap { paths } => {
+                for p in paths {
+                    self.reap(p, zxid, entry.time_ms);
+                }
+                None
+            }
+            EntryKind::Request { op, body, auth } => {
+                let ctx = Ctx { zxid, time_ms: entry.time_ms, session_id: entry.session_id, auth };
+                Some(if !self.sessions.contains_key(&entry.session_id) {
+                    Reply::Err(ErrorCode::SessionExpired)
+                } else {
+                    match Request::decode(*op, body) {
+                        Ok(req) => self.write(&req, &ctx),
+                        Err(_) => Reply::Err(ErrorCode::MarshallingError),
+                    }
+                })
+            }
+        };
+        Applied { reply, triggers: self.tree.take_triggers(), session }
+    }
+
+    /// Container: childless and once had a child. TTL: childless and not
+    /// modified for longer than its TTL.
+    fn reap(&mut self, p: &str, zxid: i64, now_ms: i64) {
+        let Some(n) = self.tree.get(p) else { return };
+        if !n.children.is_empty() {
+            return;
+        }
+        let due = match owner_kind(n.stat.ephemeral_owner) {
+            OwnerKind::Container => n.stat.cversion > 0,
+            OwnerKind::Ttl(ttl) => now_ms - n.stat.mtime > ttl,
+            _ => false,
+        };
+        if due {
+            self.tree.delete(p, zxid);
+        }
+    }
+
+    fn write(&mut self, req: &Request, ctx: &Ctx<'_>) -> Reply {
+        let one = |r: Result<MultiResult, ErrorCode>| match r {
+            Err(e) => Reply::Err(e),
+            Ok(MultiResult::Create { path, stat }) => Reply::Create { path, stat },
+            Ok(MultiResult::SetData(s)) => Reply::Stat(s),
+            Ok(_) => Reply::Empty,
+        };
+        match req {
+            Request::Create(op, c) => one(self.create(*op, c, ctx)),
+            Request::Delete(d) => one(self.delete(d, ctx)),
+            Request::SetData(s) => one(self.set_data(s, ctx)),
+            Request::Check(c) => one(self.check(c, ctx)),
+            Request::SetAcl(s) => match self.set_acl(s, ctx) {
+                Ok(stat) => Reply::Stat(stat),
+                Err(e) => Reply::Err(e),
+            },
+            Request::Multi(ops) => Reply::Multi(self.multi(ops, ctx)),
+            Request::Reconfig(_) => Reply::Err(ErrorCode::ReconfigDisabled),
+            _ => Reply::Err(ErrorCode::Unimplemented),
+        }
+    }
+
+    /// All or nothing: on the first failure everything is rolled back; ops
+    /// before it report `Ok` (rolled back), it reports its error, ops after
+    /// it `RuntimeInconsistency` — as ZooKeeper.
+    fn multi(&mut self, ops: &[MultiOp], ctx: &Ctx<'_>) -> Vec<MultiResult> {
+        let mut results = Vec::with_capacity(ops.len());
+        for (i, op) in ops.iter().enumerate() {
+            let r = match op {
+                MultiOp::Create(code, c) => self.create(*code, c, ctx),
+                MultiOp::Delete(d) => self.delete(d, ctx),
+                MultiOp::SetData(s) => self.set_data(s, ctx),
+                MultiOp::Check(c) => self.check(c, ctx),
+                MultiOp::GetChildren(_) | MultiOp::GetData(_) => Err(ErrorCode::BadArguments),
+            };
+            match r {
+                Ok(r) => results.push(r),
+                Err(e) => {
+                    self.tree.rollback();
+                    return (0..ops.len())
+                        .map(|j| {
+                            MultiResult::Error(match j.cmp(&i) {
+                                std::cmp::Ordering::Less => ErrorCode::Ok,
+                                std::cmp::Ordering::Equal => e,
+                                std::cmp::Ordering::Greater => ErrorCode::RuntimeInconsistency,
+                            })
+                        })
+                        .collect();
+                }
+            }
+        }
+        results
+    }
+
+    fn create(&mut self, op: OpCode, c: &CreateTtlRequest, ctx: &Ctx<'_>) -> Result<MultiResult, ErrorCode> {
+        let mode = CreateMode::from_code(c.flags).ok_or(ErrorCode::BadArguments)?;
+        if mode.is_ttl() && !self.config.extended_types {
+            return Err(ErrorCode::Unimplemented);
+        }
+        if mode.is_ttl() {
+            if c.ttl <= 0 || c.ttl > MAX_TTL_MS {
+                return Err(ErrorCode::BadArguments);
+            }
+        } else if c.ttl >= 0 {
+            return Err(ErrorCode::BadArguments);
+        }
+        if c.path.contains('\0') {
+            return Err(ErrorCode::BadArguments);
+        }
+        let (parent_path, _) = path::split(&c.path).ok_or(ErrorCode::BadArguments)?;
+        let acl = acl::fixup(&c.acl, ctx.auth)?;
+        let parent = self.tree.get(parent_path).ok_or(ErrorCode::NoNode)?;
+        acl::check(&parent.acl, Perms::CREATE, ctx.auth)?;
+        let parent_cversion = parent.stat.cversion;
+        let parent_owner = parent.stat.ephemeral_owner;
+        let full = if mode.is_sequential() { format!("{}{:010}", c.path, parent_cversion) } else { c.path.clone() };
+        if !path::is_valid(&full) {
+            return Err(ErrorCode::BadArguments);
+        }
+        if self.tree.get(&full).is_some() {
+            return Err(ErrorCode::NodeExists);
+        }
+        if matches!(owner_kind(parent_owner), OwnerKind::Ephemeral(_)) {
+            return Err(ErrorCode::NoChildrenForEphemerals);
+        }
+        let owner = if mode.is_ephemeral() {
+            ctx.session_id
+        } else if mode.is_container() {
+            CONTAINER_OWNER
+        } else if mode.is_ttl() {
+            TTL_OWNER_MASK | c.ttl
+        } else {
+            0
+        };
+        let stat = Stat {
+            czxid: ctx.zxid,
+            mzxid: ctx.zxid,
+            ctime: ctx.time_ms,
+            mtime: ctx.time_ms,
+            ephemeral_owner: owner,
+            pzxid: ctx.zxid,
+            ..Stat::default()
+        };
+        let stat = self.tree.create(&full, Znode::new(c.data.clone(), acl, stat), parent_cversion + 1, ctx.zxid);
+        Ok(MultiResult::Create { path: full, stat: (op != OpCode::Create).then_some(stat) })
+    }
+
+    fn delete(&mut self, d: &PathVersionRequest, ctx: &Ctx<'_>) -> Result<MultiResult, ErrorCode> {
+        if d.path.contains('\0') {
+            return Err(ErrorCode::BadArguments);
+        }
+        let (parent_path, _) = path::split(&d.path).ok_or(ErrorCode::BadArguments)?;
+        let parent = self.tree.get(parent_path).ok_or(ErrorCode::NoNode)?;
+        acl::check(&parent.acl, Perms::DELETE, ctx.auth)?;
+        let node = self.tree.get(&d.path).ok_or(ErrorCode::NoNode)?;
+        check_version(d.version, node.stat.version)?;
+        if !node.children.is_empty() {
+            return Err(ErrorCode::NotEmpty);
+        }
+        self.tree.delete(&d.path, ctx.zxid);
+        Ok(MultiResult::Delete)
+    }
+
+    fn set_data(&mut self, s: &SetDataRequest, ctx: &Ctx<'_>) -> Result<MultiResult, ErrorCode> {
+        let node = self.tree.get(&s.path).ok_or(ErrorCode::NoNode)?;
+        acl::check(&node.acl, Perms::WRITE, ctx.auth)?;
+        check_version(s.version, node.stat.version)?;
+        Ok(MultiResult::SetData(self.tree.set_data(&s.path, s.data.clone(), ctx.zxid, ctx.time_ms)))
+    }
+
+    fn check(&mut self, c: &PathVersionRequest, ctx: &Ctx<'_>) -> Result<MultiResult, ErrorCode> {
+        if !path::is_valid(&c.path) {
+            return Err(ErrorCode::BadArguments);
+        }
+        let node = self.tree.get(&c.path).ok_or(ErrorCode::NoNode)?;
+        acl::check(&node.acl, Perms::READ, ctx.auth)?;
+        check_version(c.version, node.stat.version)?;
+        Ok(MultiResult::Check)
+    }
+
+    fn set_acl(&mut self, s: &SetAclRequest, ctx: &Ctx<'_>) -> Result<Stat, ErrorCode> {
+        let node = self.tree.get(&s.path).ok_or(ErrorCode::NoNode)?;
+        acl::check(&node.acl, Perms::ADMIN, ctx.auth)?;
+        let acl = acl::fixup(&s.acl, ctx.auth)?;
+        check_version(s.version, node.stat.aversion)?;
+        Ok(self.tree.set_acl(&s.path, acl))
+    }
+}
+
+/// -1 matches any version.
+fn check_version(expected: i32, actual: i32) -> Result<(), ErrorCode> {
+    if expected == -1 || expected == actual {
+        Ok(())
+    } else {
+        Err(ErrorCode::BadVersion)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::datatree::TriggerKind;
+    use proto::Acl;
+
+    struct T {
+        sm: StateMachine,
+        zxid: i64,
+        sid: i64,
+    }
+
+    impl T {
+        fn new() -> T {
+            let mut sm = StateMachine::new(TreeConfig { extended_types: true });
+            let e = Entry {
+                time_ms: 1000,
+                session_id: 0,
+                xid: 0,
+                server_id: 1,
+                conn: 1,
+                kind: EntryKind::CreateSession { timeout_ms: 30000, passwd: vec![0; 16] },
+            };
+            let a = sm.apply(1, &e);
+            let Some(SessionEffect::Created { session_id, .. }) = a.session else { panic!() };
+            T { sm, zxid: 1, sid: session_id }
+        }
+        fn run(&mut self, req: Request) -> Applied {
+            self.zxid += 1;
+            let mut body = Vec::new();
+            req.encode(&mut body);
+            let e = Entry {
+                time_ms: 1000 + self.zxid,
+                session_id: self.sid,
+                xid: 0,
+                server_id: 1,
+                conn: 1,
+                kind: EntryKind::Request { op: req.op(), body, auth: vec![] },
+            };
+            self.sm.apply(self.zxid, &e)
+        }
+        fn create(&mut self, path: &str, flags: i32) -> Reply {
+            self.run(Request::Create(
+                OpCode::Create2,
+                CreateTtlRequest { path: path.into(), data: Some(vec![]), acl: acl::open_acl_unsafe(), flags, ttl: -1 },
+            ))
+            .reply
+            .unwrap()
+        }
+    }
+
+    #[test]
+    fn sequential_suffix_comes_from_parent_cversion() {
+        // Programmer's guide, "Sequence Nodes -- Unique Naming".
+        let mut t = T::new();
+        assert!(matches!(t.create("/q", 0), Reply::Create { .. }));
+        assert!(matches!(t.create("/q/n-", 2), Reply::Create { ref path, .. } if path == "/q/n-0000000000"));
+        t.run(Request::Delete(PathVersionRequest { path: "/q/n-0000000000".into(), version: -1 }));
+        assert!(matches!(t.create("/q/n-", 2), Reply::Create { ref path, .. } if path == "/q/n-0000000001"));
+        let q = t.sm.tree.get("/q").unwrap().stat();
+        assert_eq!((q.cversion, q.num_children, q.pzxid), (2, 1, t.zxid));
+    }
+
+    #[test]
+    fn create_errors_in_zookeeper_order() {
+        let mut t = T::new();
+        assert_eq!(t.create("/a/b", 0), Reply::Err(ErrorCode::NoNode));
+        assert_eq!(t.create("/a", 9), Reply::Err(ErrorCode::BadArguments));
+        t.create("/e", 1);
+        assert_eq!(t.create("/e", 0), Reply::Err(ErrorCode::NodeExists));
+        assert_eq!(t.create("/e/c", 0), Reply::Err(ErrorCode::NoChildrenForEphemerals));
+        assert_eq!(t.create("/x/", 0), Reply::Err(ErrorCode::NoNode));
+        t.create("/x", 0);
+        assert_eq!(t.create("/x/", 0), Reply::Err(ErrorCode::BadArguments));
+        let bad_acl = CreateTtlRequest { path: "/y".into(), data: None, acl: vec![], flags: 0, ttl: -1 };
+        assert_eq!(t.run(Request::Create(OpCode::Create, bad_acl)).reply, Some(Reply::Err(ErrorCode::InvalidAcl)));
+    }
+
+    #[test]
+    fn multi_is_all_or_nothing() {
+        let mut t = T::new();
+        let before = t.sm.tree.digest();
+        let ops = vec![
+            MultiOp::Create(
+                OpCode::Create,
+                CreateTtlRequest { path: "/m".into(), data: None, acl: acl::open_acl_unsafe(), flags: 0, ttl: -1 },
+            ),
+            MultiOp::Delete(PathVersionRequest { path: "/nope".into(), version: -1 }),
+            MultiOp::Check(PathVersionRequest { path: "/m".into(), version: 0 }),
+        ];
+        let a = t.run(Request::Multi(ops));
+        assert_eq!(
+            a.reply,
+            Some(Reply::Multi(vec![
+                MultiResult::Error(ErrorCode::Ok),
+                MultiResult::Error(ErrorCode::NoNode),
+                MultiResult::Error(ErrorCode::RuntimeInconsistency),
+            ]))
+        );
+        assert!(a.triggers.is_empty());
+        assert_eq!(t.sm.tree.digest(), before);
+    }
+
+    #[test]
+    fn close_session_deletes_ephemerals_and_triggers() {
+        let mut t = T::new();
+        t.create("/p", 0);
+        t.create("/p/e", 1);
+        let sid = t.sid;
+        let a = t.sm.apply(
+            t.zxid + 1,
+            &Entry {
+                time_ms: 5,
+                session_id: sid,
+                xid: 0,
+                server_id: 1,
+                conn: 1,
+                kind: EntryKind::CloseSession { expired: true },
+            },
+        );
+        assert!(t.sm.tree.get("/p/e").is_none());
+        assert_eq!(a.triggers[0], Trigger { kind: TriggerKind::Deleted, path: "/p/e".into() });
+        assert_eq!(a.session, Some(SessionEffect::Closed { session_id: sid, expired: true }));
+        t.zxid += 1;
+        assert_eq!(t.create("/q", 0), Reply::Err(ErrorCode::SessionExpired));
+    }
+
+    #[test]
+    fn versions_and_acls() {
+        let mut t = T::new();
+        t.create("/v", 0);
+        let set = |v| Request::SetData(SetDataRequest { path: "/v".into(), data: Some(b"x".to_vec()), version: v });
+        assert_eq!(t.run(set(3)).reply, Some(Reply::Err(ErrorCode::BadVersion)));
+        let Some(Reply::Stat(s)) = t.run(set(0)).reply else { panic!() };
+        assert_eq!((s.version, s.data_length, s.mzxid), (1, 1, t.zxid));
+        let ro = vec![Acl { perms: Perms::READ, id: Id { scheme: "world".into(), id: "anyone".into() } }];
+        let Some(Reply::Stat(s)) = t.run(Request::SetAcl(SetAclRequest { path: "/v".into(), acl: ro, version: 0 })).reply
+        else {
+            panic!()
+        };
+        assert_eq!(s.aversion, 1);
+        assert_eq!(t.run(set(-1)).reply, Some(Reply::Err(ErrorCode::NoAuth)));
+    }
+
+    #[test]
+    fn containers_and_ttls_are_reaped_when_due() {
+        let mut t = T::new();
+        t.create("/c", 4);
+        t.create("/c/x", 0);
+        t.run(Request::Delete(PathVersionRequest { path: "/c/x".into(), version: -1 }));
+        t.run(Request::Create(
+            OpCode::CreateTtl,
+            CreateTtlRequest { path: "/t".into(), data: None, acl: acl::open_acl_unsafe(), flags: 5, ttl: 100 },
+        ));
+        let t_mtime = t.sm.tree.get("/t").unwrap().stat.mtime;
+        let reap = |time_ms| Entry {
+            time_ms,
+            session_id: 0,
+            xid: 0,
+            server_id: 1,
+            conn: 0,
+            kind: EntryKind::Reap { paths: vec!["/c".into(), "/t".into()] },
+        };
+        t.zxid += 1;
+        t.sm.apply(t.zxid, &reap(t_mtime + 50));
+        assert!(t.sm.tree.get("/c").is_none());
+        assert!(t.sm.tree.get("/t").is_some());
+        t.zxid += 1;
+        t.sm.apply(t.zxid, &reap(t_mtime + 101));
+        assert!(t.sm.tree.get("/t").is_none());
+    }
+}

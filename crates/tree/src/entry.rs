@@ -1,0 +1,127 @@
+//! The log entry: what is replicated. One entry is one change request;
+//! every replica applies it with `StateMachine::apply`.
+//!
+//! Byte layout (all integers big-endian, jute encoding from `proto`):
+//! ```text
+//! u8   format version (1)
+//! u8   kind tag: 1 request, 2 createSession, 3 closeSession, 4 reap
+//! i64  time_ms      proposer's clock; becomes ctime/mtime
+//! i64  session_id   0 for createSession and reap
+//! i32  xid          the client's xid (cxid), 0 when none
+//! i64  server_id    the server that proposed it (routes the reply)
+//! i64  conn         that server's connection id waiting for the reply
+//! then by kind:
+//!   request:       i32 op, buffer body, vector<Id> auth
+//!   createSession: i32 timeout_ms, buffer passwd
+//!   closeSession:  boolean expired
+//!   reap:          vector<ustring> paths
+//! ```
+//! The Raft layer checksums and frames entries; this format does not.
+
+use proto::codec::{put_bool, put_bytes, put_i32, put_i64, put_vec};
+use proto::{DecodeError, Id, Jute, OpCode, Reader};
+
+const FORMAT_VERSION: u8 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A client's write request, with the identities its ACL checks use.
+    Request { op: OpCode, body: Vec<u8>, auth: Vec<Id> },
+    CreateSession { timeout_ms: i32, passwd: Vec<u8> },
+    /// closeSession from the client (`expired == false`) or expiry.
+    CloseSession { expired: bool },
+    /// Remove these containers / expired TTL nodes if they still qualify.
+    Reap { paths: Vec<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub time_ms: i64,
+    pub session_id: i64,
+    pub xid: i32,
+    pub server_id: u64,
+    pub conn: u64,
+    pub kind: EntryKind,
+}
+
+impl Entry {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Vec::with_capacity(64);
+        w.push(FORMAT_VERSION);
+        w.push(match self.kind {
+            EntryKind::Request { .. } => 1,
+            EntryKind::CreateSession { .. } => 2,
+            EntryKind::CloseSession { .. } => 3,
+            EntryKind::Reap { .. } => 4,
+        });
+        put_i64(&mut w, self.time_ms);
+        put_i64(&mut w, self.session_id);
+        put_i32(&mut w, self.xid);
+        put_i64(&mut w, self.server_id as i64);
+        put_i64(&mut w, self.conn as i64);
+        match &self.kind {
+            EntryKind::Request { op, body, auth } => {
+                put_i32(&mut w, op.code());
+                put_bytes(&mut w, Some(body));
+                put_vec(&mut w, auth);
+            }
+            EntryKind::CreateSession { timeout_ms, passwd } => {
+                put_i32(&mut w, *timeout_ms);
+                put_bytes(&mut w, Some(passwd));
+            }
+            EntryKind::CloseSession { expired } => put_bool(&mut w, *expired),
+            EntryKind::Reap { paths } => put_vec(&mut w, paths),
+        }
+        w
+    }
+
+    pub fn decode(b: &[u8]) -> Result<Entry, DecodeError> {
+        if b.len() < 2 || b[0] != FORMAT_VERSION {
+            return Err(DecodeError::BadLength(b.first().copied().unwrap_or(0) as i32));
+        }
+        let tag = b[1];
+        let mut r = Reader::new(&b[2..]);
+        let time_ms = r.i64()?;
+        let session_id = r.i64()?;
+        let xid = r.i32()?;
+        let server_id = r.i64()? as u64;
+        let conn = r.i64()? as u64;
+        let kind = match tag {
+            1 => {
+                let code = r.i32()?;
+                let op = OpCode::from_code(code).ok_or(DecodeError::UnknownOpCode(code))?;
+                let body = r.bytes()?.unwrap_or_default().to_vec();
+                let auth = Vec::<Id>::read(&mut r)?;
+                EntryKind::Request { op, body, auth }
+            }
+            2 => EntryKind::CreateSession { timeout_ms: r.i32()?, passwd: r.bytes()?.unwrap_or_default().to_vec() },
+            3 => EntryKind::CloseSession { expired: r.bool()? },
+            4 => EntryKind::Reap { paths: r.vec()? },
+            t => return Err(DecodeError::UnknownOpCode(t as i32)),
+        };
+        r.finish()?;
+        Ok(Entry { time_ms, session_id, xid, server_id, conn, kind })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip() {
+        for kind in [
+            EntryKind::Request {
+                op: OpCode::Create,
+                body: vec![1, 2, 3],
+                auth: vec![Id { scheme: "ip".into(), id: "127.0.0.1".into() }],
+            },
+            EntryKind::CreateSession { timeout_ms: 4000, passwd: vec![9; 16] },
+            EntryKind::CloseSession { expired: true },
+            EntryKind::Reap { paths: vec!["/c".into()] },
+        ] {
+            let e = Entry { time_ms: 1, session_id: 2, xid: 3, server_id: 4, conn: 5, kind };
+            assert_eq!(Entry::decode(&e.encode()).unwrap(), e);
+        }
+    }
+}

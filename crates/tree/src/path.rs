@@ -1,0 +1,82 @@
+//! ZooKeeper's path rules (`PathUtils.validatePath`) and path arithmetic.
+
+/// Whether `path` is a valid znode path, exactly as ZooKeeper decides:
+/// absolute, no trailing slash, no empty, "." or ".." segment, no NUL or
+/// control / private-use / non-character code points.
+pub fn is_valid(path: &str) -> bool {
+    let b: Vec<char> = path.chars().collect();
+    if b.is_empty() || b[0] != '/' {
+        return false;
+    }
+    if b.len() == 1 {
+        return true;
+    }
+    if b[b.len() - 1] == '/' {
+        return false;
+    }
+    let mut last = '/';
+    for (i, &c) in b.iter().enumerate().skip(1) {
+        let bad_char = c == '\0'
+            || (c > '\u{0}' && c <= '\u{1f}')
+            || ('\u{7f}'..='\u{9f}').contains(&c)
+            || ('\u{e000}'..='\u{f8ff}').contains(&c)
+            || ('\u{fff0}'..='\u{ffff}').contains(&c);
+        if bad_char {
+            return false;
+        }
+        if c == '/' && last == '/' {
+            return false;
+        }
+        if c == '.' && last == '.' && b[i - 2] == '/' && (i + 1 == b.len() || b[i + 1] == '/') {
+            return false;
+        }
+        if c == '.' && last == '/' && (i + 1 == b.len() || b[i + 1] == '/') {
+            return false;
+        }
+        last = c;
+    }
+    true
+}
+
+/// Splits "/a/b" into ("/a", "b") and "/a" into ("/", "a"). `None` when
+/// there is no slash (not an absolute path).
+pub fn split(path: &str) -> Option<(&str, &str)> {
+    let i = path.rfind('/')?;
+    let parent = if i == 0 { "/" } else { &path[..i] };
+    Some((parent, &path[i + 1..]))
+}
+
+/// "/a/b/c" -> ["/a/b", "/a", "/"]: every proper ancestor, nearest first.
+pub fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    let mut cur = if path == "/" { None } else { Some(path) };
+    std::iter::from_fn(move || {
+        let p = cur?;
+        let (parent, _) = split(p)?;
+        cur = if parent == "/" { None } else { Some(parent) };
+        Some(parent)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_matches_zookeeper_path_utils() {
+        for ok in ["/", "/a", "/a/b", "/a.b", "/...", "/a/.b", "/ä", "/a b"] {
+            assert!(is_valid(ok), "{ok}");
+        }
+        for bad in ["", "a", "/a/", "//a", "/a//b", "/.", "/..", "/a/./b", "/a/../b", "/a\0", "/a\u{1}", "/\u{e000}"] {
+            assert!(!is_valid(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn split_and_ancestors() {
+        assert_eq!(split("/a"), Some(("/", "a")));
+        assert_eq!(split("/a/b"), Some(("/a", "b")));
+        assert_eq!(split("a"), None);
+        assert_eq!(ancestors("/a/b/c").collect::<Vec<_>>(), vec!["/a/b", "/a", "/"]);
+        assert_eq!(ancestors("/").count(), 0);
+    }
+}

@@ -1,0 +1,275 @@
+//! The watch registry of one server: which connection waits for what.
+//! Not replicated — each server keeps the watches of its own clients.
+//!
+//! Model (ZooKeeper's `WatchManager` with `WatcherModeManager`): two
+//! tables, data and child, each path -> connection -> mode. Standard
+//! watches fire once; persistent ones stay; persistent-recursive ones stay
+//! and also fire for descendants, but never for NodeChildrenChanged.
+//! `addWatch` puts a watch in both tables.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use proto::{ErrorCode, EventType};
+
+use crate::datatree::{Trigger, TriggerKind};
+use crate::path;
+
+/// A server-local connection id.
+pub type ConnId = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchKind {
+    /// getData / exists.
+    Data,
+    /// getChildren.
+    Child,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Standard,
+    Persistent,
+    PersistentRecursive,
+}
+
+#[derive(Default, Debug)]
+struct Table {
+    by_path: HashMap<String, HashMap<ConnId, Mode>>,
+    /// How many recursive watches this table holds: zero skips the
+    /// ancestor walk on every trigger.
+    recursive: usize,
+}
+
+impl Table {
+    fn add(&mut self, path: &str, conn: ConnId, mode: Mode) {
+        let m = self.by_path.entry(path.to_string()).or_default();
+        let prev = m.get(&conn).copied();
+        // A standard watch does not downgrade a persistent one.
+        if prev.is_some() && mode == Mode::Standard {
+            return;
+        }
+        if prev == Some(Mode::PersistentRecursive) {
+            self.recursive -= 1;
+        }
+        if mode == Mode::PersistentRecursive {
+            self.recursive += 1;
+        }
+        m.insert(conn, mode);
+    }
+
+    fn remove(&mut self, path: &str, conn: ConnId) -> bool {
+        let Some(m) = self.by_path.get_mut(path) else { return false };
+        let Some(mode) = m.remove(&conn) else { return false };
+        if mode == Mode::PersistentRecursive {
+            self.recursive -= 1;
+        }
+        if m.is_empty() {
+            self.by_path.remove(path);
+        }
+        true
+    }
+
+    fn contains(&self, path: &str, conn: ConnId) -> bool {
+        self.by_path.get(path).is_some_and(|m| m.contains_key(&conn))
+    }
+
+    /// Collects who hears `event` at `path`, removing fired standard watches.
+    fn trigger(&mut self, path: &str, event: EventType, out: &mut Vec<ConnId>, seen: &mut HashSet<ConnId>) {
+        if let Some(m) = self.by_path.get_mut(path) {
+            m.retain(|conn, mode| {
+                if *mode == Mode::PersistentRecursive && event == EventType::NodeChildrenChanged {
+                    return true;
+                }
+                if seen.insert(*conn) {
+                    out.push(*conn);
+                }
+                *mode != Mode::Standard
+            });
+            if m.is_empty() {
+                self.by_path.remove(path);
+            }
+        }
+        if self.recursive == 0 || event == EventType::NodeChildrenChanged {
+            return;
+        }
+        for anc in path::ancestors(path) {
+            if let Some(m) = self.by_path.get(anc) {
+                for (conn, mode) in m {
+                    if *mode == Mode::PersistentRecursive && seen.insert(*conn) {
+                        out.push(*conn);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A watch event to send to one connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub conn: ConnId,
+    pub event: EventType,
+    pub path: String,
+}
+
+#[derive(Default, Debug)]
+pub struct WatchRegistry {
+    data: Table,
+    child: Table,
+    /// conn -> paths it watches in either table, for cleanup on close.
+    by_conn: HashMap<ConnId, BTreeMap<String, ()>>,
+}
+
+impl WatchRegistry {
+    pub fn add(&mut self, kind: WatchKind, path: &str, conn: ConnId) {
+        match kind {
+            WatchKind::Data => self.data.add(path, conn, Mode::Standard),
+            WatchKind::Child => self.child.add(path, conn, Mode::Standard),
+        }
+        self.by_conn.entry(conn).or_default().insert(path.to_string(), ());
+    }
+
+    /// `addWatch`: persistent (recursive or not) in both tables.
+    pub fn add_persistent(&mut self, path: &str, conn: ConnId, recursive: bool) {
+        let mode = if recursive { Mode::PersistentRecursive } else { Mode::Persistent };
+        self.data.add(path, conn, mode);
+        self.child.add(path, conn, mode);
+        self.by_conn.entry(conn).or_default().insert(path.to_string(), ());
+    }
+
+    /// Forgets every watch of a closed connection.
+    pub fn remove_conn(&mut self, conn: ConnId) {
+        if let Some(paths) = self.by_conn.remove(&conn) {
+            for p in paths.keys() {
+                self.data.remove(p, conn);
+                self.child.remove(p, conn);
+            }
+        }
+    }
+
+    /// removeWatches (`remove == true`) / checkWatches for watcher type
+    /// 1 children, 2 data, 3 any; NoWatcher when there is none.
+    pub fn remove_or_check(&mut self, path: &str, conn: ConnId, watcher_type: i32, remove: bool) -> ErrorCode {
+        let (d, c) = match watcher_type {
+            1 => (false, true),
+            2 => (true, false),
+            3 => (true, true),
+            _ => return ErrorCode::BadArguments,
+        };
+        let mut found = false;
+        for (want, table) in [(d, &mut self.data), (c, &mut self.child)] {
+            if want && table.contains(path, conn) {
+                found = true;
+                if remove {
+                    table.remove(path, conn);
+                }
+            }
+        }
+        if found {
+            ErrorCode::Ok
+        } else {
+            ErrorCode::NoWatcher
+        }
+    }
+
+    /// Turns an applied entry's triggers into notifications, in order.
+    pub fn fire(&mut self, triggers: &[Trigger], out: &mut Vec<Notification>) {
+        let mut conns = Vec::new();
+        for t in triggers {
+            let mut seen = HashSet::new();
+            conns.clear();
+            let event = match t.kind {
+                TriggerKind::Created => {
+                    self.data.trigger(&t.path, EventType::NodeCreated, &mut conns, &mut seen);
+                    EventType::NodeCreated
+                }
+                TriggerKind::DataChanged => {
+                    self.data.trigger(&t.path, EventType::NodeDataChanged, &mut conns, &mut seen);
+                    EventType::NodeDataChanged
+                }
+                TriggerKind::Deleted => {
+                    self.data.trigger(&t.path, EventType::NodeDeleted, &mut conns, &mut seen);
+                    self.child.trigger(&t.path, EventType::NodeDeleted, &mut conns, &mut seen);
+                    EventType::NodeDeleted
+                }
+                TriggerKind::ChildrenChanged => {
+                    self.child.trigger(&t.path, EventType::NodeChildrenChanged, &mut conns, &mut seen);
+                    EventType::NodeChildrenChanged
+                }
+            };
+            for &conn in &conns {
+                out.push(Notification { conn, event, path: t.path.clone() });
+            }
+        }
+    }
+
+    /// Total watches (path, connection) in both tables.
+    pub fn count(&self) -> usize {
+        self.data.by_path.values().map(HashMap::len).sum::<usize>()
+            + self.child.by_path.values().map(HashMap::len).sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trig(kind: TriggerKind, path: &str) -> Trigger {
+        Trigger { kind, path: path.into() }
+    }
+
+    #[test]
+    fn standard_watches_fire_once() {
+        let mut w = WatchRegistry::default();
+        w.add(WatchKind::Data, "/a", 1);
+        let mut out = Vec::new();
+        w.fire(&[trig(TriggerKind::DataChanged, "/a")], &mut out);
+        w.fire(&[trig(TriggerKind::DataChanged, "/a")], &mut out);
+        assert_eq!(out, vec![Notification { conn: 1, event: EventType::NodeDataChanged, path: "/a".into() }]);
+    }
+
+    #[test]
+    fn delete_notifies_a_connection_once() {
+        let mut w = WatchRegistry::default();
+        w.add(WatchKind::Data, "/a", 1);
+        w.add(WatchKind::Child, "/a", 1);
+        let mut out = Vec::new();
+        w.fire(&[trig(TriggerKind::Deleted, "/a")], &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(w.count(), 0);
+    }
+
+    #[test]
+    fn recursive_watches_see_descendants_but_not_child_events() {
+        let mut w = WatchRegistry::default();
+        w.add_persistent("/a", 7, true);
+        let mut out = Vec::new();
+        w.fire(&[trig(TriggerKind::Created, "/a/b/c"), trig(TriggerKind::ChildrenChanged, "/a/b")], &mut out);
+        w.fire(&[trig(TriggerKind::ChildrenChanged, "/a")], &mut out);
+        assert_eq!(out, vec![Notification { conn: 7, event: EventType::NodeCreated, path: "/a/b/c".into() }]);
+        assert_eq!(w.count(), 2, "persistent watches stay");
+    }
+
+    #[test]
+    fn persistent_watch_sees_child_events_and_stays() {
+        let mut w = WatchRegistry::default();
+        w.add_persistent("/a", 7, false);
+        let mut out = Vec::new();
+        w.fire(&[trig(TriggerKind::ChildrenChanged, "/a"), trig(TriggerKind::Created, "/a/b")], &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].event, EventType::NodeChildrenChanged);
+    }
+
+    #[test]
+    fn remove_and_check() {
+        let mut w = WatchRegistry::default();
+        w.add(WatchKind::Child, "/a", 1);
+        assert_eq!(w.remove_or_check("/a", 1, 2, false), ErrorCode::NoWatcher);
+        assert_eq!(w.remove_or_check("/a", 1, 3, false), ErrorCode::Ok);
+        assert_eq!(w.remove_or_check("/a", 1, 1, true), ErrorCode::Ok);
+        assert_eq!(w.count(), 0);
+        w.add(WatchKind::Data, "/b", 2);
+        w.remove_conn(2);
+        assert_eq!(w.count(), 0);
+    }
+}
