@@ -1,1 +1,603 @@
-//! placeholder
+//! The replica core, sans-IO: a struct fed inputs (a client connected, a
+//! request frame arrived, a connection closed, time passed) that returns
+//! outputs (frames to send, connections to close). It owns the Raft
+//! `RawNode`, the state machine, the watch registry, the session liveness
+//! table and every connection's FIFO queue. It reads no clock and no
+//! random source of its own: time arrives with each input and randomness
+//! comes from a seeded generator, so a test can replay it exactly.
+//!
+//! Not owned here: sockets, framing, config files (the `server` crate).
+//!
+//! Storage: until the durable-storage issue lands, the Raft log lives in
+//! raft's `MemStorage`; persistence then becomes an output like sending.
+//!
+//! Invariants: the requests of one connection complete in the order they
+//! arrived (reads wait behind that connection's earlier writes); watch
+//! notifications caused by an entry are emitted before any reply that
+//! follows it; a zxid is the Raft index of the entry that made the change.
+
+use std::collections::{HashMap, VecDeque};
+
+use proto::frame::{finish_frame, start_frame};
+use proto::{
+    ConnectRequest, ConnectResponse, ErrorCode, Id, Jute, KeeperState, OpCode, ReplyHeader, Request, WatcherEvent,
+    Xid,
+};
+use rand::{Rng, SeedableRng};
+use raft::prelude::{ConfState, Entry as RaftEntry, EntryType};
+use raft::storage::MemStorage;
+use raft::RawNode;
+use tree::watches::{Notification, WatchKind};
+use tree::{acl, Applied, ConnId, Entry, EntryKind, Reply, SessionEffect, StateMachine, TreeConfig, WatchRegistry};
+
+/// Settings of one replica, from zoo.cfg.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// `myid` (1 for a standalone server).
+    pub server_id: u64,
+    /// `tickTime`: one Raft tick.
+    pub tick_ms: u64,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    /// `znode.container.checkIntervalMs`.
+    pub container_check_interval_ms: i64,
+    /// `superDigest`: "super:<base64 sha1>", matched at addauth.
+    pub super_digest: Option<String>,
+    pub tree: TreeConfig,
+    /// Seeds session passwords and election jitter.
+    pub seed: u64,
+}
+
+/// What the driver must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Send one complete frame (length prefix included) to a connection.
+    Send { conn: ConnId, frame: Vec<u8> },
+    /// Close a connection once what was sent before is written.
+    Close { conn: ConnId, reason: &'static str },
+}
+
+/// A request waiting in a connection's FIFO queue.
+#[derive(Debug)]
+enum Pending {
+    /// Proposed; completes when its entry is applied.
+    Write { xid: i32 },
+    /// Served once every earlier write of the connection has applied.
+    Read { xid: i32, req: Request },
+}
+
+#[derive(Debug)]
+struct Conn {
+    /// 0 until the session is established.
+    session_id: i64,
+    /// The negotiated timeout, answered on connect.
+    timeout_ms: i32,
+    /// ip plus identities added by `addauth`; ACL checks use them.
+    auth: Vec<Id>,
+    queue: VecDeque<Pending>,
+}
+
+/// Liveness of a session, tracked where it is connected.
+#[derive(Debug)]
+struct Liveness {
+    timeout_ms: i64,
+    last_heard_ms: i64,
+    /// An expiry entry is already proposed.
+    expiring: bool,
+}
+
+pub struct Node {
+    cfg: NodeConfig,
+    raw: RawNode<MemStorage>,
+    sm: StateMachine,
+    watches: WatchRegistry,
+    conns: HashMap<ConnId, Conn>,
+    /// Which local connection currently speaks for a session.
+    session_conn: HashMap<i64, ConnId>,
+    liveness: HashMap<i64, Liveness>,
+    outputs: Vec<Output>,
+    rng: rand::rngs::StdRng,
+    now_ms: i64,
+    last_raft_tick_ms: i64,
+    last_container_check_ms: i64,
+    /// Scratch buffer for notifications of one applied entry.
+    notes: Vec<Notification>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("raft: {0}")]
+    Raft(#[from] raft::Error),
+}
+
+impl Node {
+    /// A one-voter Raft group that elects itself at once.
+    pub fn new_standalone(cfg: NodeConfig, now_ms: i64) -> Result<Node, NodeError> {
+        let storage = MemStorage::new_with_conf_state(ConfState::from((vec![cfg.server_id], vec![])));
+        let rc = raft::Config {
+            id: cfg.server_id,
+            election_tick: 10,
+            heartbeat_tick: 1,
+            // One value, not a range: raft-rs would draw from thread_rng.
+            min_election_tick: 10,
+            max_election_tick: 11,
+            pre_vote: true,
+            check_quorum: true,
+            ..Default::default()
+        };
+        rc.validate()?;
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let mut raw = RawNode::new(&rc, storage, &logger)?;
+        raw.campaign()?;
+        let mut node = Node {
+            rng: rand::rngs::StdRng::seed_from_u64(cfg.seed),
+            sm: StateMachine::new(cfg.tree),
+            cfg,
+            raw,
+            watches: WatchRegistry::default(),
+            conns: HashMap::new(),
+            session_conn: HashMap::new(),
+            liveness: HashMap::new(),
+            outputs: Vec::new(),
+            now_ms,
+            last_raft_tick_ms: now_ms,
+            last_container_check_ms: now_ms,
+            notes: Vec::new(),
+        };
+        node.flush();
+        Ok(node)
+    }
+
+    pub fn last_zxid(&self) -> i64 {
+        self.sm.last_zxid()
+    }
+
+    pub fn state(&self) -> &StateMachine {
+        &self.sm
+    }
+
+    pub fn watch_count(&self) -> usize {
+        self.watches.count()
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raw.raft.state == raft::StateRole::Leader
+    }
+
+    /// Hands over what the driver must do, in order.
+    pub fn take_outputs(&mut self) -> Vec<Output> {
+        std::mem::take(&mut self.outputs)
+    }
+
+    /// A client sent its ConnectRequest. `ip` becomes its ("ip", addr) identity.
+    pub fn connect(&mut self, conn: ConnId, req: ConnectRequest, ip: String, now_ms: i64) {
+        self.now_ms = now_ms;
+        if req.last_zxid_seen > self.sm.last_zxid() {
+            // ZooKeeper refuses a client that has seen a newer state than ours.
+            self.outputs.push(Output::Close { conn, reason: "client has seen a zxid newer than this server's" });
+            return;
+        }
+        let timeout_ms = req.timeout_ms.clamp(self.cfg.min_session_timeout_ms, self.cfg.max_session_timeout_ms);
+        let auth = vec![Id { scheme: "ip".into(), id: ip }];
+        self.conns.insert(conn, Conn { session_id: 0, timeout_ms, auth, queue: VecDeque::new() });
+        if req.session_id == 0 {
+            let mut passwd = vec![0u8; 16];
+            self.rng.fill(&mut passwd[..]);
+            self.propose(Entry {
+                time_ms: now_ms,
+                session_id: 0,
+                xid: 0,
+                server_id: self.cfg.server_id,
+                conn,
+                kind: EntryKind::CreateSession { timeout_ms, passwd },
+            });
+            return;
+        }
+        let valid = self.sm.sessions.get(&req.session_id).is_some_and(|s| Some(&s.passwd) == req.passwd.as_ref());
+        if !valid {
+            // As ZooKeeper: a zero session in the response tells the client it expired.
+            let resp = ConnectResponse { passwd: Some(vec![0; 16]), ..Default::default() };
+            self.send_record(conn, &resp);
+            self.outputs.push(Output::Close { conn, reason: "session expired or wrong password" });
+            self.conns.remove(&conn);
+            return;
+        }
+        self.attach(conn, req.session_id, timeout_ms, req.passwd.unwrap_or_default());
+    }
+
+    /// Binds a connection to an established session and answers it.
+    fn attach(&mut self, conn: ConnId, session_id: i64, timeout_ms: i32, passwd: Vec<u8>) {
+        if let Some(old) = self.session_conn.insert(session_id, conn) {
+            if old != conn {
+                self.drop_conn(old);
+                self.outputs.push(Output::Close { conn: old, reason: "session moved to another connection" });
+            }
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.session_id = session_id;
+        }
+        let session_timeout = self.sm.sessions.get(&session_id).map_or(timeout_ms, |s| s.timeout_ms);
+        let l = self.liveness.entry(session_id).or_insert(Liveness {
+            timeout_ms: session_timeout as i64,
+            last_heard_ms: self.now_ms,
+            expiring: false,
+        });
+        l.last_heard_ms = self.now_ms;
+        let resp = ConnectResponse { protocol_version: 0, timeout_ms, session_id, passwd: Some(passwd), read_only: false };
+        self.send_record(conn, &resp);
+    }
+
+    /// The connection is gone (socket closed or failed). Its session lives
+    /// on until it expires.
+    pub fn disconnect(&mut self, conn: ConnId) {
+        self.drop_conn(conn);
+    }
+
+    fn drop_conn(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.remove(&conn) {
+            if self.session_conn.get(&c.session_id) == Some(&conn) {
+                self.session_conn.remove(&c.session_id);
+            }
+        }
+        self.watches.remove_conn(conn);
+    }
+
+    /// A request frame arrived on an established connection. An
+    /// undecodable one closes the connection.
+    pub fn request(&mut self, conn: ConnId, xid: i32, op: i32, body: &[u8], now_ms: i64) {
+        self.now_ms = now_ms;
+        let Some(c) = self.conns.get(&conn) else { return };
+        let session_id = c.session_id;
+        if session_id == 0 {
+            self.outputs.push(Output::Close { conn, reason: "request before the session was established" });
+            self.drop_conn(conn);
+            return;
+        }
+        if let Some(l) = self.liveness.get_mut(&session_id) {
+            l.last_heard_ms = now_ms;
+        }
+        let Some(req) = OpCode::from_code(op).and_then(|op| Request::decode(op, body).ok()) else {
+            self.outputs.push(Output::Close { conn, reason: "malformed or unknown request" });
+            self.drop_conn(conn);
+            return;
+        };
+        if let Request::Auth(a) = &req {
+            self.auth(conn, a.scheme.clone(), a.auth.clone().unwrap_or_default());
+            return;
+        }
+        if req.is_write() {
+            let c = self.conns.get_mut(&conn).expect("checked above");
+            c.queue.push_back(Pending::Write { xid });
+            let auth = c.auth.clone();
+            let kind = match req {
+                Request::CloseSession => EntryKind::CloseSession { expired: false },
+                _ => EntryKind::Request { op: req.op(), body: body.to_vec(), auth },
+            };
+            self.propose(Entry { time_ms: now_ms, session_id, xid, server_id: self.cfg.server_id, conn, kind });
+            return;
+        }
+        let c = self.conns.get_mut(&conn).expect("checked above");
+        if c.queue.is_empty() {
+            self.serve_read(conn, xid, &req);
+        } else {
+            c.queue.push_back(Pending::Read { xid, req });
+        }
+    }
+
+    /// addauth: digest identities are added; any other scheme fails and
+    /// closes the connection, as ZooKeeper.
+    fn auth(&mut self, conn: ConnId, scheme: String, auth: Vec<u8>) {
+        let zxid = self.sm.last_zxid();
+        if scheme != "digest" {
+            self.send_reply(conn, Xid::AUTH, zxid, ErrorCode::AuthFailed, &Reply::Empty);
+            self.outputs.push(Output::Close { conn, reason: "authentication failed" });
+            self.drop_conn(conn);
+            return;
+        }
+        let id = acl::digest(&String::from_utf8_lossy(&auth));
+        let is_super = self.cfg.super_digest.as_deref() == Some(id.as_str());
+        if let Some(c) = self.conns.get_mut(&conn) {
+            let mut add = |i: Id| {
+                if !c.auth.contains(&i) {
+                    c.auth.push(i)
+                }
+            };
+            if is_super {
+                add(Id { scheme: "super".into(), id: String::new() });
+            }
+            add(Id { scheme: "digest".into(), id });
+        }
+        self.send_reply(conn, Xid::AUTH, zxid, ErrorCode::Ok, &Reply::Empty);
+    }
+
+    fn serve_read(&mut self, conn: ConnId, xid: i32, req: &Request) {
+        let zxid = self.sm.last_zxid();
+        let Some(c) = self.conns.get(&conn) else { return };
+        let session_id = c.session_id;
+        let reply = match req {
+            Request::Ping => Reply::Empty,
+            Request::SetWatches(sw) => {
+                // Events for what changed since the client's zxid first, then the reply.
+                let tree = &self.sm.tree;
+                let mut notes = Vec::new();
+                let mut note = |event, path: &String| notes.push(Notification { conn, event, path: path.clone() });
+                for p in &sw.data_watches {
+                    match tree.get(p) {
+                        None => note(proto::EventType::NodeDeleted, p),
+                        Some(n) if n.stat.mzxid > sw.relative_zxid => note(proto::EventType::NodeDataChanged, p),
+                        Some(_) => self.watches.add(WatchKind::Data, p, conn),
+                    }
+                }
+                for p in &sw.exist_watches {
+                    match tree.get(p) {
+                        Some(_) => note(proto::EventType::NodeCreated, p),
+                        None => self.watches.add(WatchKind::Data, p, conn),
+                    }
+                }
+                for p in &sw.child_watches {
+                    match tree.get(p) {
+                        None => note(proto::EventType::NodeDeleted, p),
+                        Some(n) if n.stat.pzxid > sw.relative_zxid => note(proto::EventType::NodeChildrenChanged, p),
+                        Some(_) => self.watches.add(WatchKind::Child, p, conn),
+                    }
+                }
+                for p in &sw.persistent_watches {
+                    self.watches.add_persistent(p, conn, false);
+                }
+                for p in &sw.persistent_recursive_watches {
+                    self.watches.add_persistent(p, conn, true);
+                }
+                for n in notes {
+                    self.send_notification(&n);
+                }
+                Reply::Empty
+            }
+            Request::AddWatch(a) => match a.mode {
+                0 | 1 => {
+                    self.watches.add_persistent(&a.path, conn, a.mode == 1);
+                    Reply::Empty
+                }
+                _ => Reply::Err(ErrorCode::BadArguments),
+            },
+            Request::RemoveWatches(r) => match self.watches.remove_or_check(&r.path, conn, r.watcher_type, true) {
+                ErrorCode::Ok => Reply::Empty,
+                e => Reply::Err(e),
+            },
+            Request::CheckWatches(r) => match self.watches.remove_or_check(&r.path, conn, r.watcher_type, false) {
+                ErrorCode::Ok => Reply::Empty,
+                e => Reply::Err(e),
+            },
+            _ => {
+                let r = self.sm.read(req, session_id, &c.auth);
+                if let Some((kind, path)) = r.watch {
+                    self.watches.add(kind, &path, conn);
+                }
+                r.reply
+            }
+        };
+        self.send_reply(conn, xid, zxid, reply.err(), &reply);
+    }
+
+    /// Time passed: Raft ticks, session expiry, container/TTL checks.
+    pub fn tick(&mut self, now_ms: i64) {
+        self.now_ms = now_ms;
+        while now_ms - self.last_raft_tick_ms >= self.cfg.tick_ms as i64 {
+            self.last_raft_tick_ms += self.cfg.tick_ms as i64;
+            self.raw.tick();
+        }
+        if !self.is_leader() {
+            return;
+        }
+        let mut expired: Vec<i64> = self
+            .liveness
+            .iter_mut()
+            .filter(|(_, l)| !l.expiring && now_ms - l.last_heard_ms > l.timeout_ms)
+            .map(|(sid, l)| {
+                l.expiring = true;
+                *sid
+            })
+            .collect();
+        expired.sort_unstable();
+        for session_id in expired {
+            self.propose(Entry {
+                time_ms: now_ms,
+                session_id,
+                xid: 0,
+                server_id: self.cfg.server_id,
+                conn: 0,
+                kind: EntryKind::CloseSession { expired: true },
+            });
+        }
+        if now_ms - self.last_container_check_ms >= self.cfg.container_check_interval_ms {
+            self.last_container_check_ms = now_ms;
+            self.propose_reap(now_ms);
+        }
+    }
+
+    /// Proposes removal of containers and TTL nodes that qualify now;
+    /// apply checks again, so a stale candidate is harmless.
+    fn propose_reap(&mut self, now_ms: i64) {
+        let tree = &self.sm.tree;
+        let mut paths: Vec<String> = tree
+            .containers()
+            .filter(|p| tree.get(p).is_some_and(|n| n.children.is_empty() && n.stat.cversion > 0))
+            .map(str::to_string)
+            .collect();
+        paths.extend(
+            tree.ttls()
+                .filter(|p| {
+                    tree.get(p).is_some_and(|n| {
+                        let ttl = n.stat.ephemeral_owner & tree::datatree::MAX_TTL_MS;
+                        n.children.is_empty() && now_ms - n.stat.mtime > ttl
+                    })
+                })
+                .map(str::to_string),
+        );
+        if !paths.is_empty() {
+            self.propose(Entry {
+                time_ms: now_ms,
+                session_id: 0,
+                xid: 0,
+                server_id: self.cfg.server_id,
+                conn: 0,
+                kind: EntryKind::Reap { paths },
+            });
+        }
+    }
+
+    fn propose(&mut self, e: Entry) {
+        if let Err(err) = self.raw.propose(vec![], e.encode()) {
+            // No leader: the client must retry elsewhere.
+            let conn = e.conn;
+            tracing::warn!(%err, "proposal dropped");
+            if conn != 0 {
+                self.outputs.push(Output::Close { conn, reason: "no leader to accept the write" });
+                self.drop_conn(conn);
+            }
+        }
+    }
+
+    /// Runs the Raft hand-off until nothing is ready: persist, send, apply,
+    /// advance. Call after a batch of inputs.
+    pub fn flush(&mut self) {
+        while self.raw.has_ready() {
+            let mut ready = self.raw.ready();
+            // Messages to peers: none in a one-voter group (ensemble issue).
+            let _ = ready.take_messages();
+            // Entries committed earlier are applied before new ones are appended:
+            // Raft hands them over in index order.
+            let committed = ready.take_committed_entries();
+            self.apply_all(committed);
+            // Persist new entries and hard state before advancing: a write is
+            // acknowledged only after its entry is stored.
+            if !ready.entries().is_empty() {
+                self.raw.mut_store().wl().append(ready.entries()).expect("in-memory append");
+            }
+            if let Some(hs) = ready.hs() {
+                self.raw.mut_store().wl().set_hardstate(hs.clone());
+            }
+            let _ = ready.take_persisted_messages();
+            let mut light = self.raw.advance(ready);
+            if let Some(commit) = light.commit_index() {
+                self.raw.mut_store().wl().mut_hard_state().set_commit(commit);
+            }
+            let _ = light.take_messages();
+            let committed = light.take_committed_entries();
+            self.apply_all(committed);
+            self.raw.advance_apply();
+        }
+    }
+
+    fn apply_all(&mut self, entries: Vec<RaftEntry>) {
+        for e in entries {
+            let zxid = e.index as i64;
+            if e.data.is_empty() || e.get_entry_type() != EntryType::EntryNormal {
+                // The leader's no-op at election, or a membership change.
+                self.sm.skip(zxid);
+                continue;
+            }
+            let entry = Entry::decode(&e.data).expect("a committed entry this build wrote must decode");
+            let applied = self.sm.apply(zxid, &entry);
+            self.after_apply(zxid, &entry, applied);
+        }
+    }
+
+    fn after_apply(&mut self, zxid: i64, entry: &Entry, applied: Applied) {
+        // Watch events first: a client must see the event before the reply
+        // to any later request (programmer's guide, "ZooKeeper Watches").
+        self.notes.clear();
+        let mut notes = std::mem::take(&mut self.notes);
+        self.watches.fire(&applied.triggers, &mut notes);
+        for n in &notes {
+            self.send_notification(n);
+        }
+        self.notes = notes;
+
+        match &applied.session {
+            Some(SessionEffect::Created { session_id, timeout_ms, passwd }) => {
+                self.liveness.insert(
+                    *session_id,
+                    Liveness { timeout_ms: *timeout_ms as i64, last_heard_ms: self.now_ms, expiring: false },
+                );
+                if entry.server_id == self.cfg.server_id && self.conns.contains_key(&entry.conn) {
+                    let negotiated = self.conns[&entry.conn].timeout_ms;
+                    self.attach(entry.conn, *session_id, negotiated, passwd.clone());
+                }
+                return;
+            }
+            Some(SessionEffect::Closed { session_id, expired }) => {
+                self.liveness.remove(session_id);
+                if let Some(conn) = self.session_conn.get(session_id).copied() {
+                    if !*expired && entry.conn == conn && entry.server_id == self.cfg.server_id {
+                        self.complete_write(conn, entry.xid, zxid, &Reply::Empty);
+                    }
+                    let reason = if *expired { "session expired" } else { "session closed by the client" };
+                    self.outputs.push(Output::Close { conn, reason });
+                    self.drop_conn(conn);
+                }
+                return;
+            }
+            None => {}
+        }
+        if entry.server_id == self.cfg.server_id && entry.conn != 0 {
+            if let Some(reply) = &applied.reply {
+                self.complete_write(entry.conn, entry.xid, zxid, reply);
+            }
+        }
+    }
+
+    /// Answers the write at the head of the connection's queue, then every
+    /// read queued behind it up to the next write.
+    fn complete_write(&mut self, conn: ConnId, xid: i32, zxid: i64, reply: &Reply) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        match c.queue.pop_front() {
+            Some(Pending::Write { xid: head }) => assert_eq!(head, xid, "writes of a connection apply in order"),
+            other => panic!("applied a write the connection was not waiting for: {other:?}"),
+        }
+        self.send_reply(conn, xid, zxid, reply.err(), reply);
+        loop {
+            let Some(c) = self.conns.get_mut(&conn) else { return };
+            match c.queue.front() {
+                Some(Pending::Read { .. }) => {
+                    let Some(Pending::Read { xid, req }) = c.queue.pop_front() else { unreachable!() };
+                    self.serve_read(conn, xid, &req);
+                }
+                _ => return,
+            }
+        }
+    }
+
+    fn send_record<R: Jute>(&mut self, conn: ConnId, r: &R) {
+        let mut w = Vec::with_capacity(64);
+        let at = start_frame(&mut w);
+        r.write(&mut w);
+        finish_frame(&mut w, at);
+        self.outputs.push(Output::Send { conn, frame: w });
+    }
+
+    fn send_reply(&mut self, conn: ConnId, xid: i32, zxid: i64, err: ErrorCode, reply: &Reply) {
+        let mut w = Vec::with_capacity(64);
+        let at = start_frame(&mut w);
+        ReplyHeader { xid, zxid, err: err.code() }.write(&mut w);
+        reply.encode(&mut w);
+        finish_frame(&mut w, at);
+        self.outputs.push(Output::Send { conn, frame: w });
+    }
+
+    fn send_notification(&mut self, n: &Notification) {
+        let mut w = Vec::with_capacity(32 + n.path.len());
+        let at = start_frame(&mut w);
+        ReplyHeader { xid: Xid::NOTIFICATION, zxid: -1, err: 0 }.write(&mut w);
+        WatcherEvent { event_type: n.event.code(), state: KeeperState::SyncConnected.code(), path: n.path.clone() }
+            .write(&mut w);
+        finish_frame(&mut w, at);
+        self.outputs.push(Output::Send { conn: n.conn, frame: w });
+    }
+}
+
+#[cfg(test)]
+mod tests;
