@@ -20,15 +20,18 @@ use std::collections::{HashMap, VecDeque};
 
 use proto::frame::{finish_frame, start_frame};
 use proto::{
-    ConnectRequest, ConnectResponse, ErrorCode, Id, Jute, KeeperState, OpCode, ReplyHeader, Request, WatcherEvent,
-    Xid,
+    ConnectRequest, ConnectResponse, ErrorCode, Id, Jute, KeeperState, OpCode, ReplyHeader,
+    Request, WatcherEvent, Xid,
 };
-use rand::{Rng, SeedableRng};
 use raft::prelude::{ConfState, Entry as RaftEntry, EntryType};
 use raft::storage::MemStorage;
 use raft::RawNode;
+use rand::{Rng, SeedableRng};
 use tree::watches::{Notification, WatchKind};
-use tree::{acl, Applied, ConnId, Entry, EntryKind, Reply, SessionEffect, StateMachine, TreeConfig, WatchRegistry};
+use tree::{
+    acl, Applied, ConnId, Entry, EntryKind, Reply, SessionEffect, StateMachine, TreeConfig,
+    WatchRegistry,
+};
 
 /// Settings of one replica, from zoo.cfg.
 #[derive(Debug, Clone)]
@@ -113,7 +116,8 @@ pub enum NodeError {
 impl Node {
     /// A one-voter Raft group that elects itself at once.
     pub fn new_standalone(cfg: NodeConfig, now_ms: i64) -> Result<Node, NodeError> {
-        let storage = MemStorage::new_with_conf_state(ConfState::from((vec![cfg.server_id], vec![])));
+        let storage =
+            MemStorage::new_with_conf_state(ConfState::from((vec![cfg.server_id], vec![])));
         let rc = raft::Config {
             id: cfg.server_id,
             election_tick: 10,
@@ -178,12 +182,29 @@ impl Node {
         self.now_ms = now_ms;
         if req.last_zxid_seen > self.sm.last_zxid() {
             // ZooKeeper refuses a client that has seen a newer state than ours.
-            self.outputs.push(Output::Close { conn, reason: "client has seen a zxid newer than this server's" });
+            self.outputs.push(Output::Close {
+                conn,
+                reason: "client has seen a zxid newer than this server's",
+            });
             return;
         }
-        let timeout_ms = req.timeout_ms.clamp(self.cfg.min_session_timeout_ms, self.cfg.max_session_timeout_ms);
-        let auth = vec![Id { scheme: "ip".into(), id: ip }];
-        self.conns.insert(conn, Conn { session_id: 0, timeout_ms, auth, queue: VecDeque::new() });
+        let timeout_ms = req.timeout_ms.clamp(
+            self.cfg.min_session_timeout_ms,
+            self.cfg.max_session_timeout_ms,
+        );
+        let auth = vec![Id {
+            scheme: "ip".into(),
+            id: ip,
+        }];
+        self.conns.insert(
+            conn,
+            Conn {
+                session_id: 0,
+                timeout_ms,
+                auth,
+                queue: VecDeque::new(),
+            },
+        );
         if req.session_id == 0 {
             let mut passwd = vec![0u8; 16];
             self.rng.fill(&mut passwd[..]);
@@ -197,16 +218,31 @@ impl Node {
             });
             return;
         }
-        let valid = self.sm.sessions.get(&req.session_id).is_some_and(|s| Some(&s.passwd) == req.passwd.as_ref());
+        let valid = self
+            .sm
+            .sessions
+            .get(&req.session_id)
+            .is_some_and(|s| Some(&s.passwd) == req.passwd.as_ref());
         if !valid {
             // As ZooKeeper: a zero session in the response tells the client it expired.
-            let resp = ConnectResponse { passwd: Some(vec![0; 16]), ..Default::default() };
+            let resp = ConnectResponse {
+                passwd: Some(vec![0; 16]),
+                ..Default::default()
+            };
             self.send_record(conn, &resp);
-            self.outputs.push(Output::Close { conn, reason: "session expired or wrong password" });
+            self.outputs.push(Output::Close {
+                conn,
+                reason: "session expired or wrong password",
+            });
             self.conns.remove(&conn);
             return;
         }
-        self.attach(conn, req.session_id, timeout_ms, req.passwd.unwrap_or_default());
+        self.attach(
+            conn,
+            req.session_id,
+            timeout_ms,
+            req.passwd.unwrap_or_default(),
+        );
     }
 
     /// Binds a connection to an established session and answers it.
@@ -214,20 +250,33 @@ impl Node {
         if let Some(old) = self.session_conn.insert(session_id, conn) {
             if old != conn {
                 self.drop_conn(old);
-                self.outputs.push(Output::Close { conn: old, reason: "session moved to another connection" });
+                self.outputs.push(Output::Close {
+                    conn: old,
+                    reason: "session moved to another connection",
+                });
             }
         }
         if let Some(c) = self.conns.get_mut(&conn) {
             c.session_id = session_id;
         }
-        let session_timeout = self.sm.sessions.get(&session_id).map_or(timeout_ms, |s| s.timeout_ms);
+        let session_timeout = self
+            .sm
+            .sessions
+            .get(&session_id)
+            .map_or(timeout_ms, |s| s.timeout_ms);
         let l = self.liveness.entry(session_id).or_insert(Liveness {
             timeout_ms: session_timeout as i64,
             last_heard_ms: self.now_ms,
             expiring: false,
         });
         l.last_heard_ms = self.now_ms;
-        let resp = ConnectResponse { protocol_version: 0, timeout_ms, session_id, passwd: Some(passwd), read_only: false };
+        let resp = ConnectResponse {
+            protocol_version: 0,
+            timeout_ms,
+            session_id,
+            passwd: Some(passwd),
+            read_only: false,
+        };
         self.send_record(conn, &resp);
     }
 
@@ -250,10 +299,15 @@ impl Node {
     /// undecodable one closes the connection.
     pub fn request(&mut self, conn: ConnId, xid: i32, op: i32, body: &[u8], now_ms: i64) {
         self.now_ms = now_ms;
-        let Some(c) = self.conns.get(&conn) else { return };
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
         let session_id = c.session_id;
         if session_id == 0 {
-            self.outputs.push(Output::Close { conn, reason: "request before the session was established" });
+            self.outputs.push(Output::Close {
+                conn,
+                reason: "request before the session was established",
+            });
             self.drop_conn(conn);
             return;
         }
@@ -261,7 +315,10 @@ impl Node {
             l.last_heard_ms = now_ms;
         }
         let Some(req) = OpCode::from_code(op).and_then(|op| Request::decode(op, body).ok()) else {
-            self.outputs.push(Output::Close { conn, reason: "malformed or unknown request" });
+            self.outputs.push(Output::Close {
+                conn,
+                reason: "malformed or unknown request",
+            });
             self.drop_conn(conn);
             return;
         };
@@ -275,9 +332,20 @@ impl Node {
             let auth = c.auth.clone();
             let kind = match req {
                 Request::CloseSession => EntryKind::CloseSession { expired: false },
-                _ => EntryKind::Request { op: req.op(), body: body.to_vec(), auth },
+                _ => EntryKind::Request {
+                    op: req.op(),
+                    body: body.to_vec(),
+                    auth,
+                },
             };
-            self.propose(Entry { time_ms: now_ms, session_id, xid, server_id: self.cfg.server_id, conn, kind });
+            self.propose(Entry {
+                time_ms: now_ms,
+                session_id,
+                xid,
+                server_id: self.cfg.server_id,
+                conn,
+                kind,
+            });
             return;
         }
         let c = self.conns.get_mut(&conn).expect("checked above");
@@ -294,7 +362,10 @@ impl Node {
         let zxid = self.sm.last_zxid();
         if scheme != "digest" {
             self.send_reply(conn, Xid::AUTH, zxid, ErrorCode::AuthFailed, &Reply::Empty);
-            self.outputs.push(Output::Close { conn, reason: "authentication failed" });
+            self.outputs.push(Output::Close {
+                conn,
+                reason: "authentication failed",
+            });
             self.drop_conn(conn);
             return;
         }
@@ -307,16 +378,24 @@ impl Node {
                 }
             };
             if is_super {
-                add(Id { scheme: "super".into(), id: String::new() });
+                add(Id {
+                    scheme: "super".into(),
+                    id: String::new(),
+                });
             }
-            add(Id { scheme: "digest".into(), id });
+            add(Id {
+                scheme: "digest".into(),
+                id,
+            });
         }
         self.send_reply(conn, Xid::AUTH, zxid, ErrorCode::Ok, &Reply::Empty);
     }
 
     fn serve_read(&mut self, conn: ConnId, xid: i32, req: &Request) {
         let zxid = self.sm.last_zxid();
-        let Some(c) = self.conns.get(&conn) else { return };
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
         let session_id = c.session_id;
         let reply = match req {
             Request::Ping => Reply::Empty,
@@ -324,11 +403,19 @@ impl Node {
                 // Events for what changed since the client's zxid first, then the reply.
                 let tree = &self.sm.tree;
                 let mut notes = Vec::new();
-                let mut note = |event, path: &String| notes.push(Notification { conn, event, path: path.clone() });
+                let mut note = |event, path: &String| {
+                    notes.push(Notification {
+                        conn,
+                        event,
+                        path: path.clone(),
+                    })
+                };
                 for p in &sw.data_watches {
                     match tree.get(p) {
                         None => note(proto::EventType::NodeDeleted, p),
-                        Some(n) if n.stat.mzxid > sw.relative_zxid => note(proto::EventType::NodeDataChanged, p),
+                        Some(n) if n.stat.mzxid > sw.relative_zxid => {
+                            note(proto::EventType::NodeDataChanged, p)
+                        }
                         Some(_) => self.watches.add(WatchKind::Data, p, conn),
                     }
                 }
@@ -341,7 +428,9 @@ impl Node {
                 for p in &sw.child_watches {
                     match tree.get(p) {
                         None => note(proto::EventType::NodeDeleted, p),
-                        Some(n) if n.stat.pzxid > sw.relative_zxid => note(proto::EventType::NodeChildrenChanged, p),
+                        Some(n) if n.stat.pzxid > sw.relative_zxid => {
+                            note(proto::EventType::NodeChildrenChanged, p)
+                        }
                         Some(_) => self.watches.add(WatchKind::Child, p, conn),
                     }
                 }
@@ -359,18 +448,28 @@ impl Node {
             Request::AddWatch(a) => match a.mode {
                 0 | 1 => {
                     self.watches.add_persistent(&a.path, conn, a.mode == 1);
-                    Reply::Empty
+                    Reply::ErrorRecord
                 }
                 _ => Reply::Err(ErrorCode::BadArguments),
             },
-            Request::RemoveWatches(r) => match self.watches.remove_or_check(&r.path, conn, r.watcher_type, true) {
-                ErrorCode::Ok => Reply::Empty,
-                e => Reply::Err(e),
-            },
-            Request::CheckWatches(r) => match self.watches.remove_or_check(&r.path, conn, r.watcher_type, false) {
-                ErrorCode::Ok => Reply::Empty,
-                e => Reply::Err(e),
-            },
+            Request::RemoveWatches(r) => {
+                match self
+                    .watches
+                    .remove_or_check(&r.path, conn, r.watcher_type, true)
+                {
+                    ErrorCode::Ok => Reply::Empty,
+                    e => Reply::Err(e),
+                }
+            }
+            Request::CheckWatches(r) => {
+                match self
+                    .watches
+                    .remove_or_check(&r.path, conn, r.watcher_type, false)
+                {
+                    ErrorCode::Ok => Reply::Empty,
+                    e => Reply::Err(e),
+                }
+            }
             _ => {
                 let r = self.sm.read(req, session_id, &c.auth);
                 if let Some((kind, path)) = r.watch {
@@ -424,7 +523,10 @@ impl Node {
         let tree = &self.sm.tree;
         let mut paths: Vec<String> = tree
             .containers()
-            .filter(|p| tree.get(p).is_some_and(|n| n.children.is_empty() && n.stat.cversion > 0))
+            .filter(|p| {
+                tree.get(p)
+                    .is_some_and(|n| n.children.is_empty() && n.stat.cversion > 0)
+            })
             .map(str::to_string)
             .collect();
         paths.extend(
@@ -455,7 +557,10 @@ impl Node {
             let conn = e.conn;
             tracing::warn!(%err, "proposal dropped");
             if conn != 0 {
-                self.outputs.push(Output::Close { conn, reason: "no leader to accept the write" });
+                self.outputs.push(Output::Close {
+                    conn,
+                    reason: "no leader to accept the write",
+                });
                 self.drop_conn(conn);
             }
         }
@@ -475,7 +580,11 @@ impl Node {
             // Persist new entries and hard state before advancing: a write is
             // acknowledged only after its entry is stored.
             if !ready.entries().is_empty() {
-                self.raw.mut_store().wl().append(ready.entries()).expect("in-memory append");
+                self.raw
+                    .mut_store()
+                    .wl()
+                    .append(ready.entries())
+                    .expect("in-memory append");
             }
             if let Some(hs) = ready.hs() {
                 self.raw.mut_store().wl().set_hardstate(hs.clone());
@@ -483,7 +592,11 @@ impl Node {
             let _ = ready.take_persisted_messages();
             let mut light = self.raw.advance(ready);
             if let Some(commit) = light.commit_index() {
-                self.raw.mut_store().wl().mut_hard_state().set_commit(commit);
+                self.raw
+                    .mut_store()
+                    .wl()
+                    .mut_hard_state()
+                    .set_commit(commit);
             }
             let _ = light.take_messages();
             let committed = light.take_committed_entries();
@@ -500,7 +613,8 @@ impl Node {
                 self.sm.skip(zxid);
                 continue;
             }
-            let entry = Entry::decode(&e.data).expect("a committed entry this build wrote must decode");
+            let entry =
+                Entry::decode(&e.data).expect("a committed entry this build wrote must decode");
             let applied = self.sm.apply(zxid, &entry);
             self.after_apply(zxid, &entry, applied);
         }
@@ -518,10 +632,18 @@ impl Node {
         self.notes = notes;
 
         match &applied.session {
-            Some(SessionEffect::Created { session_id, timeout_ms, passwd }) => {
+            Some(SessionEffect::Created {
+                session_id,
+                timeout_ms,
+                passwd,
+            }) => {
                 self.liveness.insert(
                     *session_id,
-                    Liveness { timeout_ms: *timeout_ms as i64, last_heard_ms: self.now_ms, expiring: false },
+                    Liveness {
+                        timeout_ms: *timeout_ms as i64,
+                        last_heard_ms: self.now_ms,
+                        expiring: false,
+                    },
                 );
                 if entry.server_id == self.cfg.server_id && self.conns.contains_key(&entry.conn) {
                     let negotiated = self.conns[&entry.conn].timeout_ms;
@@ -529,13 +651,20 @@ impl Node {
                 }
                 return;
             }
-            Some(SessionEffect::Closed { session_id, expired }) => {
+            Some(SessionEffect::Closed {
+                session_id,
+                expired,
+            }) => {
                 self.liveness.remove(session_id);
                 if let Some(conn) = self.session_conn.get(session_id).copied() {
                     if !*expired && entry.conn == conn && entry.server_id == self.cfg.server_id {
                         self.complete_write(conn, entry.xid, zxid, &Reply::Empty);
                     }
-                    let reason = if *expired { "session expired" } else { "session closed by the client" };
+                    let reason = if *expired {
+                        "session expired"
+                    } else {
+                        "session closed by the client"
+                    };
                     self.outputs.push(Output::Close { conn, reason });
                     self.drop_conn(conn);
                 }
@@ -553,17 +682,25 @@ impl Node {
     /// Answers the write at the head of the connection's queue, then every
     /// read queued behind it up to the next write.
     fn complete_write(&mut self, conn: ConnId, xid: i32, zxid: i64, reply: &Reply) {
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         match c.queue.pop_front() {
-            Some(Pending::Write { xid: head }) => assert_eq!(head, xid, "writes of a connection apply in order"),
+            Some(Pending::Write { xid: head }) => {
+                assert_eq!(head, xid, "writes of a connection apply in order")
+            }
             other => panic!("applied a write the connection was not waiting for: {other:?}"),
         }
         self.send_reply(conn, xid, zxid, reply.err(), reply);
         loop {
-            let Some(c) = self.conns.get_mut(&conn) else { return };
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
             match c.queue.front() {
                 Some(Pending::Read { .. }) => {
-                    let Some(Pending::Read { xid, req }) = c.queue.pop_front() else { unreachable!() };
+                    let Some(Pending::Read { xid, req }) = c.queue.pop_front() else {
+                        unreachable!()
+                    };
                     self.serve_read(conn, xid, &req);
                 }
                 _ => return,
@@ -582,7 +719,12 @@ impl Node {
     fn send_reply(&mut self, conn: ConnId, xid: i32, zxid: i64, err: ErrorCode, reply: &Reply) {
         let mut w = Vec::with_capacity(64);
         let at = start_frame(&mut w);
-        ReplyHeader { xid, zxid, err: err.code() }.write(&mut w);
+        ReplyHeader {
+            xid,
+            zxid,
+            err: err.code(),
+        }
+        .write(&mut w);
         reply.encode(&mut w);
         finish_frame(&mut w, at);
         self.outputs.push(Output::Send { conn, frame: w });
@@ -591,11 +733,23 @@ impl Node {
     fn send_notification(&mut self, n: &Notification) {
         let mut w = Vec::with_capacity(32 + n.path.len());
         let at = start_frame(&mut w);
-        ReplyHeader { xid: Xid::NOTIFICATION, zxid: -1, err: 0 }.write(&mut w);
-        WatcherEvent { event_type: n.event.code(), state: KeeperState::SyncConnected.code(), path: n.path.clone() }
-            .write(&mut w);
+        ReplyHeader {
+            xid: Xid::NOTIFICATION,
+            zxid: -1,
+            err: 0,
+        }
+        .write(&mut w);
+        WatcherEvent {
+            event_type: n.event.code(),
+            state: KeeperState::SyncConnected.code(),
+            path: n.path.clone(),
+        }
+        .write(&mut w);
         finish_frame(&mut w, at);
-        self.outputs.push(Output::Send { conn: n.conn, frame: w });
+        self.outputs.push(Output::Send {
+            conn: n.conn,
+            frame: w,
+        });
     }
 }
 

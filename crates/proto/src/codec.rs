@@ -52,7 +52,10 @@ impl<'a> Reader<'a> {
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if self.remaining() < n {
-            return Err(DecodeError::Truncated { offset: self.pos, needed: n - self.remaining() });
+            return Err(DecodeError::Truncated {
+                offset: self.pos,
+                needed: n - self.remaining(),
+            });
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -90,7 +93,9 @@ impl<'a> Reader<'a> {
     pub fn string(&mut self) -> Result<String, DecodeError> {
         match self.bytes()? {
             None => Ok(String::new()),
-            Some(b) => std::str::from_utf8(b).map(str::to_owned).map_err(|_| DecodeError::BadUtf8),
+            Some(b) => std::str::from_utf8(b)
+                .map(str::to_owned)
+                .map_err(|_| DecodeError::BadUtf8),
         }
     }
 

@@ -23,7 +23,10 @@ pub fn frame_len(buf: &[u8], max_bytes: usize) -> Result<Option<usize>, FrameErr
         return Err(FrameError::Negative(len));
     }
     if len as usize > max_bytes {
-        return Err(FrameError::TooLarge { len: len as i64, max_bytes });
+        return Err(FrameError::TooLarge {
+            len: len as i64,
+            max_bytes,
+        });
     }
     if buf.len() < 4 + len as usize {
         return Ok(None);
@@ -56,8 +59,14 @@ mod tests {
 
     #[test]
     fn oversized_and_negative_frames_are_refused() {
-        assert!(matches!(frame_len(&[0, 0, 1, 0], 255), Err(FrameError::TooLarge { .. })));
-        assert_eq!(frame_len(&[0xff, 0xff, 0xff, 0xff], 255), Err(FrameError::Negative(-1)));
+        assert!(matches!(
+            frame_len(&[0, 0, 1, 0], 255),
+            Err(FrameError::TooLarge { .. })
+        ));
+        assert_eq!(
+            frame_len(&[0xff, 0xff, 0xff, 0xff], 255),
+            Err(FrameError::Negative(-1))
+        );
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub mod records;
 pub mod request;
 
 pub use codec::{DecodeError, Jute, Reader};
-pub use consts::{AddWatchMode, CreateMode, ErrorCode, EventType, KeeperState, OpCode, Perms, WatcherType, Xid};
+pub use consts::{
+    AddWatchMode, CreateMode, ErrorCode, EventType, KeeperState, OpCode, Perms, WatcherType, Xid,
+};
 pub use records::*;
 pub use request::{MultiOp, Request};

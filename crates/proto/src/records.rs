@@ -155,8 +155,19 @@ impl Jute for ConnectRequest {
         let timeout_ms = r.i32()?;
         let session_id = r.i64()?;
         let passwd = Jute::read(r)?;
-        let read_only = if r.remaining() > 0 { Some(r.bool()?) } else { None };
-        Ok(ConnectRequest { protocol_version, last_zxid_seen, timeout_ms, session_id, passwd, read_only })
+        let read_only = if r.remaining() > 0 {
+            Some(r.bool()?)
+        } else {
+            None
+        };
+        Ok(ConnectRequest {
+            protocol_version,
+            last_zxid_seen,
+            timeout_ms,
+            session_id,
+            passwd,
+            read_only,
+        })
     }
     fn write(&self, w: &mut Vec<u8>) {
         self.protocol_version.write(w);
@@ -202,7 +213,10 @@ mod tests {
         })
     }
     fn acl() -> impl Strategy<Value = Acl> {
-        (any::<i32>(), ".*", ".*").prop_map(|(perms, scheme, id)| Acl { perms, id: Id { scheme, id } })
+        (any::<i32>(), ".*", ".*").prop_map(|(perms, scheme, id)| Acl {
+            perms,
+            id: Id { scheme, id },
+        })
     }
     fn data() -> impl Strategy<Value = Option<Vec<u8>>> {
         proptest::option::of(proptest::collection::vec(any::<u8>(), 0..64))

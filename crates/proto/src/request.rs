@@ -71,7 +71,13 @@ fn create(op: OpCode, r: &mut Reader<'_>) -> Result<CreateTtlRequest, DecodeErro
         return CreateTtlRequest::read(r);
     }
     let c = CreateRequest::read(r)?;
-    Ok(CreateTtlRequest { path: c.path, data: c.data, acl: c.acl, flags: c.flags, ttl: -1 })
+    Ok(CreateTtlRequest {
+        path: c.path,
+        data: c.data,
+        acl: c.acl,
+        flags: c.flags,
+        ttl: -1,
+    })
 }
 
 impl CreateTtlRequest {
@@ -80,8 +86,13 @@ impl CreateTtlRequest {
         if op == OpCode::CreateTtl {
             self.write(w)
         } else {
-            CreateRequest { path: self.path.clone(), data: self.data.clone(), acl: self.acl.clone(), flags: self.flags }
-                .write(w)
+            CreateRequest {
+                path: self.path.clone(),
+                data: self.data.clone(),
+                acl: self.acl.clone(),
+                flags: self.flags,
+            }
+            .write(w)
         }
     }
 }
@@ -95,9 +106,10 @@ fn multi(r: &mut Reader<'_>, read: bool) -> Result<Vec<MultiOp>, DecodeError> {
         }
         let op = OpCode::from_code(h.op).ok_or(DecodeError::UnknownOpCode(h.op))?;
         let m = match (read, op) {
-            (false, OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl) => {
-                MultiOp::Create(op, create(op, r)?)
-            }
+            (
+                false,
+                OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl,
+            ) => MultiOp::Create(op, create(op, r)?),
             (false, OpCode::Delete) => MultiOp::Delete(Jute::read(r)?),
             (false, OpCode::SetData) => MultiOp::SetData(Jute::read(r)?),
             (false, OpCode::Check) => MultiOp::Check(Jute::read(r)?),
@@ -111,7 +123,12 @@ fn multi(r: &mut Reader<'_>, read: bool) -> Result<Vec<MultiOp>, DecodeError> {
 
 fn write_multi(ops: &[MultiOp], w: &mut Vec<u8>) {
     for m in ops {
-        MultiHeader { op: m.op().code(), done: false, err: -1 }.write(w);
+        MultiHeader {
+            op: m.op().code(),
+            done: false,
+            err: -1,
+        }
+        .write(w);
         match m {
             MultiOp::Create(op, c) => c.write_as(*op, w),
             MultiOp::Delete(d) | MultiOp::Check(d) => d.write(w),
@@ -119,7 +136,12 @@ fn write_multi(ops: &[MultiOp], w: &mut Vec<u8>) {
             MultiOp::GetChildren(p) | MultiOp::GetData(p) => p.write(w),
         }
     }
-    MultiHeader { op: -1, done: true, err: -1 }.write(w);
+    MultiHeader {
+        op: -1,
+        done: true,
+        err: -1,
+    }
+    .write(w);
 }
 
 impl Request {
@@ -209,11 +231,15 @@ impl Request {
         match self {
             Request::Create(op, c) => c.write_as(*op, w),
             Request::Delete(r) | Request::Check(r) => r.write(w),
-            Request::Exists(r) | Request::GetData(r) | Request::GetChildren(r) | Request::GetChildren2(r) => r.write(w),
+            Request::Exists(r)
+            | Request::GetData(r)
+            | Request::GetChildren(r)
+            | Request::GetChildren2(r) => r.write(w),
             Request::SetData(r) => r.write(w),
-            Request::GetAcl(r) | Request::Sync(r) | Request::GetEphemerals(r) | Request::GetAllChildrenNumber(r) => {
-                r.write(w)
-            }
+            Request::GetAcl(r)
+            | Request::Sync(r)
+            | Request::GetEphemerals(r)
+            | Request::GetAllChildrenNumber(r) => r.write(w),
             Request::SetAcl(r) => r.write(w),
             Request::Multi(ops) | Request::MultiRead(ops) => write_multi(ops, w),
             Request::Reconfig(r) => r.write(w),
@@ -253,41 +279,93 @@ mod tests {
 
     #[test]
     fn every_request_round_trips() {
-        let c = CreateTtlRequest { path: "/a".into(), data: Some(b"x".to_vec()), acl: vec![], flags: 1, ttl: -1 };
-        let pv = PathVersionRequest { path: "/a".into(), version: 3 };
-        let pw = PathWatchRequest { path: "/a".into(), watch: true };
+        let c = CreateTtlRequest {
+            path: "/a".into(),
+            data: Some(b"x".to_vec()),
+            acl: vec![],
+            flags: 1,
+            ttl: -1,
+        };
+        let pv = PathVersionRequest {
+            path: "/a".into(),
+            version: 3,
+        };
+        let pw = PathWatchRequest {
+            path: "/a".into(),
+            watch: true,
+        };
         let p = PathRecord { path: "/a".into() };
         rt(Request::Create(OpCode::Create, c.clone()));
         rt(Request::Create(OpCode::Create2, c.clone()));
         rt(Request::Create(OpCode::CreateContainer, c.clone()));
-        rt(Request::Create(OpCode::CreateTtl, CreateTtlRequest { ttl: 50, ..c.clone() }));
+        rt(Request::Create(
+            OpCode::CreateTtl,
+            CreateTtlRequest {
+                ttl: 50,
+                ..c.clone()
+            },
+        ));
         rt(Request::Delete(pv.clone()));
         rt(Request::Check(pv.clone()));
         rt(Request::Exists(pw.clone()));
         rt(Request::GetData(pw.clone()));
         rt(Request::GetChildren(pw.clone()));
         rt(Request::GetChildren2(pw.clone()));
-        rt(Request::SetData(SetDataRequest { path: "/a".into(), data: None, version: -1 }));
+        rt(Request::SetData(SetDataRequest {
+            path: "/a".into(),
+            data: None,
+            version: -1,
+        }));
         rt(Request::GetAcl(p.clone()));
         rt(Request::Sync(p.clone()));
         rt(Request::GetEphemerals(p.clone()));
         rt(Request::GetAllChildrenNumber(p.clone()));
-        rt(Request::SetAcl(SetAclRequest { path: "/a".into(), acl: vec![], version: 0 }));
+        rt(Request::SetAcl(SetAclRequest {
+            path: "/a".into(),
+            acl: vec![],
+            version: 0,
+        }));
         rt(Request::Multi(vec![
             MultiOp::Create(OpCode::Create, c.clone()),
             MultiOp::Delete(pv.clone()),
-            MultiOp::SetData(SetDataRequest { path: "/b".into(), data: Some(vec![]), version: 2 }),
+            MultiOp::SetData(SetDataRequest {
+                path: "/b".into(),
+                data: Some(vec![]),
+                version: 2,
+            }),
             MultiOp::Check(pv.clone()),
         ]));
         rt(Request::MultiRead(vec![
-            MultiOp::GetData(PathWatchRequest { path: "/a".into(), watch: false }),
-            MultiOp::GetChildren(PathWatchRequest { path: "/".into(), watch: false }),
+            MultiOp::GetData(PathWatchRequest {
+                path: "/a".into(),
+                watch: false,
+            }),
+            MultiOp::GetChildren(PathWatchRequest {
+                path: "/".into(),
+                watch: false,
+            }),
         ]));
-        rt(Request::AddWatch(AddWatchRequest { path: "/a".into(), mode: 1 }));
-        rt(Request::RemoveWatches(WatchTypeRequest { path: "/a".into(), watcher_type: 3 }));
-        rt(Request::CheckWatches(WatchTypeRequest { path: "/a".into(), watcher_type: 1 }));
-        rt(Request::Auth(AuthPacket { auth_type: 0, scheme: "digest".into(), auth: Some(b"u:p".to_vec()) }));
-        rt(Request::SetWatches(SetWatches2 { relative_zxid: 5, ..Default::default() }));
+        rt(Request::AddWatch(AddWatchRequest {
+            path: "/a".into(),
+            mode: 1,
+        }));
+        rt(Request::RemoveWatches(WatchTypeRequest {
+            path: "/a".into(),
+            watcher_type: 3,
+        }));
+        rt(Request::CheckWatches(WatchTypeRequest {
+            path: "/a".into(),
+            watcher_type: 1,
+        }));
+        rt(Request::Auth(AuthPacket {
+            auth_type: 0,
+            scheme: "digest".into(),
+            auth: Some(b"u:p".to_vec()),
+        }));
+        rt(Request::SetWatches(SetWatches2 {
+            relative_zxid: 5,
+            ..Default::default()
+        }));
         rt(Request::Ping);
         rt(Request::WhoAmI);
         rt(Request::CloseSession);
@@ -298,6 +376,9 @@ mod tests {
         let mut w = Vec::new();
         Request::Sync(PathRecord { path: "/".into() }).encode(&mut w);
         w.push(0);
-        assert_eq!(Request::decode(OpCode::Sync, &w), Err(DecodeError::TrailingBytes(1)));
+        assert_eq!(
+            Request::decode(OpCode::Sync, &w),
+            Err(DecodeError::TrailingBytes(1))
+        );
     }
 }

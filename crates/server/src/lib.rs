@@ -1,1 +1,135 @@
-//! placeholder
+//! The tokio shell around the replica core: the client listener and
+//! connections, the task that owns the `node::Node`, four-letter words,
+//! and the server's lifecycle.
+//!
+//! Tasks: one accept loop; one task per connection (it owns its socket);
+//! one core task (it owns the Node, so the tree has one owner and no lock).
+//! They talk over bounded channels. Shutdown: a broadcast stop, then every
+//! task ends.
+
+pub mod config;
+mod conn;
+mod core_task;
+pub mod fourlw;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc};
+
+pub use config::{Config, ConfigError};
+
+/// Inputs of the core task; bounded (see `CORE_QUEUE`).
+pub(crate) enum CoreInput {
+    Connect {
+        conn: u64,
+        req: proto::ConnectRequest,
+        ip: String,
+        tx: mpsc::Sender<conn::ToConn>,
+    },
+    Request {
+        conn: u64,
+        xid: i32,
+        op: i32,
+        body: Vec<u8>,
+    },
+    Disconnect {
+        conn: u64,
+    },
+    FourLetter {
+        cmd: String,
+        reply: tokio::sync::oneshot::Sender<String>,
+    },
+}
+
+/// Requests queued for the core task before connections wait.
+pub(crate) const CORE_QUEUE: usize = 8192;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("cannot bind client port {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{what} {path}: {source}")]
+    Dir {
+        what: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("raft: {0}")]
+    Node(#[from] node::NodeError),
+}
+
+/// A running server: its address and a handle to stop it.
+pub struct Server {
+    pub local_addr: SocketAddr,
+    stop: broadcast::Sender<()>,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl Server {
+    /// Binds the client port and starts serving.
+    pub async fn start(cfg: Config) -> Result<Server, ServerError> {
+        if cfg.servers.len() > 1 {
+            return Err(ServerError::Unsupported(format!(
+                "{}: {} server.N lines: replicated ensembles are not implemented yet; run a standalone server (one or no server.N line)",
+                cfg.path.display(),
+                cfg.servers.len()
+            )));
+        }
+        for (what, dir) in [
+            ("dataDir", &cfg.data_dir),
+            ("dataLogDir", &cfg.log_dir().to_path_buf()),
+        ] {
+            std::fs::create_dir_all(dir).map_err(|source| ServerError::Dir {
+                what,
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        for w in &cfg.warnings {
+            tracing::warn!("{w}");
+        }
+        let ip = cfg
+            .client_port_address
+            .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+        let addr = SocketAddr::new(ip, cfg.client_port);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let cfg = Arc::new(cfg);
+        let (stop, _) = broadcast::channel(1);
+        let (core_tx, core_rx) = mpsc::channel(CORE_QUEUE);
+        let core = core_task::CoreTask::new(&cfg)?;
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(core.run(core_rx, stop.subscribe()));
+        tasks.spawn(conn::accept_loop(
+            listener,
+            cfg.clone(),
+            core_tx,
+            stop.clone(),
+        ));
+        tracing::info!(%local_addr, "serving clients (standalone)");
+        Ok(Server {
+            local_addr,
+            stop,
+            tasks,
+        })
+    }
+
+    /// Stops accepting, closes connections, waits for every task.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(());
+        while self.tasks.join_next().await.is_some() {}
+    }
+}

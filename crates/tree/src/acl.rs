@@ -14,14 +14,18 @@ pub type AuthId = Id;
 pub fn digest(user_password: &str) -> String {
     let user = user_password.split(':').next().unwrap_or("");
     let hash = Sha1::digest(user_password.as_bytes());
-    format!("{user}:{}", base64::engine::general_purpose::STANDARD.encode(hash))
+    format!(
+        "{user}:{}",
+        base64::engine::general_purpose::STANDARD.encode(hash)
+    )
 }
 
 fn parse_ipv4(s: &str) -> Option<[u8; 4]> {
     let mut out = [0u8; 4];
     let mut n = 0;
     for part in s.split('.') {
-        if n == 4 || part.is_empty() || part.len() > 3 || !part.bytes().all(|b| b.is_ascii_digit()) {
+        if n == 4 || part.is_empty() || part.len() > 3 || !part.bytes().all(|b| b.is_ascii_digit())
+        {
             return None;
         }
         out[n] = part.parse::<u16>().ok().filter(|v| *v <= 255)? as u8;
@@ -37,7 +41,10 @@ fn ip_acl_valid(id: &str) -> bool {
     }
     match it.next() {
         None => true,
-        Some(bits) => bits.parse::<i32>().map(|b| (0..=32).contains(&b)).unwrap_or(false),
+        Some(bits) => bits
+            .parse::<i32>()
+            .map(|b| (0..=32).contains(&b))
+            .unwrap_or(false),
     }
 }
 
@@ -46,8 +53,16 @@ fn ip_matches(client: &str, acl_id: &str) -> bool {
     let (Some(net), Some(addr)) = (parse_ipv4(it.next().unwrap_or("")), parse_ipv4(client)) else {
         return false;
     };
-    let bits = it.next().and_then(|b| b.parse::<u32>().ok()).unwrap_or(32).min(32);
-    let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+    let bits = it
+        .next()
+        .and_then(|b| b.parse::<u32>().ok())
+        .unwrap_or(32)
+        .min(32);
+    let mask = if bits == 0 {
+        0
+    } else {
+        u32::MAX << (32 - bits)
+    };
     (u32::from_be_bytes(net) & mask) == (u32::from_be_bytes(addr) & mask)
 }
 
@@ -110,7 +125,13 @@ pub fn fixup(acl: &[Acl], auth: &[AuthId]) -> Result<Vec<Acl>, ErrorCode> {
             let mut any = false;
             for cid in auth.iter().filter(|c| c.scheme == "digest") {
                 any = true;
-                push(Acl { perms: a.perms, id: cid.clone() }, &mut out);
+                push(
+                    Acl {
+                        perms: a.perms,
+                        id: cid.clone(),
+                    },
+                    &mut out,
+                );
             }
             if !any {
                 return Err(ErrorCode::InvalidAcl);
@@ -139,7 +160,13 @@ pub fn redact(acl: &[Acl]) -> Vec<Acl> {
         .map(|a| {
             if a.id.scheme == "digest" {
                 let user = a.id.id.split(':').next().unwrap_or("");
-                Acl { perms: a.perms, id: Id { scheme: "digest".into(), id: format!("{user}:x") } }
+                Acl {
+                    perms: a.perms,
+                    id: Id {
+                        scheme: "digest".into(),
+                        id: format!("{user}:x"),
+                    },
+                }
             } else {
                 a.clone()
             }
@@ -148,11 +175,23 @@ pub fn redact(acl: &[Acl]) -> Vec<Acl> {
 }
 
 pub fn open_acl_unsafe() -> Vec<Acl> {
-    vec![Acl { perms: Perms::ALL, id: Id { scheme: "world".into(), id: "anyone".into() } }]
+    vec![Acl {
+        perms: Perms::ALL,
+        id: Id {
+            scheme: "world".into(),
+            id: "anyone".into(),
+        },
+    }]
 }
 
 pub fn read_acl_unsafe() -> Vec<Acl> {
-    vec![Acl { perms: Perms::READ, id: Id { scheme: "world".into(), id: "anyone".into() } }]
+    vec![Acl {
+        perms: Perms::READ,
+        id: Id {
+            scheme: "world".into(),
+            id: "anyone".into(),
+        },
+    }]
 }
 
 #[cfg(test)]
@@ -160,7 +199,10 @@ mod tests {
     use super::*;
 
     fn id(s: &str, i: &str) -> Id {
-        Id { scheme: s.into(), id: i.into() }
+        Id {
+            scheme: s.into(),
+            id: i.into(),
+        }
     }
 
     #[test]
@@ -171,14 +213,29 @@ mod tests {
 
     #[test]
     fn check_by_scheme() {
-        let acl = vec![Acl { perms: Perms::READ, id: id("digest", &digest("u:p")) }];
+        let acl = vec![Acl {
+            perms: Perms::READ,
+            id: id("digest", &digest("u:p")),
+        }];
         assert_eq!(check(&acl, Perms::READ, &[]), Err(ErrorCode::NoAuth));
-        assert_eq!(check(&acl, Perms::READ, &[id("digest", &digest("u:p"))]), Ok(()));
-        assert_eq!(check(&acl, Perms::WRITE, &[id("digest", &digest("u:p"))]), Err(ErrorCode::NoAuth));
+        assert_eq!(
+            check(&acl, Perms::READ, &[id("digest", &digest("u:p"))]),
+            Ok(())
+        );
+        assert_eq!(
+            check(&acl, Perms::WRITE, &[id("digest", &digest("u:p"))]),
+            Err(ErrorCode::NoAuth)
+        );
         assert_eq!(check(&acl, Perms::WRITE, &[id("super", "")]), Ok(()));
-        let ip = vec![Acl { perms: Perms::ALL, id: id("ip", "127.0.0.0/8") }];
+        let ip = vec![Acl {
+            perms: Perms::ALL,
+            id: id("ip", "127.0.0.0/8"),
+        }];
         assert_eq!(check(&ip, Perms::READ, &[id("ip", "127.0.0.1")]), Ok(()));
-        assert_eq!(check(&ip, Perms::READ, &[id("ip", "10.0.0.1")]), Err(ErrorCode::NoAuth));
+        assert_eq!(
+            check(&ip, Perms::READ, &[id("ip", "10.0.0.1")]),
+            Err(ErrorCode::NoAuth)
+        );
     }
 
     #[test]
@@ -186,12 +243,55 @@ mod tests {
         let w = open_acl_unsafe();
         assert_eq!(fixup(&w, &[]), Ok(w.clone()));
         assert_eq!(fixup(&[], &[]), Err(ErrorCode::InvalidAcl));
-        let auth = vec![Acl { perms: 31, id: id("auth", "") }];
-        assert_eq!(fixup(&auth, &[id("ip", "127.0.0.1")]), Err(ErrorCode::InvalidAcl));
-        assert_eq!(fixup(&auth, &[id("digest", "u:h")]).unwrap()[0].id, id("digest", "u:h"));
-        assert_eq!(fixup(&[Acl { perms: 31, id: id("world", "x") }], &[]), Err(ErrorCode::InvalidAcl));
-        assert_eq!(fixup(&[Acl { perms: 31, id: id("digest", "nohash") }], &[]), Err(ErrorCode::InvalidAcl));
-        assert_eq!(fixup(&[Acl { perms: 31, id: id("ip", "1.2.3.400") }], &[]), Err(ErrorCode::InvalidAcl));
-        assert!(fixup(&[Acl { perms: 31, id: id("ip", "10.0.0.0/8") }], &[]).is_ok());
+        let auth = vec![Acl {
+            perms: 31,
+            id: id("auth", ""),
+        }];
+        assert_eq!(
+            fixup(&auth, &[id("ip", "127.0.0.1")]),
+            Err(ErrorCode::InvalidAcl)
+        );
+        assert_eq!(
+            fixup(&auth, &[id("digest", "u:h")]).unwrap()[0].id,
+            id("digest", "u:h")
+        );
+        assert_eq!(
+            fixup(
+                &[Acl {
+                    perms: 31,
+                    id: id("world", "x")
+                }],
+                &[]
+            ),
+            Err(ErrorCode::InvalidAcl)
+        );
+        assert_eq!(
+            fixup(
+                &[Acl {
+                    perms: 31,
+                    id: id("digest", "nohash")
+                }],
+                &[]
+            ),
+            Err(ErrorCode::InvalidAcl)
+        );
+        assert_eq!(
+            fixup(
+                &[Acl {
+                    perms: 31,
+                    id: id("ip", "1.2.3.400")
+                }],
+                &[]
+            ),
+            Err(ErrorCode::InvalidAcl)
+        );
+        assert!(fixup(
+            &[Acl {
+                perms: 31,
+                id: id("ip", "10.0.0.0/8")
+            }],
+            &[]
+        )
+        .is_ok());
     }
 }

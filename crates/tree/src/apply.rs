@@ -11,12 +11,14 @@
 use std::collections::BTreeMap;
 
 use proto::{
-    CreateMode, CreateTtlRequest, ErrorCode, Id, MultiOp, OpCode, PathVersionRequest, Perms, Request,
-    SetAclRequest, SetDataRequest, Stat,
+    CreateMode, CreateTtlRequest, ErrorCode, Id, MultiOp, OpCode, PathVersionRequest, Perms,
+    Request, SetAclRequest, SetDataRequest, Stat,
 };
 
 use crate::acl;
-use crate::datatree::{owner_kind, DataTree, OwnerKind, Trigger, Znode, CONTAINER_OWNER, MAX_TTL_MS, TTL_OWNER_MASK};
+use crate::datatree::{
+    owner_kind, DataTree, OwnerKind, Trigger, Znode, CONTAINER_OWNER, MAX_TTL_MS, TTL_OWNER_MASK,
+};
 use crate::entry::{Entry, EntryKind};
 use crate::path;
 use crate::reply::{MultiResult, Reply};
@@ -37,8 +39,15 @@ pub struct Session {
 /// What an entry did to the session table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionEffect {
-    Created { session_id: i64, timeout_ms: i32, passwd: Vec<u8> },
-    Closed { session_id: i64, expired: bool },
+    Created {
+        session_id: i64,
+        timeout_ms: i32,
+        passwd: Vec<u8>,
+    },
+    Closed {
+        session_id: i64,
+        expired: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +79,13 @@ struct Ctx<'a> {
 
 impl StateMachine {
     pub fn new(config: TreeConfig) -> StateMachine {
-        StateMachine { tree: DataTree::new(), sessions: BTreeMap::new(), next_session_id: 0, last_zxid: 0, config }
+        StateMachine {
+            tree: DataTree::new(),
+            sessions: BTreeMap::new(),
+            next_session_id: 0,
+            last_zxid: 0,
+            config,
+        }
     }
 
     pub fn last_zxid(&self) -> i64 {
@@ -80,12 +95,19 @@ impl StateMachine {
     /// Records that `zxid` was used by an entry with no state change (a
     /// Raft no-op or membership change), keeping zxids dense.
     pub fn skip(&mut self, zxid: i64) {
-        assert!(zxid > self.last_zxid, "zxid must strictly increase at apply");
+        assert!(
+            zxid > self.last_zxid,
+            "zxid must strictly increase at apply"
+        );
         self.last_zxid = zxid;
     }
 
     pub fn apply(&mut self, zxid: i64, entry: &Entry) -> Applied {
-        assert!(zxid > self.last_zxid, "zxid must strictly increase at apply: {zxid} after {}", self.last_zxid);
+        assert!(
+            zxid > self.last_zxid,
+            "zxid must strictly increase at apply: {zxid} after {}",
+            self.last_zxid
+        );
         self.last_zxid = zxid;
         self.tree.begin();
         let mut session = None;
@@ -97,19 +119,36 @@ impl StateMachine {
                 }
                 let id = self.next_session_id;
                 self.next_session_id += 1;
-                self.sessions.insert(id, Session { timeout_ms: *timeout_ms, passwd: passwd.clone() });
-                session = Some(SessionEffect::Created { session_id: id, timeout_ms: *timeout_ms, passwd: passwd.clone() });
+                self.sessions.insert(
+                    id,
+                    Session {
+                        timeout_ms: *timeout_ms,
+                        passwd: passwd.clone(),
+                    },
+                );
+                session = Some(SessionEffect::Created {
+                    session_id: id,
+                    timeout_ms: *timeout_ms,
+                    passwd: passwd.clone(),
+                });
                 Some(Reply::Empty)
             }
             EntryKind::CloseSession { expired } => {
                 if self.sessions.remove(&entry.session_id).is_some() {
-                    let paths: Vec<String> =
-                        self.tree.ephemerals().get(&entry.session_id).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+                    let paths: Vec<String> = self
+                        .tree
+                        .ephemerals()
+                        .get(&entry.session_id)
+                        .map(|s| s.iter().cloned().collect())
+                        .unwrap_or_default();
                     // Deepest first, so an ephemeral's parent never goes first.
                     for p in paths.iter().rev() {
                         self.tree.delete(p, zxid);
                     }
-                    session = Some(SessionEffect::Closed { session_id: entry.session_id, expired: *expired });
+                    session = Some(SessionEffect::Closed {
+                        session_id: entry.session_id,
+                        expired: *expired,
+                    });
                 }
                 Some(Reply::Empty)
             }
@@ -120,7 +159,12 @@ impl StateMachine {
                 None
             }
             EntryKind::Request { op, body, auth } => {
-                let ctx = Ctx { zxid, time_ms: entry.time_ms, session_id: entry.session_id, auth };
+                let ctx = Ctx {
+                    zxid,
+                    time_ms: entry.time_ms,
+                    session_id: entry.session_id,
+                    auth,
+                };
                 Some(if !self.sessions.contains_key(&entry.session_id) {
                     Reply::Err(ErrorCode::SessionExpired)
                 } else {
@@ -131,7 +175,11 @@ impl StateMachine {
                 })
             }
         };
-        Applied { reply, triggers: self.tree.take_triggers(), session }
+        Applied {
+            reply,
+            triggers: self.tree.take_triggers(),
+            session,
+        }
     }
 
     /// Container: childless and once had a child. TTL: childless and not
@@ -205,7 +253,12 @@ impl StateMachine {
         results
     }
 
-    fn create(&mut self, op: OpCode, c: &CreateTtlRequest, ctx: &Ctx<'_>) -> Result<MultiResult, ErrorCode> {
+    fn create(
+        &mut self,
+        op: OpCode,
+        c: &CreateTtlRequest,
+        ctx: &Ctx<'_>,
+    ) -> Result<MultiResult, ErrorCode> {
         let mode = CreateMode::from_code(c.flags).ok_or(ErrorCode::BadArguments)?;
         if mode.is_ttl() && !self.config.extended_types {
             return Err(ErrorCode::Unimplemented);
@@ -226,7 +279,11 @@ impl StateMachine {
         acl::check(&parent.acl, Perms::CREATE, ctx.auth)?;
         let parent_cversion = parent.stat.cversion;
         let parent_owner = parent.stat.ephemeral_owner;
-        let full = if mode.is_sequential() { format!("{}{:010}", c.path, parent_cversion) } else { c.path.clone() };
+        let full = if mode.is_sequential() {
+            format!("{}{:010}", c.path, parent_cversion)
+        } else {
+            c.path.clone()
+        };
         if !path::is_valid(&full) {
             return Err(ErrorCode::BadArguments);
         }
@@ -254,8 +311,16 @@ impl StateMachine {
             pzxid: ctx.zxid,
             ..Stat::default()
         };
-        let stat = self.tree.create(&full, Znode::new(c.data.clone(), acl, stat), parent_cversion + 1, ctx.zxid);
-        Ok(MultiResult::Create { path: full, stat: (op != OpCode::Create).then_some(stat) })
+        let stat = self.tree.create(
+            &full,
+            Znode::new(c.data.clone(), acl, stat),
+            parent_cversion + 1,
+            ctx.zxid,
+        );
+        Ok(MultiResult::Create {
+            path: full,
+            stat: (op != OpCode::Create).then_some(stat),
+        })
     }
 
     fn delete(&mut self, d: &PathVersionRequest, ctx: &Ctx<'_>) -> Result<MultiResult, ErrorCode> {
@@ -278,7 +343,12 @@ impl StateMachine {
         let node = self.tree.get(&s.path).ok_or(ErrorCode::NoNode)?;
         acl::check(&node.acl, Perms::WRITE, ctx.auth)?;
         check_version(s.version, node.stat.version)?;
-        Ok(MultiResult::SetData(self.tree.set_data(&s.path, s.data.clone(), ctx.zxid, ctx.time_ms)))
+        Ok(MultiResult::SetData(self.tree.set_data(
+            &s.path,
+            s.data.clone(),
+            ctx.zxid,
+            ctx.time_ms,
+        )))
     }
 
     fn check(&mut self, c: &PathVersionRequest, ctx: &Ctx<'_>) -> Result<MultiResult, ErrorCode> {
@@ -323,18 +393,29 @@ mod tests {
 
     impl T {
         fn new() -> T {
-            let mut sm = StateMachine::new(TreeConfig { extended_types: true });
+            let mut sm = StateMachine::new(TreeConfig {
+                extended_types: true,
+            });
             let e = Entry {
                 time_ms: 1000,
                 session_id: 0,
                 xid: 0,
                 server_id: 1,
                 conn: 1,
-                kind: EntryKind::CreateSession { timeout_ms: 30000, passwd: vec![0; 16] },
+                kind: EntryKind::CreateSession {
+                    timeout_ms: 30000,
+                    passwd: vec![0; 16],
+                },
             };
             let a = sm.apply(1, &e);
-            let Some(SessionEffect::Created { session_id, .. }) = a.session else { panic!() };
-            T { sm, zxid: 1, sid: session_id }
+            let Some(SessionEffect::Created { session_id, .. }) = a.session else {
+                panic!()
+            };
+            T {
+                sm,
+                zxid: 1,
+                sid: session_id,
+            }
         }
         fn run(&mut self, req: Request) -> Applied {
             self.zxid += 1;
@@ -346,14 +427,24 @@ mod tests {
                 xid: 0,
                 server_id: 1,
                 conn: 1,
-                kind: EntryKind::Request { op: req.op(), body, auth: vec![] },
+                kind: EntryKind::Request {
+                    op: req.op(),
+                    body,
+                    auth: vec![],
+                },
             };
             self.sm.apply(self.zxid, &e)
         }
         fn create(&mut self, path: &str, flags: i32) -> Reply {
             self.run(Request::Create(
                 OpCode::Create2,
-                CreateTtlRequest { path: path.into(), data: Some(vec![]), acl: acl::open_acl_unsafe(), flags, ttl: -1 },
+                CreateTtlRequest {
+                    path: path.into(),
+                    data: Some(vec![]),
+                    acl: acl::open_acl_unsafe(),
+                    flags,
+                    ttl: -1,
+                },
             ))
             .reply
             .unwrap()
@@ -365,9 +456,16 @@ mod tests {
         // Programmer's guide, "Sequence Nodes -- Unique Naming".
         let mut t = T::new();
         assert!(matches!(t.create("/q", 0), Reply::Create { .. }));
-        assert!(matches!(t.create("/q/n-", 2), Reply::Create { ref path, .. } if path == "/q/n-0000000000"));
-        t.run(Request::Delete(PathVersionRequest { path: "/q/n-0000000000".into(), version: -1 }));
-        assert!(matches!(t.create("/q/n-", 2), Reply::Create { ref path, .. } if path == "/q/n-0000000001"));
+        assert!(
+            matches!(t.create("/q/n-", 2), Reply::Create { ref path, .. } if path == "/q/n-0000000000")
+        );
+        t.run(Request::Delete(PathVersionRequest {
+            path: "/q/n-0000000000".into(),
+            version: -1,
+        }));
+        assert!(
+            matches!(t.create("/q/n-", 2), Reply::Create { ref path, .. } if path == "/q/n-0000000001")
+        );
         let q = t.sm.tree.get("/q").unwrap().stat();
         assert_eq!((q.cversion, q.num_children, q.pzxid), (2, 1, t.zxid));
     }
@@ -379,12 +477,24 @@ mod tests {
         assert_eq!(t.create("/a", 9), Reply::Err(ErrorCode::BadArguments));
         t.create("/e", 1);
         assert_eq!(t.create("/e", 0), Reply::Err(ErrorCode::NodeExists));
-        assert_eq!(t.create("/e/c", 0), Reply::Err(ErrorCode::NoChildrenForEphemerals));
+        assert_eq!(
+            t.create("/e/c", 0),
+            Reply::Err(ErrorCode::NoChildrenForEphemerals)
+        );
         assert_eq!(t.create("/x/", 0), Reply::Err(ErrorCode::NoNode));
         t.create("/x", 0);
         assert_eq!(t.create("/x/", 0), Reply::Err(ErrorCode::BadArguments));
-        let bad_acl = CreateTtlRequest { path: "/y".into(), data: None, acl: vec![], flags: 0, ttl: -1 };
-        assert_eq!(t.run(Request::Create(OpCode::Create, bad_acl)).reply, Some(Reply::Err(ErrorCode::InvalidAcl)));
+        let bad_acl = CreateTtlRequest {
+            path: "/y".into(),
+            data: None,
+            acl: vec![],
+            flags: 0,
+            ttl: -1,
+        };
+        assert_eq!(
+            t.run(Request::Create(OpCode::Create, bad_acl)).reply,
+            Some(Reply::Err(ErrorCode::InvalidAcl))
+        );
     }
 
     #[test]
@@ -394,10 +504,22 @@ mod tests {
         let ops = vec![
             MultiOp::Create(
                 OpCode::Create,
-                CreateTtlRequest { path: "/m".into(), data: None, acl: acl::open_acl_unsafe(), flags: 0, ttl: -1 },
+                CreateTtlRequest {
+                    path: "/m".into(),
+                    data: None,
+                    acl: acl::open_acl_unsafe(),
+                    flags: 0,
+                    ttl: -1,
+                },
             ),
-            MultiOp::Delete(PathVersionRequest { path: "/nope".into(), version: -1 }),
-            MultiOp::Check(PathVersionRequest { path: "/m".into(), version: 0 }),
+            MultiOp::Delete(PathVersionRequest {
+                path: "/nope".into(),
+                version: -1,
+            }),
+            MultiOp::Check(PathVersionRequest {
+                path: "/m".into(),
+                version: 0,
+            }),
         ];
         let a = t.run(Request::Multi(ops));
         assert_eq!(
@@ -430,8 +552,20 @@ mod tests {
             },
         );
         assert!(t.sm.tree.get("/p/e").is_none());
-        assert_eq!(a.triggers[0], Trigger { kind: TriggerKind::Deleted, path: "/p/e".into() });
-        assert_eq!(a.session, Some(SessionEffect::Closed { session_id: sid, expired: true }));
+        assert_eq!(
+            a.triggers[0],
+            Trigger {
+                kind: TriggerKind::Deleted,
+                path: "/p/e".into()
+            }
+        );
+        assert_eq!(
+            a.session,
+            Some(SessionEffect::Closed {
+                session_id: sid,
+                expired: true
+            })
+        );
         t.zxid += 1;
         assert_eq!(t.create("/q", 0), Reply::Err(ErrorCode::SessionExpired));
     }
@@ -440,12 +574,32 @@ mod tests {
     fn versions_and_acls() {
         let mut t = T::new();
         t.create("/v", 0);
-        let set = |v| Request::SetData(SetDataRequest { path: "/v".into(), data: Some(b"x".to_vec()), version: v });
+        let set = |v| {
+            Request::SetData(SetDataRequest {
+                path: "/v".into(),
+                data: Some(b"x".to_vec()),
+                version: v,
+            })
+        };
         assert_eq!(t.run(set(3)).reply, Some(Reply::Err(ErrorCode::BadVersion)));
-        let Some(Reply::Stat(s)) = t.run(set(0)).reply else { panic!() };
+        let Some(Reply::Stat(s)) = t.run(set(0)).reply else {
+            panic!()
+        };
         assert_eq!((s.version, s.data_length, s.mzxid), (1, 1, t.zxid));
-        let ro = vec![Acl { perms: Perms::READ, id: Id { scheme: "world".into(), id: "anyone".into() } }];
-        let Some(Reply::Stat(s)) = t.run(Request::SetAcl(SetAclRequest { path: "/v".into(), acl: ro, version: 0 })).reply
+        let ro = vec![Acl {
+            perms: Perms::READ,
+            id: Id {
+                scheme: "world".into(),
+                id: "anyone".into(),
+            },
+        }];
+        let Some(Reply::Stat(s)) = t
+            .run(Request::SetAcl(SetAclRequest {
+                path: "/v".into(),
+                acl: ro,
+                version: 0,
+            }))
+            .reply
         else {
             panic!()
         };
@@ -458,10 +612,19 @@ mod tests {
         let mut t = T::new();
         t.create("/c", 4);
         t.create("/c/x", 0);
-        t.run(Request::Delete(PathVersionRequest { path: "/c/x".into(), version: -1 }));
+        t.run(Request::Delete(PathVersionRequest {
+            path: "/c/x".into(),
+            version: -1,
+        }));
         t.run(Request::Create(
             OpCode::CreateTtl,
-            CreateTtlRequest { path: "/t".into(), data: None, acl: acl::open_acl_unsafe(), flags: 5, ttl: 100 },
+            CreateTtlRequest {
+                path: "/t".into(),
+                data: None,
+                acl: acl::open_acl_unsafe(),
+                flags: 5,
+                ttl: 100,
+            },
         ));
         let t_mtime = t.sm.tree.get("/t").unwrap().stat.mtime;
         let reap = |time_ms| Entry {
@@ -470,7 +633,9 @@ mod tests {
             xid: 0,
             server_id: 1,
             conn: 0,
-            kind: EntryKind::Reap { paths: vec!["/c".into(), "/t".into()] },
+            kind: EntryKind::Reap {
+                paths: vec!["/c".into(), "/t".into()],
+            },
         };
         t.zxid += 1;
         t.sm.apply(t.zxid, &reap(t_mtime + 50));

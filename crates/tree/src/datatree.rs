@@ -55,7 +55,12 @@ pub struct Znode {
 
 impl Znode {
     pub fn new(data: Option<Vec<u8>>, acl: Vec<Acl>, stat: Stat) -> Znode {
-        Znode { data, acl, stat, children: BTreeSet::new() }
+        Znode {
+            data,
+            acl,
+            stat,
+            children: BTreeSet::new(),
+        }
     }
 
     /// The Stat as a client sees it.
@@ -134,11 +139,23 @@ impl DataTree {
             triggers: Vec::new(),
         };
         let open = acl::open_acl_unsafe;
-        t.nodes.insert("/".into(), Znode::new(Some(vec![]), open(), Stat::default()));
-        for (p, a) in [(ZOOKEEPER, open()), (QUOTA, open()), (CONFIG, acl::read_acl_unsafe())] {
+        t.nodes.insert(
+            "/".into(),
+            Znode::new(Some(vec![]), open(), Stat::default()),
+        );
+        for (p, a) in [
+            (ZOOKEEPER, open()),
+            (QUOTA, open()),
+            (CONFIG, acl::read_acl_unsafe()),
+        ] {
             let (parent, name) = path::split(p).unwrap();
-            t.nodes.get_mut(parent).unwrap().children.insert(name.into());
-            t.nodes.insert(p.into(), Znode::new(Some(vec![]), a, Stat::default()));
+            t.nodes
+                .get_mut(parent)
+                .unwrap()
+                .children
+                .insert(name.into());
+            t.nodes
+                .insert(p.into(), Znode::new(Some(vec![]), a, Stat::default()));
         }
         t
     }
@@ -202,7 +219,11 @@ impl DataTree {
 
     fn link(&mut self, path: String, node: Znode) {
         let (parent, name) = path::split(&path).expect("absolute path");
-        self.nodes.get_mut(parent).expect("parent exists").children.insert(name.to_string());
+        self.nodes
+            .get_mut(parent)
+            .expect("parent exists")
+            .children
+            .insert(name.to_string());
         match owner_kind(node.stat.ephemeral_owner) {
             OwnerKind::Ephemeral(s) => {
                 self.ephemerals.entry(s).or_default().insert(path.clone());
@@ -224,7 +245,11 @@ impl DataTree {
         let node = self.nodes.remove(path).expect("unlink of a live node");
         assert!(node.children.is_empty(), "unlink of a node with children");
         let (parent, name) = path::split(path).expect("absolute path");
-        self.nodes.get_mut(parent).expect("parent exists").children.remove(name);
+        self.nodes
+            .get_mut(parent)
+            .expect("parent exists")
+            .children
+            .remove(name);
         match owner_kind(node.stat.ephemeral_owner) {
             OwnerKind::Ephemeral(s) => {
                 if let Some(set) = self.ephemerals.get_mut(&s) {
@@ -255,7 +280,13 @@ impl DataTree {
     /// Creates `path` (its parent must exist, it must not) and updates the
     /// parent as ZooKeeper's `createNode`: cversion to `parent_cversion`,
     /// pzxid to `zxid`.
-    pub(crate) fn create(&mut self, path: &str, node: Znode, parent_cversion: i32, zxid: i64) -> Stat {
+    pub(crate) fn create(
+        &mut self,
+        path: &str,
+        node: Znode,
+        parent_cversion: i32,
+        zxid: i64,
+    ) -> Stat {
         let (parent, _) = path::split(path).expect("absolute path");
         let p = self.save_stat(parent);
         assert!(parent_cversion >= p.stat.cversion, "cversion only grows");
@@ -265,8 +296,14 @@ impl DataTree {
         let stat = node.stat();
         self.link(path.to_string(), node);
         self.undo.push(Undo::Inserted(path.to_string()));
-        self.triggers.push(Trigger { kind: TriggerKind::Created, path: path.to_string() });
-        self.triggers.push(Trigger { kind: TriggerKind::ChildrenChanged, path: parent });
+        self.triggers.push(Trigger {
+            kind: TriggerKind::Created,
+            path: path.to_string(),
+        });
+        self.triggers.push(Trigger {
+            kind: TriggerKind::ChildrenChanged,
+            path: parent,
+        });
         stat
     }
 
@@ -281,11 +318,23 @@ impl DataTree {
         let parent = parent.to_string();
         let node = self.unlink(path);
         self.undo.push(Undo::Removed(path.to_string(), node));
-        self.triggers.push(Trigger { kind: TriggerKind::Deleted, path: path.to_string() });
-        self.triggers.push(Trigger { kind: TriggerKind::ChildrenChanged, path: parent });
+        self.triggers.push(Trigger {
+            kind: TriggerKind::Deleted,
+            path: path.to_string(),
+        });
+        self.triggers.push(Trigger {
+            kind: TriggerKind::ChildrenChanged,
+            path: parent,
+        });
     }
 
-    pub(crate) fn set_data(&mut self, path: &str, data: Option<Vec<u8>>, zxid: i64, time_ms: i64) -> Stat {
+    pub(crate) fn set_data(
+        &mut self,
+        path: &str,
+        data: Option<Vec<u8>>,
+        zxid: i64,
+        time_ms: i64,
+    ) -> Stat {
         let n = self.save_stat(path);
         n.stat.version = n.stat.version.wrapping_add(1);
         n.stat.mzxid = zxid;
@@ -295,7 +344,10 @@ impl DataTree {
         let stat = n.stat();
         self.data_bytes = self.data_bytes - old.as_ref().map_or(0, |d| d.len()) as u64 + new_len;
         self.undo.push(Undo::Data(path.to_string(), old));
-        self.triggers.push(Trigger { kind: TriggerKind::DataChanged, path: path.to_string() });
+        self.triggers.push(Trigger {
+            kind: TriggerKind::DataChanged,
+            path: path.to_string(),
+        });
         stat
     }
 
@@ -316,7 +368,11 @@ impl DataTree {
             if let Some(node) = self.nodes.get(&p) {
                 for c in &node.children {
                     n += 1;
-                    stack.push(if p == "/" { format!("/{c}") } else { format!("{p}/{c}") });
+                    stack.push(if p == "/" {
+                        format!("/{c}")
+                    } else {
+                        format!("{p}/{c}")
+                    });
                 }
             }
         }
@@ -359,7 +415,14 @@ mod tests {
     use super::*;
 
     fn node(owner: i64) -> Znode {
-        Znode::new(Some(b"d".to_vec()), acl::open_acl_unsafe(), Stat { ephemeral_owner: owner, ..Stat::default() })
+        Znode::new(
+            Some(b"d".to_vec()),
+            acl::open_acl_unsafe(),
+            Stat {
+                ephemeral_owner: owner,
+                ..Stat::default()
+            },
+        )
     }
 
     #[test]
@@ -395,6 +458,9 @@ mod tests {
         assert_eq!(owner_kind(0), OwnerKind::Persistent);
         assert_eq!(owner_kind(CONTAINER_OWNER), OwnerKind::Container);
         assert_eq!(owner_kind(TTL_OWNER_MASK | 500), OwnerKind::Ttl(500));
-        assert_eq!(owner_kind(0x0100_0000_0000_0001), OwnerKind::Ephemeral(0x0100_0000_0000_0001));
+        assert_eq!(
+            owner_kind(0x0100_0000_0000_0001),
+            OwnerKind::Ephemeral(0x0100_0000_0000_0001)
+        );
     }
 }

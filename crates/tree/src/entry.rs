@@ -26,12 +26,23 @@ const FORMAT_VERSION: u8 = 1;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
     /// A client's write request, with the identities its ACL checks use.
-    Request { op: OpCode, body: Vec<u8>, auth: Vec<Id> },
-    CreateSession { timeout_ms: i32, passwd: Vec<u8> },
+    Request {
+        op: OpCode,
+        body: Vec<u8>,
+        auth: Vec<Id>,
+    },
+    CreateSession {
+        timeout_ms: i32,
+        passwd: Vec<u8>,
+    },
     /// closeSession from the client (`expired == false`) or expiry.
-    CloseSession { expired: bool },
+    CloseSession {
+        expired: bool,
+    },
     /// Remove these containers / expired TTL nodes if they still qualify.
-    Reap { paths: Vec<String> },
+    Reap {
+        paths: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +88,9 @@ impl Entry {
 
     pub fn decode(b: &[u8]) -> Result<Entry, DecodeError> {
         if b.len() < 2 || b[0] != FORMAT_VERSION {
-            return Err(DecodeError::BadLength(b.first().copied().unwrap_or(0) as i32));
+            return Err(DecodeError::BadLength(
+                b.first().copied().unwrap_or(0) as i32
+            ));
         }
         let tag = b[1];
         let mut r = Reader::new(&b[2..]);
@@ -94,13 +107,23 @@ impl Entry {
                 let auth = Vec::<Id>::read(&mut r)?;
                 EntryKind::Request { op, body, auth }
             }
-            2 => EntryKind::CreateSession { timeout_ms: r.i32()?, passwd: r.bytes()?.unwrap_or_default().to_vec() },
+            2 => EntryKind::CreateSession {
+                timeout_ms: r.i32()?,
+                passwd: r.bytes()?.unwrap_or_default().to_vec(),
+            },
             3 => EntryKind::CloseSession { expired: r.bool()? },
             4 => EntryKind::Reap { paths: r.vec()? },
             t => return Err(DecodeError::UnknownOpCode(t as i32)),
         };
         r.finish()?;
-        Ok(Entry { time_ms, session_id, xid, server_id, conn, kind })
+        Ok(Entry {
+            time_ms,
+            session_id,
+            xid,
+            server_id,
+            conn,
+            kind,
+        })
     }
 }
 
@@ -114,13 +137,28 @@ mod tests {
             EntryKind::Request {
                 op: OpCode::Create,
                 body: vec![1, 2, 3],
-                auth: vec![Id { scheme: "ip".into(), id: "127.0.0.1".into() }],
+                auth: vec![Id {
+                    scheme: "ip".into(),
+                    id: "127.0.0.1".into(),
+                }],
             },
-            EntryKind::CreateSession { timeout_ms: 4000, passwd: vec![9; 16] },
+            EntryKind::CreateSession {
+                timeout_ms: 4000,
+                passwd: vec![9; 16],
+            },
             EntryKind::CloseSession { expired: true },
-            EntryKind::Reap { paths: vec!["/c".into()] },
+            EntryKind::Reap {
+                paths: vec!["/c".into()],
+            },
         ] {
-            let e = Entry { time_ms: 1, session_id: 2, xid: 3, server_id: 4, conn: 5, kind };
+            let e = Entry {
+                time_ms: 1,
+                session_id: 2,
+                xid: 3,
+                server_id: 4,
+                conn: 5,
+                kind,
+            };
             assert_eq!(Entry::decode(&e.encode()).unwrap(), e);
         }
     }

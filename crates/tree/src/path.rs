@@ -66,7 +66,20 @@ mod tests {
         for ok in ["/", "/a", "/a/b", "/a.b", "/...", "/a/.b", "/ä", "/a b"] {
             assert!(is_valid(ok), "{ok}");
         }
-        for bad in ["", "a", "/a/", "//a", "/a//b", "/.", "/..", "/a/./b", "/a/../b", "/a\0", "/a\u{1}", "/\u{e000}"] {
+        for bad in [
+            "",
+            "a",
+            "/a/",
+            "//a",
+            "/a//b",
+            "/.",
+            "/..",
+            "/a/./b",
+            "/a/../b",
+            "/a\0",
+            "/a\u{1}",
+            "/\u{e000}",
+        ] {
             assert!(!is_valid(bad), "{bad:?}");
         }
     }
@@ -76,7 +89,10 @@ mod tests {
         assert_eq!(split("/a"), Some(("/", "a")));
         assert_eq!(split("/a/b"), Some(("/a", "b")));
         assert_eq!(split("a"), None);
-        assert_eq!(ancestors("/a/b/c").collect::<Vec<_>>(), vec!["/a/b", "/a", "/"]);
+        assert_eq!(
+            ancestors("/a/b/c").collect::<Vec<_>>(),
+            vec!["/a/b", "/a", "/"]
+        );
         assert_eq!(ancestors("/").count(), 0);
     }
 }

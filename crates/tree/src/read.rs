@@ -31,22 +31,30 @@ impl StateMachine {
         };
         match req {
             Request::Exists(r) => {
-                let reply = t.get(&r.path).map_or(Reply::Err(ErrorCode::NoNode), |n| Reply::Stat(n.stat()));
+                let reply = t
+                    .get(&r.path)
+                    .map_or(Reply::Err(ErrorCode::NoNode), |n| Reply::Stat(n.stat()));
                 // exists leaves a watch whether or not the node is there.
-                ReadResult { reply, watch: r.watch.then(|| (WatchKind::Data, r.path.clone())) }
+                ReadResult {
+                    reply,
+                    watch: r.watch.then(|| (WatchKind::Data, r.path.clone())),
+                }
             }
             Request::GetData(r) => {
-                let reply = readable(&r.path).map_or_else(Reply::Err, |n| Reply::Data(n.data.clone(), n.stat()));
+                let reply = readable(&r.path)
+                    .map_or_else(Reply::Err, |n| Reply::Data(n.data.clone(), n.stat()));
                 with_watch(reply, r.watch, WatchKind::Data, &r.path)
             }
             Request::GetChildren(r) => {
-                let reply =
-                    readable(&r.path).map_or_else(Reply::Err, |n| Reply::Children(n.children.iter().cloned().collect()));
+                let reply = readable(&r.path).map_or_else(Reply::Err, |n| {
+                    Reply::Children(n.children.iter().cloned().collect())
+                });
                 with_watch(reply, r.watch, WatchKind::Child, &r.path)
             }
             Request::GetChildren2(r) => {
-                let reply = readable(&r.path)
-                    .map_or_else(Reply::Err, |n| Reply::Children2(n.children.iter().cloned().collect(), n.stat()));
+                let reply = readable(&r.path).map_or_else(Reply::Err, |n| {
+                    Reply::Children2(n.children.iter().cloned().collect(), n.stat())
+                });
                 with_watch(reply, r.watch, WatchKind::Child, &r.path)
             }
             Request::GetAcl(r) => plain(match t.get(&r.path) {
@@ -59,14 +67,23 @@ impl StateMachine {
                     },
                 },
             }),
-            Request::GetAllChildrenNumber(r) => plain(
-                readable(&r.path).map_or_else(Reply::Err, |_| Reply::Count(t.count_descendants(&r.path) as i32)),
-            ),
+            Request::GetAllChildrenNumber(r) => {
+                plain(readable(&r.path).map_or_else(Reply::Err, |_| {
+                    Reply::Count(t.count_descendants(&r.path) as i32)
+                }))
+            }
             Request::GetEphemerals(r) => {
                 let paths = t
                     .ephemerals()
                     .get(&session_id)
-                    .map(|s| s.iter().filter(|p| r.path.is_empty() || r.path == "/" || p.starts_with(&r.path)).cloned().collect())
+                    .map(|s| {
+                        s.iter()
+                            .filter(|p| {
+                                r.path.is_empty() || r.path == "/" || p.starts_with(&r.path)
+                            })
+                            .cloned()
+                            .collect()
+                    })
                     .unwrap_or_default();
                 plain(Reply::Paths(paths))
             }
@@ -74,10 +91,13 @@ impl StateMachine {
                 ops.iter()
                     .map(|op| match op {
                         MultiOp::GetData(r) => readable(&r.path)
-                            .map_or_else(MultiResult::Error, |n| MultiResult::GetData(n.data.clone(), n.stat())),
-                        MultiOp::GetChildren(r) => readable(&r.path).map_or_else(MultiResult::Error, |n| {
-                            MultiResult::GetChildren(n.children.iter().cloned().collect())
-                        }),
+                            .map_or_else(MultiResult::Error, |n| {
+                                MultiResult::GetData(n.data.clone(), n.stat())
+                            }),
+                        MultiOp::GetChildren(r) => readable(&r.path)
+                            .map_or_else(MultiResult::Error, |n| {
+                                MultiResult::GetChildren(n.children.iter().cloned().collect())
+                            }),
                         _ => MultiResult::Error(ErrorCode::BadArguments),
                     })
                     .collect(),
@@ -85,7 +105,10 @@ impl StateMachine {
             Request::WhoAmI => plain(Reply::WhoAmI(
                 auth.iter()
                     .filter(|a| a.scheme != "super")
-                    .map(|a| ClientInfo { auth_scheme: a.scheme.clone(), user: a.id.clone() })
+                    .map(|a| ClientInfo {
+                        auth_scheme: a.scheme.clone(),
+                        user: a.id.clone(),
+                    })
                     .collect(),
             )),
             Request::Sync(r) => plain(Reply::Path(r.path.clone())),

@@ -2,15 +2,18 @@
 
 use proto::codec::put_i32;
 use proto::{
-    Acl, ClientInfo, Create2Response, ErrorCode, ErrorResponse, GetChildrenResponse, GetDataResponse, Jute,
-    MultiHeader, OpCode, PathRecord, Stat, StatResponse,
+    Acl, ClientInfo, Create2Response, ErrorCode, ErrorResponse, GetChildrenResponse,
+    GetDataResponse, Jute, MultiHeader, OpCode, PathRecord, Stat, StatResponse,
 };
 
 /// One result inside a multi / multiRead response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MultiResult {
     /// create (path only) or create2/createContainer/createTTL (with stat).
-    Create { path: String, stat: Option<Stat> },
+    Create {
+        path: String,
+        stat: Option<Stat>,
+    },
     Delete,
     SetData(Stat),
     Check,
@@ -25,7 +28,10 @@ pub enum Reply {
     Err(ErrorCode),
     /// Success with an empty body (delete, check, setWatches, auth, ...).
     Empty,
-    Create { path: String, stat: Option<Stat> },
+    Create {
+        path: String,
+        stat: Option<Stat>,
+    },
     Stat(Stat),
     Data(Option<Vec<u8>>, Stat),
     Children(Vec<String>),
@@ -38,6 +44,9 @@ pub enum Reply {
     Path(String),
     WhoAmI(Vec<ClientInfo>),
     Multi(Vec<MultiResult>),
+    /// addWatch: success whose body is an `ErrorResponse` record holding 0,
+    /// which is what the Java client reads.
+    ErrorRecord,
 }
 
 impl Reply {
@@ -52,8 +61,17 @@ impl Reply {
     pub fn encode(&self, w: &mut Vec<u8>) {
         match self {
             Reply::Err(_) | Reply::Empty => {}
-            Reply::Create { path, stat: None } | Reply::Path(path) => PathRecord { path: path.clone() }.write(w),
-            Reply::Create { path, stat: Some(stat) } => Create2Response { path: path.clone(), stat: *stat }.write(w),
+            Reply::Create { path, stat: None } | Reply::Path(path) => {
+                PathRecord { path: path.clone() }.write(w)
+            }
+            Reply::Create {
+                path,
+                stat: Some(stat),
+            } => Create2Response {
+                path: path.clone(),
+                stat: *stat,
+            }
+            .write(w),
             Reply::Stat(stat) => StatResponse { stat: *stat }.write(w),
             Reply::Data(data, stat) => {
                 proto::codec::put_bytes(w, data.as_deref());
@@ -69,6 +87,7 @@ impl Reply {
                 stat.write(w);
             }
             Reply::Count(n) => put_i32(w, *n),
+            Reply::ErrorRecord => ErrorResponse { err: 0 }.write(w),
             Reply::WhoAmI(infos) => proto::codec::put_vec(w, infos),
             Reply::Multi(results) => {
                 for r in results {
@@ -82,20 +101,44 @@ impl Reply {
                         MultiResult::GetData(..) => (OpCode::GetData, 0),
                         MultiResult::Error(e) => (OpCode::Error, e.code()),
                     };
-                    MultiHeader { op: op.code(), done: false, err }.write(w);
+                    MultiHeader {
+                        op: op.code(),
+                        done: false,
+                        err,
+                    }
+                    .write(w);
                     match r {
-                        MultiResult::Create { path, stat: None } => PathRecord { path: path.clone() }.write(w),
-                        MultiResult::Create { path, stat: Some(s) } => {
-                            Create2Response { path: path.clone(), stat: *s }.write(w)
+                        MultiResult::Create { path, stat: None } => {
+                            PathRecord { path: path.clone() }.write(w)
                         }
+                        MultiResult::Create {
+                            path,
+                            stat: Some(s),
+                        } => Create2Response {
+                            path: path.clone(),
+                            stat: *s,
+                        }
+                        .write(w),
                         MultiResult::Delete | MultiResult::Check => {}
                         MultiResult::SetData(s) => StatResponse { stat: *s }.write(w),
-                        MultiResult::GetChildren(c) => GetChildrenResponse { children: c.clone() }.write(w),
-                        MultiResult::GetData(d, s) => GetDataResponse { data: d.clone(), stat: *s }.write(w),
+                        MultiResult::GetChildren(c) => GetChildrenResponse {
+                            children: c.clone(),
+                        }
+                        .write(w),
+                        MultiResult::GetData(d, s) => GetDataResponse {
+                            data: d.clone(),
+                            stat: *s,
+                        }
+                        .write(w),
                         MultiResult::Error(e) => ErrorResponse { err: e.code() }.write(w),
                     }
                 }
-                MultiHeader { op: -1, done: true, err: -1 }.write(w);
+                MultiHeader {
+                    op: -1,
+                    done: true,
+                    err: -1,
+                }
+                .write(w);
             }
         }
     }

@@ -58,8 +58,12 @@ impl Table {
     }
 
     fn remove(&mut self, path: &str, conn: ConnId) -> bool {
-        let Some(m) = self.by_path.get_mut(path) else { return false };
-        let Some(mode) = m.remove(&conn) else { return false };
+        let Some(m) = self.by_path.get_mut(path) else {
+            return false;
+        };
+        let Some(mode) = m.remove(&conn) else {
+            return false;
+        };
         if mode == Mode::PersistentRecursive {
             self.recursive -= 1;
         }
@@ -70,11 +74,19 @@ impl Table {
     }
 
     fn contains(&self, path: &str, conn: ConnId) -> bool {
-        self.by_path.get(path).is_some_and(|m| m.contains_key(&conn))
+        self.by_path
+            .get(path)
+            .is_some_and(|m| m.contains_key(&conn))
     }
 
     /// Collects who hears `event` at `path`, removing fired standard watches.
-    fn trigger(&mut self, path: &str, event: EventType, out: &mut Vec<ConnId>, seen: &mut HashSet<ConnId>) {
+    fn trigger(
+        &mut self,
+        path: &str,
+        event: EventType,
+        out: &mut Vec<ConnId>,
+        seen: &mut HashSet<ConnId>,
+    ) {
         if let Some(m) = self.by_path.get_mut(path) {
             m.retain(|conn, mode| {
                 if *mode == Mode::PersistentRecursive && event == EventType::NodeChildrenChanged {
@@ -126,15 +138,25 @@ impl WatchRegistry {
             WatchKind::Data => self.data.add(path, conn, Mode::Standard),
             WatchKind::Child => self.child.add(path, conn, Mode::Standard),
         }
-        self.by_conn.entry(conn).or_default().insert(path.to_string(), ());
+        self.by_conn
+            .entry(conn)
+            .or_default()
+            .insert(path.to_string(), ());
     }
 
     /// `addWatch`: persistent (recursive or not) in both tables.
     pub fn add_persistent(&mut self, path: &str, conn: ConnId, recursive: bool) {
-        let mode = if recursive { Mode::PersistentRecursive } else { Mode::Persistent };
+        let mode = if recursive {
+            Mode::PersistentRecursive
+        } else {
+            Mode::Persistent
+        };
         self.data.add(path, conn, mode);
         self.child.add(path, conn, mode);
-        self.by_conn.entry(conn).or_default().insert(path.to_string(), ());
+        self.by_conn
+            .entry(conn)
+            .or_default()
+            .insert(path.to_string(), ());
     }
 
     /// Forgets every watch of a closed connection.
@@ -149,7 +171,13 @@ impl WatchRegistry {
 
     /// removeWatches (`remove == true`) / checkWatches for watcher type
     /// 1 children, 2 data, 3 any; NoWatcher when there is none.
-    pub fn remove_or_check(&mut self, path: &str, conn: ConnId, watcher_type: i32, remove: bool) -> ErrorCode {
+    pub fn remove_or_check(
+        &mut self,
+        path: &str,
+        conn: ConnId,
+        watcher_type: i32,
+        remove: bool,
+    ) -> ErrorCode {
         let (d, c) = match watcher_type {
             1 => (false, true),
             2 => (true, false),
@@ -180,25 +208,38 @@ impl WatchRegistry {
             conns.clear();
             let event = match t.kind {
                 TriggerKind::Created => {
-                    self.data.trigger(&t.path, EventType::NodeCreated, &mut conns, &mut seen);
+                    self.data
+                        .trigger(&t.path, EventType::NodeCreated, &mut conns, &mut seen);
                     EventType::NodeCreated
                 }
                 TriggerKind::DataChanged => {
-                    self.data.trigger(&t.path, EventType::NodeDataChanged, &mut conns, &mut seen);
+                    self.data
+                        .trigger(&t.path, EventType::NodeDataChanged, &mut conns, &mut seen);
                     EventType::NodeDataChanged
                 }
                 TriggerKind::Deleted => {
-                    self.data.trigger(&t.path, EventType::NodeDeleted, &mut conns, &mut seen);
-                    self.child.trigger(&t.path, EventType::NodeDeleted, &mut conns, &mut seen);
+                    self.data
+                        .trigger(&t.path, EventType::NodeDeleted, &mut conns, &mut seen);
+                    self.child
+                        .trigger(&t.path, EventType::NodeDeleted, &mut conns, &mut seen);
                     EventType::NodeDeleted
                 }
                 TriggerKind::ChildrenChanged => {
-                    self.child.trigger(&t.path, EventType::NodeChildrenChanged, &mut conns, &mut seen);
+                    self.child.trigger(
+                        &t.path,
+                        EventType::NodeChildrenChanged,
+                        &mut conns,
+                        &mut seen,
+                    );
                     EventType::NodeChildrenChanged
                 }
             };
             for &conn in &conns {
-                out.push(Notification { conn, event, path: t.path.clone() });
+                out.push(Notification {
+                    conn,
+                    event,
+                    path: t.path.clone(),
+                });
             }
         }
     }
@@ -215,7 +256,10 @@ mod tests {
     use super::*;
 
     fn trig(kind: TriggerKind, path: &str) -> Trigger {
-        Trigger { kind, path: path.into() }
+        Trigger {
+            kind,
+            path: path.into(),
+        }
     }
 
     #[test]
@@ -225,7 +269,14 @@ mod tests {
         let mut out = Vec::new();
         w.fire(&[trig(TriggerKind::DataChanged, "/a")], &mut out);
         w.fire(&[trig(TriggerKind::DataChanged, "/a")], &mut out);
-        assert_eq!(out, vec![Notification { conn: 1, event: EventType::NodeDataChanged, path: "/a".into() }]);
+        assert_eq!(
+            out,
+            vec![Notification {
+                conn: 1,
+                event: EventType::NodeDataChanged,
+                path: "/a".into()
+            }]
+        );
     }
 
     #[test]
@@ -244,9 +295,22 @@ mod tests {
         let mut w = WatchRegistry::default();
         w.add_persistent("/a", 7, true);
         let mut out = Vec::new();
-        w.fire(&[trig(TriggerKind::Created, "/a/b/c"), trig(TriggerKind::ChildrenChanged, "/a/b")], &mut out);
+        w.fire(
+            &[
+                trig(TriggerKind::Created, "/a/b/c"),
+                trig(TriggerKind::ChildrenChanged, "/a/b"),
+            ],
+            &mut out,
+        );
         w.fire(&[trig(TriggerKind::ChildrenChanged, "/a")], &mut out);
-        assert_eq!(out, vec![Notification { conn: 7, event: EventType::NodeCreated, path: "/a/b/c".into() }]);
+        assert_eq!(
+            out,
+            vec![Notification {
+                conn: 7,
+                event: EventType::NodeCreated,
+                path: "/a/b/c".into()
+            }]
+        );
         assert_eq!(w.count(), 2, "persistent watches stay");
     }
 
@@ -255,7 +319,13 @@ mod tests {
         let mut w = WatchRegistry::default();
         w.add_persistent("/a", 7, false);
         let mut out = Vec::new();
-        w.fire(&[trig(TriggerKind::ChildrenChanged, "/a"), trig(TriggerKind::Created, "/a/b")], &mut out);
+        w.fire(
+            &[
+                trig(TriggerKind::ChildrenChanged, "/a"),
+                trig(TriggerKind::Created, "/a/b"),
+            ],
+            &mut out,
+        );
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].event, EventType::NodeChildrenChanged);
     }

@@ -1,0 +1,424 @@
+//! zoo.cfg: Java-properties syntax with ZooKeeper's keys. Unknown keys get
+//! a warning naming them; a bad value is an error naming file, line and
+//! key.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+/// `jute.maxbuffer` default: 0xfffff bytes, as ZooKeeper.
+pub const DEFAULT_JUTE_MAXBUFFER: usize = 0xfffff;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{file}:{line}: {key}: {msg}")]
+    Value {
+        file: String,
+        line: usize,
+        key: String,
+        msg: String,
+    },
+    #[error("{file}: {msg}")]
+    File { file: String, msg: String },
+}
+
+/// One `server.N=host:quorumPort:electionPort[:role][;[addr:]clientPort]` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSpec {
+    pub host: String,
+    pub quorum_port: u16,
+    pub election_port: u16,
+    pub observer: bool,
+    pub client: Option<(Option<String>, u16)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file this came from, for messages and pid files.
+    pub path: PathBuf,
+    pub tick_ms: u64,
+    pub init_limit: u32,
+    pub sync_limit: u32,
+    pub data_dir: PathBuf,
+    /// `dataLogDir`; the transaction log goes to `data_dir` when unset.
+    pub data_log_dir: Option<PathBuf>,
+    pub client_port: u16,
+    pub client_port_address: Option<IpAddr>,
+    /// Per client IP; 0 means no limit.
+    pub max_client_cnxns: usize,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    pub jute_maxbuffer_bytes: usize,
+    pub extended_types: bool,
+    pub container_check_interval_ms: i64,
+    pub super_digest: Option<String>,
+    /// `4lw.commands.whitelist`; "*" allows all.
+    pub four_letter_whitelist: Vec<String>,
+    pub servers: BTreeMap<u64, ServerSpec>,
+    pub autopurge_snap_retain_count: u32,
+    pub autopurge_purge_interval_hours: u32,
+    pub admin_enable_server: bool,
+    pub admin_server_port: u16,
+    /// Keys ZooKeeper knows that this build accepts but does not act on yet.
+    pub warnings: Vec<String>,
+}
+
+/// ZooKeeper keys accepted without effect in this build (a warning says so).
+const ACCEPTED: &[&str] = &[
+    "preAllocSize",
+    "snapCount",
+    "forceSync",
+    "globalOutstandingLimit",
+    "standaloneEnabled",
+    "reconfigEnabled",
+    "dynamicConfigFile",
+    "metricsProvider.className",
+    "metricsProvider.httpPort",
+    "metricsProvider.exportJvmInfo",
+    "quorumListenOnAllIPs",
+    "electionAlg",
+    "leaderServes",
+    "peerType",
+    "syncEnabled",
+    "znode.container.maxPerMinute",
+    "admin.serverAddress",
+    "admin.commandURL",
+    "audit.enable",
+];
+
+struct Line<'a> {
+    no: usize,
+    key: &'a str,
+    value: String,
+}
+
+/// Java-properties lines: `#`/`!` comments, `key=value`, `key: value` or
+/// `key value`, surrounding whitespace trimmed, `\` continues a line.
+fn parse_lines(text: &str) -> Vec<Line<'_>> {
+    let mut out = Vec::new();
+    let mut lines = text.lines().enumerate();
+    while let Some((i, raw)) = lines.next() {
+        let t = raw.trim_start();
+        if t.is_empty() || t.starts_with('#') || t.starts_with('!') {
+            continue;
+        }
+        let sep = t
+            .find(|c: char| c == '=' || c == ':' || c.is_whitespace())
+            .unwrap_or(t.len());
+        let key = &t[..sep];
+        let mut rest = t[sep..].trim_start();
+        if rest.starts_with('=') || rest.starts_with(':') {
+            rest = rest[1..].trim_start();
+        }
+        let mut value = rest.trim_end().to_string();
+        while value.ends_with('\\') {
+            value.pop();
+            match lines.next() {
+                Some((_, more)) => value.push_str(more.trim()),
+                None => break,
+            }
+        }
+        out.push(Line {
+            no: i + 1,
+            key,
+            value,
+        });
+    }
+    out
+}
+
+fn parse_server(v: &str) -> Result<ServerSpec, String> {
+    let (addr, client) = match v.split_once(';') {
+        Some((a, c)) => (a, Some(c)),
+        None => (v, None),
+    };
+    let parts: Vec<&str> = addr.split(':').collect();
+    if parts.len() < 3 || parts.len() > 4 {
+        return Err("expected host:quorumPort:electionPort[:participant|observer][;[clientAddr:]clientPort]".into());
+    }
+    let port = |s: &str| s.parse::<u16>().map_err(|_| format!("invalid port '{s}'"));
+    let observer = match parts.get(3) {
+        None | Some(&"participant") => false,
+        Some(&"observer") => true,
+        Some(r) => {
+            return Err(format!(
+                "invalid role '{r}': expected participant or observer"
+            ))
+        }
+    };
+    let client = match client {
+        None => None,
+        Some(c) => match c.rsplit_once(':') {
+            Some((a, p)) => Some((Some(a.to_string()), port(p)?)),
+            None => Some((None, port(c)?)),
+        },
+    };
+    Ok(ServerSpec {
+        host: parts[0].into(),
+        quorum_port: port(parts[1])?,
+        election_port: port(parts[2])?,
+        observer,
+        client,
+    })
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            file: file.clone(),
+            msg: format!("cannot read: {e}"),
+        })?;
+        Config::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let mut c = Config {
+            path: path.to_path_buf(),
+            tick_ms: 3000,
+            init_limit: 10,
+            sync_limit: 5,
+            data_dir: PathBuf::new(),
+            data_log_dir: None,
+            client_port: 0,
+            client_port_address: None,
+            max_client_cnxns: 60,
+            min_session_timeout_ms: -1,
+            max_session_timeout_ms: -1,
+            jute_maxbuffer_bytes: DEFAULT_JUTE_MAXBUFFER,
+            extended_types: false,
+            container_check_interval_ms: 60_000,
+            super_digest: None,
+            four_letter_whitelist: vec!["srvr".into()],
+            servers: BTreeMap::new(),
+            autopurge_snap_retain_count: 3,
+            autopurge_purge_interval_hours: 0,
+            admin_enable_server: true,
+            admin_server_port: 8080,
+            warnings: Vec::new(),
+        };
+        let mut client_port_set = false;
+        let mut data_dir_set = false;
+        for l in parse_lines(text) {
+            let err = |msg: String| ConfigError::Value {
+                file: file.clone(),
+                line: l.no,
+                key: l.key.to_string(),
+                msg,
+            };
+            fn num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
+                v.parse::<T>()
+                    .map_err(|_| format!("'{v}' is not a valid number"))
+            }
+            let boolean = |v: &str| match v.to_ascii_lowercase().as_str() {
+                "true" | "yes" => Ok(true),
+                "false" | "no" => Ok(false),
+                _ => Err(format!("'{v}' is not true or false")),
+            };
+            let v = l.value.as_str();
+            match l.key {
+                "tickTime" => {
+                    c.tick_ms = num::<u64>(v)
+                        .and_then(|t| {
+                            if t == 0 {
+                                Err("must be > 0".into())
+                            } else {
+                                Ok(t)
+                            }
+                        })
+                        .map_err(err)?
+                }
+                "initLimit" => c.init_limit = num(v).map_err(err)?,
+                "syncLimit" => c.sync_limit = num(v).map_err(err)?,
+                "dataDir" => {
+                    if v.is_empty() {
+                        return Err(err("must not be empty".into()));
+                    }
+                    c.data_dir = PathBuf::from(v);
+                    data_dir_set = true;
+                }
+                "dataLogDir" => c.data_log_dir = (!v.is_empty()).then(|| PathBuf::from(v)),
+                "clientPort" => {
+                    c.client_port = num::<u16>(v)
+                        .map_err(|_| err(format!("'{v}' is not a port number (0-65535)")))?;
+                    client_port_set = true;
+                }
+                "clientPortAddress" => {
+                    c.client_port_address = Some(if v == "localhost" {
+                        IpAddr::from([127, 0, 0, 1])
+                    } else {
+                        v.parse()
+                            .map_err(|_| err(format!("'{v}' is not an IP address")))?
+                    })
+                }
+                "maxClientCnxns" => c.max_client_cnxns = num(v).map_err(err)?,
+                "minSessionTimeout" => c.min_session_timeout_ms = num(v).map_err(err)?,
+                "maxSessionTimeout" => c.max_session_timeout_ms = num(v).map_err(err)?,
+                "jute.maxbuffer" => {
+                    c.jute_maxbuffer_bytes = num::<usize>(v)
+                        .and_then(|n| {
+                            if n == 0 {
+                                Err("must be > 0".into())
+                            } else {
+                                Ok(n)
+                            }
+                        })
+                        .map_err(err)?
+                }
+                "extendedTypesEnabled" => c.extended_types = boolean(v).map_err(err)?,
+                "znode.container.checkIntervalMs" => {
+                    c.container_check_interval_ms = num::<i64>(v)
+                        .and_then(|n| {
+                            if n <= 0 {
+                                Err("must be > 0".into())
+                            } else {
+                                Ok(n)
+                            }
+                        })
+                        .map_err(err)?
+                }
+                "superDigest" | "DigestAuthenticationProvider.superDigest" => {
+                    if !v.contains(':') {
+                        return Err(err("expected user:base64digest".into()));
+                    }
+                    c.super_digest = Some(v.to_string());
+                }
+                "4lw.commands.whitelist" => {
+                    c.four_letter_whitelist = v
+                        .split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                }
+                "autopurge.snapRetainCount" => {
+                    c.autopurge_snap_retain_count = num::<u32>(v).map_err(err)?.max(3)
+                }
+                "autopurge.purgeInterval" => {
+                    c.autopurge_purge_interval_hours = num(v).map_err(err)?
+                }
+                "admin.enableServer" => c.admin_enable_server = boolean(v).map_err(err)?,
+                "admin.serverPort" => c.admin_server_port = num(v).map_err(err)?,
+                k if k.starts_with("server.") => {
+                    let id: u64 = k["server.".len()..]
+                        .parse()
+                        .map_err(|_| err("expected server.<number>".into()))?;
+                    let spec = parse_server(v).map_err(err)?;
+                    c.servers.insert(id, spec);
+                }
+                k if ACCEPTED.contains(&k) => c.warnings.push(format!(
+                    "{file}:{}: {k} is accepted but has no effect in this version",
+                    l.no
+                )),
+                k if k.starts_with("ssl.")
+                    || k.starts_with("authProvider.")
+                    || k.starts_with("group.")
+                    || k.starts_with("weight.") =>
+                {
+                    c.warnings.push(format!(
+                        "{file}:{}: {k} is not supported yet and is ignored",
+                        l.no
+                    ))
+                }
+                k => c
+                    .warnings
+                    .push(format!("{file}:{}: unknown key {k} ignored", l.no)),
+            }
+        }
+        if !data_dir_set {
+            return Err(ConfigError::File {
+                file,
+                msg: "dataDir is not set".into(),
+            });
+        }
+        if !client_port_set {
+            // ZooKeeper 3.5+: the client port may come from this server's server.N line.
+            match c.servers.values().find_map(|s| s.client.clone()) {
+                Some((_, port)) if c.servers.len() == 1 => c.client_port = port,
+                _ => {
+                    return Err(ConfigError::File {
+                        file,
+                        msg: "clientPort is not set".into(),
+                    })
+                }
+            }
+        }
+        let tick = c.tick_ms.min(i32::MAX as u64 / 20) as i32;
+        if c.min_session_timeout_ms < 0 {
+            c.min_session_timeout_ms = 2 * tick;
+        }
+        if c.max_session_timeout_ms < 0 {
+            c.max_session_timeout_ms = 20 * tick;
+        }
+        if c.min_session_timeout_ms > c.max_session_timeout_ms {
+            return Err(ConfigError::File {
+                file,
+                msg: format!(
+                    "minSessionTimeout {} must not be larger than maxSessionTimeout {}",
+                    c.min_session_timeout_ms, c.max_session_timeout_ms
+                ),
+            });
+        }
+        Ok(c)
+    }
+
+    /// Where the transaction log goes.
+    pub fn log_dir(&self) -> &Path {
+        self.data_log_dir.as_deref().unwrap_or(&self.data_dir)
+    }
+
+    pub fn four_letter_allowed(&self, cmd: &str) -> bool {
+        self.four_letter_whitelist
+            .iter()
+            .any(|w| w == "*" || w == cmd)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("zoo.cfg"), s)
+    }
+
+    #[test]
+    fn sample_config_and_defaults() {
+        let c = parse("# c\ntickTime=2000\ndataDir = /tmp/zk\nclientPort: 2181\ninitLimit 5\n")
+            .unwrap();
+        assert_eq!((c.tick_ms, c.client_port, c.init_limit), (2000, 2181, 5));
+        assert_eq!(
+            (c.min_session_timeout_ms, c.max_session_timeout_ms),
+            (4000, 40000)
+        );
+        assert_eq!(c.log_dir(), Path::new("/tmp/zk"));
+        assert_eq!(c.jute_maxbuffer_bytes, 0xfffff);
+        assert!(c.four_letter_allowed("srvr") && !c.four_letter_allowed("ruok"));
+    }
+
+    #[test]
+    fn bad_values_name_file_line_and_key() {
+        let e = parse("dataDir=/x\nclientPort=2181\ntickTime=abc\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "zoo.cfg:3: tickTime: 'abc' is not a valid number"
+        );
+        let e = parse("dataDir=/x\nclientPort=99999\n").unwrap_err();
+        assert!(e.to_string().starts_with("zoo.cfg:2: clientPort:"), "{e}");
+        let e = parse("dataDir=/x\nclientPort=1\nserver.1=localhost:2888\n").unwrap_err();
+        assert!(e.to_string().starts_with("zoo.cfg:3: server.1:"), "{e}");
+        assert_eq!(
+            parse("clientPort=1\n").unwrap_err().to_string(),
+            "zoo.cfg: dataDir is not set"
+        );
+    }
+
+    #[test]
+    fn server_lines_and_unknown_keys() {
+        let c = parse("dataDir=/x\nclientPort=2181\nserver.1=localhost:2888:3888\nserver.2=h:2889:3889:observer;127.0.0.1:2182\nfoo=1\n").unwrap();
+        assert_eq!(c.servers[&1].quorum_port, 2888);
+        assert!(c.servers[&2].observer);
+        assert_eq!(c.servers[&2].client, Some((Some("127.0.0.1".into()), 2182)));
+        assert!(c.warnings.iter().any(|w| w.contains("unknown key foo")));
+    }
+}

@@ -1,0 +1,171 @@
+//! The task that owns the replica core: it feeds the `Node` with inputs
+//! in batches, ticks it, and delivers its outputs to connections.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use node::{Node, NodeConfig, Output};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{broadcast, mpsc};
+use tree::TreeConfig;
+
+use crate::config::Config;
+use crate::conn::ToConn;
+use crate::fourlw;
+use crate::{CoreInput, ServerError};
+
+/// Inputs handled before the Raft hand-off runs once for all of them:
+/// one batch, one append.
+const MAX_BATCH: usize = 1024;
+/// How often time is given to the core (session expiry, Raft ticks).
+const TICK: Duration = Duration::from_millis(50);
+
+pub(crate) struct CoreTask {
+    node: Node,
+    cfg: std::sync::Arc<Config>,
+    /// Where each live connection's frames go.
+    conns: HashMap<u64, mpsc::Sender<ToConn>>,
+    /// Packets in and out, for srvr/mntr.
+    received: u64,
+    sent: u64,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl CoreTask {
+    pub(crate) fn new(cfg: &std::sync::Arc<Config>) -> Result<CoreTask, ServerError> {
+        let now = now_ms();
+        let ncfg = NodeConfig {
+            server_id: 1,
+            tick_ms: cfg.tick_ms,
+            min_session_timeout_ms: cfg.min_session_timeout_ms,
+            max_session_timeout_ms: cfg.max_session_timeout_ms,
+            container_check_interval_ms: cfg.container_check_interval_ms,
+            super_digest: cfg.super_digest.clone(),
+            tree: TreeConfig {
+                extended_types: cfg.extended_types,
+            },
+            seed: now as u64 ^ std::process::id() as u64,
+        };
+        Ok(CoreTask {
+            node: Node::new_standalone(ncfg, now)?,
+            cfg: cfg.clone(),
+            conns: HashMap::new(),
+            received: 0,
+            sent: 0,
+        })
+    }
+
+    pub(crate) async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<CoreInput>,
+        mut stop: broadcast::Receiver<()>,
+    ) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                biased;
+                _ = stop.recv() => break,
+                i = rx.recv() => {
+                    let Some(i) = i else { break };
+                    self.handle(i);
+                    for _ in 0..MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(i) => self.handle(i),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = tick.tick() => self.node.tick(now_ms()),
+            }
+            self.node.flush();
+            self.dispatch();
+        }
+    }
+
+    fn handle(&mut self, i: CoreInput) {
+        match i {
+            CoreInput::Connect { conn, req, ip, tx } => {
+                self.received += 1;
+                self.conns.insert(conn, tx);
+                self.node.connect(conn, req, ip, now_ms());
+            }
+            CoreInput::Request {
+                conn,
+                xid,
+                op,
+                body,
+            } => {
+                self.received += 1;
+                self.node.request(conn, xid, op, &body, now_ms());
+            }
+            CoreInput::Disconnect { conn } => {
+                self.conns.remove(&conn);
+                self.node.disconnect(conn);
+            }
+            CoreInput::FourLetter { cmd, reply } => {
+                let sm = self.node.state();
+                let stats = fourlw::Stats {
+                    received: self.received,
+                    sent: self.sent,
+                    connections: self.node.connection_count(),
+                    outstanding: 0,
+                    zxid: self.node.last_zxid(),
+                    node_count: sm.tree.node_count(),
+                    watch_count: self.node.watch_count(),
+                    ephemerals_count: sm.tree.ephemerals().values().map(|s| s.len()).sum(),
+                    data_bytes: sm.tree.data_bytes(),
+                    sessions: sm.sessions.len(),
+                };
+                let _ = reply.send(fourlw::render(&cmd, &stats, &self.cfg));
+            }
+        }
+    }
+
+    fn dispatch(&mut self) {
+        // Closing a slow connection produces more outputs: loop until none.
+        loop {
+            let outputs = self.node.take_outputs();
+            if outputs.is_empty() {
+                return;
+            }
+            for o in outputs {
+                match o {
+                    Output::Send { conn, frame } => {
+                        let Some(tx) = self.conns.get(&conn) else {
+                            continue;
+                        };
+                        match tx.try_send(ToConn::Frame(frame)) {
+                            Ok(()) => self.sent += 1,
+                            Err(TrySendError::Full(_)) => {
+                                tracing::warn!(
+                                    conn,
+                                    "client is not reading its responses; closing the connection"
+                                );
+                                self.conns.remove(&conn);
+                                self.node.disconnect(conn);
+                            }
+                            Err(TrySendError::Closed(_)) => {
+                                self.conns.remove(&conn);
+                            }
+                        }
+                    }
+                    Output::Close { conn, reason } => {
+                        if reason == "session expired" {
+                            tracing::info!(conn, "session expired; closing its connection");
+                        }
+                        if let Some(tx) = self.conns.remove(&conn) {
+                            let _ = tx.try_send(ToConn::Close(reason));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
