@@ -267,7 +267,9 @@ impl StateMachine {
             if c.ttl <= 0 || c.ttl > MAX_TTL_MS {
                 return Err(ErrorCode::BadArguments);
             }
-        } else if c.ttl >= 0 {
+        } else if c.ttl >= 0 || op == OpCode::CreateTtl {
+            // ZooKeeper 3.8 answers BadArguments for ttl >= 0 here and crashes
+            // on a negative one; both are bad arguments.
             return Err(ErrorCode::BadArguments);
         }
         if c.path.contains('\0') {
@@ -293,14 +295,14 @@ impl StateMachine {
         if matches!(owner_kind(parent_owner), OwnerKind::Ephemeral(_)) {
             return Err(ErrorCode::NoChildrenForEphemerals);
         }
-        let owner = if mode.is_ephemeral() {
-            ctx.session_id
-        } else if mode.is_container() {
-            CONTAINER_OWNER
-        } else if mode.is_ttl() {
-            TTL_OWNER_MASK | c.ttl
-        } else {
-            0
+        // The node's kind comes from the op, as ZooKeeper picks the txn by op:
+        // createContainer makes a container whatever the flags say, a plain
+        // create with the container flag makes a persistent node.
+        let owner = match op {
+            OpCode::CreateContainer => CONTAINER_OWNER,
+            OpCode::CreateTtl => TTL_OWNER_MASK | c.ttl,
+            _ if mode.is_ephemeral() => ctx.session_id,
+            _ => 0,
         };
         let stat = Stat {
             czxid: ctx.zxid,
@@ -324,6 +326,7 @@ impl StateMachine {
     }
 
     fn delete(&mut self, d: &PathVersionRequest, ctx: &Ctx<'_>) -> Result<MultiResult, ErrorCode> {
+        // ZooKeeper checks only for a slash and NUL here, not the full path rules.
         if d.path.contains('\0') {
             return Err(ErrorCode::BadArguments);
         }
@@ -340,6 +343,9 @@ impl StateMachine {
     }
 
     fn set_data(&mut self, s: &SetDataRequest, ctx: &Ctx<'_>) -> Result<MultiResult, ErrorCode> {
+        if !path::is_valid(&s.path) {
+            return Err(ErrorCode::BadArguments);
+        }
         let node = self.tree.get(&s.path).ok_or(ErrorCode::NoNode)?;
         acl::check(&node.acl, Perms::WRITE, ctx.auth)?;
         check_version(s.version, node.stat.version)?;
@@ -362,9 +368,12 @@ impl StateMachine {
     }
 
     fn set_acl(&mut self, s: &SetAclRequest, ctx: &Ctx<'_>) -> Result<Stat, ErrorCode> {
+        if !path::is_valid(&s.path) {
+            return Err(ErrorCode::BadArguments);
+        }
+        let acl = acl::fixup(&s.acl, ctx.auth)?;
         let node = self.tree.get(&s.path).ok_or(ErrorCode::NoNode)?;
         acl::check(&node.acl, Perms::ADMIN, ctx.auth)?;
-        let acl = acl::fixup(&s.acl, ctx.auth)?;
         check_version(s.version, node.stat.aversion)?;
         Ok(self.tree.set_acl(&s.path, acl))
     }
@@ -467,7 +476,8 @@ mod tests {
             matches!(t.create("/q/n-", 2), Reply::Create { ref path, .. } if path == "/q/n-0000000001")
         );
         let q = t.sm.tree.get("/q").unwrap().stat();
-        assert_eq!((q.cversion, q.num_children, q.pzxid), (2, 1, t.zxid));
+        // Two creates and one delete: three changes to the children.
+        assert_eq!((q.cversion, q.num_children, q.pzxid), (3, 1, t.zxid));
     }
 
     #[test]
@@ -610,7 +620,16 @@ mod tests {
     #[test]
     fn containers_and_ttls_are_reaped_when_due() {
         let mut t = T::new();
-        t.create("/c", 4);
+        t.run(Request::Create(
+            OpCode::CreateContainer,
+            CreateTtlRequest {
+                path: "/c".into(),
+                data: None,
+                acl: acl::open_acl_unsafe(),
+                flags: 4,
+                ttl: -1,
+            },
+        ));
         t.create("/c/x", 0);
         t.run(Request::Delete(PathVersionRequest {
             path: "/c/x".into(),

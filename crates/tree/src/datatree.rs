@@ -48,7 +48,9 @@ pub struct Znode {
     /// `None` is ZooKeeper's null data, distinct from empty.
     pub data: Option<Vec<u8>>,
     pub acl: Vec<Acl>,
-    /// `data_length` and `num_children` are derived when the Stat is read.
+    /// As ZooKeeper's `StatPersisted`: `cversion` here counts the creates
+    /// under this node (sequential suffixes come from it); `data_length`
+    /// and `num_children` are derived when the Stat is read.
     pub stat: Stat,
     pub children: BTreeSet<String>,
 }
@@ -63,11 +65,24 @@ impl Znode {
         }
     }
 
-    /// The Stat as a client sees it.
+    /// The Stat as a client sees it (ZooKeeper's `DataNode.copyStat`):
+    /// cversion counts changes, i.e. every create and every delete, which
+    /// is `2 * creates - children still present`; containers and TTL nodes
+    /// show no ephemeral owner.
     pub fn stat(&self) -> Stat {
+        let num_children = self.children.len() as i32;
         Stat {
             data_length: self.data.as_ref().map_or(0, |d| d.len() as i32),
-            num_children: self.children.len() as i32,
+            num_children,
+            cversion: self
+                .stat
+                .cversion
+                .wrapping_mul(2)
+                .wrapping_sub(num_children),
+            ephemeral_owner: match owner_kind(self.stat.ephemeral_owner) {
+                OwnerKind::Ephemeral(s) => s,
+                _ => 0,
+            },
             ..self.stat
         }
     }

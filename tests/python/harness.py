@@ -1,0 +1,213 @@
+"""Starts ferrokeeper and Apache ZooKeeper 3.8 servers for black-box tests.
+
+Every server gets free ports and its own temporary directory; a test
+kills only the processes it started. Run with Debian's /usr/bin/python3
+(python3-kazoo lives there).
+"""
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BINARY = os.environ.get("FERROKEEPER_BIN", os.path.join(ROOT, "target", "release", "ferrokeeper"))
+ZK_CLASSPATH = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar"
+ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def four_letter(port, cmd, timeout=5.0):
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(cmd.encode())
+        s.shutdown(socket.SHUT_WR)
+        out = b""
+        while True:
+            b = s.recv(4096)
+            if not b:
+                return out.decode()
+            out += b
+
+
+def wait_until(cond, timeout=20.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if cond():
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError("timed out waiting for " + what)
+
+
+class Server:
+    """One server process on a free client port."""
+
+    def __init__(self, kind="ferrokeeper", extra=None, container_check_ms=60000):
+        self.kind = kind
+        self.container_check_ms = container_check_ms
+        self.dir = tempfile.mkdtemp(prefix=kind + "-")
+        self.port = free_port()
+        lines = {
+            "tickTime": "2000",
+            "dataDir": os.path.join(self.dir, "data"),
+            "dataLogDir": os.path.join(self.dir, "datalog"),
+            "clientPort": str(self.port),
+            "clientPortAddress": "127.0.0.1",
+            "4lw.commands.whitelist": "*",
+            "extendedTypesEnabled": "true",
+            "admin.enableServer": "false",
+        }
+        if kind == "ferrokeeper":
+            lines["znode.container.checkIntervalMs"] = str(container_check_ms)
+        if kind == "zookeeper":
+            # The oracle only answers what ZooKeeper would say; its own
+            # durability is not under test, so its fsyncs are skipped to keep CI short.
+            lines["forceSync"] = "no"
+        lines.update(extra or {})
+        self.cfg = os.path.join(self.dir, "zoo.cfg")
+        with open(self.cfg, "w") as f:
+            for k, v in lines.items():
+                f.write("%s=%s\n" % (k, v))
+        self.log_path = os.path.join(self.dir, "server.log")
+        self.proc = None
+
+    def start(self):
+        log = open(self.log_path, "ab")
+        if self.kind == "ferrokeeper":
+            cmd = [BINARY, "start-foreground", self.cfg]
+        else:
+            cmd = ["java", "-cp", ZK_CLASSPATH, "-Dzookeeper.extendedTypesEnabled=true",
+                   "-Dznode.container.checkIntervalMs=%d" % self.container_check_ms,
+                   "org.apache.zookeeper.server.ZooKeeperServerMain", self.cfg]
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir)
+        wait_until(lambda: self.proc.poll() is None and four_letter(self.port, "ruok") == "imok",
+                   what="%s on port %d (log %s)" % (self.kind, self.port, self.log_path))
+        return self
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    @property
+    def hosts(self):
+        return "127.0.0.1:%d" % self.port
+
+
+class Raw:
+    """A request kazoo 2.8 has no API for, sent through kazoo's connection:
+    `op` is the op code, `body` the request record bytes, `parse` turns the
+    response bytes (and offset) into a value."""
+
+    def __init__(self, op, body, parse=None):
+        self.type = op
+        self.body = body
+        self.parse = parse
+
+    def serialize(self):
+        return bytearray(self.body)
+
+    def deserialize(self, buf, offset):
+        return self.parse(buf, offset) if self.parse else None
+
+
+def jute_str(s):
+    b = s.encode()
+    return struct.pack(">i", len(b)) + b
+
+
+def jute_buf(b):
+    return struct.pack(">i", -1) if b is None else struct.pack(">i", len(b)) + b
+
+
+def jute_acl_world_all():
+    return struct.pack(">i", 1) + struct.pack(">i", 31) + jute_str("world") + jute_str("anyone")
+
+
+def read_str(buf, off):
+    (n,) = struct.unpack_from(">i", buf, off)
+    off += 4
+    if n < 0:
+        return None, off
+    return bytes(buf[off:off + n]).decode(), off + n
+
+
+def read_stat(buf, off):
+    from kazoo.protocol.states import ZnodeStat
+    from kazoo.protocol.serialization import stat_struct
+    return ZnodeStat._make(stat_struct.unpack_from(buf, off)), off + stat_struct.size
+
+
+def call(client, req, timeout=10):
+    async_result = client.handler.async_result()
+    client._call(req, async_result)
+    return async_result.get(timeout=timeout)
+
+
+def create_raw(client, op, path, data, flags, ttl=None):
+    """create2-style ops (createContainer 19, createTTL 21, create2 15)."""
+    body = jute_str(path) + jute_buf(data) + jute_acl_world_all() + struct.pack(">i", flags)
+    if ttl is not None:
+        body += struct.pack(">q", ttl)
+
+    def parse(buf, off):
+        p, off = read_str(buf, off)
+        return p, read_stat(buf, off)[0]
+
+    return call(client, Raw(op, body, parse))
+
+
+def read_strings(buf, off):
+    (n,) = struct.unpack_from(">i", buf, off)
+    off += 4
+    out = []
+    for _ in range(max(n, 0)):
+        s, off = read_str(buf, off)
+        out.append(s)
+    return out
+
+
+def get_all_children_number(client, path):
+    return call(client, Raw(104, jute_str(path), lambda b, o: struct.unpack_from(">i", b, o)[0]))
+
+
+def get_ephemerals(client, prefix):
+    return call(client, Raw(103, jute_str(prefix), read_strings))
+
+
+def who_am_i(client):
+    def parse(buf, off):
+        (n,) = struct.unpack_from(">i", buf, off)
+        off += 4
+        out = []
+        for _ in range(n):
+            a, off = read_str(buf, off)
+            b, off = read_str(buf, off)
+            out.append((a, b))
+        return out
+    return call(client, Raw(107, b"", parse))
+
+
+def add_watch(client, path, mode):
+    return call(client, Raw(106, jute_str(path) + struct.pack(">i", mode), lambda b, o: struct.unpack_from(">i", b, o)[0]))
