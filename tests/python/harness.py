@@ -211,3 +211,59 @@ def who_am_i(client):
 
 def add_watch(client, path, mode):
     return call(client, Raw(106, jute_str(path) + struct.pack(">i", mode), lambda b, o: struct.unpack_from(">i", b, o)[0]))
+
+
+class RawConn:
+    """A bare client-protocol connection, for wire-level tests."""
+
+    def __init__(self, port, session_id=0, passwd=b"\0" * 16, timeout_ms=10000, last_zxid=0):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        body = struct.pack(">iqiq", 0, last_zxid, timeout_ms, session_id) + jute_buf(passwd) + b"\0"
+        self.send_frame(body)
+        resp = self.read_frame()
+        if resp is None:
+            self.session_id = None
+            return
+        self.protocol_version, self.timeout_ms, self.session_id = struct.unpack_from(">iiq", resp, 0)
+        (n,) = struct.unpack_from(">i", resp, 16)
+        self.passwd = bytes(resp[20:20 + n])
+
+    def send_frame(self, body):
+        self.s.sendall(struct.pack(">i", len(body)) + body)
+
+    def read_exact(self, n):
+        out = b""
+        while len(out) < n:
+            b = self.s.recv(n - len(out))
+            if not b:
+                return None
+            out += b
+        return out
+
+    def read_frame(self):
+        h = self.read_exact(4)
+        if h is None:
+            return None
+        (n,) = struct.unpack(">i", h)
+        return self.read_exact(n)
+
+    def request(self, xid, op, body=b""):
+        self.send_frame(struct.pack(">ii", xid, op) + body)
+
+    def reply(self):
+        """(xid, zxid, err, body) of the next frame, or None at EOF."""
+        f = self.read_frame()
+        if f is None:
+            return None
+        xid, zxid, err = struct.unpack_from(">iqi", f, 0)
+        return xid, zxid, err, f[16:]
+
+    def closed(self):
+        """True when the server has closed this connection."""
+        try:
+            return self.s.recv(1) == b""
+        except (ConnectionResetError, socket.timeout):
+            return False
+
+    def close(self):
+        self.s.close()

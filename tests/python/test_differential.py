@@ -11,7 +11,8 @@ import unittest
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
-from kazoo.security import ACL, Id, make_digest_acl
+from kazoo.protocol.serialization import Create, Delete
+from kazoo.security import ACL, Id, make_digest_acl, OPEN_ACL_UNSAFE
 
 import harness
 
@@ -215,6 +216,30 @@ def random_op(rnd, base):
     return desc, multi
 
 
+EDGE_CASES = [
+    ("delete /zookeeper/config", lambda c: c.delete("/zookeeper/config")),
+    ("delete /zookeeper/quota", lambda c: c.delete("/zookeeper/quota")),
+    ("delete /zookeeper", lambda c: c.delete("/zookeeper")),
+    ("delete /", lambda c: harness.call(c, Delete("/", -1))),
+    ("set /zookeeper/config", lambda c: c.set("/zookeeper/config", b"x")),
+    ("create /zookeeper/x", lambda c: c.create("/zookeeper/x")),
+    ("set /", lambda c: c.set("/", b"root")),
+    ("stat /", lambda c: c.exists("/")),
+    ("acl /zookeeper/config", lambda c: c.get_acls("/zookeeper/config")),
+    ("acl /", lambda c: c.get_acls("/")),
+    ("get /zookeeper/quota", lambda c: c.get("/zookeeper/quota")),
+    ("children /zookeeper", lambda c: sorted(c.get_children("/zookeeper"))),
+    ("create2 null data", lambda c: harness.create_raw(c, 15, "/nulldata", None, 0)),
+    ("get null data", lambda c: c.get("/nulldata")),
+    ("create container with ephemeral flag", lambda c: harness.create_raw(c, 19, "/ce", b"", 1)),
+    ("create under container-made-by-ephemeral-flag", lambda c: c.create("/ce/child")),
+    ("plain create with container flag", lambda c: harness.call(c, Create("/pc", b"", OPEN_ACL_UNSAFE, 4))),
+    ("create ttl 0", lambda c: harness.create_raw(c, 21, "/t0", b"", 5, 0)),
+    ("create ttl too large", lambda c: harness.create_raw(c, 21, "/tl", b"", 5, 1 << 41)),
+    ("create bad flags", lambda c: harness.call(c, Create("/bf", b"", OPEN_ACL_UNSAFE, 42))),
+]
+
+
 class DifferentialTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -226,6 +251,19 @@ class DifferentialTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.zk_server.close()
         cls.fk_server.close()
+
+    def test_edge_cases_match_zookeeper(self):
+        zk = KazooClient(hosts=self.zk_server.hosts, timeout=10)
+        fk = KazooClient(hosts=self.fk_server.hosts, timeout=10)
+        zk.start()
+        fk.start()
+        try:
+            d = Differ(zk, fk)
+            for desc, fn in EDGE_CASES:
+                d.run(fn, desc)
+        finally:
+            zk.stop()
+            fk.stop()
 
     def test_random_sequences_match_zookeeper(self):
         zk = KazooClient(hosts=self.zk_server.hosts, timeout=10)

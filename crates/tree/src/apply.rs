@@ -326,8 +326,9 @@ impl StateMachine {
     }
 
     fn delete(&mut self, d: &PathVersionRequest, ctx: &Ctx<'_>) -> Result<MultiResult, ErrorCode> {
-        // ZooKeeper checks only for a slash and NUL here, not the full path rules.
-        if d.path.contains('\0') {
+        // ZooKeeper checks only for a slash and NUL here, not the full path
+        // rules, and refuses "/", "/zookeeper" and its two system children.
+        if d.path.contains('\0') || DataTree::is_special(&d.path) {
             return Err(ErrorCode::BadArguments);
         }
         let (parent_path, _) = path::split(&d.path).ok_or(ErrorCode::BadArguments)?;
@@ -578,6 +579,18 @@ mod tests {
         );
         t.zxid += 1;
         assert_eq!(t.create("/q", 0), Reply::Err(ErrorCode::SessionExpired));
+    }
+
+    #[test]
+    fn system_nodes_cannot_be_deleted() {
+        let mut t = T::new();
+        for p in ["/zookeeper/config", "/zookeeper/quota", "/zookeeper", "/"] {
+            let r = t.run(Request::Delete(PathVersionRequest {
+                path: p.into(),
+                version: -1,
+            }));
+            assert_eq!(r.reply, Some(Reply::Err(ErrorCode::BadArguments)), "{p}");
+        }
     }
 
     #[test]

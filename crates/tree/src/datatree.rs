@@ -158,10 +158,16 @@ impl DataTree {
             "/".into(),
             Znode::new(Some(vec![]), open(), Stat::default()),
         );
-        for (p, a) in [
-            (ZOOKEEPER, open()),
-            (QUOTA, open()),
-            (CONFIG, acl::read_acl_unsafe()),
+        // ZooKeeper sets the config node's ACL after creating it, which leaves
+        // its aversion at -1.
+        let config_stat = Stat {
+            aversion: -1,
+            ..Stat::default()
+        };
+        for (p, a, stat) in [
+            (ZOOKEEPER, open(), Stat::default()),
+            (QUOTA, open(), Stat::default()),
+            (CONFIG, acl::read_acl_unsafe(), config_stat),
         ] {
             let (parent, name) = path::split(p).unwrap();
             t.nodes
@@ -170,9 +176,14 @@ impl DataTree {
                 .children
                 .insert(name.into());
             t.nodes
-                .insert(p.into(), Znode::new(Some(vec![]), a, Stat::default()));
+                .insert(p.into(), Znode::new(Some(vec![]), a, stat));
         }
         t
+    }
+
+    /// ZooKeeper's `isSpecialPath`: nodes no client may delete.
+    pub fn is_special(path: &str) -> bool {
+        matches!(path, "/" | ZOOKEEPER | QUOTA | CONFIG)
     }
 
     pub fn get(&self, path: &str) -> Option<&Znode> {

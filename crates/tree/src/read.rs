@@ -102,12 +102,18 @@ impl StateMachine {
                     })
                     .collect(),
             )),
+            // As ZooKeeper: the provider's user name (a digest's user, not
+            // its hash), newest identity first.
             Request::WhoAmI => plain(Reply::WhoAmI(
                 auth.iter()
+                    .rev()
                     .filter(|a| a.scheme != "super")
                     .map(|a| ClientInfo {
                         auth_scheme: a.scheme.clone(),
-                        user: a.id.clone(),
+                        user: match a.scheme.as_str() {
+                            "digest" => a.id.split(':').next().unwrap_or("").to_string(),
+                            _ => a.id.clone(),
+                        },
                     })
                     .collect(),
             )),

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The project's test command (README: "Test it"). Installs what the tests
+# need on a fresh Debian machine, builds, and runs every test: Rust unit and
+# property tests, black-box tests with kazoo and the Java client (zkCli.sh),
+# and the differential test against a real ZooKeeper 3.8.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+[ -x /usr/share/zookeeper/bin/zkCli.sh ] && [ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
+dpkg -s zookeeper-bin >/dev/null 2>&1 || need+=(zookeeper-bin)
+/usr/bin/python3 -c 'import kazoo' >/dev/null 2>&1 || need+=(python3-kazoo)
+command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "== installing: ${need[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+echo "== cargo build"
+cargo build --release --locked
+echo "== cargo test"
+cargo test --release --locked --workspace
+echo "== black-box and differential tests (kazoo, zkCli.sh, ZooKeeper 3.8)"
+FERROKEEPER_BIN="$PWD/target/release/ferrokeeper" /usr/bin/python3 -W ignore::ResourceWarning tests/python/run.py

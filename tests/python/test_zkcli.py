@@ -1,0 +1,88 @@
+"""The Java client, through Debian's zkCli.sh: one command script run
+against a real ZooKeeper 3.8 and against ferrokeeper; the outputs must be
+identical once times, zxids and session ids are masked."""
+import re
+import subprocess
+import unittest
+
+import harness
+
+SCRIPT = """
+ls /
+ls /zookeeper
+create /cli hello
+create /cli/child
+create -s /cli/seq- x
+create -s /cli/seq- y
+create -e /cli/eph e
+create -c /cont
+create -t 100000 /ttl t
+create /cli
+get /cli
+get -s /cli
+stat /cli
+ls -s /cli
+set /cli world
+set -v 99 /cli again
+set -s /cli again
+get /nope
+delete /cli
+delete /cli/child
+delete -v 7 /cli/seq-0000000001
+getAllChildrenNumber /cli
+getEphemerals /cli
+setAcl /cli world:anyone:r
+getAcl /cli
+set /cli denied
+addauth digest user:pw
+create /secret s digest:user:cGcaT3vjAF6CyyeXB7G7XGsLdno=:cdrwa
+getAcl /secret
+get /secret
+whoami
+create /bad x world:nobody:r
+sync /cli
+deleteall /cont
+ls /
+quit
+"""
+
+MASKS = [
+    (re.compile(r"0x[0-9a-fA-F]+"), "0xN"),
+    (re.compile(r"^(ctime|mtime) = .*$", re.M), r"\1 = T"),
+    (re.compile(r"^ZooKeeper CLI version.*$", re.M), "ZooKeeper CLI version V"),
+]
+
+
+def run_cli(port):
+    # zkCli prints results on stdout and errors on stderr: read both, in order.
+    r = subprocess.run([harness.ZKCLI, "-server", "127.0.0.1:%d" % port], input=SCRIPT,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+    out = r.stdout
+    for rx, repl in MASKS:
+        out = rx.sub(repl, out)
+    # Connection banners and watcher lines for the connect itself vary in timing.
+    keep = [l for l in out.splitlines()
+            if l.strip() and not l.startswith(("SLF4J:", "Connecting to", "Welcome to", "JLine", "WATCHER::",
+                                               "WatchedEvent state:SyncConnected type:None",
+                                               "WatchedEvent state:Closed"))]
+    return keep
+
+
+class ZkCliTest(unittest.TestCase):
+    maxDiff = None
+
+    def test_same_output_as_zookeeper(self):
+        zk = harness.Server("zookeeper").start()
+        fk = harness.Server("ferrokeeper").start()
+        try:
+            expected = run_cli(zk.port)
+            got = run_cli(fk.port)
+        finally:
+            zk.close()
+            fk.close()
+        self.assertGreater(len(expected), 40, "the script ran against ZooKeeper")
+        self.assertEqual("\n".join(got), "\n".join(expected))
+
+
+if __name__ == "__main__":
+    unittest.main()
