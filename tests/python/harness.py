@@ -267,3 +267,40 @@ class RawConn:
 
     def close(self):
         self.s.close()
+
+
+def multi_read(client, ops):
+    """multiRead (op 22): ops are ("data"|"children", path); results are
+    values or error codes (ints), per op."""
+    body = b""
+    for kind, path in ops:
+        body += struct.pack(">i?i", 4 if kind == "data" else 8, False, -1) + jute_str(path) + b"\0"
+    body += struct.pack(">i?i", -1, True, -1)
+
+    def parse(buf, off):
+        out = []
+        while True:
+            typ, done, err = struct.unpack_from(">i?i", buf, off)
+            off += 9
+            if done:
+                return out
+            if typ == -1:
+                out.append(("error", struct.unpack_from(">i", buf, off)[0]))
+                off += 4
+            elif typ == 4:
+                (n,) = struct.unpack_from(">i", buf, off)
+                off += 4
+                data = None if n < 0 else bytes(buf[off:off + n])
+                off += max(n, 0)
+                stat, off = read_stat(buf, off)
+                out.append((data, stat))
+            else:
+                (n,) = struct.unpack_from(">i", buf, off)
+                off += 4
+                kids = []
+                for _ in range(n):
+                    k, off = read_str(buf, off)
+                    kids.append(k)
+                out.append(sorted(kids))
+
+    return call(client, Raw(22, body, parse))

@@ -146,8 +146,9 @@ def random_op(rnd, base):
     acl_name, acl = rnd.choice(ACLS) if rnd.random() < 0.15 else ACLS[0]
     kind = rnd.choices(
         ["create", "create2", "container", "ttl", "delete", "set", "exists", "get", "children", "children2",
-         "get_acls", "set_acls", "multi", "all_children", "ephemerals", "sync", "null_data"],
-        weights=[20, 6, 3, 3, 12, 10, 5, 6, 5, 3, 3, 3, 8, 2, 2, 1, 2])[0]
+         "get_acls", "set_acls", "multi", "all_children", "ephemerals", "sync", "null_data", "multi_read",
+         "watch"],
+        weights=[20, 6, 3, 3, 12, 10, 5, 6, 5, 3, 3, 3, 8, 2, 2, 1, 2, 3, 6])[0]
     eph = rnd.random() < 0.2
     seq = rnd.random() < 0.25
     desc = "%s %r" % (kind, path)
@@ -193,6 +194,23 @@ def random_op(rnd, base):
         return desc, lambda c: sorted(harness.get_ephemerals(c, path))
     if kind == "sync":
         return desc, lambda c: c.sync(path)
+    if kind == "multi_read":
+        reads = [(rnd.choice(["data", "children"]),
+                  base + "".join("/" + rnd.choice(names) for _ in range(rnd.choice([0, 1, 2]))))
+                 for _ in range(rnd.randrange(1, 4))]
+        return "multi_read %r" % (reads,), lambda c: harness.multi_read(c, reads)
+    if kind == "watch":
+        how = rnd.choice(["exists", "get", "children"])
+
+        def watch(c):
+            record = c.watch_log.append
+            cb = lambda e: record((e.type, e.path))
+            if how == "exists":
+                return c.exists(path, watch=cb)
+            if how == "get":
+                return c.get(path, watch=cb)
+            return sorted(c.get_children(path, watch=cb))
+        return "watch %s %r" % (how, path), watch
     # multi: 1-4 write ops, often failing part way.
     steps = []
     for _ in range(rnd.randrange(1, 5)):
@@ -241,6 +259,8 @@ EDGE_CASES = [
 
 
 class DifferentialTest(unittest.TestCase):
+    maxDiff = None
+
     @classmethod
     def setUpClass(cls):
         # Reaping is time-driven; keep it out of the comparison (tested apart).
@@ -273,8 +293,9 @@ class DifferentialTest(unittest.TestCase):
         try:
             for c in (zk, fk):
                 c.add_auth("digest", "alice:secret")
+                c.watch_log = []
             d = Differ(zk, fk)
-            total = 0
+            total = events = 0
             for seed in range(FIRST_SEED, FIRST_SEED + SEEDS):
                 rnd = random.Random(seed)
                 base = "/seed%d" % seed
@@ -284,7 +305,17 @@ class DifferentialTest(unittest.TestCase):
                     d.run(fn, "seed %d step %d: %s" % (seed, step, desc))
                     total += 1
                 d.run(lambda c: dump(c, base), "seed %d final tree" % seed)
-            print("differential: %d seeds x %d ops = %d operations matched ZooKeeper 3.8" % (SEEDS, OPS, total))
+                # Every watch event must have arrived in the same order on both.
+                d.run(lambda c: c.sync("/"), "seed %d sync" % seed)
+                try:
+                    harness.wait_until(lambda: len(zk.watch_log) == len(fk.watch_log), timeout=5)
+                except TimeoutError:
+                    pass  # the comparison below shows the difference
+                self.assertEqual(fk.watch_log, zk.watch_log, "seed %d watch events" % seed)
+                events += len(zk.watch_log)
+                del zk.watch_log[:], fk.watch_log[:]
+            print("differential: %d seeds x %d ops = %d operations and %d watch events matched ZooKeeper 3.8"
+                  % (SEEDS, OPS, total, events))
         finally:
             zk.stop()
             fk.stop()

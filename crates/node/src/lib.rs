@@ -20,7 +20,7 @@ use std::collections::{HashMap, VecDeque};
 
 use proto::frame::{finish_frame, start_frame};
 use proto::{
-    ConnectRequest, ConnectResponse, ErrorCode, Id, Jute, KeeperState, OpCode, ReplyHeader,
+    ConnectRequest, ConnectResponse, ErrorCode, Id, Jute, KeeperState, OpCode, Perms, ReplyHeader,
     Request, WatcherEvent, Xid,
 };
 use raft::prelude::{ConfState, Entry as RaftEntry, EntryType};
@@ -625,7 +625,13 @@ impl Node {
         // to any later request (programmer's guide, "ZooKeeper Watches").
         self.notes.clear();
         let mut notes = std::mem::take(&mut self.notes);
-        self.watches.fire(&applied.triggers, &mut notes);
+        let conns = &self.conns;
+        self.watches
+            .fire(&applied.triggers, &mut notes, |conn, acl| {
+                conns
+                    .get(&conn)
+                    .is_some_and(|c| acl::check(acl, Perms::READ, &c.auth).is_ok())
+            });
         for n in &notes {
             self.send_notification(n);
         }

@@ -563,13 +563,8 @@ mod tests {
             },
         );
         assert!(t.sm.tree.get("/p/e").is_none());
-        assert_eq!(
-            a.triggers[0],
-            Trigger {
-                kind: TriggerKind::Deleted,
-                path: "/p/e".into()
-            }
-        );
+        assert_eq!(a.triggers[0].kind, TriggerKind::Deleted);
+        assert_eq!(a.triggers[0].path, "/p/e");
         assert_eq!(
             a.session,
             Some(SessionEffect::Closed {

@@ -9,6 +9,7 @@
 //! `ephemeral_owner` says so; cversion and pzxid of a node never decrease.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use proto::{Acl, Stat};
 
@@ -47,7 +48,8 @@ pub fn owner_kind(owner: i64) -> OwnerKind {
 pub struct Znode {
     /// `None` is ZooKeeper's null data, distinct from empty.
     pub data: Option<Vec<u8>>,
-    pub acl: Vec<Acl>,
+    /// Shared with the watch triggers that need it.
+    pub acl: Arc<[Acl]>,
     /// As ZooKeeper's `StatPersisted`: `cversion` here counts the creates
     /// under this node (sequential suffixes come from it); `data_length`
     /// and `num_children` are derived when the Stat is read.
@@ -59,7 +61,7 @@ impl Znode {
     pub fn new(data: Option<Vec<u8>>, acl: Vec<Acl>, stat: Stat) -> Znode {
         Znode {
             data,
-            acl,
+            acl: acl.into(),
             stat,
             children: BTreeSet::new(),
         }
@@ -93,6 +95,9 @@ impl Znode {
 pub struct Trigger {
     pub kind: TriggerKind,
     pub path: String,
+    /// The ACL of the node the event is about (the parent's for
+    /// ChildrenChanged): only connections that may READ it hear the event.
+    pub acl: Arc<[Acl]>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,7 +116,7 @@ enum Undo {
     Removed(String, Znode),
     Stat(String, Stat),
     Data(String, Option<Vec<u8>>),
-    Acl(String, Vec<Acl>),
+    Acl(String, Arc<[Acl]>),
 }
 
 #[derive(Debug)]
@@ -175,8 +180,7 @@ impl DataTree {
                 .unwrap()
                 .children
                 .insert(name.into());
-            t.nodes
-                .insert(p.into(), Znode::new(Some(vec![]), a, stat));
+            t.nodes.insert(p.into(), Znode::new(Some(vec![]), a, stat));
         }
         t
     }
@@ -318,17 +322,21 @@ impl DataTree {
         assert!(parent_cversion >= p.stat.cversion, "cversion only grows");
         p.stat.cversion = parent_cversion;
         p.stat.pzxid = zxid;
+        let parent_acl = p.acl.clone();
         let parent = parent.to_string();
         let stat = node.stat();
+        let acl = node.acl.clone();
         self.link(path.to_string(), node);
         self.undo.push(Undo::Inserted(path.to_string()));
         self.triggers.push(Trigger {
             kind: TriggerKind::Created,
             path: path.to_string(),
+            acl,
         });
         self.triggers.push(Trigger {
             kind: TriggerKind::ChildrenChanged,
             path: parent,
+            acl: parent_acl,
         });
         stat
     }
@@ -341,16 +349,20 @@ impl DataTree {
         if zxid > p.stat.pzxid {
             p.stat.pzxid = zxid;
         }
+        let parent_acl = p.acl.clone();
         let parent = parent.to_string();
         let node = self.unlink(path);
+        let acl = node.acl.clone();
         self.undo.push(Undo::Removed(path.to_string(), node));
         self.triggers.push(Trigger {
             kind: TriggerKind::Deleted,
             path: path.to_string(),
+            acl,
         });
         self.triggers.push(Trigger {
             kind: TriggerKind::ChildrenChanged,
             path: parent,
+            acl: parent_acl,
         });
     }
 
@@ -368,11 +380,13 @@ impl DataTree {
         let new_len = data.as_ref().map_or(0, |d| d.len()) as u64;
         let old = std::mem::replace(&mut n.data, data);
         let stat = n.stat();
+        let acl = n.acl.clone();
         self.data_bytes = self.data_bytes - old.as_ref().map_or(0, |d| d.len()) as u64 + new_len;
         self.undo.push(Undo::Data(path.to_string(), old));
         self.triggers.push(Trigger {
             kind: TriggerKind::DataChanged,
             path: path.to_string(),
+            acl,
         });
         stat
     }
@@ -380,7 +394,7 @@ impl DataTree {
     pub(crate) fn set_acl(&mut self, path: &str, acl: Vec<Acl>) -> Stat {
         let n = self.save_stat(path);
         n.stat.aversion = n.stat.aversion.wrapping_add(1);
-        let old = std::mem::replace(&mut n.acl, acl);
+        let old = std::mem::replace(&mut n.acl, acl.into());
         let stat = n.stat();
         self.undo.push(Undo::Acl(path.to_string(), old));
         stat
@@ -415,7 +429,7 @@ impl DataTree {
             p.hash(&mut h);
             n.data.hash(&mut h);
             n.stat().to_bytes_hash(&mut h);
-            for a in &n.acl {
+            for a in n.acl.iter() {
                 a.perms.hash(&mut h);
                 a.id.scheme.hash(&mut h);
                 a.id.id.hash(&mut h);

@@ -62,7 +62,7 @@ impl StateMachine {
                 Some(n) => match acl::check(&n.acl, Perms::READ | Perms::ADMIN, auth) {
                     Err(e) => Reply::Err(e),
                     Ok(()) => match acl::check(&n.acl, Perms::ADMIN, auth) {
-                        Ok(()) => Reply::Acl(n.acl.clone(), n.stat()),
+                        Ok(()) => Reply::Acl(n.acl.to_vec(), n.stat()),
                         Err(_) => Reply::Acl(acl::redact(&n.acl), n.stat()),
                     },
                 },

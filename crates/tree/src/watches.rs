@@ -201,7 +201,15 @@ impl WatchRegistry {
     }
 
     /// Turns an applied entry's triggers into notifications, in order.
-    pub fn fire(&mut self, triggers: &[Trigger], out: &mut Vec<Notification>) {
+    /// Fired standard watches are consumed; the event reaches only
+    /// connections for which `can_read(conn, acl)` holds (ZooKeeper 3.8
+    /// sends no event about a node its watcher may not read).
+    pub fn fire(
+        &mut self,
+        triggers: &[Trigger],
+        out: &mut Vec<Notification>,
+        can_read: impl Fn(ConnId, &[proto::Acl]) -> bool,
+    ) {
         let mut conns = Vec::new();
         for t in triggers {
             let mut seen = HashSet::new();
@@ -234,7 +242,7 @@ impl WatchRegistry {
                     EventType::NodeChildrenChanged
                 }
             };
-            for &conn in &conns {
+            for &conn in conns.iter().filter(|c| can_read(**c, &t.acl)) {
                 out.push(Notification {
                     conn,
                     event,
@@ -259,6 +267,7 @@ mod tests {
         Trigger {
             kind,
             path: path.into(),
+            acl: crate::acl::open_acl_unsafe().into(),
         }
     }
 
@@ -267,8 +276,12 @@ mod tests {
         let mut w = WatchRegistry::default();
         w.add(WatchKind::Data, "/a", 1);
         let mut out = Vec::new();
-        w.fire(&[trig(TriggerKind::DataChanged, "/a")], &mut out);
-        w.fire(&[trig(TriggerKind::DataChanged, "/a")], &mut out);
+        w.fire(&[trig(TriggerKind::DataChanged, "/a")], &mut out, |_, _| {
+            true
+        });
+        w.fire(&[trig(TriggerKind::DataChanged, "/a")], &mut out, |_, _| {
+            true
+        });
         assert_eq!(
             out,
             vec![Notification {
@@ -285,7 +298,7 @@ mod tests {
         w.add(WatchKind::Data, "/a", 1);
         w.add(WatchKind::Child, "/a", 1);
         let mut out = Vec::new();
-        w.fire(&[trig(TriggerKind::Deleted, "/a")], &mut out);
+        w.fire(&[trig(TriggerKind::Deleted, "/a")], &mut out, |_, _| true);
         assert_eq!(out.len(), 1);
         assert_eq!(w.count(), 0);
     }
@@ -301,8 +314,13 @@ mod tests {
                 trig(TriggerKind::ChildrenChanged, "/a/b"),
             ],
             &mut out,
+            |_, _| true,
         );
-        w.fire(&[trig(TriggerKind::ChildrenChanged, "/a")], &mut out);
+        w.fire(
+            &[trig(TriggerKind::ChildrenChanged, "/a")],
+            &mut out,
+            |_, _| true,
+        );
         assert_eq!(
             out,
             vec![Notification {
@@ -325,9 +343,24 @@ mod tests {
                 trig(TriggerKind::Created, "/a/b"),
             ],
             &mut out,
+            |_, _| true,
         );
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].event, EventType::NodeChildrenChanged);
+    }
+
+    #[test]
+    fn events_reach_only_readers_but_watches_are_consumed() {
+        let mut w = WatchRegistry::default();
+        w.add(WatchKind::Data, "/a", 1);
+        w.add(WatchKind::Data, "/a", 2);
+        let mut out = Vec::new();
+        w.fire(&[trig(TriggerKind::DataChanged, "/a")], &mut out, |c, _| {
+            c == 2
+        });
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].conn, 2);
+        assert_eq!(w.count(), 0);
     }
 
     #[test]
