@@ -223,21 +223,26 @@ class TestWatches(ServerTest):
         self.assertEqual(len(ev.items), 3, "fired once each")
 
     def test_event_before_later_reply(self):
-        # A watch event is delivered before the response to a later request.
+        # Programmer's guide, "ZooKeeper Watches": a client sees the watch
+        # event before the reply to any request it sends after the change.
         p = self.base + "/o"
         self.zk.create(p)
-        seen = []
-        self.zk.get(p, watch=lambda e: seen.append("event"))
-        other = client(self.server)
-        self.addCleanup(other.stop)
-        other.set(p, b"x")
-        self.zk.get(p)
-        seen.append("reply")
-        # kazoo runs watch callbacks on its own thread: wait for it, bounded.
-        deadline = time.monotonic() + 5
-        while "event" not in seen and time.monotonic() < deadline:
-            time.sleep(0.01)
-        self.assertIn("event", seen)
+        a = RawConn(self.server.port)
+        a.request(1, 4, jute_str(p) + b"\1")  # getData with watch
+        self.assertEqual(a.reply()[:3:2], (1, 0))
+        self.zk.set(p, b"x")
+        a.request(2, 4, jute_str(p) + b"\0")
+        first, second = a.reply(), a.reply()
+        self.assertEqual((first[0], struct.unpack_from(">i", first[3], 0)[0]), (-1, 3), "NodeDataChanged first")
+        self.assertEqual(second[:3:2], (2, 0))
+        self.assertEqual(harness.read_str(second[3], 0)[0], "x")
+
+    def test_ping(self):
+        r = RawConn(self.server.port)
+        r.request(-2, 11)
+        xid, zxid, err, body = r.reply()
+        self.assertEqual((xid, err, body), (-2, 0, b""))
+        self.assertGreater(zxid, 0)
 
     def test_delete_fires_data_and_child_watches_once(self):
         p = self.base + "/d"
@@ -274,6 +279,19 @@ class TestWatches(ServerTest):
         self.assertEqual(r.reply()[:3:2], (3, 0))
         r.request(4, 17, jute_str(self.base) + struct.pack(">i", 3))
         self.assertEqual(r.reply()[:3:2], (4, -121))
+
+    def test_set_watches2_restores_persistent_watches(self):
+        p = self.base + "/sw2"
+        r = RawConn(self.server.port)
+        empty = struct.pack(">i", 0)
+        body = struct.pack(">q", 0) + empty * 3 + struct.pack(">i", 1) + jute_str(p) + empty
+        r.request(-8, 105, body)
+        self.assertEqual(r.reply()[:3:2], (-8, 0))
+        self.zk.create(p)
+        self.zk.create(p + "/kid")
+        events = [r.reply() for _ in range(2)]
+        self.assertEqual([struct.unpack_from(">i", e[3], 0)[0] for e in events], [1, 4],
+                         "persistent watch: NodeCreated, then NodeChildrenChanged")
 
     def test_set_watches_reports_missed_changes(self):
         # On reconnect a client re-sends its watches with the last zxid it

@@ -247,6 +247,10 @@ impl Node {
 
     /// Binds a connection to an established session and answers it.
     fn attach(&mut self, conn: ConnId, session_id: i64, timeout_ms: i32, passwd: Vec<u8>) {
+        tracing::debug!(
+            conn,
+            "Established session 0x{session_id:x} with negotiated timeout {timeout_ms} ms"
+        );
         if let Some(old) = self.session_conn.insert(session_id, conn) {
             if old != conn {
                 self.drop_conn(old);
@@ -661,6 +665,11 @@ impl Node {
                 session_id,
                 expired,
             }) => {
+                if *expired {
+                    tracing::info!("Expiring session 0x{session_id:x}");
+                } else {
+                    tracing::debug!("Closed session 0x{session_id:x}");
+                }
                 self.liveness.remove(session_id);
                 if let Some(conn) = self.session_conn.get(session_id).copied() {
                     if !*expired && entry.conn == conn && entry.server_id == self.cfg.server_id {

@@ -237,3 +237,156 @@ fn stale_client_is_refused() {
     n.connect(1, req, "127.0.0.1".into(), 0);
     assert!(matches!(&frames(&mut n, 1)[..], [Frame::Close]));
 }
+
+mod no_panic_from_the_network {
+    //! Whatever clients send, the core answers or closes a connection; it
+    //! never panics. Paths come from a small alphabet so requests hit real
+    //! nodes, the system nodes and malformed paths alike.
+    use super::*;
+    use proptest::prelude::*;
+    use proto::{Acl, MultiOp, PathVersionRequest, SetAclRequest};
+
+    fn path() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("/".to_string()),
+            Just("/zookeeper".to_string()),
+            Just("/zookeeper/config".to_string()),
+            Just("/zookeeper/quota".to_string()),
+            Just(String::new()),
+            "(/[ab.]{0,2}){0,3}/?",
+        ]
+    }
+
+    fn acl() -> impl Strategy<Value = Vec<Acl>> {
+        prop_oneof![
+            Just(acl::open_acl_unsafe()),
+            Just(vec![]),
+            (any::<i32>(), "[a-z]{0,6}", "[a-z:./0-9]{0,12}").prop_map(|(perms, scheme, id)| vec![
+                Acl {
+                    perms,
+                    id: Id { scheme, id }
+                }
+            ]),
+        ]
+    }
+
+    fn request() -> impl Strategy<Value = Request> {
+        fn create() -> impl Strategy<Value = (OpCode, CreateTtlRequest)> {
+            (0..30i32, path(), acl(), -8i32..10, -2i64..3).prop_map(|(op, p, acl, flags, ttl)| {
+                let op = [
+                    OpCode::Create,
+                    OpCode::Create2,
+                    OpCode::CreateContainer,
+                    OpCode::CreateTtl,
+                ][op as usize % 4];
+                (
+                    op,
+                    CreateTtlRequest {
+                        path: p,
+                        data: Some(vec![1]),
+                        acl,
+                        flags,
+                        ttl,
+                    },
+                )
+            })
+        }
+        prop_oneof![
+            create().prop_map(|(op, c)| Request::Create(op, c)),
+            // Deletes are weighted up: deleting system nodes in the right
+            // order is the kind of sequence that must be reachable here.
+            (path(), -1i32..1)
+                .prop_map(|(path, version)| Request::Delete(PathVersionRequest { path, version })),
+            (path(), -1i32..1)
+                .prop_map(|(path, version)| Request::Delete(PathVersionRequest { path, version })),
+            (path(), -1i32..1)
+                .prop_map(|(path, version)| Request::Delete(PathVersionRequest { path, version })),
+            (path(), -2i32..3).prop_map(|(path, version)| Request::SetData(SetDataRequest {
+                path,
+                data: None,
+                version
+            })),
+            (path(), acl(), -2i32..3).prop_map(|(path, acl, version)| Request::SetAcl(
+                SetAclRequest { path, acl, version }
+            )),
+            (path(), any::<bool>())
+                .prop_map(|(path, watch)| Request::GetData(PathWatchRequest { path, watch })),
+            (path(), any::<bool>())
+                .prop_map(|(path, watch)| Request::GetChildren2(PathWatchRequest { path, watch })),
+            (path(), any::<bool>())
+                .prop_map(|(path, watch)| Request::Exists(PathWatchRequest { path, watch })),
+            path().prop_map(|path| Request::GetAllChildrenNumber(proto::PathRecord { path })),
+            path().prop_map(|path| Request::GetEphemerals(proto::PathRecord { path })),
+            (path(), -1i32..3)
+                .prop_map(|(path, mode)| Request::AddWatch(proto::AddWatchRequest { path, mode })),
+            (path(), -1i32..6).prop_map(|(path, watcher_type)| Request::RemoveWatches(
+                proto::WatchTypeRequest { path, watcher_type }
+            )),
+            proptest::collection::vec(create(), 0..3).prop_map(|cs| Request::Multi(
+                cs.into_iter()
+                    .map(|(op, c)| MultiOp::Create(op, c))
+                    .collect()
+            )),
+            proptest::collection::vec(path(), 0..3).prop_map(|ps| Request::Multi(
+                ps.into_iter()
+                    .map(|path| MultiOp::Delete(PathVersionRequest { path, version: -1 }))
+                    .collect()
+            )),
+            proptest::collection::vec(path(), 0..3).prop_map(|ps| Request::MultiRead(
+                ps.into_iter()
+                    .map(|path| MultiOp::GetData(PathWatchRequest { path, watch: false }))
+                    .collect()
+            )),
+            Just(Request::WhoAmI),
+            Just(Request::Ping),
+            Just(Request::CloseSession),
+        ]
+    }
+
+    #[derive(Debug, Clone)]
+    enum Input {
+        Req(u64, Request),
+        Raw(u64, i32, Vec<u8>),
+        Tick(i64),
+        Reconnect(u64),
+    }
+
+    fn input() -> impl Strategy<Value = Input> {
+        prop_oneof![
+            8 => (1u64..4, request()).prop_map(|(c, r)| Input::Req(c, r)),
+            1 => (1u64..4, -12i32..110, proptest::collection::vec(any::<u8>(), 0..24)).prop_map(|(c, op, b)| Input::Raw(c, op, b)),
+            1 => (0i64..30_000).prop_map(Input::Tick),
+            1 => (1u64..4).prop_map(Input::Reconnect),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+        #[test]
+        fn any_input_sequence(inputs in proptest::collection::vec(input(), 1..200)) {
+            let mut n = Node::new_standalone(cfg(), 0).unwrap();
+            let mut now = 0;
+            let mut next_conn = 10;
+            let mut conn_of = std::collections::HashMap::new();
+            for c in 1..4u64 {
+                session(&mut n, c + 100, 0);
+                conn_of.insert(c, c + 100);
+            }
+            for (xid, i) in inputs.into_iter().enumerate() {
+                match i {
+                    Input::Req(c, r) => send(&mut n, conn_of[&c], xid as i32, r, now),
+                    Input::Raw(c, op, b) => n.request(conn_of[&c], xid as i32, op, &b, now),
+                    Input::Tick(dt) => { now += dt; n.tick(now); }
+                    Input::Reconnect(c) => {
+                        next_conn += 1;
+                        n.disconnect(conn_of[&c]);
+                        n.connect(next_conn, ConnectRequest { timeout_ms: 10_000, ..Default::default() }, "127.0.0.1".into(), now);
+                        conn_of.insert(c, next_conn);
+                    }
+                }
+                n.flush();
+                n.take_outputs();
+            }
+        }
+    }
+}
