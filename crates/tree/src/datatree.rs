@@ -301,6 +301,10 @@ impl DataTree {
         node
     }
 
+    fn trigger(&mut self, kind: TriggerKind, path: String, acl: Arc<[Acl]>) {
+        self.triggers.push(Trigger { kind, path, acl });
+    }
+
     fn save_stat(&mut self, path: &str) -> &mut Znode {
         let n = self.nodes.get_mut(path).expect("stat of a live node");
         self.undo.push(Undo::Stat(path.to_string(), n.stat));
@@ -328,16 +332,8 @@ impl DataTree {
         let acl = node.acl.clone();
         self.link(path.to_string(), node);
         self.undo.push(Undo::Inserted(path.to_string()));
-        self.triggers.push(Trigger {
-            kind: TriggerKind::Created,
-            path: path.to_string(),
-            acl,
-        });
-        self.triggers.push(Trigger {
-            kind: TriggerKind::ChildrenChanged,
-            path: parent,
-            acl: parent_acl,
-        });
+        self.trigger(TriggerKind::Created, path.to_string(), acl);
+        self.trigger(TriggerKind::ChildrenChanged, parent, parent_acl);
         stat
     }
 
@@ -354,16 +350,8 @@ impl DataTree {
         let node = self.unlink(path);
         let acl = node.acl.clone();
         self.undo.push(Undo::Removed(path.to_string(), node));
-        self.triggers.push(Trigger {
-            kind: TriggerKind::Deleted,
-            path: path.to_string(),
-            acl,
-        });
-        self.triggers.push(Trigger {
-            kind: TriggerKind::ChildrenChanged,
-            path: parent,
-            acl: parent_acl,
-        });
+        self.trigger(TriggerKind::Deleted, path.to_string(), acl);
+        self.trigger(TriggerKind::ChildrenChanged, parent, parent_acl);
     }
 
     pub(crate) fn set_data(
@@ -383,11 +371,7 @@ impl DataTree {
         let acl = n.acl.clone();
         self.data_bytes = self.data_bytes - old.as_ref().map_or(0, |d| d.len()) as u64 + new_len;
         self.undo.push(Undo::Data(path.to_string(), old));
-        self.triggers.push(Trigger {
-            kind: TriggerKind::DataChanged,
-            path: path.to_string(),
-            acl,
-        });
+        self.trigger(TriggerKind::DataChanged, path.to_string(), acl);
         stat
     }
 
