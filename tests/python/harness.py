@@ -93,6 +93,12 @@ class Server:
                    what="%s on port %d (log %s)" % (self.kind, self.port, self.log_path))
         return self
 
+    def kill(self):
+        """SIGKILL: a crash, nothing flushed or closed."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
     def log(self):
         with open(self.log_path, errors="replace") as f:
             return f.read()

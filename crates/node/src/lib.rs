@@ -23,7 +23,7 @@ use proto::{
     ConnectRequest, ConnectResponse, ErrorCode, Id, Jute, KeeperState, OpCode, Perms, ReplyHeader,
     Request, WatcherEvent, Xid,
 };
-use raft::prelude::{ConfState, Entry as RaftEntry, EntryType};
+use raft::prelude::{ConfState, Entry as RaftEntry, EntryType, HardState};
 use raft::storage::MemStorage;
 use raft::RawNode;
 use rand::{Rng, SeedableRng};
@@ -52,12 +52,28 @@ pub struct NodeConfig {
 }
 
 /// What the driver must do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     /// Send one complete frame (length prefix included) to a connection.
     Send { conn: ConnId, frame: Vec<u8> },
     /// Close a connection once what was sent before is written.
     Close { conn: ConnId, reason: &'static str },
+    /// Make these entries and this hard state durable — in order, one
+    /// write and one fsync for the lot — then call `persisted(number)`.
+    /// Nothing that depends on them is acknowledged before that.
+    Persist {
+        number: u64,
+        entries: Vec<RaftEntry>,
+        hard_state: Option<HardState>,
+    },
+}
+
+/// The Raft state read back from disk at startup.
+#[derive(Debug, Default)]
+pub struct Restored {
+    pub hard_state: HardState,
+    /// Contiguous from index 1 (no snapshots yet).
+    pub entries: Vec<RaftEntry>,
 }
 
 /// A request waiting in a connection's FIFO queue.
@@ -105,6 +121,9 @@ pub struct Node {
     last_container_check_ms: i64,
     /// Scratch buffer for notifications of one applied entry.
     notes: Vec<Notification>,
+    /// server id << 48 | this process's incarnation: stamped on proposed
+    /// entries so that only this process answers for them.
+    origin: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,10 +133,20 @@ pub enum NodeError {
 }
 
 impl Node {
-    /// A one-voter Raft group that elects itself at once.
-    pub fn new_standalone(cfg: NodeConfig, now_ms: i64) -> Result<Node, NodeError> {
+    /// A one-voter Raft group that elects itself at once, starting from
+    /// what was on disk. Committed entries are applied again from the start.
+    pub fn new_standalone(
+        cfg: NodeConfig,
+        now_ms: i64,
+        restored: Restored,
+    ) -> Result<Node, NodeError> {
         let storage =
             MemStorage::new_with_conf_state(ConfState::from((vec![cfg.server_id], vec![])));
+        {
+            let mut w = storage.wl();
+            w.append(&restored.entries)?;
+            w.set_hardstate(restored.hard_state);
+        }
         let rc = raft::Config {
             id: cfg.server_id,
             election_tick: 10,
@@ -133,8 +162,11 @@ impl Node {
         let logger = slog::Logger::root(slog::Discard, slog::o!());
         let mut raw = RawNode::new(&rc, storage, &logger)?;
         raw.campaign()?;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
+        let origin = (cfg.server_id << 48) | (rng.gen::<u64>() & ((1 << 48) - 1));
         let mut node = Node {
-            rng: rand::rngs::StdRng::seed_from_u64(cfg.seed),
+            origin,
+            rng,
             sm: StateMachine::new(cfg.tree),
             cfg,
             raw,
@@ -212,7 +244,7 @@ impl Node {
                 time_ms: now_ms,
                 session_id: 0,
                 xid: 0,
-                server_id: self.cfg.server_id,
+                origin: self.origin,
                 conn,
                 kind: EntryKind::CreateSession { timeout_ms, passwd },
             });
@@ -346,7 +378,7 @@ impl Node {
                 time_ms: now_ms,
                 session_id,
                 xid,
-                server_id: self.cfg.server_id,
+                origin: self.origin,
                 conn,
                 kind,
             });
@@ -510,7 +542,7 @@ impl Node {
                 time_ms: now_ms,
                 session_id,
                 xid: 0,
-                server_id: self.cfg.server_id,
+                origin: self.origin,
                 conn: 0,
                 kind: EntryKind::CloseSession { expired: true },
             });
@@ -548,7 +580,7 @@ impl Node {
                 time_ms: now_ms,
                 session_id: 0,
                 xid: 0,
-                server_id: self.cfg.server_id,
+                origin: self.origin,
                 conn: 0,
                 kind: EntryKind::Reap { paths },
             });
@@ -570,43 +602,48 @@ impl Node {
         }
     }
 
-    /// Runs the Raft hand-off until nothing is ready: persist, send, apply,
-    /// advance. Call after a batch of inputs.
+    /// Runs the Raft hand-off until nothing is ready, top to bottom:
+    /// send, apply what is committed, hand new entries to storage, advance.
+    /// Call after a batch of inputs and after `persisted`.
     pub fn flush(&mut self) {
         while self.raw.has_ready() {
             let mut ready = self.raw.ready();
             // Messages to peers: none in a one-voter group (ensemble issue).
             let _ = ready.take_messages();
-            // Entries committed earlier are applied before new ones are appended:
-            // Raft hands them over in index order.
+            // Committed entries are durable already (commit needs our own
+            // persisted index): apply them, in index order.
             let committed = ready.take_committed_entries();
             self.apply_all(committed);
-            // Persist new entries and hard state before advancing: a write is
-            // acknowledged only after its entry is stored.
+            // New entries must be readable by Raft before advancing, and are
+            // not durable until the driver reports `persisted(number)`.
             if !ready.entries().is_empty() {
                 self.raw
                     .mut_store()
                     .wl()
                     .append(ready.entries())
-                    .expect("in-memory append");
+                    .expect("entries follow the log");
             }
             if let Some(hs) = ready.hs() {
                 self.raw.mut_store().wl().set_hardstate(hs.clone());
             }
-            let _ = ready.take_persisted_messages();
-            let mut light = self.raw.advance(ready);
-            if let Some(commit) = light.commit_index() {
-                self.raw
-                    .mut_store()
-                    .wl()
-                    .mut_hard_state()
-                    .set_commit(commit);
+            if !ready.entries().is_empty() || ready.hs().is_some() {
+                self.outputs.push(Output::Persist {
+                    number: ready.number(),
+                    entries: ready.take_entries(),
+                    hard_state: ready.hs().cloned(),
+                });
             }
-            let _ = light.take_messages();
-            let committed = light.take_committed_entries();
-            self.apply_all(committed);
+            // Messages that must wait for persistence (votes): none yet.
+            let _ = ready.take_persisted_messages();
+            self.raw.advance_append_async(ready);
             self.raw.advance_apply();
         }
+    }
+
+    /// Storage made every `Persist` up to `number` durable.
+    pub fn persisted(&mut self, number: u64) {
+        self.raw.on_persist_ready(number);
+        self.flush();
     }
 
     fn apply_all(&mut self, entries: Vec<RaftEntry>) {
@@ -655,7 +692,7 @@ impl Node {
                         expiring: false,
                     },
                 );
-                if entry.server_id == self.cfg.server_id && self.conns.contains_key(&entry.conn) {
+                if entry.origin == self.origin && self.conns.contains_key(&entry.conn) {
                     let negotiated = self.conns[&entry.conn].timeout_ms;
                     self.attach(entry.conn, *session_id, negotiated, passwd.clone());
                 }
@@ -672,7 +709,7 @@ impl Node {
                 }
                 self.liveness.remove(session_id);
                 if let Some(conn) = self.session_conn.get(session_id).copied() {
-                    if !*expired && entry.conn == conn && entry.server_id == self.cfg.server_id {
+                    if !*expired && entry.conn == conn && entry.origin == self.origin {
                         self.complete_write(conn, entry.xid, zxid, &Reply::Empty);
                     }
                     let reason = if *expired {
@@ -687,7 +724,7 @@ impl Node {
             }
             None => {}
         }
-        if entry.server_id == self.cfg.server_id && entry.conn != 0 {
+        if entry.origin == self.origin && entry.conn != 0 {
             if let Some(reply) = &applied.reply {
                 self.complete_write(entry.conn, entry.xid, zxid, reply);
             }

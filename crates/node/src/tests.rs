@@ -26,8 +26,27 @@ enum Frame {
     Close,
 }
 
+/// Runs the node to quiescence, making every Persist durable at once (an
+/// instant disk), and returns the other outputs in order.
+fn drain(node: &mut Node) -> Vec<Output> {
+    let mut all = Vec::new();
+    loop {
+        node.flush();
+        let outs = node.take_outputs();
+        if outs.is_empty() {
+            return all;
+        }
+        for o in outs {
+            match o {
+                Output::Persist { number, .. } => node.persisted(number),
+                o => all.push(o),
+            }
+        }
+    }
+}
+
 fn frames(node: &mut Node, conn: ConnId) -> Vec<Frame> {
-    node.take_outputs()
+    drain(node)
         .into_iter()
         .filter_map(|o| match o {
             Output::Send { conn: c, frame } if c == conn => Some(frame),
@@ -94,7 +113,7 @@ fn create(path: &str, flags: i32) -> Request {
 fn reads_wait_behind_earlier_writes_of_the_connection() {
     // Programmer's guide, "ZooKeeper Guarantees": sequential consistency,
     // and a client's requests complete in order.
-    let mut n = Node::new_standalone(cfg(), 0).unwrap();
+    let mut n = Node::new_standalone(cfg(), 0, Restored::default()).unwrap();
     session(&mut n, 1, 0);
     send(&mut n, 1, 1, create("/a", 0), 1);
     send(
@@ -125,7 +144,7 @@ fn reads_wait_behind_earlier_writes_of_the_connection() {
 
 #[test]
 fn watch_event_precedes_the_reply_that_follows_the_change() {
-    let mut n = Node::new_standalone(cfg(), 0).unwrap();
+    let mut n = Node::new_standalone(cfg(), 0, Restored::default()).unwrap();
     session(&mut n, 1, 0);
     session(&mut n, 2, 0);
     send(
@@ -143,7 +162,7 @@ fn watch_event_precedes_the_reply_that_follows_the_change() {
         matches!(&frames(&mut n, 1)[..], [Frame::Reply(h, _)] if h.err == ErrorCode::NoNode.code())
     );
     send(&mut n, 2, 1, create("/w", 0), 2);
-    n.flush();
+    let mut f = frames(&mut n, 1);
     send(
         &mut n,
         1,
@@ -154,8 +173,7 @@ fn watch_event_precedes_the_reply_that_follows_the_change() {
         }),
         2,
     );
-    n.flush();
-    let f = frames(&mut n, 1);
+    f.extend(frames(&mut n, 1));
     assert!(
         matches!(&f[0], Frame::Reply(h, _) if h.xid == Xid::NOTIFICATION),
         "{f:?}"
@@ -169,24 +187,24 @@ fn watch_event_precedes_the_reply_that_follows_the_change() {
 #[test]
 fn session_expires_without_traffic_and_its_ephemerals_go() {
     // Programmer's guide, "ZooKeeper Sessions": expiry deletes ephemerals.
-    let mut n = Node::new_standalone(cfg(), 0).unwrap();
+    let mut n = Node::new_standalone(cfg(), 0, Restored::default()).unwrap();
     session(&mut n, 1, 0);
     send(&mut n, 1, 1, create("/e", 1), 1);
     n.flush();
     frames(&mut n, 1);
     n.tick(9_000);
-    n.flush();
+    assert!(frames(&mut n, 1).is_empty());
     assert!(n.state().tree.get("/e").is_some(), "not yet expired");
     n.tick(10_002);
-    n.flush();
+    let f = frames(&mut n, 1);
     assert!(n.state().tree.get("/e").is_none());
-    assert!(matches!(&frames(&mut n, 1)[..], [Frame::Close]));
+    assert!(matches!(&f[..], [Frame::Close]));
     assert!(n.state().sessions.is_empty());
 }
 
 #[test]
 fn reconnect_needs_the_right_password() {
-    let mut n = Node::new_standalone(cfg(), 0).unwrap();
+    let mut n = Node::new_standalone(cfg(), 0, Restored::default()).unwrap();
     let sid = session(&mut n, 1, 0);
     n.disconnect(1);
     let req = |p: Vec<u8>| ConnectRequest {
@@ -206,7 +224,7 @@ fn reconnect_needs_the_right_password() {
 
 #[test]
 fn malformed_request_closes_only_that_connection() {
-    let mut n = Node::new_standalone(cfg(), 0).unwrap();
+    let mut n = Node::new_standalone(cfg(), 0, Restored::default()).unwrap();
     session(&mut n, 1, 0);
     session(&mut n, 2, 0);
     n.request(1, 1, OpCode::SetData.code(), &[0, 0, 0, 9, 1], 1);
@@ -228,7 +246,7 @@ fn malformed_request_closes_only_that_connection() {
 
 #[test]
 fn stale_client_is_refused() {
-    let mut n = Node::new_standalone(cfg(), 0).unwrap();
+    let mut n = Node::new_standalone(cfg(), 0, Restored::default()).unwrap();
     let req = ConnectRequest {
         last_zxid_seen: 1_000,
         timeout_ms: 10_000,
@@ -364,7 +382,7 @@ mod no_panic_from_the_network {
         #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
         #[test]
         fn any_input_sequence(inputs in proptest::collection::vec(input(), 1..200)) {
-            let mut n = Node::new_standalone(cfg(), 0).unwrap();
+            let mut n = Node::new_standalone(cfg(), 0, Restored::default()).unwrap();
             let mut now = 0;
             let mut next_conn = 10;
             let mut conn_of = std::collections::HashMap::new();
@@ -384,9 +402,109 @@ mod no_panic_from_the_network {
                         conn_of.insert(c, next_conn);
                     }
                 }
-                n.flush();
-                n.take_outputs();
+                drain(&mut n);
             }
         }
     }
+}
+
+/// A disk that keeps what `Persist` asked for, for restart tests.
+#[derive(Default)]
+struct Disk {
+    entries: Vec<RaftEntry>,
+    hard_state: HardState,
+}
+
+fn drain_to(node: &mut Node, disk: &mut Disk) -> Vec<Output> {
+    let mut all = Vec::new();
+    loop {
+        node.flush();
+        let outs = node.take_outputs();
+        if outs.is_empty() {
+            return all;
+        }
+        for o in outs {
+            match o {
+                Output::Persist {
+                    number,
+                    entries,
+                    hard_state,
+                } => {
+                    for e in entries {
+                        let keep = disk
+                            .entries
+                            .iter()
+                            .take_while(|d| d.index < e.index)
+                            .count();
+                        disk.entries.truncate(keep);
+                        disk.entries.push(e);
+                    }
+                    if let Some(hs) = hard_state {
+                        disk.hard_state = hs;
+                    }
+                    node.persisted(number);
+                }
+                o => all.push(o),
+            }
+        }
+    }
+}
+
+#[test]
+fn restart_restores_tree_and_sessions_from_what_was_persisted() {
+    let mut disk = Disk::default();
+    let mut n = Node::new_standalone(cfg(), 0, Restored::default()).unwrap();
+    drain_to(&mut n, &mut disk);
+    n.connect(
+        1,
+        ConnectRequest {
+            timeout_ms: 10_000,
+            ..Default::default()
+        },
+        "127.0.0.1".into(),
+        0,
+    );
+    drain_to(&mut n, &mut disk);
+    let sid = *n.state().sessions.keys().next().unwrap();
+    let passwd = n.state().sessions[&sid].passwd.clone();
+    for (i, p) in ["/a", "/a/b", "/e"].iter().enumerate() {
+        send(
+            &mut n,
+            1,
+            i as i32,
+            create(p, if *p == "/e" { 1 } else { 0 }),
+            1,
+        );
+    }
+    drain_to(&mut n, &mut disk);
+    let digest = n.state().tree.digest();
+    let zxid = n.last_zxid();
+    drop(n);
+
+    let restored = Restored {
+        hard_state: disk.hard_state.clone(),
+        entries: disk.entries.clone(),
+    };
+    let mut n = Node::new_standalone(cfg(), 5_000, restored).unwrap();
+    drain_to(&mut n, &mut disk);
+    assert_eq!(n.state().tree.digest(), digest);
+    assert!(n.last_zxid() > zxid, "a new leader term adds its own entry");
+    // The session survived; its timer restarted with the server.
+    n.connect(
+        7,
+        ConnectRequest {
+            session_id: sid,
+            timeout_ms: 10_000,
+            passwd: Some(passwd),
+            ..Default::default()
+        },
+        "127.0.0.1".into(),
+        14_000,
+    );
+    let out = drain_to(&mut n, &mut disk);
+    assert!(
+        matches!(&out[..], [Output::Send { conn: 7, .. }]),
+        "{out:?}"
+    );
+    assert!(n.state().tree.get("/e").is_some());
 }

@@ -55,6 +55,12 @@ pub struct Config {
     /// `4lw.commands.whitelist`; "*" allows all.
     pub four_letter_whitelist: Vec<String>,
     pub servers: BTreeMap<u64, ServerSpec>,
+    /// `preAllocSize` (ZooKeeper gives it in KiB): bytes preallocated per log segment.
+    pub prealloc_bytes: u64,
+    /// `forceSync`: fsync the log before acknowledging (default yes).
+    pub force_sync: bool,
+    /// `snapCount`: entries between snapshots (snapshots are not written yet).
+    pub snap_count: u64,
     pub autopurge_snap_retain_count: u32,
     pub autopurge_purge_interval_hours: u32,
     pub admin_enable_server: bool,
@@ -65,9 +71,6 @@ pub struct Config {
 
 /// ZooKeeper keys accepted without effect in this build (a warning says so).
 const ACCEPTED: &[&str] = &[
-    "preAllocSize",
-    "snapCount",
-    "forceSync",
     "globalOutstandingLimit",
     "standaloneEnabled",
     "reconfigEnabled",
@@ -192,6 +195,9 @@ impl Config {
             super_digest: None,
             four_letter_whitelist: vec!["srvr".into()],
             servers: BTreeMap::new(),
+            prealloc_bytes: 64 << 20,
+            force_sync: true,
+            snap_count: 100_000,
             autopurge_snap_retain_count: 3,
             autopurge_purge_interval_hours: 0,
             admin_enable_server: true,
@@ -267,6 +273,34 @@ impl Config {
                         .map_err(err)?
                 }
                 "extendedTypesEnabled" => c.extended_types = boolean(v).map_err(err)?,
+                "preAllocSize" => {
+                    let kib: u64 = num::<u64>(v)
+                        .and_then(|n| {
+                            if n == 0 {
+                                Err("must be > 0".into())
+                            } else {
+                                Ok(n)
+                            }
+                        })
+                        .map_err(err)?;
+                    c.prealloc_bytes = kib.saturating_mul(1024);
+                }
+                "forceSync" => c.force_sync = boolean(v).map_err(err)?,
+                "snapCount" => {
+                    c.snap_count = num::<u64>(v)
+                        .and_then(|n| {
+                            if n < 2 {
+                                Err("must be at least 2".into())
+                            } else {
+                                Ok(n)
+                            }
+                        })
+                        .map_err(err)?;
+                    c.warnings.push(format!(
+                        "{file}:{}: snapCount is accepted; snapshots are not written yet",
+                        l.no
+                    ));
+                }
                 "znode.container.checkIntervalMs" => {
                     c.container_check_interval_ms = num::<i64>(v)
                         .and_then(|n| {

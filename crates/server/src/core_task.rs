@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use node::{Node, NodeConfig, Output};
+use node::{Node, NodeConfig, Output, Restored};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{broadcast, mpsc};
 use tree::TreeConfig;
@@ -12,6 +12,7 @@ use tree::TreeConfig;
 use crate::config::Config;
 use crate::conn::ToConn;
 use crate::fourlw;
+use crate::storage_thread::{Event, Job};
 use crate::{CoreInput, ServerError};
 
 /// Inputs handled before the Raft hand-off runs once for all of them:
@@ -28,6 +29,8 @@ pub(crate) struct CoreTask {
     /// Packets in and out, for srvr/mntr.
     received: u64,
     sent: u64,
+    /// Persist jobs to the storage thread, in order.
+    jobs: std::sync::mpsc::SyncSender<Job>,
 }
 
 fn now_ms() -> i64 {
@@ -38,7 +41,11 @@ fn now_ms() -> i64 {
 }
 
 impl CoreTask {
-    pub(crate) fn new(cfg: &std::sync::Arc<Config>) -> Result<CoreTask, ServerError> {
+    pub(crate) fn new(
+        cfg: &std::sync::Arc<Config>,
+        restored: Restored,
+        jobs: std::sync::mpsc::SyncSender<Job>,
+    ) -> Result<CoreTask, ServerError> {
         let now = now_ms();
         let ncfg = NodeConfig {
             server_id: 1,
@@ -53,19 +60,31 @@ impl CoreTask {
             seed: now as u64 ^ std::process::id() as u64,
         };
         Ok(CoreTask {
-            node: Node::new_standalone(ncfg, now)?,
+            node: Node::new_standalone(ncfg, now, restored)?,
             cfg: cfg.clone(),
             conns: HashMap::new(),
             received: 0,
             sent: 0,
+            jobs,
         })
+    }
+
+    pub(crate) fn node_count(&self) -> usize {
+        self.node.state().tree.node_count()
+    }
+
+    pub(crate) fn session_count(&self) -> usize {
+        self.node.state().sessions.len()
     }
 
     pub(crate) async fn run(
         mut self,
         mut rx: mpsc::Receiver<CoreInput>,
+        mut storage: mpsc::Receiver<Event>,
         mut stop: broadcast::Receiver<()>,
     ) {
+        // Startup produced work already (the new term's entry).
+        self.dispatch();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
@@ -82,6 +101,16 @@ impl CoreTask {
                         }
                     }
                 }
+                ev = storage.recv() => match ev {
+                    Some(Event::Persisted(number)) => self.node.persisted(number),
+                    Some(Event::Failed(e)) => {
+                        // A storage fault poisons the store: no retry, no
+                        // serving what might not be durable.
+                        tracing::error!("transaction log write failed: {e}; exiting");
+                        std::process::exit(2);
+                    }
+                    None => break,
+                },
                 _ = tick.tick() => self.node.tick(now_ms()),
             }
             self.node.flush();
@@ -154,6 +183,26 @@ impl CoreTask {
                             Err(TrySendError::Closed(_)) => {
                                 self.conns.remove(&conn);
                             }
+                        }
+                    }
+                    Output::Persist {
+                        number,
+                        entries,
+                        hard_state,
+                    } => {
+                        // Bounded queue: when the disk falls this far behind,
+                        // the core waits for it.
+                        if self
+                            .jobs
+                            .send(Job {
+                                number,
+                                entries,
+                                hard_state,
+                            })
+                            .is_err()
+                        {
+                            tracing::error!("the storage thread is gone; exiting");
+                            std::process::exit(2);
                         }
                     }
                     Output::Close { conn, reason } => {

@@ -11,6 +11,7 @@ pub mod config;
 mod conn;
 mod core_task;
 pub mod fourlw;
+mod storage_thread;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -65,6 +66,10 @@ pub enum ServerError {
     Unsupported(String),
     #[error("raft: {0}")]
     Node(#[from] node::NodeError),
+    #[error("{0}")]
+    Storage(#[from] storage::WalError),
+    #[error("cannot start the storage thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// A running server: its address and a handle to stop it.
@@ -72,6 +77,8 @@ pub struct Server {
     pub local_addr: SocketAddr,
     stop: broadcast::Sender<()>,
     tasks: tokio::task::JoinSet<()>,
+    /// Ends when the core task drops its job sender.
+    storage: std::thread::JoinHandle<()>,
 }
 
 impl Server {
@@ -97,6 +104,36 @@ impl Server {
         for w in &cfg.warnings {
             tracing::warn!("{w}");
         }
+        if !cfg.force_sync {
+            tracing::warn!(
+                "forceSync=no: the transaction log is NOT fsynced; acknowledged writes can be lost on a crash or power loss"
+            );
+        }
+        let started = std::time::Instant::now();
+        let opts = storage::WalOptions {
+            prealloc_bytes: cfg.prealloc_bytes,
+            force_sync: cfg.force_sync,
+        };
+        let (wal, recovered) = storage::Wal::open(cfg.log_dir(), opts)?;
+        if let Some(t) = &recovered.torn_tail {
+            tracing::warn!(
+                "{}: torn record at offset {} ({}): the last write before a crash, never acknowledged; truncated",
+                t.segment.display(),
+                t.offset,
+                t.reason
+            );
+        }
+        tracing::info!(
+            "read {} log entries from {} segments in {} in {:.3} s",
+            recovered.entries.len(),
+            recovered.segments,
+            wal.dir().display(),
+            started.elapsed().as_secs_f64()
+        );
+        let restored = node::Restored {
+            hard_state: recovered.hard_state,
+            entries: recovered.entries,
+        };
         let ip = cfg
             .client_port_address
             .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
@@ -110,9 +147,19 @@ impl Server {
         let cfg = Arc::new(cfg);
         let (stop, _) = broadcast::channel(1);
         let (core_tx, core_rx) = mpsc::channel(CORE_QUEUE);
-        let core = core_task::CoreTask::new(&cfg)?;
+        let (job_tx, job_rx) = std::sync::mpsc::sync_channel(storage_thread::JOB_QUEUE);
+        let (event_tx, event_rx) = mpsc::channel(storage_thread::JOB_QUEUE);
+        let storage = storage_thread::spawn(wal, job_rx, event_tx).map_err(ServerError::Thread)?;
+        let replay = std::time::Instant::now();
+        let core = core_task::CoreTask::new(&cfg, restored, job_tx)?;
+        tracing::info!(
+            "applied the log: {} znodes, {} sessions in {:.3} s",
+            core.node_count(),
+            core.session_count(),
+            replay.elapsed().as_secs_f64()
+        );
         let mut tasks = tokio::task::JoinSet::new();
-        tasks.spawn(core.run(core_rx, stop.subscribe()));
+        tasks.spawn(core.run(core_rx, event_rx, stop.subscribe()));
         tasks.spawn(conn::accept_loop(
             listener,
             cfg.clone(),
@@ -124,6 +171,7 @@ impl Server {
             local_addr,
             stop,
             tasks,
+            storage,
         })
     }
 
@@ -131,5 +179,6 @@ impl Server {
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(());
         while self.tasks.join_next().await.is_some() {}
+        let _ = tokio::task::spawn_blocking(move || self.storage.join()).await;
     }
 }

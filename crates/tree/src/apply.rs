@@ -410,7 +410,7 @@ mod tests {
                 time_ms: 1000,
                 session_id: 0,
                 xid: 0,
-                server_id: 1,
+                origin: 1,
                 conn: 1,
                 kind: EntryKind::CreateSession {
                     timeout_ms: 30000,
@@ -435,7 +435,7 @@ mod tests {
                 time_ms: 1000 + self.zxid,
                 session_id: self.sid,
                 xid: 0,
-                server_id: 1,
+                origin: 1,
                 conn: 1,
                 kind: EntryKind::Request {
                     op: req.op(),
@@ -557,7 +557,7 @@ mod tests {
                 time_ms: 5,
                 session_id: sid,
                 xid: 0,
-                server_id: 1,
+                origin: 1,
                 conn: 1,
                 kind: EntryKind::CloseSession { expired: true },
             },
@@ -658,7 +658,7 @@ mod tests {
             time_ms,
             session_id: 0,
             xid: 0,
-            server_id: 1,
+            origin: 1,
             conn: 0,
             kind: EntryKind::Reap {
                 paths: vec!["/c".into(), "/t".into()],

@@ -8,8 +8,10 @@
 //! i64  time_ms      proposer's clock; becomes ctime/mtime
 //! i64  session_id   0 for createSession and reap
 //! i32  xid          the client's xid (cxid), 0 when none
-//! i64  server_id    the server that proposed it (routes the reply)
-//! i64  conn         that server's connection id waiting for the reply
+//! i64  origin       the proposing server process: server id << 48 | a
+//!                   per-process incarnation (routes the reply; a restarted
+//!                   server never mistakes an old entry for its own)
+//! i64  conn         that process's connection id waiting for the reply
 //! then by kind:
 //!   request:       i32 op, buffer body, vector<Id> auth
 //!   createSession: i32 timeout_ms, buffer passwd
@@ -50,7 +52,8 @@ pub struct Entry {
     pub time_ms: i64,
     pub session_id: i64,
     pub xid: i32,
-    pub server_id: u64,
+    /// Server id << 48 | incarnation of the process that proposed it.
+    pub origin: u64,
     pub conn: u64,
     pub kind: EntryKind,
 }
@@ -68,7 +71,7 @@ impl Entry {
         put_i64(&mut w, self.time_ms);
         put_i64(&mut w, self.session_id);
         put_i32(&mut w, self.xid);
-        put_i64(&mut w, self.server_id as i64);
+        put_i64(&mut w, self.origin as i64);
         put_i64(&mut w, self.conn as i64);
         match &self.kind {
             EntryKind::Request { op, body, auth } => {
@@ -97,7 +100,7 @@ impl Entry {
         let time_ms = r.i64()?;
         let session_id = r.i64()?;
         let xid = r.i32()?;
-        let server_id = r.i64()? as u64;
+        let origin = r.i64()? as u64;
         let conn = r.i64()? as u64;
         let kind = match tag {
             1 => {
@@ -120,7 +123,7 @@ impl Entry {
             time_ms,
             session_id,
             xid,
-            server_id,
+            origin,
             conn,
             kind,
         })
@@ -155,7 +158,7 @@ mod tests {
                 time_ms: 1,
                 session_id: 2,
                 xid: 3,
-                server_id: 4,
+                origin: 4,
                 conn: 5,
                 kind,
             };

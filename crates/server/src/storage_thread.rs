@@ -1,0 +1,63 @@
+//! The thread that makes the log durable. The core task hands it Persist
+//! jobs in order; it writes every job waiting at that moment with one
+//! write and one fsync (group commit), then reports the newest job number
+//! done. While it syncs, the core keeps taking requests: they form the
+//! next batch.
+//!
+//! A write or fsync failure is final: it is reported and the thread stops;
+//! the server exits rather than serve what it could not make durable.
+
+use std::sync::mpsc as std_mpsc;
+
+use raft::prelude::{Entry, HardState};
+use storage::Wal;
+use tokio::sync::mpsc;
+
+/// Persist jobs queued before the core task waits for the disk.
+pub(crate) const JOB_QUEUE: usize = 1024;
+
+pub(crate) struct Job {
+    pub number: u64,
+    pub entries: Vec<Entry>,
+    pub hard_state: Option<HardState>,
+}
+
+pub(crate) enum Event {
+    /// Every job up to this number is durable.
+    Persisted(u64),
+    Failed(String),
+}
+
+pub(crate) fn spawn(
+    mut wal: Wal,
+    jobs: std_mpsc::Receiver<Job>,
+    events: mpsc::Sender<Event>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("wal".into())
+        .spawn(move || {
+            let mut entries: Vec<Entry> = Vec::new();
+            while let Ok(first) = jobs.recv() {
+                let mut number = first.number;
+                let mut hard_state = first.hard_state;
+                entries.clear();
+                entries.extend(first.entries);
+                // Everything already queued joins this batch: one fsync for all.
+                while let Ok(more) = jobs.try_recv() {
+                    number = more.number;
+                    entries.extend(more.entries);
+                    if more.hard_state.is_some() {
+                        hard_state = more.hard_state;
+                    }
+                }
+                let event = match wal.append(&entries, hard_state.as_ref(), None) {
+                    Ok(()) => Event::Persisted(number),
+                    Err(e) => Event::Failed(e.to_string()),
+                };
+                let failed = matches!(event, Event::Failed(_));
+                if events.blocking_send(event).is_err() || failed {
+                    return;
+                }
+            }
+        })
+}

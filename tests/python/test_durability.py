@@ -1,0 +1,232 @@
+"""Durability of the standalone server: the transaction log survives
+SIGKILL, torn tails are cut, corruption stops the server, a full disk
+stops it without damaging what is on disk, sessions survive restarts."""
+import glob
+import os
+import random
+import subprocess
+import threading
+import time
+import unittest
+
+from kazoo.client import KazooClient
+
+import harness
+
+ROUNDS = int(os.environ.get("CRASH_ROUNDS", "12"))
+
+
+def connect(server, **kw):
+    c = KazooClient(hosts=server.hosts, timeout=10, **kw)
+    c.start(timeout=15)
+    return c
+
+
+def wal_segments(server):
+    return sorted(glob.glob(os.path.join(server.dir, "datalog", "ferrokeeper-wal", "wal-*.log")))
+
+
+def data_end(path):
+    """Offset just past the last non-zero byte: where the written data ends."""
+    with open(path, "rb") as f:
+        b = f.read()
+    return len(b.rstrip(b"\0"))
+
+
+class Writer(threading.Thread):
+    """Writes until the connection dies, recording what was acknowledged."""
+
+    def __init__(self, client, tag):
+        super().__init__(daemon=True)
+        self.c, self.tag = client, tag
+        self.acked = {}          # path -> data of every acknowledged create/set
+        self.acked_seq = []      # names of acknowledged sequential creates
+        self.multis = []         # (a, b, acknowledged) for every multi sent
+
+    def run(self):
+        i = 0
+        while True:
+            batch = []
+            for _ in range(8):
+                p = "/w/%s-%d" % (self.tag, i)
+                i += 1
+                batch.append(("create", p, self.c.create_async(p, p.encode())))
+                batch.append(("seq", None, self.c.create_async("/seq/s-", b"", sequence=True)))
+                t = self.c.transaction()
+                t.create(p + "-a")
+                t.create(p + "-b")
+                batch.append(("multi", p, t.commit_async()))
+            for kind, p, fut in batch:
+                try:
+                    r = fut.get(timeout=10)
+                except Exception:
+                    if kind == "multi":
+                        self.multis.append((p + "-a", p + "-b", False))
+                    continue
+                if kind == "create":
+                    self.acked[p] = p.encode()
+                elif kind == "seq":
+                    self.acked_seq.append(r)
+                else:
+                    self.multis.append((p + "-a", p + "-b", True))
+            if not self.c.connected:
+                return
+
+
+class TestCrash(unittest.TestCase):
+    def test_sigkill_loses_no_acknowledged_write(self):
+        srv = harness.Server("ferrokeeper", extra={"preAllocSize": "256"}).start()
+        self.addCleanup(srv.close)
+        c = connect(srv)
+        c.create("/w")
+        c.create("/seq")
+        c.stop()
+        rnd = random.Random(int(os.environ.get("CRASH_SEED", "7")))
+        acked, seqs, multis = {}, [], []
+        for rnd_no in range(ROUNDS):
+            c = connect(srv)
+            w = Writer(c, "r%d" % rnd_no)
+            w.start()
+            time.sleep(rnd.uniform(0.05, 0.5))
+            srv.kill()
+            # Stopping the client fails the requests it queued but never sent.
+            c.stop()
+            w.join(30)
+            self.assertFalse(w.is_alive(), "the writer stops when the server dies")
+            c.close()
+            acked.update(w.acked)
+            seqs += w.acked_seq
+            multis += w.multis
+            srv.start()
+            v = connect(srv)
+            try:
+                for p, data in acked.items():
+                    self.assertEqual(v.get(p)[0], data, "round %d: acknowledged %s lost" % (rnd_no, p))
+                kids = v.get_children("/seq")
+                for s in seqs:
+                    self.assertIn(s.rsplit("/", 1)[1], kids, "round %d: acknowledged %s lost" % (rnd_no, s))
+                for a, b, ok in multis:
+                    ea, eb = v.exists(a) is not None, v.exists(b) is not None
+                    self.assertEqual(ea, eb, "multi half applied: %s=%s %s=%s" % (a, ea, b, eb))
+                    if ok:
+                        self.assertTrue(ea, "acknowledged multi lost: %s" % a)
+                # Sequential names never repeat: the next one is past all seen.
+                nxt = v.create("/seq/s-", sequence=True)
+                self.assertGreater(nxt, max(["/seq/s-"] + [s for s in seqs]))
+                self.assertEqual(len(kids), len(set(kids)))
+                seqs.append(nxt)
+            finally:
+                v.stop()
+        self.assertGreater(len(acked), ROUNDS * 10, "the load really ran")
+        print("crash test: %d rounds, %d acknowledged creates, %d sequential, %d multis all present"
+              % (ROUNDS, len(acked), len(seqs), sum(1 for m in multis if m[2])))
+
+    def test_session_and_ephemeral_survive_a_restart(self):
+        srv = harness.Server("ferrokeeper").start()
+        self.addCleanup(srv.close)
+        c = connect(srv)
+        c.create("/mine", ephemeral=True)
+        sid = c.client_id
+        srv.kill()
+        c.stop()
+        c.close()
+        srv.start()
+        again = connect(srv, client_id=sid)
+        self.assertEqual(again.client_id[0], sid[0], "same session")
+        self.assertIsNotNone(again.exists("/mine"))
+        again.stop()
+
+
+class TestLogDamage(unittest.TestCase):
+    def populated(self):
+        srv = harness.Server("ferrokeeper").start()
+        self.addCleanup(srv.close)
+        c = connect(srv)
+        for i in range(50):
+            c.create("/n%d" % i, b"x" * 50)
+        c.stop()
+        srv.kill()
+        return srv
+
+    def test_torn_tail_is_cut_and_logged(self):
+        srv = self.populated()
+        seg = wal_segments(srv)[-1]
+        end = data_end(seg)
+        with open(seg, "r+b") as f:
+            f.seek((end + 7) // 8 * 8)
+            f.write(b"\x00\x00\x01\x00\xde\xad\xbe\xef partial")  # a record cut short
+        srv.start()
+        self.assertIn("torn record", srv.log())
+        c = connect(srv)
+        self.assertEqual(len([k for k in c.get_children("/") if k.startswith("n")]), 50)
+        c.create("/after")
+        c.stop()
+        srv.kill()
+        srv.start()
+        c = connect(srv)
+        self.assertIsNotNone(c.exists("/after"))
+        c.stop()
+
+    def test_corruption_in_the_middle_stops_the_server(self):
+        srv = self.populated()
+        seg = wal_segments(srv)[-1]
+        with open(seg, "r+b") as f:
+            f.seek(24 + 8 + 3)  # inside the first record's payload
+            b = f.read(1)
+            f.seek(24 + 8 + 3)
+            f.write(bytes([b[0] ^ 0xff]))
+        r = subprocess.run([harness.BINARY, "start-foreground", srv.cfg], capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("corrupt log", r.stderr)
+        self.assertIn(os.path.basename(seg), r.stderr)
+
+    def test_missing_segment_stops_the_server(self):
+        srv = harness.Server("ferrokeeper", extra={"preAllocSize": "4"}).start()
+        self.addCleanup(srv.close)
+        c = connect(srv)
+        for i in range(200):
+            c.create("/n%d" % i, b"x" * 100)
+        c.stop()
+        srv.kill()
+        segs = wal_segments(srv)
+        self.assertGreater(len(segs), 3)
+        os.remove(segs[1])
+        r = subprocess.run([harness.BINARY, "start-foreground", srv.cfg], capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("a segment is missing", r.stderr)
+
+
+class TestDiskFull(unittest.TestCase):
+    def test_full_disk_stops_writes_and_keeps_what_was_acknowledged(self):
+        mnt = harness.tempfile.mkdtemp(prefix="fk-full-")
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", mnt]).returncode != 0:
+            self.skipTest("cannot mount a tmpfs here (needs root)")
+        self.addCleanup(lambda: subprocess.run(["umount", "-l", mnt]))
+        srv = harness.Server("ferrokeeper", extra={"dataDir": mnt, "dataLogDir": mnt, "preAllocSize": "1024"}).start()
+        self.addCleanup(srv.close)
+        c = connect(srv)
+        acked = []
+        try:
+            for i in range(100000):
+                p = "/n%d" % i
+                c.create(p, b"x" * 2000)
+                acked.append(p)
+        except Exception:
+            pass
+        c.stop()
+        c.close()
+        harness.wait_until(lambda: srv.proc.poll() is not None, timeout=20, what="the server to stop")
+        self.assertNotEqual(srv.proc.returncode, 0)
+        self.assertIn("No space left on device", srv.log())
+        self.assertGreater(len(acked), 100)
+        # Give the disk room again: everything acknowledged is there.
+        subprocess.run(["mount", "-o", "remount,size=16m", mnt], check=True)
+        srv.start()
+        v = connect(srv)
+        for p in acked:
+            self.assertIsNotNone(v.exists(p), "acknowledged %s lost" % p)
+        v.stop()
+
+
+if __name__ == "__main__":
+    unittest.main()
