@@ -344,20 +344,30 @@ fn valid_record_after(buf: &[u8], from: u64) -> Option<u64> {
     None
 }
 
+/// The log's segments under `log_dir`, by first index.
+pub fn list_segments(log_dir: &Path) -> Result<Vec<(u64, PathBuf)>, WalError> {
+    let dir = log_dir.join(DIR_NAME);
+    if !dir.exists() {
+        return Ok(Vec::new());
+    }
+    let mut names: Vec<(u64, PathBuf)> = std::fs::read_dir(&dir)
+        .map_err(io_err(&dir))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            Some((parse_segment_name(&name)?, e.path()))
+        })
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 impl Wal {
     /// Opens (creating if needed) the log under `log_dir` and reads it back.
     pub fn open(log_dir: &Path, opts: WalOptions) -> Result<(Wal, Recovered), WalError> {
         let dir = log_dir.join(DIR_NAME);
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        let mut names: Vec<(u64, PathBuf)> = std::fs::read_dir(&dir)
-            .map_err(io_err(&dir))?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                Some((parse_segment_name(&name)?, e.path()))
-            })
-            .collect();
-        names.sort();
+        let names = list_segments(log_dir)?;
 
         let mut rec = Recovered {
             segments: names.len(),

@@ -92,6 +92,27 @@ impl StateMachine {
         self.last_zxid
     }
 
+    pub(crate) fn next_session_id(&self) -> i64 {
+        self.next_session_id
+    }
+
+    /// A state machine from restored parts (a snapshot).
+    pub(crate) fn from_parts(
+        tree: DataTree,
+        sessions: BTreeMap<i64, Session>,
+        next_session_id: i64,
+        last_zxid: i64,
+        config: TreeConfig,
+    ) -> StateMachine {
+        StateMachine {
+            tree,
+            sessions,
+            next_session_id,
+            last_zxid,
+            config,
+        }
+    }
+
     /// Records that `zxid` was used by an entry with no state change (a
     /// Raft no-op or membership change), keeping zxids dense.
     pub fn skip(&mut self, zxid: i64) {

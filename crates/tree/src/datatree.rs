@@ -190,6 +190,61 @@ impl DataTree {
         matches!(path, "/" | ZOOKEEPER | QUOTA | CONFIG)
     }
 
+    /// A tree with no nodes at all, for restoring a snapshot into.
+    pub(crate) fn empty() -> DataTree {
+        DataTree {
+            nodes: HashMap::new(),
+            ephemerals: BTreeMap::new(),
+            containers: BTreeSet::new(),
+            ttls: BTreeSet::new(),
+            data_bytes: 0,
+            undo: Vec::new(),
+            triggers: Vec::new(),
+        }
+    }
+
+    /// Adds a node read from a snapshot: its parent must be there already
+    /// ("/" comes first). Err when the snapshot breaks that rule.
+    pub(crate) fn restore_node(&mut self, path: String, node: Znode) -> Result<(), ()> {
+        if path == "/" {
+            if self.nodes.contains_key("/") {
+                return Err(());
+            }
+            self.data_bytes += node.data.as_ref().map_or(0, |d| d.len()) as u64;
+            self.nodes.insert(path, node);
+            return Ok(());
+        }
+        match path::split(&path) {
+            Some((parent, name))
+                if !name.is_empty()
+                    && self.nodes.contains_key(parent)
+                    && !self.nodes.contains_key(&path) =>
+            {
+                self.link(path, node);
+                Ok(())
+            }
+            _ => Err(()),
+        }
+    }
+
+    /// Every node, parents before children (children in name order).
+    pub fn visit_preorder(&self, mut f: impl FnMut(&str, &Znode)) {
+        let mut stack = vec!["/".to_string()];
+        while let Some(p) = stack.pop() {
+            let Some(n) = self.nodes.get(&p) else {
+                continue;
+            };
+            f(&p, n);
+            for c in n.children.iter().rev() {
+                stack.push(if p == "/" {
+                    format!("/{c}")
+                } else {
+                    format!("{p}/{c}")
+                });
+            }
+        }
+    }
+
     pub fn get(&self, path: &str) -> Option<&Znode> {
         self.nodes.get(path)
     }

@@ -17,10 +17,11 @@ pub mod entry;
 pub mod path;
 pub mod read;
 pub mod reply;
+pub mod snapshot;
 pub mod watches;
 
 pub use acl::{digest, AuthId};
-pub use apply::{Applied, SessionEffect, StateMachine, TreeConfig};
+pub use apply::{Applied, Session, SessionEffect, StateMachine, TreeConfig};
 pub use datatree::{DataTree, Trigger, TriggerKind, Znode};
 pub use entry::{Entry, EntryKind};
 pub use reply::{MultiResult, Reply};
