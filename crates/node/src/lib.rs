@@ -49,6 +49,10 @@ pub struct NodeConfig {
     pub tree: TreeConfig,
     /// Seeds session passwords and election jitter.
     pub seed: u64,
+    /// `snapCount`: a snapshot is taken after snapCount/2 plus a random
+    /// share of snapCount/2 applied entries (ZooKeeper's randRoll), so
+    /// replicas do not all snapshot at once.
+    pub snap_count: u64,
 }
 
 /// What the driver must do.
@@ -66,14 +70,32 @@ pub enum Output {
         entries: Vec<RaftEntry>,
         hard_state: Option<HardState>,
     },
+    /// Write this snapshot of the state at `index` durably (in the
+    /// background; requests go on), then call `snapshotted(index)`.
+    Snapshot {
+        index: u64,
+        term: u64,
+        conf_state: ConfState,
+        data: Vec<u8>,
+    },
 }
 
 /// The Raft state read back from disk at startup.
 #[derive(Debug, Default)]
 pub struct Restored {
     pub hard_state: HardState,
-    /// Contiguous from index 1 (no snapshots yet).
+    /// Contiguous; those at or below the snapshot's index are skipped.
     pub entries: Vec<RaftEntry>,
+    pub snapshot: Option<RestoredSnapshot>,
+}
+
+/// The newest snapshot on disk, decoded.
+#[derive(Debug)]
+pub struct RestoredSnapshot {
+    pub index: u64,
+    pub term: u64,
+    pub conf_state: ConfState,
+    pub state: StateMachine,
 }
 
 /// A request waiting in a connection's FIFO queue.
@@ -124,12 +146,22 @@ pub struct Node {
     /// server id << 48 | this process's incarnation: stamped on proposed
     /// entries so that only this process answers for them.
     origin: u64,
+    /// Entries applied since the last snapshot, and how many trigger the next.
+    since_snapshot: u64,
+    snapshot_after: u64,
+    /// A snapshot is being written: no second one until it is done.
+    snapshot_in_flight: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     #[error("raft: {0}")]
     Raft(#[from] raft::Error),
+    #[error("the log starts at index {first_entry} but the newest snapshot ends at {snapshot_index}: log segments are missing")]
+    LogGap {
+        snapshot_index: u64,
+        first_entry: u64,
+    },
 }
 
 impl Node {
@@ -142,10 +174,37 @@ impl Node {
     ) -> Result<Node, NodeError> {
         let storage =
             MemStorage::new_with_conf_state(ConfState::from((vec![cfg.server_id], vec![])));
+        let mut sm = StateMachine::new(cfg.tree);
+        let mut applied = 0;
+        let mut hard_state = restored.hard_state;
+        if let Some(snap) = restored.snapshot {
+            let mut s = raft::prelude::Snapshot::default();
+            s.mut_metadata().index = snap.index;
+            s.mut_metadata().term = snap.term;
+            s.mut_metadata().set_conf_state(snap.conf_state);
+            storage.wl().apply_snapshot(s)?;
+            applied = snap.index;
+            sm = snap.state;
+            hard_state.commit = hard_state.commit.max(snap.index);
+            hard_state.term = hard_state.term.max(snap.term);
+        }
+        let entries: Vec<RaftEntry> = restored
+            .entries
+            .into_iter()
+            .filter(|e| e.index > applied)
+            .collect();
+        if let Some(first) = entries.first() {
+            if first.index > applied + 1 {
+                return Err(NodeError::LogGap {
+                    snapshot_index: applied,
+                    first_entry: first.index,
+                });
+            }
+        }
         {
             let mut w = storage.wl();
-            w.append(&restored.entries)?;
-            w.set_hardstate(restored.hard_state);
+            w.append(&entries)?;
+            w.set_hardstate(hard_state);
         }
         let rc = raft::Config {
             id: cfg.server_id,
@@ -156,6 +215,7 @@ impl Node {
             max_election_tick: 11,
             pre_vote: true,
             check_quorum: true,
+            applied,
             ..Default::default()
         };
         rc.validate()?;
@@ -164,10 +224,14 @@ impl Node {
         raw.campaign()?;
         let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
         let origin = (cfg.server_id << 48) | (rng.gen::<u64>() & ((1 << 48) - 1));
+        let snapshot_after = snapshot_threshold(cfg.snap_count, &mut rng);
         let mut node = Node {
             origin,
+            since_snapshot: 0,
+            snapshot_after,
+            snapshot_in_flight: false,
             rng,
-            sm: StateMachine::new(cfg.tree),
+            sm,
             cfg,
             raw,
             watches: WatchRegistry::default(),
@@ -638,6 +702,7 @@ impl Node {
             self.raw.advance_append_async(ready);
             self.raw.advance_apply();
         }
+        self.maybe_snapshot();
     }
 
     /// Storage made every `Persist` up to `number` durable.
@@ -646,8 +711,46 @@ impl Node {
         self.flush();
     }
 
+    /// The snapshot at `index` is durable: the log before it may go.
+    pub fn snapshotted(&mut self, index: u64) {
+        self.snapshot_in_flight = false;
+        let first = raft::Storage::first_index(self.raw.store()).unwrap_or(1);
+        if index > first {
+            self.raw
+                .mut_store()
+                .wl()
+                .compact(index)
+                .expect("compacting below the applied index");
+        }
+    }
+
+    /// Takes a snapshot when enough entries were applied since the last one.
+    /// The state is encoded here, where it is consistent; writing it to
+    /// disk is the driver's, off this thread.
+    fn maybe_snapshot(&mut self) {
+        if self.snapshot_in_flight || self.since_snapshot < self.snapshot_after {
+            return;
+        }
+        let index = self.sm.last_zxid() as u64;
+        let Ok(term) = raft::Storage::term(self.raw.store(), index) else {
+            return;
+        };
+        self.snapshot_in_flight = true;
+        self.since_snapshot = 0;
+        self.snapshot_after = snapshot_threshold(self.cfg.snap_count, &mut self.rng);
+        let conf_state = self.raw.raft.prs().conf().to_conf_state();
+        let data = self.sm.encode_snapshot();
+        self.outputs.push(Output::Snapshot {
+            index,
+            term,
+            conf_state,
+            data,
+        });
+    }
+
     fn apply_all(&mut self, entries: Vec<RaftEntry>) {
         for e in entries {
+            self.since_snapshot += 1;
             let zxid = e.index as i64;
             if e.data.is_empty() || e.get_entry_type() != EntryType::EntryNormal {
                 // The leader's no-op at election, or a membership change.
@@ -803,6 +906,12 @@ impl Node {
             frame: w,
         });
     }
+}
+
+/// ZooKeeper's `snapCount / 2 + randRoll`, randRoll in [0, snapCount / 2).
+fn snapshot_threshold(snap_count: u64, rng: &mut rand::rngs::StdRng) -> u64 {
+    let half = (snap_count / 2).max(1);
+    half + rng.gen_range(0..half)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ fn cfg() -> NodeConfig {
             extended_types: true,
         },
         seed: 7,
+        snap_count: 100_000,
     }
 }
 
@@ -408,11 +409,12 @@ mod no_panic_from_the_network {
     }
 }
 
-/// A disk that keeps what `Persist` asked for, for restart tests.
+/// A disk that keeps what `Persist` and `Snapshot` asked for, for restart tests.
 #[derive(Default)]
 struct Disk {
     entries: Vec<RaftEntry>,
     hard_state: HardState,
+    snapshot: Option<(u64, u64, ConfState, Vec<u8>)>,
 }
 
 fn drain_to(node: &mut Node, disk: &mut Disk) -> Vec<Output> {
@@ -443,6 +445,15 @@ fn drain_to(node: &mut Node, disk: &mut Disk) -> Vec<Output> {
                         disk.hard_state = hs;
                     }
                     node.persisted(number);
+                }
+                Output::Snapshot {
+                    index,
+                    term,
+                    conf_state,
+                    data,
+                } => {
+                    disk.snapshot = Some((index, term, conf_state, data));
+                    node.snapshotted(index);
                 }
                 o => all.push(o),
             }
@@ -484,6 +495,7 @@ fn restart_restores_tree_and_sessions_from_what_was_persisted() {
     let restored = Restored {
         hard_state: disk.hard_state.clone(),
         entries: disk.entries.clone(),
+        snapshot: None,
     };
     let mut n = Node::new_standalone(cfg(), 5_000, restored).unwrap();
     drain_to(&mut n, &mut disk);
@@ -507,4 +519,78 @@ fn restart_restores_tree_and_sessions_from_what_was_persisted() {
         "{out:?}"
     );
     assert!(n.state().tree.get("/e").is_some());
+}
+
+#[test]
+fn snapshots_every_snap_count_and_restores_from_snapshot_plus_log() {
+    let cfg = || NodeConfig {
+        snap_count: 20,
+        ..cfg()
+    };
+    let mut disk = Disk::default();
+    let mut n = Node::new_standalone(cfg(), 0, Restored::default()).unwrap();
+    n.connect(
+        1,
+        ConnectRequest {
+            timeout_ms: 10_000,
+            ..Default::default()
+        },
+        "127.0.0.1".into(),
+        0,
+    );
+    drain_to(&mut n, &mut disk);
+    for i in 0..50 {
+        send(&mut n, 1, i, create(&format!("/n{i}"), 0), 1);
+        drain_to(&mut n, &mut disk);
+    }
+    let (snap_index, term, conf_state, data) = disk.snapshot.clone().expect("a snapshot was taken");
+    // snapCount 20: the first after 10..20 entries, later ones as often.
+    assert!(
+        snap_index >= 10 && snap_index < n.last_zxid() as u64,
+        "{snap_index}"
+    );
+    let digest = n.state().tree.digest();
+    drop(n);
+    // Only the log after the snapshot is needed.
+    let entries: Vec<RaftEntry> = disk
+        .entries
+        .iter()
+        .filter(|e| e.index > snap_index)
+        .cloned()
+        .collect();
+    let state = StateMachine::decode_snapshot(&data, cfg().tree).unwrap();
+    let restored = Restored {
+        hard_state: disk.hard_state.clone(),
+        entries,
+        snapshot: Some(RestoredSnapshot {
+            index: snap_index,
+            term,
+            conf_state: conf_state.clone(),
+            state,
+        }),
+    };
+    let mut n = Node::new_standalone(cfg(), 1_000, restored).unwrap();
+    drain_to(&mut n, &mut disk);
+    assert_eq!(n.state().tree.digest(), digest);
+    // A log that does not reach back to the snapshot is refused.
+    let state = StateMachine::decode_snapshot(&data, cfg().tree).unwrap();
+    let gap = Restored {
+        hard_state: disk.hard_state.clone(),
+        entries: disk
+            .entries
+            .iter()
+            .filter(|e| e.index > snap_index + 2)
+            .cloned()
+            .collect(),
+        snapshot: Some(RestoredSnapshot {
+            index: snap_index,
+            term,
+            conf_state,
+            state,
+        }),
+    };
+    assert!(matches!(
+        Node::new_standalone(cfg(), 2_000, gap),
+        Err(NodeError::LogGap { .. })
+    ));
 }

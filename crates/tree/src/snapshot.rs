@@ -119,7 +119,7 @@ mod tests {
         };
         let mut sm = StateMachine::new(cfg);
         let mut zxid = 0;
-        let mut entry = |kind| Entry {
+        let entry = |kind| Entry {
             time_ms: 5,
             session_id: 0,
             xid: 0,
