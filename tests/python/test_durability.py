@@ -75,7 +75,8 @@ class Writer(threading.Thread):
 
 class TestCrash(unittest.TestCase):
     def test_sigkill_loses_no_acknowledged_write(self):
-        srv = harness.Server("ferrokeeper", extra={"preAllocSize": "256"}).start()
+        # Small segments and frequent snapshots: crashes land during both.
+        srv = harness.Server("ferrokeeper", extra={"preAllocSize": "256", "snapCount": "2000"}).start()
         self.addCleanup(srv.close)
         c = connect(srv)
         c.create("/w")
@@ -194,6 +195,70 @@ class TestLogDamage(unittest.TestCase):
         r = subprocess.run([harness.BINARY, "start-foreground", srv.cfg], capture_output=True, text=True, timeout=30)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("a segment is missing", r.stderr)
+
+
+class TestSnapshots(unittest.TestCase):
+    def run_tool(self, *args):
+        return subprocess.run([harness.BINARY] + list(args), capture_output=True, text=True, timeout=60)
+
+    def snapshots(self, srv):
+        return sorted(glob.glob(os.path.join(srv.dir, "data", "ferrokeeper-snap", "snap-*.snap")))
+
+    def test_recovery_from_snapshot_plus_log_purge_and_dumps(self):
+        srv = harness.Server("ferrokeeper", extra={"snapCount": "100", "preAllocSize": "16"}).start()
+        self.addCleanup(srv.close)
+        c = connect(srv)
+        for i in range(1000):
+            c.create("/n%d" % i, b"v%d" % i)
+        c.set("/n7", b"changed")
+        c.stop()
+        harness.wait_until(lambda: len(self.snapshots(srv)) >= 5, what="snapshots")
+        srv.kill()
+        srv.start()
+        self.assertIn("loaded snapshot", srv.log())
+        c = connect(srv)
+        self.assertEqual(c.get("/n7")[0], b"changed")
+        self.assertEqual(c.get("/n999")[0], b"v999")
+        c.stop()
+        srv.kill()
+        # zkCleanup.sh's job: keep 3 snapshots and the log they need.
+        segs_before = len(wal_segments(srv))
+        r = self.run_tool("purge", os.path.join(srv.dir, "data"), os.path.join(srv.dir, "datalog"), "-n", "3")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(self.snapshots(srv)), 3)
+        self.assertLess(len(wal_segments(srv)), segs_before)
+        srv.start()
+        c = connect(srv)
+        self.assertEqual(len([k for k in c.get_children("/") if k.startswith("n")]), 1000)
+        c.stop()
+        srv.kill()
+        r = self.run_tool("log", "dump", os.path.join(srv.dir, "datalog"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("op=setData path=/n7", r.stdout)
+        r = self.run_tool("snapshot", "dump", "-d", self.snapshots(srv)[-1])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # The newest snapshot holds at least the first 900 nodes (snapCount 100).
+        self.assertTrue("\n/n0\n" in r.stdout and "data = v0\n" in r.stdout, r.stdout[:300])
+        self.assertIn("Session Details", r.stdout[-300:])
+
+    def test_corrupt_snapshot_stops_the_server(self):
+        srv = harness.Server("ferrokeeper", extra={"snapCount": "50"}).start()
+        self.addCleanup(srv.close)
+        c = connect(srv)
+        for i in range(200):
+            c.create("/n%d" % i)
+        c.stop()
+        harness.wait_until(lambda: self.snapshots(srv), what="a snapshot")
+        srv.kill()
+        newest = self.snapshots(srv)[-1]
+        with open(newest, "r+b") as f:
+            f.seek(40)
+            b = f.read(1)
+            f.seek(40)
+            f.write(bytes([b[0] ^ 1]))
+        r = subprocess.run([harness.BINARY, "start-foreground", srv.cfg], capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("unreadable snapshot", r.stderr)
 
 
 class TestDiskFull(unittest.TestCase):

@@ -27,6 +27,41 @@ enum Cmd {
     },
     /// Print the version.
     Version,
+    /// Remove old snapshots and log segments, keeping the newest COUNT
+    /// snapshots (at least 3) and the log they need (zkCleanup.sh).
+    Purge {
+        data_dir: PathBuf,
+        data_log_dir: Option<PathBuf>,
+        #[arg(short = 'n', default_value_t = 3)]
+        count: usize,
+    },
+    /// Inspect snapshot files.
+    Snapshot {
+        #[command(subcommand)]
+        cmd: SnapshotCmd,
+    },
+    /// Inspect the transaction log.
+    Log {
+        #[command(subcommand)]
+        cmd: LogCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum SnapshotCmd {
+    /// Print the znodes (with Stat) and sessions of a snapshot file.
+    Dump {
+        file: PathBuf,
+        /// Print each znode's data too.
+        #[arg(short = 'd', long)]
+        data: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum LogCmd {
+    /// One line per entry: index, term, session, op, path. DIR is the dataLogDir.
+    Dump { dir: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -40,6 +75,20 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Cmd::Purge {
+            data_dir,
+            data_log_dir,
+            count,
+        } => {
+            let log_dir = data_log_dir.unwrap_or_else(|| data_dir.clone());
+            print_or_fail(server::tools::purge(&data_dir, &log_dir, count))
+        }
+        Cmd::Snapshot {
+            cmd: SnapshotCmd::Dump { file, data },
+        } => print_or_fail(server::tools::dump_snapshot(&file, data)),
+        Cmd::Log {
+            cmd: LogCmd::Dump { dir },
+        } => print_or_fail(server::tools::dump_log(&dir)),
         Cmd::StartForeground { config } => match start_foreground(config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -47,6 +96,20 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+fn print_or_fail(r: Result<String, server::tools::ToolError>) -> ExitCode {
+    match r {
+        Ok(s) => {
+            // A reader that went away (`| head`) is not an error of ours.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), s.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ferrokeeper: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

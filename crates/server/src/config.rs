@@ -59,7 +59,7 @@ pub struct Config {
     pub prealloc_bytes: u64,
     /// `forceSync`: fsync the log before acknowledging (default yes).
     pub force_sync: bool,
-    /// `snapCount`: entries between snapshots (snapshots are not written yet).
+    /// `snapCount`: entries between snapshots (randomised in [snapCount/2, snapCount)).
     pub snap_count: u64,
     pub autopurge_snap_retain_count: u32,
     pub autopurge_purge_interval_hours: u32,

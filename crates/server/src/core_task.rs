@@ -12,7 +12,7 @@ use tree::TreeConfig;
 use crate::config::Config;
 use crate::conn::ToConn;
 use crate::fourlw;
-use crate::storage_thread::{Event, Job};
+use crate::storage_thread::{Event, Job, SnapJob};
 use crate::{CoreInput, ServerError};
 
 /// Inputs handled before the Raft hand-off runs once for all of them:
@@ -31,6 +31,8 @@ pub(crate) struct CoreTask {
     sent: u64,
     /// Persist jobs to the storage thread, in order.
     jobs: std::sync::mpsc::SyncSender<Job>,
+    /// Snapshot and purge jobs to the snapshot thread.
+    snap_jobs: std::sync::mpsc::SyncSender<SnapJob>,
 }
 
 fn now_ms() -> i64 {
@@ -45,6 +47,7 @@ impl CoreTask {
         cfg: &std::sync::Arc<Config>,
         restored: Restored,
         jobs: std::sync::mpsc::SyncSender<Job>,
+        snap_jobs: std::sync::mpsc::SyncSender<SnapJob>,
     ) -> Result<CoreTask, ServerError> {
         let now = now_ms();
         let ncfg = NodeConfig {
@@ -58,6 +61,7 @@ impl CoreTask {
                 extended_types: cfg.extended_types,
             },
             seed: now as u64 ^ std::process::id() as u64,
+            snap_count: cfg.snap_count,
         };
         Ok(CoreTask {
             node: Node::new_standalone(ncfg, now, restored)?,
@@ -66,6 +70,7 @@ impl CoreTask {
             received: 0,
             sent: 0,
             jobs,
+            snap_jobs,
         })
     }
 
@@ -87,6 +92,11 @@ impl CoreTask {
         self.dispatch();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        // autopurge.purgeInterval hours; 0 turns it off.
+        let mut purge = (self.cfg.autopurge_purge_interval_hours > 0).then(|| {
+            let every = Duration::from_secs(self.cfg.autopurge_purge_interval_hours as u64 * 3600);
+            tokio::time::interval_at(tokio::time::Instant::now() + every, every)
+        });
         loop {
             tokio::select! {
                 biased;
@@ -103,6 +113,7 @@ impl CoreTask {
                 }
                 ev = storage.recv() => match ev {
                     Some(Event::Persisted(number)) => self.node.persisted(number),
+                    Some(Event::Snapshotted(index)) => self.node.snapshotted(index),
                     Some(Event::Failed(e)) => {
                         // A storage fault poisons the store: no retry, no
                         // serving what might not be durable.
@@ -112,6 +123,9 @@ impl CoreTask {
                     None => break,
                 },
                 _ = tick.tick() => self.node.tick(now_ms()),
+                _ = async { purge.as_mut().expect("guarded").tick().await }, if purge.is_some() => {
+                    let _ = self.snap_jobs.try_send(SnapJob::Purge);
+                }
             }
             self.node.flush();
             self.dispatch();
@@ -202,6 +216,26 @@ impl CoreTask {
                             .is_err()
                         {
                             tracing::error!("the storage thread is gone; exiting");
+                            std::process::exit(2);
+                        }
+                    }
+                    Output::Snapshot {
+                        index,
+                        term,
+                        conf_state,
+                        data,
+                    } => {
+                        let meta = storage::SnapshotMeta {
+                            index,
+                            term,
+                            conf_state,
+                        };
+                        if self
+                            .snap_jobs
+                            .send(SnapJob::Write { meta, body: data })
+                            .is_err()
+                        {
+                            tracing::error!("the snapshot thread is gone; exiting");
                             std::process::exit(2);
                         }
                     }

@@ -12,6 +12,7 @@ mod conn;
 mod core_task;
 pub mod fourlw;
 mod storage_thread;
+pub mod tools;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -68,6 +69,8 @@ pub enum ServerError {
     Node(#[from] node::NodeError),
     #[error("{0}")]
     Storage(#[from] storage::WalError),
+    #[error("{0}")]
+    Snapshot(#[from] storage::SnapError),
     #[error("cannot start the storage thread: {0}")]
     Thread(std::io::Error),
 }
@@ -77,8 +80,9 @@ pub struct Server {
     pub local_addr: SocketAddr,
     stop: broadcast::Sender<()>,
     tasks: tokio::task::JoinSet<()>,
-    /// Ends when the core task drops its job sender.
+    /// End when the core task drops its job senders.
     storage: std::thread::JoinHandle<()>,
+    snapshotter: std::thread::JoinHandle<()>,
 }
 
 impl Server {
@@ -110,6 +114,37 @@ impl Server {
             );
         }
         let started = std::time::Instant::now();
+        let snapshot = match storage::snap::list(&cfg.data_dir)?.last() {
+            None => None,
+            Some((_, path)) => {
+                let (meta, body) = storage::snap::read(path)?;
+                let state = tree::StateMachine::decode_snapshot(
+                    &body,
+                    tree::TreeConfig {
+                        extended_types: cfg.extended_types,
+                    },
+                )
+                .map_err(|e| storage::SnapError::Corrupt {
+                    path: path.clone(),
+                    reason: format!("undecodable state: {e}"),
+                })?;
+                tracing::info!(
+                    "loaded snapshot {}: {} znodes, {} sessions, index {} in {:.3} s",
+                    path.display(),
+                    state.tree.node_count(),
+                    state.sessions.len(),
+                    meta.index,
+                    started.elapsed().as_secs_f64()
+                );
+                Some(node::RestoredSnapshot {
+                    index: meta.index,
+                    term: meta.term,
+                    conf_state: meta.conf_state,
+                    state,
+                })
+            }
+        };
+        let started = std::time::Instant::now();
         let opts = storage::WalOptions {
             prealloc_bytes: cfg.prealloc_bytes,
             force_sync: cfg.force_sync,
@@ -133,6 +168,7 @@ impl Server {
         let restored = node::Restored {
             hard_state: recovered.hard_state,
             entries: recovered.entries,
+            snapshot,
         };
         let ip = cfg
             .client_port_address
@@ -149,9 +185,17 @@ impl Server {
         let (core_tx, core_rx) = mpsc::channel(CORE_QUEUE);
         let (job_tx, job_rx) = std::sync::mpsc::sync_channel(storage_thread::JOB_QUEUE);
         let (event_tx, event_rx) = mpsc::channel(storage_thread::JOB_QUEUE);
+        let (snap_tx, snap_rx) = std::sync::mpsc::sync_channel(4);
+        let dirs = storage_thread::SnapDirs {
+            data_dir: cfg.data_dir.clone(),
+            log_dir: cfg.log_dir().to_path_buf(),
+            retain: cfg.autopurge_snap_retain_count as usize,
+        };
+        let snapshotter = storage_thread::spawn_snapshotter(dirs, snap_rx, event_tx.clone())
+            .map_err(ServerError::Thread)?;
         let storage = storage_thread::spawn(wal, job_rx, event_tx).map_err(ServerError::Thread)?;
         let replay = std::time::Instant::now();
-        let core = core_task::CoreTask::new(&cfg, restored, job_tx)?;
+        let core = core_task::CoreTask::new(&cfg, restored, job_tx, snap_tx)?;
         tracing::info!(
             "applied the log: {} znodes, {} sessions in {:.3} s",
             core.node_count(),
@@ -172,6 +216,7 @@ impl Server {
             stop,
             tasks,
             storage,
+            snapshotter,
         })
     }
 
@@ -179,6 +224,11 @@ impl Server {
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(());
         while self.tasks.join_next().await.is_some() {}
-        let _ = tokio::task::spawn_blocking(move || self.storage.join()).await;
+        let (storage, snapshotter) = (self.storage, self.snapshotter);
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = storage.join();
+            let _ = snapshotter.join();
+        })
+        .await;
     }
 }

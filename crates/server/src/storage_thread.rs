@@ -4,6 +4,9 @@
 //! done. While it syncs, the core keeps taking requests: they form the
 //! next batch.
 //!
+//! A second thread writes snapshots and runs purges, so that writing a
+//! large snapshot never delays a log fsync.
+//!
 //! A write or fsync failure is final: it is reported and the thread stops;
 //! the server exits rather than serve what it could not make durable.
 
@@ -25,7 +28,73 @@ pub(crate) struct Job {
 pub(crate) enum Event {
     /// Every job up to this number is durable.
     Persisted(u64),
+    /// The snapshot at this index is durable.
+    Snapshotted(u64),
     Failed(String),
+}
+
+pub(crate) enum SnapJob {
+    Write {
+        meta: storage::SnapshotMeta,
+        body: Vec<u8>,
+    },
+    /// Remove old snapshots and log segments (autopurge).
+    Purge,
+}
+
+pub(crate) struct SnapDirs {
+    pub data_dir: std::path::PathBuf,
+    pub log_dir: std::path::PathBuf,
+    pub retain: usize,
+}
+
+pub(crate) fn spawn_snapshotter(
+    dirs: SnapDirs,
+    jobs: std_mpsc::Receiver<SnapJob>,
+    events: mpsc::Sender<Event>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name("snapshot".into()).spawn(move || {
+        while let Ok(job) = jobs.recv() {
+            let event = match job {
+                SnapJob::Write { meta, body } => {
+                    let started = std::time::Instant::now();
+                    match storage::snap::write(&dirs.data_dir, &meta, &body) {
+                        Ok(path) => {
+                            tracing::info!(
+                                "snapshot taken: {} ({} bytes, index {}) in {:.3} s",
+                                path.display(),
+                                body.len(),
+                                meta.index,
+                                started.elapsed().as_secs_f64()
+                            );
+                            Event::Snapshotted(meta.index)
+                        }
+                        Err(e) => Event::Failed(format!("snapshot: {e}")),
+                    }
+                }
+                SnapJob::Purge => match storage::snap::purge(&dirs.data_dir, &dirs.log_dir, dirs.retain) {
+                    Ok(p) => {
+                        tracing::info!(
+                            "purge done: removed {} snapshots and {} log segments, kept the newest {}",
+                            p.snapshots.len(),
+                            p.segments.len(),
+                            dirs.retain.max(3)
+                        );
+                        continue;
+                    }
+                    // A purge that fails leaves files behind; it loses nothing.
+                    Err(e) => {
+                        tracing::warn!("purge failed: {e}");
+                        continue;
+                    }
+                },
+            };
+            let failed = matches!(event, Event::Failed(_));
+            if events.blocking_send(event).is_err() || failed {
+                return;
+            }
+        }
+    })
 }
 
 pub(crate) fn spawn(

@@ -362,106 +362,121 @@ pub fn list_segments(log_dir: &Path) -> Result<Vec<(u64, PathBuf)>, WalError> {
     Ok(names)
 }
 
+/// Reads the log under `log_dir` without changing anything (for
+/// inspection tools): the same rules as `Wal::open`, no repairs.
+pub fn read_only(log_dir: &Path) -> Result<Recovered, WalError> {
+    scan(log_dir, false).map(|(rec, _)| rec)
+}
+
+/// Reads every segment by the recovery rules. With `repair`, a segment
+/// whose creation never completed is removed. Returns where appends go
+/// next (the last segment and offset).
+fn scan(log_dir: &Path, repair: bool) -> Result<(Recovered, Option<(PathBuf, u64)>), WalError> {
+    let dir = log_dir.join(DIR_NAME);
+    let names = list_segments(log_dir)?;
+
+    let mut rec = Recovered {
+        segments: names.len(),
+        ..Recovered::default()
+    };
+    let mut tail: Option<(PathBuf, u64)> = None;
+    for (i, (first_index, path)) in names.iter().enumerate() {
+        let last = i + 1 == names.len();
+        let buf = std::fs::read(path).map_err(io_err(path))?;
+        let corrupt = |offset: u64, reason: String| WalError::Corrupt {
+            path: path.clone(),
+            offset,
+            reason,
+        };
+        if buf.len() < HEADER_BYTES as usize
+            || &buf[..8] != MAGIC
+            || u32::from_be_bytes(buf[16..20].try_into().unwrap()) != crc32c::crc32c(&buf[..16])
+            || u64::from_be_bytes(buf[8..16].try_into().unwrap()) != *first_index
+        {
+            if last && repair && buf.iter().skip(8).all(|b| *b == 0) {
+                // A crash while the segment was being created: its header
+                // (written and fsynced before any record) never reached
+                // the disk, so nothing else did either.
+                std::fs::remove_file(path).map_err(io_err(path))?;
+                fsync_dir(&dir)?;
+                rec.segments -= 1;
+                break;
+            }
+            return Err(corrupt(0, "bad segment header".into()));
+        }
+        if let Some(prev_last) = rec.entries.last().map(|e| e.index) {
+            if *first_index > prev_last + 1 {
+                return Err(corrupt(
+                        0,
+                        format!("segment starts at index {first_index} but the log before it ends at {prev_last}: a segment is missing"),
+                    ));
+            }
+        }
+        let mut off = HEADER_BYTES;
+        let stop = loop {
+            match read_record(&buf, off) {
+                Ok(Some((r, next))) => {
+                    match r {
+                        Record::Entry(e) => {
+                            push_entry(&mut rec.entries, e).map_err(|m| corrupt(off, m))?
+                        }
+                        Record::HardState(hs) => rec.hard_state = hs,
+                        Record::ConfState(cs) => rec.conf_state = Some(cs),
+                    }
+                    off = next;
+                }
+                Ok(None) => break None,
+                Err(why) => break Some(why),
+            }
+        };
+        // Search after the bad record's claimed end when its length is
+        // plausible, so bytes inside its payload cannot pass for a record.
+        let claimed = u32::from_be_bytes(
+            buf.get(off as usize..off as usize + 4)
+                .and_then(|b| b.try_into().ok())
+                .unwrap_or([0; 4]),
+        );
+        let resume = if claimed > 0 && off + 8 + claimed as u64 <= buf.len() as u64 {
+            off + 8 + claimed as u64
+        } else {
+            off + 8
+        };
+        if let Some(at) = valid_record_after(&buf, resume) {
+            let why = stop.unwrap_or_else(|| "a zeroed record header".into());
+            return Err(corrupt(
+                off,
+                format!("{why}, yet a valid record follows at offset {at}"),
+            ));
+        }
+        match stop {
+            None => {}
+            Some(why) if last => {
+                rec.torn_tail = Some(TornTail {
+                    segment: path.clone(),
+                    offset: off,
+                    reason: why,
+                });
+            }
+            Some(why) => {
+                return Err(corrupt(
+                    off,
+                    format!("{why} in a segment that is not the last"),
+                ))
+            }
+        }
+        if last {
+            tail = Some((path.clone(), off));
+        }
+    }
+    Ok((rec, tail))
+}
+
 impl Wal {
     /// Opens (creating if needed) the log under `log_dir` and reads it back.
     pub fn open(log_dir: &Path, opts: WalOptions) -> Result<(Wal, Recovered), WalError> {
         let dir = log_dir.join(DIR_NAME);
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        let names = list_segments(log_dir)?;
-
-        let mut rec = Recovered {
-            segments: names.len(),
-            ..Recovered::default()
-        };
-        let mut tail: Option<(PathBuf, u64)> = None;
-        for (i, (first_index, path)) in names.iter().enumerate() {
-            let last = i + 1 == names.len();
-            let buf = std::fs::read(path).map_err(io_err(path))?;
-            let corrupt = |offset: u64, reason: String| WalError::Corrupt {
-                path: path.clone(),
-                offset,
-                reason,
-            };
-            if buf.len() < HEADER_BYTES as usize
-                || &buf[..8] != MAGIC
-                || u32::from_be_bytes(buf[16..20].try_into().unwrap()) != crc32c::crc32c(&buf[..16])
-                || u64::from_be_bytes(buf[8..16].try_into().unwrap()) != *first_index
-            {
-                if last && buf.iter().skip(8).all(|b| *b == 0) {
-                    // A crash while the segment was being created: its header
-                    // (written and fsynced before any record) never reached
-                    // the disk, so nothing else did either.
-                    std::fs::remove_file(path).map_err(io_err(path))?;
-                    fsync_dir(&dir)?;
-                    rec.segments -= 1;
-                    break;
-                }
-                return Err(corrupt(0, "bad segment header".into()));
-            }
-            if let Some(prev_last) = rec.entries.last().map(|e| e.index) {
-                if *first_index > prev_last + 1 {
-                    return Err(corrupt(
-                        0,
-                        format!("segment starts at index {first_index} but the log before it ends at {prev_last}: a segment is missing"),
-                    ));
-                }
-            }
-            let mut off = HEADER_BYTES;
-            let stop = loop {
-                match read_record(&buf, off) {
-                    Ok(Some((r, next))) => {
-                        match r {
-                            Record::Entry(e) => {
-                                push_entry(&mut rec.entries, e).map_err(|m| corrupt(off, m))?
-                            }
-                            Record::HardState(hs) => rec.hard_state = hs,
-                            Record::ConfState(cs) => rec.conf_state = Some(cs),
-                        }
-                        off = next;
-                    }
-                    Ok(None) => break None,
-                    Err(why) => break Some(why),
-                }
-            };
-            // Search after the bad record's claimed end when its length is
-            // plausible, so bytes inside its payload cannot pass for a record.
-            let claimed = u32::from_be_bytes(
-                buf.get(off as usize..off as usize + 4)
-                    .and_then(|b| b.try_into().ok())
-                    .unwrap_or([0; 4]),
-            );
-            let resume = if claimed > 0 && off + 8 + claimed as u64 <= buf.len() as u64 {
-                off + 8 + claimed as u64
-            } else {
-                off + 8
-            };
-            if let Some(at) = valid_record_after(&buf, resume) {
-                let why = stop.unwrap_or_else(|| "a zeroed record header".into());
-                return Err(corrupt(
-                    off,
-                    format!("{why}, yet a valid record follows at offset {at}"),
-                ));
-            }
-            match stop {
-                None => {}
-                Some(why) if last => {
-                    rec.torn_tail = Some(TornTail {
-                        segment: path.clone(),
-                        offset: off,
-                        reason: why,
-                    });
-                }
-                Some(why) => {
-                    return Err(corrupt(
-                        off,
-                        format!("{why} in a segment that is not the last"),
-                    ))
-                }
-            }
-            if last {
-                tail = Some((path.clone(), off));
-            }
-        }
+        let (rec, tail) = scan(log_dir, true)?;
         let next_index = rec.entries.last().map_or(1, |e| e.index + 1);
         let mut wal = match tail {
             Some((path, offset)) => {

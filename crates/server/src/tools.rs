@@ -1,0 +1,163 @@
+//! Offline tools on a stopped server's files, like ZooKeeper's
+//! zkSnapShotToolkit, zkTxnLogToolkit and zkCleanup.sh. They only read,
+//! except `purge`.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use proto::{OpCode, Request};
+use raft::prelude::EntryType;
+use tree::{Entry, EntryKind, StateMachine, TreeConfig};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    #[error("{0}")]
+    Snapshot(#[from] storage::SnapError),
+    #[error("{0}")]
+    Log(#[from] storage::WalError),
+    #[error("{path}: undecodable snapshot body: {reason}")]
+    Body { path: String, reason: String },
+}
+
+/// `ferrokeeper snapshot dump FILE`: znodes with their Stat (and data when
+/// asked), then the sessions.
+pub fn dump_snapshot(path: &Path, with_data: bool) -> Result<String, ToolError> {
+    let (meta, body) = storage::snap::read(path)?;
+    let sm = StateMachine::decode_snapshot(
+        &body,
+        TreeConfig {
+            extended_types: true,
+        },
+    )
+    .map_err(|e| ToolError::Body {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Snapshot {}: index 0x{:x}, term {}, voters {:?}",
+        path.display(),
+        meta.index,
+        meta.term,
+        meta.conf_state.voters
+    );
+    let _ = writeln!(out, "ZNode Details (count={}):", sm.tree.node_count());
+    sm.tree.visit_preorder(|p, n| {
+        let s = n.stat();
+        let _ = writeln!(out, "----\n{p}");
+        let _ = writeln!(out, "  cZxid = 0x{:x}\n  ctime = {}\n  mZxid = 0x{:x}\n  mtime = {}\n  pZxid = 0x{:x}", s.czxid, s.ctime, s.mzxid, s.mtime, s.pzxid);
+        let _ = writeln!(out, "  cversion = {}\n  dataVersion = {}\n  aclVersion = {}\n  ephemeralOwner = 0x{:x}\n  dataLength = {}", s.cversion, s.version, s.aversion, s.ephemeral_owner, s.data_length);
+        if with_data {
+            let data = n.data.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+            let _ = writeln!(out, "  data = {data}");
+        }
+    });
+    let _ = writeln!(out, "----\nSession Details (sid, timeout, ephemeralCount):");
+    for (id, s) in &sm.sessions {
+        let eph = sm.tree.ephemerals().get(id).map_or(0, |e| e.len());
+        let _ = writeln!(out, "0x{id:x}, {}, {eph}", s.timeout_ms);
+    }
+    Ok(out)
+}
+
+/// `ferrokeeper log dump DIR`: one line per entry — index, term, session,
+/// op, path.
+pub fn dump_log(log_dir: &Path) -> Result<String, ToolError> {
+    let rec = storage::wal::read_only(log_dir)?;
+    let mut out = String::new();
+    for e in &rec.entries {
+        let _ = write!(out, "index=0x{:x} term={} ", e.index, e.term);
+        if e.get_entry_type() != EntryType::EntryNormal {
+            let _ = writeln!(out, "membership-change");
+            continue;
+        }
+        if e.data.is_empty() {
+            let _ = writeln!(out, "leader-noop");
+            continue;
+        }
+        match Entry::decode(&e.data) {
+            Err(err) => {
+                let _ = writeln!(out, "undecodable entry: {err}");
+            }
+            Ok(entry) => {
+                let _ = write!(
+                    out,
+                    "time={} session=0x{:x} cxid=0x{:x} ",
+                    entry.time_ms, entry.session_id, entry.xid
+                );
+                let _ = match &entry.kind {
+                    EntryKind::CreateSession { timeout_ms, .. } => {
+                        writeln!(out, "op=createSession timeout={timeout_ms}")
+                    }
+                    EntryKind::CloseSession { expired } => {
+                        writeln!(
+                            out,
+                            "op=closeSession{}",
+                            if *expired { " (expired)" } else { "" }
+                        )
+                    }
+                    EntryKind::Reap { paths } => {
+                        writeln!(out, "op=deleteContainer paths={paths:?}")
+                    }
+                    EntryKind::Request { op, body, .. } => {
+                        writeln!(out, "op={} {}", op_name(*op), request_paths(*op, body))
+                    }
+                };
+            }
+        }
+    }
+    if let Some(t) = &rec.torn_tail {
+        let _ = writeln!(
+            out,
+            "torn tail at {} offset {}: {}",
+            t.segment.display(),
+            t.offset,
+            t.reason
+        );
+    }
+    Ok(out)
+}
+
+fn op_name(op: OpCode) -> String {
+    let name = format!("{op:?}");
+    let mut c = name.chars();
+    c.next()
+        .map(|f| f.to_lowercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+fn request_paths(op: OpCode, body: &[u8]) -> String {
+    match Request::decode(op, body) {
+        Err(e) => format!("undecodable: {e}"),
+        Ok(Request::Multi(ops)) => {
+            let parts: Vec<String> = ops
+                .iter()
+                .map(|o| format!("{}:{}", op_name(o.op()), o.path()))
+                .collect();
+            format!("ops=[{}]", parts.join(", "))
+        }
+        Ok(Request::Create(_, c)) => format!("path={}", c.path),
+        Ok(Request::Delete(d)) | Ok(Request::Check(d)) => {
+            format!("path={} version={}", d.path, d.version)
+        }
+        Ok(Request::SetData(s)) => format!("path={} version={}", s.path, s.version),
+        Ok(Request::SetAcl(s)) => format!("path={} version={}", s.path, s.version),
+        Ok(other) => format!("{other:?}"),
+    }
+}
+
+/// `ferrokeeper purge DATADIR [DATALOGDIR] -n COUNT` (zkCleanup.sh).
+pub fn purge(data_dir: &Path, log_dir: &Path, count: usize) -> Result<String, ToolError> {
+    let p = storage::snap::purge(data_dir, log_dir, count)?;
+    let mut out = String::new();
+    for f in p.snapshots.iter().chain(&p.segments) {
+        let _ = writeln!(out, "removed {}", f.display());
+    }
+    let _ = writeln!(
+        out,
+        "kept the newest {} snapshots and the log they need",
+        count.max(3)
+    );
+    Ok(out)
+}
