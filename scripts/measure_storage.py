@@ -7,7 +7,8 @@ with fsync on (forceSync=yes) and the same snapCount, in one run:
   snapshot bytes on disk.
 
 A measuring tool, not a test: it asserts nothing about speed.
-Usage: /usr/bin/python3 scripts/measure_storage.py [N]   (default 1000000)
+Usage: /usr/bin/python3 scripts/measure_storage.py [N [KINDS]]
+  N defaults to 1000000; KINDS is ferrokeeper,zookeeper by default.
 """
 import glob
 import os
@@ -91,8 +92,10 @@ def measure(kind):
 
 
 if __name__ == "__main__":
-    results = {k: measure(k) for k in ("ferrokeeper", "zookeeper")}
-    f, z = results["ferrokeeper"], results["zookeeper"]
+    kinds = sys.argv[2].split(",") if len(sys.argv) > 2 else ["ferrokeeper", "zookeeper"]
+    results = {k: measure(k) for k in kinds}
+    empty = dict.fromkeys(["p50", "p99", "rate", "recovery", "rss", "rss_loaded", "snap_mib"], 0.0)
+    f, z = results.get("ferrokeeper", empty), results.get("zookeeper", empty)
     print("N = %d znodes of %d bytes, fsync on, snapCount 100000" % (N, len(PAYLOAD)))
     rows = [("sync create p50 (ms)", "p50"), ("sync create p99 (ms)", "p99"),
             ("pipelined load (creates/s)", "rate"), ("recovery to first read (s)", "recovery"),

@@ -268,6 +268,11 @@ impl Node {
         self.raw.raft.state == raft::StateRole::Leader
     }
 
+    /// What the driver must do, not yet handed over.
+    pub fn peek_outputs(&self) -> &[Output] {
+        &self.outputs
+    }
+
     /// Hands over what the driver must do, in order.
     pub fn take_outputs(&mut self) -> Vec<Output> {
         std::mem::take(&mut self.outputs)

@@ -112,7 +112,11 @@ impl CoreTask {
                     }
                 }
                 ev = storage.recv() => match ev {
-                    Some(Event::Persisted(number)) => self.node.persisted(number),
+                    Some(Event::Persisted(number)) => {
+                        let step = std::time::Instant::now();
+                        self.node.persisted(number);
+                        self.dispatch_timed(step);
+                    }
                     Some(Event::Snapshotted(index)) => self.node.snapshotted(index),
                     Some(Event::Failed(e)) => {
                         // A storage fault poisons the store: no retry, no
@@ -127,8 +131,9 @@ impl CoreTask {
                     let _ = self.snap_jobs.try_send(SnapJob::Purge);
                 }
             }
+            let step = std::time::Instant::now();
             self.node.flush();
-            self.dispatch();
+            self.dispatch_timed(step);
         }
     }
 
@@ -169,6 +174,22 @@ impl CoreTask {
                 let _ = reply.send(fourlw::render(&cmd, &stats, &self.cfg));
             }
         }
+    }
+
+    /// Dispatches, and reports how long the core step that encoded a
+    /// snapshot took: that encode runs on this task and delays requests.
+    fn dispatch_timed(&mut self, step: std::time::Instant) {
+        let snapshot = self.node.peek_outputs().iter().find_map(|o| match o {
+            Output::Snapshot { index, .. } => Some(*index),
+            _ => None,
+        });
+        if let Some(index) = snapshot {
+            tracing::info!(
+                "snapshot at index {index} encoded; this core step took {:.1} ms",
+                step.elapsed().as_secs_f64() * 1000.0
+            );
+        }
+        self.dispatch();
     }
 
     fn dispatch(&mut self) {

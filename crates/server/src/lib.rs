@@ -75,6 +75,16 @@ pub enum ServerError {
     Thread(std::io::Error),
 }
 
+/// Recovery reads whole segments and snapshots into buffers that are freed
+/// by now; glibc keeps freed memory for reuse, so give it back to the OS.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the OS.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// A running server: its address and a handle to stop it.
 pub struct Server {
     pub local_addr: SocketAddr,
@@ -202,6 +212,7 @@ impl Server {
             core.session_count(),
             replay.elapsed().as_secs_f64()
         );
+        release_freed_memory();
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(core.run(core_rx, event_rx, stop.subscribe()));
         tasks.spawn(conn::accept_loop(

@@ -169,14 +169,16 @@ pub fn read(path: &Path) -> Result<(SnapshotMeta, Vec<u8>), SnapError> {
     if content.len() - at != len {
         return Err(corrupt("body length does not match the file"));
     }
-    Ok((
-        SnapshotMeta {
-            index,
-            term,
-            conf_state,
-        },
-        content[at..].to_vec(),
-    ))
+    let meta = SnapshotMeta {
+        index,
+        term,
+        conf_state,
+    };
+    // The body in place: no second copy of a file that can be gigabytes.
+    let mut b = b;
+    b.truncate(b.len() - 4);
+    b.drain(..at);
+    Ok((meta, b))
 }
 
 /// What a purge removed.
