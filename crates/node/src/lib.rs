@@ -56,7 +56,7 @@ pub struct NodeConfig {
 }
 
 /// What the driver must do.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Output {
     /// Send one complete frame (length prefix included) to a connection.
     Send { conn: ConnId, frame: Vec<u8> },
@@ -70,13 +70,15 @@ pub enum Output {
         entries: Vec<RaftEntry>,
         hard_state: Option<HardState>,
     },
-    /// Write this snapshot of the state at `index` durably (in the
-    /// background; requests go on), then call `snapshotted(index)`.
+    /// Encode and write this snapshot of the state at `index` durably,
+    /// off the core's thread (requests go on), then call
+    /// `snapshotted(index)`. The state is an O(1) clone: it shares
+    /// structure with the live tree, which keeps changing.
     Snapshot {
         index: u64,
         term: u64,
         conf_state: ConfState,
-        data: Vec<u8>,
+        state: Box<StateMachine>,
     },
 }
 
@@ -729,9 +731,8 @@ impl Node {
         }
     }
 
-    /// Takes a snapshot when enough entries were applied since the last one.
-    /// The state is encoded here, where it is consistent; writing it to
-    /// disk is the driver's, off this thread.
+    /// Takes a snapshot when enough entries were applied since the last one:
+    /// a clone of the state between two entries, where it is consistent.
     fn maybe_snapshot(&mut self) {
         if self.snapshot_in_flight || self.since_snapshot < self.snapshot_after {
             return;
@@ -744,12 +745,12 @@ impl Node {
         self.since_snapshot = 0;
         self.snapshot_after = snapshot_threshold(self.cfg.snap_count, &mut self.rng);
         let conf_state = self.raw.raft.prs().conf().to_conf_state();
-        let data = self.sm.encode_snapshot();
+        let state = Box::new(self.sm.clone());
         self.outputs.push(Output::Snapshot {
             index,
             term,
             conf_state,
-            data,
+            state,
         });
     }
 

@@ -450,9 +450,9 @@ fn drain_to(node: &mut Node, disk: &mut Disk) -> Vec<Output> {
                     index,
                     term,
                     conf_state,
-                    data,
+                    state,
                 } => {
-                    disk.snapshot = Some((index, term, conf_state, data));
+                    disk.snapshot = Some((index, term, conf_state, state.encode_snapshot()));
                     node.snapshotted(index);
                 }
                 o => all.push(o),

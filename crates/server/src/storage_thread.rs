@@ -34,9 +34,10 @@ pub(crate) enum Event {
 }
 
 pub(crate) enum SnapJob {
+    /// Encode (here, off the core task) and write a snapshot.
     Write {
         meta: storage::SnapshotMeta,
-        body: Vec<u8>,
+        state: Box<tree::StateMachine>,
     },
     /// Remove old snapshots and log segments (autopurge).
     Purge,
@@ -56,8 +57,10 @@ pub(crate) fn spawn_snapshotter(
     std::thread::Builder::new().name("snapshot".into()).spawn(move || {
         while let Ok(job) = jobs.recv() {
             let event = match job {
-                SnapJob::Write { meta, body } => {
+                SnapJob::Write { meta, state } => {
                     let started = std::time::Instant::now();
+                    let body = state.encode_snapshot();
+                    drop(state);
                     match storage::snap::write(&dirs.data_dir, &meta, &body) {
                         Ok(path) => {
                             tracing::info!(

@@ -58,7 +58,9 @@ pub struct Applied {
     pub session: Option<SessionEffect>,
 }
 
-#[derive(Debug)]
+/// Cloning is cheap (the tree is persistent; sessions are few): a
+/// snapshot is a clone taken between entries.
+#[derive(Debug, Clone)]
 pub struct StateMachine {
     pub tree: DataTree,
     pub sessions: BTreeMap<i64, Session>,

@@ -8,7 +8,7 @@
 //! in the parent's `children`; the indexes list exactly the nodes whose
 //! `ephemeral_owner` says so; cversion and pzxid of a node never decrease.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use imbl::{HashMap, OrdMap, OrdSet};
 use std::sync::Arc;
 
 use proto::{Acl, Stat};
@@ -54,7 +54,9 @@ pub struct Znode {
     /// under this node (sequential suffixes come from it); `data_length`
     /// and `num_children` are derived when the Stat is read.
     pub stat: Stat,
-    pub children: BTreeSet<String>,
+    /// Persistent (structurally shared): a snapshot's clone costs nothing
+    /// and a later change copies only what it touches.
+    pub children: OrdSet<String>,
 }
 
 impl Znode {
@@ -63,7 +65,7 @@ impl Znode {
             data,
             acl: acl.into(),
             stat,
-            children: BTreeSet::new(),
+            children: OrdSet::new(),
         }
     }
 
@@ -110,7 +112,7 @@ pub enum TriggerKind {
 }
 
 /// One step back for the undo log.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Undo {
     Inserted(String),
     Removed(String, Znode),
@@ -119,14 +121,16 @@ enum Undo {
     Acl(String, Arc<[Acl]>),
 }
 
-#[derive(Debug)]
+/// Cloning is O(1): every collection is persistent, so a snapshot takes a
+/// clone on the thread that applies and encodes it on another.
+#[derive(Debug, Clone)]
 pub struct DataTree {
     nodes: HashMap<String, Znode>,
     /// Session id -> its ephemeral paths (sorted: close deletes in this order).
-    ephemerals: BTreeMap<i64, BTreeSet<String>>,
+    ephemerals: OrdMap<i64, OrdSet<String>>,
     /// Container and TTL nodes, the candidates of the cleanup check.
-    containers: BTreeSet<String>,
-    ttls: BTreeSet<String>,
+    containers: OrdSet<String>,
+    ttls: OrdSet<String>,
     /// Total bytes of data, for `mntr`'s approximate data size.
     data_bytes: u64,
     /// Undo records of the entry being applied; `rollback` replays them.
@@ -151,9 +155,9 @@ impl DataTree {
     pub fn new() -> DataTree {
         let mut t = DataTree {
             nodes: HashMap::new(),
-            ephemerals: BTreeMap::new(),
-            containers: BTreeSet::new(),
-            ttls: BTreeSet::new(),
+            ephemerals: OrdMap::new(),
+            containers: OrdSet::new(),
+            ttls: OrdSet::new(),
             data_bytes: 0,
             undo: Vec::new(),
             triggers: Vec::new(),
@@ -194,9 +198,9 @@ impl DataTree {
     pub(crate) fn empty() -> DataTree {
         DataTree {
             nodes: HashMap::new(),
-            ephemerals: BTreeMap::new(),
-            containers: BTreeSet::new(),
-            ttls: BTreeSet::new(),
+            ephemerals: OrdMap::new(),
+            containers: OrdSet::new(),
+            ttls: OrdSet::new(),
             data_bytes: 0,
             undo: Vec::new(),
             triggers: Vec::new(),
@@ -257,7 +261,7 @@ impl DataTree {
         self.data_bytes
     }
 
-    pub fn ephemerals(&self) -> &BTreeMap<i64, BTreeSet<String>> {
+    pub fn ephemerals(&self) -> &OrdMap<i64, OrdSet<String>> {
         &self.ephemerals
     }
 
