@@ -122,6 +122,11 @@ class TestCrash(unittest.TestCase):
         print("crash test: %d rounds, %d acknowledged creates, %d sequential, %d multis all present"
               % (ROUNDS, len(acked), len(seqs), sum(1 for m in multis if m[2])))
 
+    def test_force_sync_no_is_accepted_and_called_unsafe(self):
+        srv = harness.Server("ferrokeeper", extra={"forceSync": "no"}).start()
+        self.addCleanup(srv.close)
+        self.assertIn("forceSync=no: the transaction log is NOT fsynced", srv.log())
+
     def test_session_and_ephemeral_survive_a_restart(self):
         srv = harness.Server("ferrokeeper").start()
         self.addCleanup(srv.close)
