@@ -138,6 +138,27 @@ fn flipped_byte_in_the_middle_is_fatal() {
 }
 
 #[test]
+fn segment_cut_to_any_length_never_panics() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut w, _) = Wal::open(d.path(), small()).unwrap();
+    for i in 1..=5u64 {
+        w.append(&[entry(i, 1, b"abc")], None, None).unwrap();
+    }
+    drop(w);
+    let seg = segments(d.path())[0].clone();
+    let full = std::fs::read(&seg).unwrap();
+    let end = full.len() - full.iter().rev().take_while(|b| **b == 0).count();
+    for cut in (HEADER_BYTES as usize..end + 9).rev() {
+        std::fs::write(&seg, &full[..cut]).unwrap();
+        match Wal::open(d.path(), small()) {
+            Ok((_, r)) => assert!(r.entries.len() <= 5),
+            Err(e) => assert!(matches!(e, WalError::Corrupt { .. }), "{e}"),
+        }
+        std::fs::write(&seg, &full).unwrap();
+    }
+}
+
+#[test]
 fn segment_created_without_a_durable_header_is_dropped() {
     let d = tempfile::tempdir().unwrap();
     let (mut w, _) = Wal::open(d.path(), small()).unwrap();
