@@ -304,7 +304,9 @@ fn decode_payload(p: &[u8]) -> Option<Record> {
 fn read_record(buf: &[u8], off: u64) -> Result<Option<(Record, u64)>, String> {
     let off = off as usize;
     if off + 8 > buf.len() {
-        return if buf[off..].iter().all(|b| *b == 0) {
+        // Past the end (padding of the last record ran beyond a cut file) or
+        // a few bytes short of a header.
+        return if buf.get(off..).unwrap_or(&[]).iter().all(|b| *b == 0) {
             Ok(None)
         } else {
             Err("partial record header".into())
