@@ -23,7 +23,7 @@ use proto::{
     ConnectRequest, ConnectResponse, ErrorCode, Id, Jute, KeeperState, OpCode, Perms, ReplyHeader,
     Request, WatcherEvent, Xid,
 };
-use raft::prelude::{ConfState, Entry as RaftEntry, EntryType, HardState};
+use raft::prelude::{ConfState, Entry as RaftEntry, EntryType, HardState, Message as RaftMessage};
 use raft::storage::MemStorage;
 use raft::RawNode;
 use rand::{Rng, SeedableRng};
@@ -53,6 +53,9 @@ pub struct NodeConfig {
     /// share of snapCount/2 applied entries (ZooKeeper's randRoll), so
     /// replicas do not all snapshot at once.
     pub snap_count: u64,
+    /// Server ids of the voting members (`server.N` lines); just
+    /// `[server_id]` for a standalone server.
+    pub voters: Vec<u64>,
 }
 
 /// What the driver must do.
@@ -80,6 +83,11 @@ pub enum Output {
         conf_state: ConfState,
         state: Box<StateMachine>,
     },
+    /// A Raft message for a peer (quorum or election port).
+    Message(Box<RaftMessage>),
+    /// Tell the leader which sessions spoke to this server lately, so it
+    /// does not expire them (only the leader proposes expiry).
+    Liveness { to: u64, sessions: Vec<i64> },
 }
 
 /// The Raft state read back from disk at startup.
@@ -153,12 +161,19 @@ pub struct Node {
     snapshot_after: u64,
     /// A snapshot is being written: no second one until it is done.
     snapshot_in_flight: bool,
+    /// Messages Raft allows out only once the Ready they came with is
+    /// durable (votes, append responses), by Ready number.
+    held: Vec<(u64, Vec<RaftMessage>)>,
+    /// The leader as last seen, to notice changes.
+    leader_id: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     #[error("raft: {0}")]
     Raft(#[from] raft::Error),
+    #[error("this server's id {0} is not among the voters {1:?}")]
+    NotAVoter(u64, Vec<u64>),
     #[error("the log starts at index {first_entry} but the newest snapshot ends at {snapshot_index}: log segments are missing")]
     LogGap {
         snapshot_index: u64,
@@ -167,15 +182,15 @@ pub enum NodeError {
 }
 
 impl Node {
-    /// A one-voter Raft group that elects itself at once, starting from
-    /// what was on disk. Committed entries are applied again from the start.
-    pub fn new_standalone(
-        cfg: NodeConfig,
-        now_ms: i64,
-        restored: Restored,
-    ) -> Result<Node, NodeError> {
+    /// A replica of the group `cfg.voters`, starting from what was on disk;
+    /// committed entries after the snapshot are applied again. A one-voter
+    /// group elects itself at once; a larger one waits for an election.
+    pub fn new(cfg: NodeConfig, now_ms: i64, restored: Restored) -> Result<Node, NodeError> {
+        if !cfg.voters.contains(&cfg.server_id) {
+            return Err(NodeError::NotAVoter(cfg.server_id, cfg.voters.clone()));
+        }
         let storage =
-            MemStorage::new_with_conf_state(ConfState::from((vec![cfg.server_id], vec![])));
+            MemStorage::new_with_conf_state(ConfState::from((cfg.voters.clone(), vec![])));
         let mut sm = StateMachine::new(cfg.tree);
         let mut applied = 0;
         let mut hard_state = restored.hard_state;
@@ -208,13 +223,16 @@ impl Node {
             w.append(&entries)?;
             w.set_hardstate(hard_state);
         }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
+        // The election timeout is one value per replica (raft-rs would draw
+        // it from thread_rng), spread across replicas by our seeded RNG.
+        let election_tick = ELECTION_TICKS + rng.gen_range(0..ELECTION_TICKS);
         let rc = raft::Config {
             id: cfg.server_id,
-            election_tick: 10,
+            election_tick,
             heartbeat_tick: 1,
-            // One value, not a range: raft-rs would draw from thread_rng.
-            min_election_tick: 10,
-            max_election_tick: 11,
+            min_election_tick: election_tick,
+            max_election_tick: election_tick + 1,
             pre_vote: true,
             check_quorum: true,
             applied,
@@ -223,8 +241,9 @@ impl Node {
         rc.validate()?;
         let logger = slog::Logger::root(slog::Discard, slog::o!());
         let mut raw = RawNode::new(&rc, storage, &logger)?;
-        raw.campaign()?;
-        let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
+        if cfg.voters == [cfg.server_id] {
+            raw.campaign()?;
+        }
         let origin = (cfg.server_id << 48) | (rng.gen::<u64>() & ((1 << 48) - 1));
         let snapshot_after = snapshot_threshold(cfg.snap_count, &mut rng);
         let mut node = Node {
@@ -232,6 +251,8 @@ impl Node {
             since_snapshot: 0,
             snapshot_after,
             snapshot_in_flight: false,
+            held: Vec::new(),
+            leader_id: raft::INVALID_ID,
             rng,
             sm,
             cfg,
@@ -283,6 +304,14 @@ impl Node {
     /// A client sent its ConnectRequest. `ip` becomes its ("ip", addr) identity.
     pub fn connect(&mut self, conn: ConnId, req: ConnectRequest, ip: String, now_ms: i64) {
         self.now_ms = now_ms;
+        if self.raw.raft.leader_id == raft::INVALID_ID {
+            // As ZooKeeper: a server without a quorum serves no client.
+            self.outputs.push(Output::Close {
+                conn,
+                reason: "this server has no leader",
+            });
+            return;
+        }
         if req.last_zxid_seen > self.sm.last_zxid() {
             // ZooKeeper refuses a client that has seen a newer state than ours.
             self.outputs.push(Output::Close {
@@ -591,11 +620,22 @@ impl Node {
     /// Time passed: Raft ticks, session expiry, container/TTL checks.
     pub fn tick(&mut self, now_ms: i64) {
         self.now_ms = now_ms;
+        let mut ticked = false;
         while now_ms - self.last_raft_tick_ms >= self.cfg.tick_ms as i64 {
             self.last_raft_tick_ms += self.cfg.tick_ms as i64;
             self.raw.tick();
+            ticked = true;
         }
         if !self.is_leader() {
+            let leader = self.raw.raft.leader_id;
+            if ticked && leader != raft::INVALID_ID && !self.session_conn.is_empty() {
+                let mut sessions: Vec<i64> = self.session_conn.keys().copied().collect();
+                sessions.sort_unstable();
+                self.outputs.push(Output::Liveness {
+                    to: leader,
+                    sessions,
+                });
+            }
             return;
         }
         let mut expired: Vec<i64> = self
@@ -621,6 +661,51 @@ impl Node {
         if now_ms - self.last_container_check_ms >= self.cfg.container_check_interval_ms {
             self.last_container_check_ms = now_ms;
             self.propose_reap(now_ms);
+        }
+    }
+
+    /// A Raft message from a peer.
+    pub fn step(&mut self, msg: RaftMessage) {
+        // A message from an unknown peer or for an old term is not ours to act on.
+        let _ = self.raw.step(msg);
+    }
+
+    /// A follower reports these sessions alive (leader only acts on it).
+    pub fn liveness(&mut self, sessions: &[i64], now_ms: i64) {
+        if !self.is_leader() {
+            return;
+        }
+        for s in sessions {
+            if let Some(l) = self.liveness.get_mut(s) {
+                l.last_heard_ms = l.last_heard_ms.max(now_ms);
+            }
+        }
+    }
+
+    /// The leader changed (or was lost): as ZooKeeper's followers do when
+    /// they lose their leader, close every client connection — their
+    /// forwarded writes may be lost, and clients reconnect and retry. A new
+    /// leader restarts every session's timer, so no healthy session expires
+    /// because of the failover.
+    fn on_leader_change(&mut self, leader: u64) {
+        let had = self.leader_id;
+        self.leader_id = leader;
+        if had != raft::INVALID_ID {
+            let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
+            conns.sort_unstable();
+            for conn in conns {
+                self.drop_conn(conn);
+                self.outputs.push(Output::Close {
+                    conn,
+                    reason: "the leader changed",
+                });
+            }
+        }
+        if leader == self.cfg.server_id {
+            for l in self.liveness.values_mut() {
+                l.last_heard_ms = self.now_ms;
+                l.expiring = false;
+            }
         }
     }
 
@@ -679,8 +764,22 @@ impl Node {
     pub fn flush(&mut self) {
         while self.raw.has_ready() {
             let mut ready = self.raw.ready();
-            // Messages to peers: none in a one-voter group (ensemble issue).
-            let _ = ready.take_messages();
+            if let Some(ss) = ready.ss() {
+                if ss.leader_id != self.leader_id {
+                    self.on_leader_change(ss.leader_id);
+                }
+            }
+            // A leader may send before its own append is durable (Raft
+            // thesis §10.2.1): these go now.
+            for m in ready.take_messages() {
+                self.outputs.push(Output::Message(Box::new(m)));
+            }
+            // Snapshot transfer between replicas is not built yet: refuse to
+            // go on rather than apply an empty one.
+            assert!(
+                ready.snapshot().is_empty(),
+                "received a Raft snapshot: snapshot transfer is not implemented yet"
+            );
             // Committed entries are durable already (commit needs our own
             // persisted index): apply them, in index order.
             let committed = ready.take_committed_entries();
@@ -697,15 +796,20 @@ impl Node {
             if let Some(hs) = ready.hs() {
                 self.raw.mut_store().wl().set_hardstate(hs.clone());
             }
-            if !ready.entries().is_empty() || ready.hs().is_some() {
+            // Votes and append responses promise what is on disk: they wait
+            // until this Ready is durable, even when it adds nothing (then
+            // the Persist is empty and only keeps the order).
+            let held = ready.take_persisted_messages();
+            if !ready.entries().is_empty() || ready.hs().is_some() || !held.is_empty() {
+                if !held.is_empty() {
+                    self.held.push((ready.number(), held));
+                }
                 self.outputs.push(Output::Persist {
                     number: ready.number(),
                     entries: ready.take_entries(),
                     hard_state: ready.hs().cloned(),
                 });
             }
-            // Messages that must wait for persistence (votes): none yet.
-            let _ = ready.take_persisted_messages();
             self.raw.advance_append_async(ready);
             self.raw.advance_apply();
         }
@@ -714,6 +818,12 @@ impl Node {
 
     /// Storage made every `Persist` up to `number` durable.
     pub fn persisted(&mut self, number: u64) {
+        let due = self.held.iter().take_while(|(n, _)| *n <= number).count();
+        for (_, msgs) in self.held.drain(..due) {
+            for m in msgs {
+                self.outputs.push(Output::Message(Box::new(m)));
+            }
+        }
         self.raw.on_persist_ready(number);
         self.flush();
     }
@@ -722,7 +832,9 @@ impl Node {
     pub fn snapshotted(&mut self, index: u64) {
         self.snapshot_in_flight = false;
         let first = raft::Storage::first_index(self.raw.store()).unwrap_or(1);
-        if index > first {
+        // Until snapshots can be sent to peers, an ensemble keeps its log
+        // in memory so that a lagging replica can catch up from it.
+        if index > first && self.cfg.voters.len() == 1 {
             self.raw
                 .mut_store()
                 .wl()
@@ -846,11 +958,28 @@ impl Node {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        match c.queue.pop_front() {
-            Some(Pending::Write { xid: head }) => {
-                assert_eq!(head, xid, "writes of a connection apply in order")
+        match c.queue.front() {
+            Some(Pending::Write { xid: head }) if *head == xid => {
+                c.queue.pop_front();
             }
-            other => panic!("applied a write the connection was not waiting for: {other:?}"),
+            _ => {
+                // An earlier write of this connection never reached the log
+                // (a forwarded proposal lost with a leader change or a broken
+                // link): answering this one would break the connection's
+                // order. Close it; the client sees ConnectionLoss and
+                // retries, as with ZooKeeper.
+                if c.queue
+                    .iter()
+                    .any(|p| matches!(p, Pending::Write { xid: w } if *w == xid))
+                {
+                    self.drop_conn(conn);
+                    self.outputs.push(Output::Close {
+                        conn,
+                        reason: "an earlier write of this connection was lost",
+                    });
+                }
+                return;
+            }
         }
         self.send_reply(conn, xid, zxid, reply.err(), reply);
         loop {
@@ -914,11 +1043,19 @@ impl Node {
     }
 }
 
+/// Ticks without a leader's heartbeat before an election, at the least;
+/// each replica adds a seeded random share of it.
+const ELECTION_TICKS: usize = 10;
+
 /// ZooKeeper's `snapCount / 2 + randRoll`, randRoll in [0, snapCount / 2).
 fn snapshot_threshold(snap_count: u64, rng: &mut rand::rngs::StdRng) -> u64 {
     let half = (snap_count / 2).max(1);
     half + rng.gen_range(0..half)
 }
 
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod sim_tests;
 #[cfg(test)]
 mod tests;

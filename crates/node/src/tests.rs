@@ -16,6 +16,7 @@ fn cfg() -> NodeConfig {
         },
         seed: 7,
         snap_count: 100_000,
+        voters: vec![1],
     }
 }
 
@@ -114,7 +115,7 @@ fn create(path: &str, flags: i32) -> Request {
 fn reads_wait_behind_earlier_writes_of_the_connection() {
     // Programmer's guide, "ZooKeeper Guarantees": sequential consistency,
     // and a client's requests complete in order.
-    let mut n = Node::new_standalone(cfg(), 0, Restored::default()).unwrap();
+    let mut n = Node::new(cfg(), 0, Restored::default()).unwrap();
     session(&mut n, 1, 0);
     send(&mut n, 1, 1, create("/a", 0), 1);
     send(
@@ -145,7 +146,7 @@ fn reads_wait_behind_earlier_writes_of_the_connection() {
 
 #[test]
 fn watch_event_precedes_the_reply_that_follows_the_change() {
-    let mut n = Node::new_standalone(cfg(), 0, Restored::default()).unwrap();
+    let mut n = Node::new(cfg(), 0, Restored::default()).unwrap();
     session(&mut n, 1, 0);
     session(&mut n, 2, 0);
     send(
@@ -188,7 +189,7 @@ fn watch_event_precedes_the_reply_that_follows_the_change() {
 #[test]
 fn session_expires_without_traffic_and_its_ephemerals_go() {
     // Programmer's guide, "ZooKeeper Sessions": expiry deletes ephemerals.
-    let mut n = Node::new_standalone(cfg(), 0, Restored::default()).unwrap();
+    let mut n = Node::new(cfg(), 0, Restored::default()).unwrap();
     session(&mut n, 1, 0);
     send(&mut n, 1, 1, create("/e", 1), 1);
     n.flush();
@@ -205,7 +206,7 @@ fn session_expires_without_traffic_and_its_ephemerals_go() {
 
 #[test]
 fn reconnect_needs_the_right_password() {
-    let mut n = Node::new_standalone(cfg(), 0, Restored::default()).unwrap();
+    let mut n = Node::new(cfg(), 0, Restored::default()).unwrap();
     let sid = session(&mut n, 1, 0);
     n.disconnect(1);
     let req = |p: Vec<u8>| ConnectRequest {
@@ -225,7 +226,7 @@ fn reconnect_needs_the_right_password() {
 
 #[test]
 fn malformed_request_closes_only_that_connection() {
-    let mut n = Node::new_standalone(cfg(), 0, Restored::default()).unwrap();
+    let mut n = Node::new(cfg(), 0, Restored::default()).unwrap();
     session(&mut n, 1, 0);
     session(&mut n, 2, 0);
     n.request(1, 1, OpCode::SetData.code(), &[0, 0, 0, 9, 1], 1);
@@ -247,7 +248,7 @@ fn malformed_request_closes_only_that_connection() {
 
 #[test]
 fn stale_client_is_refused() {
-    let mut n = Node::new_standalone(cfg(), 0, Restored::default()).unwrap();
+    let mut n = Node::new(cfg(), 0, Restored::default()).unwrap();
     let req = ConnectRequest {
         last_zxid_seen: 1_000,
         timeout_ms: 10_000,
@@ -383,7 +384,7 @@ mod no_panic_from_the_network {
         #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
         #[test]
         fn any_input_sequence(inputs in proptest::collection::vec(input(), 1..200)) {
-            let mut n = Node::new_standalone(cfg(), 0, Restored::default()).unwrap();
+            let mut n = Node::new(cfg(), 0, Restored::default()).unwrap();
             let mut now = 0;
             let mut next_conn = 10;
             let mut conn_of = std::collections::HashMap::new();
@@ -464,7 +465,7 @@ fn drain_to(node: &mut Node, disk: &mut Disk) -> Vec<Output> {
 #[test]
 fn restart_restores_tree_and_sessions_from_what_was_persisted() {
     let mut disk = Disk::default();
-    let mut n = Node::new_standalone(cfg(), 0, Restored::default()).unwrap();
+    let mut n = Node::new(cfg(), 0, Restored::default()).unwrap();
     drain_to(&mut n, &mut disk);
     n.connect(
         1,
@@ -497,7 +498,7 @@ fn restart_restores_tree_and_sessions_from_what_was_persisted() {
         entries: disk.entries.clone(),
         snapshot: None,
     };
-    let mut n = Node::new_standalone(cfg(), 5_000, restored).unwrap();
+    let mut n = Node::new(cfg(), 5_000, restored).unwrap();
     drain_to(&mut n, &mut disk);
     assert_eq!(n.state().tree.digest(), digest);
     assert!(n.last_zxid() > zxid, "a new leader term adds its own entry");
@@ -528,7 +529,7 @@ fn snapshots_every_snap_count_and_restores_from_snapshot_plus_log() {
         ..cfg()
     };
     let mut disk = Disk::default();
-    let mut n = Node::new_standalone(cfg(), 0, Restored::default()).unwrap();
+    let mut n = Node::new(cfg(), 0, Restored::default()).unwrap();
     n.connect(
         1,
         ConnectRequest {
@@ -569,7 +570,7 @@ fn snapshots_every_snap_count_and_restores_from_snapshot_plus_log() {
             state,
         }),
     };
-    let mut n = Node::new_standalone(cfg(), 1_000, restored).unwrap();
+    let mut n = Node::new(cfg(), 1_000, restored).unwrap();
     drain_to(&mut n, &mut disk);
     assert_eq!(n.state().tree.digest(), digest);
     // A log that does not reach back to the snapshot is refused.
@@ -590,7 +591,7 @@ fn snapshots_every_snap_count_and_restores_from_snapshot_plus_log() {
         }),
     };
     assert!(matches!(
-        Node::new_standalone(cfg(), 2_000, gap),
+        Node::new(cfg(), 2_000, gap),
         Err(NodeError::LogGap { .. })
     ));
 }

@@ -62,9 +62,10 @@ impl CoreTask {
             },
             seed: now as u64 ^ std::process::id() as u64,
             snap_count: cfg.snap_count,
+            voters: vec![1],
         };
         Ok(CoreTask {
-            node: Node::new_standalone(ncfg, now, restored)?,
+            node: Node::new(ncfg, now, restored)?,
             cfg: cfg.clone(),
             conns: HashMap::new(),
             received: 0,
@@ -255,6 +256,12 @@ impl CoreTask {
                             tracing::error!("the snapshot thread is gone; exiting");
                             std::process::exit(2);
                         }
+                    }
+                    // A standalone server has no peers; the ensemble's peer
+                    // transport is not wired in yet (the server refuses
+                    // configs with more than one server.N line).
+                    Output::Message(_) | Output::Liveness { .. } => {
+                        tracing::error!("a peer message with no peers to send it to")
                     }
                     Output::Close { conn, reason } => {
                         if reason == "session expired" {

@@ -1,0 +1,394 @@
+//! A seeded, in-process simulation of whole ensembles: several replica
+//! cores, a network that delays, drops and partitions, instant disks that
+//! keep exactly what was persisted, crashes and restarts, and clients that
+//! record every acknowledged write. A failing seed replays exactly.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use proto::{
+    ConnectRequest, ConnectResponse, CreateTtlRequest, Jute, OpCode, Reader, ReplyHeader, Request,
+};
+use raft::prelude::{Entry as RaftEntry, HardState, Message as RaftMessage};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tree::{acl, ConnId, TreeConfig};
+
+use crate::{Node, NodeConfig, Output, Restored};
+
+/// What one replica has on disk.
+#[derive(Default, Clone)]
+struct Disk {
+    entries: Vec<RaftEntry>,
+    hard_state: HardState,
+}
+
+enum Msg {
+    Raft(RaftMessage),
+    Liveness(Vec<i64>),
+}
+
+struct InFlight {
+    at_ms: i64,
+    from: u64,
+    to: u64,
+    msg: Msg,
+}
+
+/// A client: one connection to one replica at a time.
+struct Client {
+    node: u64,
+    conn: ConnId,
+    /// Established session, once the connect response arrived.
+    connected: bool,
+    next_xid: i32,
+    /// xid -> path of writes sent and not yet answered.
+    pending: BTreeMap<i32, String>,
+}
+
+pub struct Sim {
+    pub rng: StdRng,
+    pub now_ms: i64,
+    ids: Vec<u64>,
+    nodes: BTreeMap<u64, Node>,
+    disks: BTreeMap<u64, Disk>,
+    net: Vec<InFlight>,
+    /// Links that drop everything, both directions.
+    cut: BTreeSet<(u64, u64)>,
+    pub drop_rate: f64,
+    clients: Vec<Client>,
+    next_conn: ConnId,
+    /// Paths whose create was acknowledged, and by which replica.
+    pub acked: BTreeMap<String, u64>,
+    /// Acknowledgements that came from a replica cut off from a majority.
+    pub acked_by_minority: Vec<String>,
+    seed: u64,
+}
+
+const TICK_MS: u64 = 100;
+const STEP_MS: i64 = 10;
+
+fn cfg(id: u64, ids: &[u64], seed: u64) -> NodeConfig {
+    NodeConfig {
+        server_id: id,
+        tick_ms: TICK_MS,
+        min_session_timeout_ms: 4_000,
+        max_session_timeout_ms: 40_000,
+        container_check_interval_ms: 60_000,
+        super_digest: None,
+        tree: TreeConfig {
+            extended_types: true,
+        },
+        seed: seed.wrapping_mul(31).wrapping_add(id),
+        snap_count: 1_000_000,
+        voters: ids.to_vec(),
+    }
+}
+
+impl Sim {
+    pub fn new(seed: u64, n: u64) -> Sim {
+        let ids: Vec<u64> = (1..=n).collect();
+        let mut sim = Sim {
+            rng: StdRng::seed_from_u64(seed),
+            now_ms: 0,
+            ids: ids.clone(),
+            nodes: BTreeMap::new(),
+            disks: BTreeMap::new(),
+            net: Vec::new(),
+            cut: BTreeSet::new(),
+            drop_rate: 0.0,
+            clients: Vec::new(),
+            next_conn: 1,
+            acked: BTreeMap::new(),
+            acked_by_minority: Vec::new(),
+            seed,
+        };
+        for id in ids {
+            sim.start(id);
+        }
+        sim
+    }
+
+    pub fn start(&mut self, id: u64) {
+        let disk = self.disks.entry(id).or_default().clone();
+        let restored = Restored {
+            hard_state: disk.hard_state,
+            entries: disk.entries,
+            snapshot: None,
+        };
+        let node =
+            Node::new(cfg(id, &self.ids, self.seed), self.now_ms, restored).expect("node starts");
+        self.nodes.insert(id, node);
+    }
+
+    /// SIGKILL: the replica and its connections are gone; its disk stays.
+    pub fn crash(&mut self, id: u64) {
+        self.nodes.remove(&id);
+        for c in self.clients.iter_mut().filter(|c| c.node == id) {
+            c.connected = false;
+            c.pending.clear();
+        }
+    }
+
+    pub fn partition(&mut self, side: &[u64]) {
+        for a in side {
+            for b in self.ids.iter().filter(|b| !side.contains(b)) {
+                self.cut.insert((*a, *b));
+                self.cut.insert((*b, *a));
+            }
+        }
+    }
+
+    pub fn heal(&mut self) {
+        self.cut.clear();
+    }
+
+    pub fn leaders(&self) -> Vec<u64> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.is_leader())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    pub fn live(&self) -> Vec<u64> {
+        self.nodes.keys().copied().collect()
+    }
+
+    /// Can `id` reach a majority of the voters (itself included)?
+    fn in_majority(&self, id: u64) -> bool {
+        let reach = self
+            .ids
+            .iter()
+            .filter(|p| **p == id || (!self.cut.contains(&(id, **p)) && self.nodes.contains_key(p)))
+            .count();
+        reach * 2 > self.ids.len()
+    }
+
+    pub fn add_client(&mut self, node: u64) -> usize {
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        self.clients.push(Client {
+            node,
+            conn,
+            connected: false,
+            next_xid: 1,
+            pending: BTreeMap::new(),
+        });
+        let i = self.clients.len() - 1;
+        self.connect(i);
+        i
+    }
+
+    fn connect(&mut self, i: usize) {
+        let c = &self.clients[i];
+        if let Some(n) = self.nodes.get_mut(&c.node) {
+            n.connect(
+                c.conn,
+                ConnectRequest {
+                    timeout_ms: 10_000,
+                    ..Default::default()
+                },
+                "127.0.0.1".into(),
+                self.now_ms,
+            );
+        }
+    }
+
+    /// Moves a client to another replica with a fresh connection and session.
+    pub fn move_client(&mut self, i: usize, node: u64) {
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        let c = &mut self.clients[i];
+        if let Some(n) = self.nodes.get_mut(&c.node) {
+            n.disconnect(c.conn);
+        }
+        *c = Client {
+            node,
+            conn,
+            connected: false,
+            next_xid: 1,
+            pending: BTreeMap::new(),
+        };
+        self.connect(i);
+    }
+
+    /// Sends a create of `path` if the client is connected.
+    pub fn create(&mut self, i: usize, path: &str) -> bool {
+        let now = self.now_ms;
+        let c = &mut self.clients[i];
+        if !c.connected {
+            return false;
+        }
+        let Some(n) = self.nodes.get_mut(&c.node) else {
+            return false;
+        };
+        let req = Request::Create(
+            OpCode::Create,
+            CreateTtlRequest {
+                path: path.into(),
+                data: Some(b"v".to_vec()),
+                acl: acl::open_acl_unsafe(),
+                flags: 0,
+                ttl: -1,
+            },
+        );
+        let mut body = Vec::new();
+        req.encode(&mut body);
+        let xid = c.next_xid;
+        c.next_xid += 1;
+        c.pending.insert(xid, path.to_string());
+        n.request(c.conn, xid, OpCode::Create.code(), &body, now);
+        true
+    }
+
+    pub fn client_connected(&self, i: usize) -> bool {
+        self.clients[i].connected
+    }
+
+    /// Advances simulated time, delivering messages and running every core.
+    pub fn run(&mut self, ms: i64) {
+        let end = self.now_ms + ms;
+        while self.now_ms < end {
+            self.now_ms += STEP_MS;
+            let now = self.now_ms;
+            let (due, later): (Vec<InFlight>, Vec<InFlight>) = std::mem::take(&mut self.net)
+                .into_iter()
+                .partition(|m| m.at_ms <= now);
+            self.net = later;
+            for m in due {
+                if self.cut.contains(&(m.from, m.to)) {
+                    continue;
+                }
+                let Some(n) = self.nodes.get_mut(&m.to) else {
+                    continue;
+                };
+                match m.msg {
+                    Msg::Raft(r) => n.step(r),
+                    Msg::Liveness(s) => n.liveness(&s, now),
+                }
+            }
+            let ids: Vec<u64> = self.nodes.keys().copied().collect();
+            for id in ids {
+                self.nodes.get_mut(&id).unwrap().tick(now);
+                self.drain(id);
+            }
+        }
+    }
+
+    fn drain(&mut self, id: u64) {
+        loop {
+            let Some(n) = self.nodes.get_mut(&id) else {
+                return;
+            };
+            n.flush();
+            let outs = n.take_outputs();
+            if outs.is_empty() {
+                return;
+            }
+            for o in outs {
+                match o {
+                    Output::Persist {
+                        number,
+                        entries,
+                        hard_state,
+                    } => {
+                        let disk = self.disks.entry(id).or_default();
+                        for e in entries {
+                            let keep = disk
+                                .entries
+                                .iter()
+                                .take_while(|d| d.index < e.index)
+                                .count();
+                            disk.entries.truncate(keep);
+                            disk.entries.push(e);
+                        }
+                        if let Some(hs) = hard_state {
+                            disk.hard_state = hs;
+                        }
+                        self.nodes.get_mut(&id).unwrap().persisted(number);
+                    }
+                    Output::Snapshot { index, .. } => {
+                        self.nodes.get_mut(&id).unwrap().snapshotted(index)
+                    }
+                    Output::Message(m) => self.send(id, m.to, Msg::Raft(*m)),
+                    Output::Liveness { to, sessions } => self.send(id, to, Msg::Liveness(sessions)),
+                    Output::Send { conn, frame } => self.deliver(id, conn, &frame),
+                    Output::Close { conn, .. } => {
+                        for c in self
+                            .clients
+                            .iter_mut()
+                            .filter(|c| c.node == id && c.conn == conn)
+                        {
+                            c.connected = false;
+                            c.pending.clear();
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Links are FIFO, as the TCP connections between peers are; a message
+    /// may still be lost (a connection that breaks and reconnects).
+    fn send(&mut self, from: u64, to: u64, msg: Msg) {
+        if self.rng.gen_bool(self.drop_rate) {
+            return;
+        }
+        let last = self
+            .net
+            .iter()
+            .filter(|m| m.from == from && m.to == to)
+            .map(|m| m.at_ms)
+            .max()
+            .unwrap_or(0);
+        let at_ms = (self.now_ms + self.rng.gen_range(1..25)).max(last);
+        self.net.push(InFlight {
+            at_ms,
+            from,
+            to,
+            msg,
+        });
+    }
+
+    fn deliver(&mut self, node: u64, conn: ConnId, frame: &[u8]) {
+        let minority = !self.in_majority(node);
+        let Some(c) = self
+            .clients
+            .iter_mut()
+            .find(|c| c.node == node && c.conn == conn)
+        else {
+            return;
+        };
+        let body = &frame[4..];
+        if !c.connected {
+            if let Ok(r) = ConnectResponse::from_bytes(body) {
+                c.connected = r.session_id != 0;
+            }
+            return;
+        }
+        let mut r = Reader::new(body);
+        let Ok(h) = ReplyHeader::read(&mut r) else {
+            return;
+        };
+        if let Some(path) = c.pending.remove(&h.xid) {
+            if h.err == 0 {
+                self.acked.insert(path.clone(), node);
+                if minority {
+                    self.acked_by_minority.push(path);
+                }
+            }
+        }
+    }
+
+    /// Every live replica: (applied zxid, tree digest).
+    pub fn states(&self) -> BTreeMap<u64, (i64, u64)> {
+        self.nodes
+            .iter()
+            .map(|(id, n)| (*id, (n.last_zxid(), n.state().tree.digest())))
+            .collect()
+    }
+
+    pub fn has_node(&self, id: u64, path: &str) -> bool {
+        self.nodes[&id].state().tree.get(path).is_some()
+    }
+}
