@@ -310,3 +310,59 @@ def multi_read(client, ops):
                 out.append(sorted(kids))
 
     return call(client, Raw(22, body, parse))
+
+
+class Ensemble:
+    """n ferrokeeper servers on free ports, each with its own directory,
+    myid file and zoo.cfg listing every member, like the walkthrough."""
+
+    def __init__(self, n=3, extra=None):
+        ports = [(free_port(), free_port()) for _ in range(n)]
+        self.servers = []
+        for i in range(1, n + 1):
+            lines = dict(extra or {})
+            for j, (q, e) in enumerate(ports, start=1):
+                lines["server.%d" % j] = "localhost:%d:%d" % (q, e)
+            s = Server("ferrokeeper", extra=lines)
+            os.makedirs(os.path.join(s.dir, "data"), exist_ok=True)
+            with open(os.path.join(s.dir, "data", "myid"), "w") as f:
+                f.write("%d\n" % i)
+            self.servers.append(s)
+
+    def start(self, *which):
+        for i in which or range(1, len(self.servers) + 1):
+            self.servers[i - 1].start()
+        return self
+
+    def server(self, i):
+        return self.servers[i - 1]
+
+    def mode(self, i):
+        out = four_letter(self.server(i).port, "srvr")
+        for line in out.splitlines():
+            if line.startswith("Mode: "):
+                return line[6:]
+        return None
+
+    def mntr(self, i):
+        out = four_letter(self.server(i).port, "mntr")
+        return dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
+
+    def leader(self, timeout=30):
+        found = []
+        wait_until(lambda: found.append([i for i in range(1, len(self.servers) + 1)
+                                         if self.alive(i) and self.mode(i) == "leader"]) or len(found[-1]) == 1,
+                   timeout=timeout, what="one leader")
+        return found[-1][0]
+
+    def alive(self, i):
+        s = self.server(i)
+        return s.proc is not None and s.proc.poll() is None
+
+    @property
+    def hosts(self):
+        return ",".join(s.hosts for s in self.servers)
+
+    def close(self):
+        for s in self.servers:
+            s.close()

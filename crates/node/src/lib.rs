@@ -287,6 +287,11 @@ impl Node {
         self.conns.len()
     }
 
+    /// Whether this replica knows a leader, and so serves clients.
+    pub fn has_leader(&self) -> bool {
+        self.raw.raft.leader_id != raft::INVALID_ID
+    }
+
     pub fn is_leader(&self) -> bool {
         self.raw.raft.state == raft::StateRole::Leader
     }

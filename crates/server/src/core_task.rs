@@ -33,6 +33,9 @@ pub(crate) struct CoreTask {
     jobs: std::sync::mpsc::SyncSender<Job>,
     /// Snapshot and purge jobs to the snapshot thread.
     snap_jobs: std::sync::mpsc::SyncSender<SnapJob>,
+    /// The ensemble's other members; none when standalone.
+    peers: Option<crate::peer::Peers>,
+    standalone: bool,
 }
 
 fn now_ms() -> i64 {
@@ -45,14 +48,18 @@ fn now_ms() -> i64 {
 impl CoreTask {
     pub(crate) fn new(
         cfg: &std::sync::Arc<Config>,
+        membership: &crate::Membership,
         restored: Restored,
         jobs: std::sync::mpsc::SyncSender<Job>,
         snap_jobs: std::sync::mpsc::SyncSender<SnapJob>,
+        peers: Option<crate::peer::Peers>,
     ) -> Result<CoreTask, ServerError> {
         let now = now_ms();
         let ncfg = NodeConfig {
-            server_id: 1,
-            tick_ms: cfg.tick_ms,
+            server_id: membership.my_id,
+            // Raft ticks ten times per tickTime: a heartbeat every tick, an
+            // election after 10 to 20 ticks without one.
+            tick_ms: (cfg.tick_ms / 10).max(10),
             min_session_timeout_ms: cfg.min_session_timeout_ms,
             max_session_timeout_ms: cfg.max_session_timeout_ms,
             container_check_interval_ms: cfg.container_check_interval_ms,
@@ -62,7 +69,7 @@ impl CoreTask {
             },
             seed: now as u64 ^ std::process::id() as u64,
             snap_count: cfg.snap_count,
-            voters: vec![1],
+            voters: membership.voters.clone(),
         };
         Ok(CoreTask {
             node: Node::new(ncfg, now, restored)?,
@@ -72,6 +79,8 @@ impl CoreTask {
             sent: 0,
             jobs,
             snap_jobs,
+            peers,
+            standalone: membership.voters.len() == 1,
         })
     }
 
@@ -158,6 +167,8 @@ impl CoreTask {
                 self.conns.remove(&conn);
                 self.node.disconnect(conn);
             }
+            CoreInput::Peer(m) => self.node.step(*m),
+            CoreInput::Liveness(sessions) => self.node.liveness(&sessions, now_ms()),
             CoreInput::FourLetter { cmd, reply } => {
                 let sm = self.node.state();
                 let stats = fourlw::Stats {
@@ -171,6 +182,15 @@ impl CoreTask {
                     ephemerals_count: sm.tree.ephemerals().values().map(|s| s.len()).sum(),
                     data_bytes: sm.tree.data_bytes(),
                     sessions: sm.sessions.len(),
+                    mode: if self.standalone {
+                        "standalone"
+                    } else if self.node.is_leader() {
+                        "leader"
+                    } else {
+                        "follower"
+                    },
+                    serving: self.node.has_leader(),
+                    digest: sm.tree.digest(),
                 };
                 let _ = reply.send(fourlw::render(&cmd, &stats, &self.cfg));
             }
@@ -257,11 +277,15 @@ impl CoreTask {
                             std::process::exit(2);
                         }
                     }
-                    // A standalone server has no peers; the ensemble's peer
-                    // transport is not wired in yet (the server refuses
-                    // configs with more than one server.N line).
-                    Output::Message(_) | Output::Liveness { .. } => {
-                        tracing::error!("a peer message with no peers to send it to")
+                    Output::Message(m) => {
+                        if let Some(p) = &self.peers {
+                            p.send(m.to, crate::peer::PeerOut::Raft(m));
+                        }
+                    }
+                    Output::Liveness { to, sessions } => {
+                        if let Some(p) = &self.peers {
+                            p.send(to, crate::peer::PeerOut::Liveness(sessions));
+                        }
                     }
                     Output::Close { conn, reason } => {
                         if reason == "session expired" {

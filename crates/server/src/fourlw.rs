@@ -31,6 +31,12 @@ pub struct Stats {
     pub ephemerals_count: usize,
     pub data_bytes: u64,
     pub sessions: usize,
+    /// standalone, leader or follower.
+    pub mode: &'static str,
+    /// False while an ensemble member has no leader: it serves no client.
+    pub serving: bool,
+    /// The tree digest, equal on replicas that applied the same entries.
+    pub digest: u64,
 }
 
 pub const VERSION: &str = concat!(
@@ -60,20 +66,21 @@ pub fn render(cmd: &str, s: &Stats, cfg: &crate::Config) -> String {
         ),
         "ruok" => "imok".into(),
         "isro" => "rw".into(),
+        "srvr" | "stat" if !s.serving => "This ZooKeeper instance is not currently serving requests\n".into(),
         "srvr" | "stat" => {
             let mut out = format!("Zookeeper version: {VERSION}\n");
             if cmd == "stat" {
                 out.push_str("Clients:\n\n");
             }
             out.push_str(&format!(
-                "Latency min/avg/max: 0/0.0/0\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: 0x{:x}\nMode: standalone\nNode count: {}\n",
-                s.received, s.sent, s.connections, s.outstanding, s.zxid, s.node_count
+                "Latency min/avg/max: 0/0.0/0\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: 0x{:x}\nMode: {}\nNode count: {}\n",
+                s.received, s.sent, s.connections, s.outstanding, s.zxid, s.mode, s.node_count
             ));
             out
         }
         "mntr" => format!(
-            "zk_version\t{VERSION}\nzk_server_state\tstandalone\nzk_num_alive_connections\t{}\nzk_outstanding_requests\t{}\nzk_packets_received\t{}\nzk_packets_sent\t{}\nzk_znode_count\t{}\nzk_watch_count\t{}\nzk_ephemerals_count\t{}\nzk_approximate_data_size\t{}\nzk_global_sessions\t{}\n",
-            s.connections, s.outstanding, s.received, s.sent, s.node_count, s.watch_count, s.ephemerals_count, s.data_bytes, s.sessions
+            "zk_version\t{VERSION}\nzk_server_state\t{}\nzk_num_alive_connections\t{}\nzk_outstanding_requests\t{}\nzk_packets_received\t{}\nzk_packets_sent\t{}\nzk_znode_count\t{}\nzk_watch_count\t{}\nzk_ephemerals_count\t{}\nzk_approximate_data_size\t{}\nzk_global_sessions\t{}\nzk_last_zxid\t0x{:x}\nferrokeeper_tree_digest\t{}\n",
+            s.mode, s.connections, s.outstanding, s.received, s.sent, s.node_count, s.watch_count, s.ephemerals_count, s.data_bytes, s.sessions, s.zxid, s.digest
         ),
         other => format!("{other} is not implemented yet in ferrokeeper.\n"),
     }

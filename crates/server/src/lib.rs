@@ -11,6 +11,7 @@ pub mod config;
 mod conn;
 mod core_task;
 pub mod fourlw;
+mod peer;
 mod storage_thread;
 pub mod tools;
 
@@ -43,6 +44,10 @@ pub(crate) enum CoreInput {
         cmd: String,
         reply: tokio::sync::oneshot::Sender<String>,
     },
+    /// A Raft message from a peer.
+    Peer(Box<raft::prelude::Message>),
+    /// A peer's report of sessions alive on it.
+    Liveness(Vec<i64>),
 }
 
 /// Requests queued for the core task before connections wait.
@@ -75,6 +80,96 @@ pub enum ServerError {
     Thread(std::io::Error),
 }
 
+/// Who this server is in its ensemble.
+pub(crate) struct Membership {
+    pub my_id: u64,
+    pub voters: Vec<u64>,
+    /// Our quorum/election addresses and the peers'; none when standalone.
+    pub transport: Option<Transport>,
+}
+
+pub(crate) struct Transport {
+    pub quorum: SocketAddr,
+    pub election: SocketAddr,
+    pub peers: Vec<peer::PeerAddr>,
+}
+
+fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let mut addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .collect();
+    addrs.sort_by_key(|a| !a.is_ipv4());
+    addrs
+        .first()
+        .copied()
+        .ok_or_else(|| format!("{host} has no address"))
+}
+
+impl Membership {
+    /// Standalone with no or one `server.N` line; otherwise an ensemble
+    /// member whose id is in `<dataDir>/myid`, as ZooKeeper.
+    fn of(cfg: &Config) -> Result<Membership, ServerError> {
+        if cfg.servers.len() <= 1 {
+            return Ok(Membership {
+                my_id: 1,
+                voters: vec![1],
+                transport: None,
+            });
+        }
+        let file = cfg.path.display();
+        if let Some((id, _)) = cfg.servers.iter().find(|(_, s)| s.observer) {
+            return Err(ServerError::Unsupported(format!(
+                "{file}: server.{id} is an observer: observers are not supported yet"
+            )));
+        }
+        let myid_path = cfg.data_dir.join("myid");
+        let text = std::fs::read_to_string(&myid_path).map_err(|e| {
+            ServerError::Unsupported(format!(
+                "{}: cannot read it ({e}); an ensemble member needs its id there, one of {:?} from the server.N lines of {file}",
+                myid_path.display(),
+                cfg.servers.keys().collect::<Vec<_>>()
+            ))
+        })?;
+        let my_id: u64 = text.trim().parse().map_err(|_| {
+            ServerError::Unsupported(format!(
+                "{}: '{}' is not a server id",
+                myid_path.display(),
+                text.trim()
+            ))
+        })?;
+        let Some(me) = cfg.servers.get(&my_id) else {
+            return Err(ServerError::Unsupported(format!(
+                "{}: id {my_id} has no server.{my_id} line in {file}",
+                myid_path.display()
+            )));
+        };
+        let bad = |e: String| ServerError::Unsupported(format!("{file}: server.{my_id}: {e}"));
+        let quorum = resolve(&me.host, me.quorum_port).map_err(bad)?;
+        let election = resolve(&me.host, me.election_port).map_err(bad)?;
+        let peers = cfg
+            .servers
+            .iter()
+            .filter(|(id, _)| **id != my_id)
+            .map(|(id, s)| peer::PeerAddr {
+                id: *id,
+                quorum: format!("{}:{}", s.host, s.quorum_port),
+                election: format!("{}:{}", s.host, s.election_port),
+            })
+            .collect();
+        Ok(Membership {
+            my_id,
+            voters: cfg.servers.keys().copied().collect(),
+            transport: Some(Transport {
+                quorum,
+                election,
+                peers,
+            }),
+        })
+    }
+}
+
 /// Recovery reads whole segments and snapshots into buffers that are freed
 /// by now; glibc keeps freed memory for reuse, so give it back to the OS.
 fn release_freed_memory() {
@@ -98,13 +193,7 @@ pub struct Server {
 impl Server {
     /// Binds the client port and starts serving.
     pub async fn start(cfg: Config) -> Result<Server, ServerError> {
-        if cfg.servers.len() > 1 {
-            return Err(ServerError::Unsupported(format!(
-                "{}: {} server.N lines: replicated ensembles are not implemented yet; run a standalone server (one or no server.N line)",
-                cfg.path.display(),
-                cfg.servers.len()
-            )));
-        }
+        let membership = Membership::of(&cfg)?;
         for (what, dir) in [
             ("dataDir", &cfg.data_dir),
             ("dataLogDir", &cfg.log_dir().to_path_buf()),
@@ -205,7 +294,27 @@ impl Server {
             .map_err(ServerError::Thread)?;
         let storage = storage_thread::spawn(wal, job_rx, event_tx).map_err(ServerError::Thread)?;
         let replay = std::time::Instant::now();
-        let core = core_task::CoreTask::new(&cfg, restored, job_tx, snap_tx)?;
+        let mut tasks = tokio::task::JoinSet::new();
+        let peers = match &membership.transport {
+            None => None,
+            Some(t) => Some(
+                peer::start(
+                    membership.my_id,
+                    t.quorum,
+                    t.election,
+                    t.peers.clone(),
+                    core_tx.clone(),
+                    &stop,
+                    &mut tasks,
+                )
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: t.quorum,
+                    source,
+                })?,
+            ),
+        };
+        let core = core_task::CoreTask::new(&cfg, &membership, restored, job_tx, snap_tx, peers)?;
         tracing::info!(
             "applied the log: {} znodes, {} sessions in {:.3} s",
             core.node_count(),
@@ -213,7 +322,6 @@ impl Server {
             replay.elapsed().as_secs_f64()
         );
         release_freed_memory();
-        let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(core.run(core_rx, event_rx, stop.subscribe()));
         tasks.spawn(conn::accept_loop(
             listener,
