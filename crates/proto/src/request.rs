@@ -251,11 +251,14 @@ impl Request {
         }
     }
 
-    /// True for requests that change replicated state and so go through the log.
+    /// True for requests that go through the log: those that change
+    /// replicated state, and `sync`, whose entry being applied here means
+    /// everything committed before it is applied here too.
     pub fn is_write(&self) -> bool {
         matches!(
             self,
-            Request::Create(..)
+            Request::Sync(_)
+                | Request::Create(..)
                 | Request::Delete(_)
                 | Request::SetData(_)
                 | Request::SetAcl(_)

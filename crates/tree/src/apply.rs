@@ -240,6 +240,8 @@ impl StateMachine {
             },
             Request::Multi(ops) => Reply::Multi(self.multi(ops, ctx)),
             Request::Reconfig(_) => Reply::Err(ErrorCode::ReconfigDisabled),
+            // A barrier: it changes nothing; its answer comes when it is applied.
+            Request::Sync(p) => Reply::Path(p.path.clone()),
             _ => Reply::Err(ErrorCode::Unimplemented),
         }
     }
