@@ -261,6 +261,8 @@ EDGE_CASES = [
 class DifferentialTest(unittest.TestCase):
     maxDiff = None
 
+    seeds = SEEDS
+
     @classmethod
     def setUpClass(cls):
         # Reaping is time-driven; keep it out of the comparison (tested apart).
@@ -296,7 +298,7 @@ class DifferentialTest(unittest.TestCase):
                 c.watch_log = []
             d = Differ(zk, fk)
             total = events = 0
-            for seed in range(FIRST_SEED, FIRST_SEED + SEEDS):
+            for seed in range(FIRST_SEED, FIRST_SEED + self.seeds):
                 rnd = random.Random(seed)
                 base = "/seed%d" % seed
                 d.run(lambda c: c.create(base, b"root"), "seed %d setup" % seed)
@@ -314,11 +316,32 @@ class DifferentialTest(unittest.TestCase):
                 self.assertEqual(fk.watch_log, zk.watch_log, "seed %d watch events" % seed)
                 events += len(zk.watch_log)
                 del zk.watch_log[:], fk.watch_log[:]
-            print("differential: %d seeds x %d ops = %d operations and %d watch events matched ZooKeeper 3.8"
-                  % (SEEDS, OPS, total, events))
+            print("differential (%s): %d seeds x %d ops = %d operations and %d watch events matched ZooKeeper 3.8"
+                  % (type(self).__name__, self.seeds, OPS, total, events))
         finally:
             zk.stop()
             fk.stop()
+
+
+class DifferentialEnsembleTest(DifferentialTest):
+    """The same comparison with ferrokeeper as a 3-server ensemble, the
+    client on a follower: writes are forwarded, reads are local."""
+
+    seeds = int(os.environ.get("DIFF_ENSEMBLE_SEEDS", "5"))
+
+    @classmethod
+    def setUpClass(cls):
+        cls.zk_server = harness.Server("zookeeper", container_check_ms=3600000).start()
+        cls.ensemble = harness.Ensemble(3, extra={"znode.container.checkIntervalMs": "3600000"}).start()
+        leader = cls.ensemble.leader()
+        harness.wait_until(lambda: all(cls.ensemble.mode(i) in ("leader", "follower") for i in (1, 2, 3)),
+                           what="every server serving")
+        cls.fk_server = cls.ensemble.server(next(i for i in (1, 2, 3) if i != leader))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.zk_server.close()
+        cls.ensemble.close()
 
 
 if __name__ == "__main__":

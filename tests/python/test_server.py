@@ -419,6 +419,40 @@ class TestRobustness(ServerTest):
             c.close()
 
 
+class OnEnsembleFollower:
+    """Runs a test class against a follower of a 3-server ensemble."""
+
+    @classmethod
+    def setUpClass(cls):
+        extra = dict(cls.extra)
+        extra["znode.container.checkIntervalMs"] = "300"
+        cls.ensemble = harness.Ensemble(3, extra=extra).start()
+        leader = cls.ensemble.leader()
+        harness.wait_until(lambda: all(cls.ensemble.mode(i) in ("leader", "follower") for i in (1, 2, 3)),
+                           what="every server serving")
+        cls.server = cls.ensemble.server(next(i for i in (1, 2, 3) if i != leader))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.ensemble.close()
+
+
+class TestOpsOnEnsemble(OnEnsembleFollower, TestOps):
+    pass
+
+
+class TestAclOnEnsemble(OnEnsembleFollower, TestAcl):
+    pass
+
+
+class TestWatchesOnEnsemble(OnEnsembleFollower, TestWatches):
+    pass
+
+
+class TestContainersAndTtlOnEnsemble(OnEnsembleFollower, TestContainersAndTtl):
+    pass
+
+
 class TestFourLetterWords(unittest.TestCase):
     def test_whitelist(self):
         srv = harness.Server("ferrokeeper", extra={"4lw.commands.whitelist": "srvr"})
