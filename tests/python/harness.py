@@ -73,6 +73,7 @@ class Server:
             # durability is not under test, so its fsyncs are skipped to keep CI short.
             lines["forceSync"] = "no"
         lines.update(extra or {})
+        self.lines = lines
         self.cfg = os.path.join(self.dir, "zoo.cfg")
         with open(self.cfg, "w") as f:
             for k, v in lines.items():
@@ -85,9 +86,11 @@ class Server:
         if self.kind == "ferrokeeper":
             cmd = [BINARY, "start-foreground", self.cfg]
         else:
+            quorum = any(k.startswith("server.") for k in self.lines)
+            main = "org.apache.zookeeper.server.quorum.QuorumPeerMain" if quorum else \
+                "org.apache.zookeeper.server.ZooKeeperServerMain"
             cmd = ["java", "-cp", ZK_CLASSPATH, "-Dzookeeper.extendedTypesEnabled=true",
-                   "-Dznode.container.checkIntervalMs=%d" % self.container_check_ms,
-                   "org.apache.zookeeper.server.ZooKeeperServerMain", self.cfg]
+                   "-Dznode.container.checkIntervalMs=%d" % self.container_check_ms, main, self.cfg]
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir)
         wait_until(lambda: self.proc.poll() is None and four_letter(self.port, "ruok") == "imok",
                    what="%s on port %d (log %s)" % (self.kind, self.port, self.log_path))
@@ -313,17 +316,19 @@ def multi_read(client, ops):
 
 
 class Ensemble:
-    """n ferrokeeper servers on free ports, each with its own directory,
-    myid file and zoo.cfg listing every member, like the walkthrough."""
+    """n servers (ferrokeeper, or ZooKeeper for comparisons) on free ports,
+    each with its own directory, myid file and zoo.cfg listing every
+    member, like the walkthrough."""
 
-    def __init__(self, n=3, extra=None):
+    def __init__(self, n=3, extra=None, kind="ferrokeeper"):
         ports = [(free_port(), free_port()) for _ in range(n)]
         self.servers = []
         for i in range(1, n + 1):
-            lines = dict(extra or {})
+            lines = {"initLimit": "10", "syncLimit": "5"}
+            lines.update(extra or {})
             for j, (q, e) in enumerate(ports, start=1):
                 lines["server.%d" % j] = "localhost:%d:%d" % (q, e)
-            s = Server("ferrokeeper", extra=lines)
+            s = Server(kind, extra=lines)
             os.makedirs(os.path.join(s.dir, "data"), exist_ok=True)
             with open(os.path.join(s.dir, "data", "myid"), "w") as f:
                 f.write("%d\n" % i)
