@@ -166,6 +166,9 @@ pub struct Node {
     held: Vec<(u64, Vec<RaftMessage>)>,
     /// The leader as last seen, to notice changes.
     leader_id: u64,
+    /// After losing the leader: when to start a pre-vote if no leader has
+    /// appeared by then (replicas take turns, so they do not split votes).
+    campaign_at_ms: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -253,6 +256,7 @@ impl Node {
             snapshot_in_flight: false,
             held: Vec::new(),
             leader_id: raft::INVALID_ID,
+            campaign_at_ms: None,
             rng,
             sm,
             cfg,
@@ -625,6 +629,7 @@ impl Node {
     /// Time passed: Raft ticks, session expiry, container/TTL checks.
     pub fn tick(&mut self, now_ms: i64) {
         self.now_ms = now_ms;
+        self.maybe_campaign();
         let mut ticked = false;
         while now_ms - self.last_raft_tick_ms >= self.cfg.tick_ms as i64 {
             self.last_raft_tick_ms += self.cfg.tick_ms as i64;
@@ -673,6 +678,52 @@ impl Node {
     pub fn step(&mut self, msg: RaftMessage) {
         // A message from an unknown peer or for an old term is not ours to act on.
         let _ = self.raw.step(msg);
+    }
+
+    /// The transport lost its connection to peer `id` (it died, or the link
+    /// broke). If that peer is our leader, do what ZooKeeper's followers do
+    /// and look for a new one now instead of waiting out the election
+    /// timeout: forget the leader (leaving its lease, so we may grant votes)
+    /// and start a pre-vote — in turns by server id, the lowest surviving id
+    /// first, so that the replicas which all saw the leader go do not split
+    /// the vote. Pre-vote keeps this safe: while the leader is alive for a
+    /// majority, they stay in its lease and refuse.
+    pub fn peer_lost(&mut self, id: u64) {
+        if self.is_leader() {
+            self.raw.report_unreachable(id);
+            return;
+        }
+        if id == raft::INVALID_ID || self.raw.raft.leader_id != id {
+            return;
+        }
+        let term = self.raw.raft.term;
+        self.raw.raft.become_follower(term, raft::INVALID_ID);
+        // One tick first, so every replica that saw the leader go has left
+        // its lease before the first pre-vote asks them.
+        let turn = self
+            .cfg
+            .voters
+            .iter()
+            .filter(|v| **v != id && **v < self.cfg.server_id)
+            .count() as i64;
+        self.campaign_at_ms =
+            Some(self.now_ms + (1 + turn * CAMPAIGN_TURN_TICKS) * self.cfg.tick_ms as i64);
+    }
+
+    /// Starts the pre-vote scheduled by `peer_lost`, unless a leader came.
+    fn maybe_campaign(&mut self) {
+        let Some(at) = self.campaign_at_ms else {
+            return;
+        };
+        if self.raw.raft.leader_id != raft::INVALID_ID {
+            self.campaign_at_ms = None;
+        } else if self.now_ms >= at {
+            let _ = self.raw.campaign();
+            // Still no leader a full round of turns later: try again.
+            let round =
+                self.cfg.voters.len() as i64 * CAMPAIGN_TURN_TICKS * self.cfg.tick_ms as i64;
+            self.campaign_at_ms = Some(self.now_ms + round);
+        }
     }
 
     /// A follower reports these sessions alive (leader only acts on it).
@@ -1047,6 +1098,9 @@ impl Node {
         });
     }
 }
+
+/// Ticks between the turns of replicas that lost their leader (`peer_lost`).
+const CAMPAIGN_TURN_TICKS: i64 = 2;
 
 /// Ticks without a leader's heartbeat before an election, at the least;
 /// each replica adds a seeded random share of it.

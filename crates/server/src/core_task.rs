@@ -169,6 +169,7 @@ impl CoreTask {
             }
             CoreInput::Peer(m) => self.node.step(*m),
             CoreInput::Liveness(sessions) => self.node.liveness(&sessions, now_ms()),
+            CoreInput::PeerLost(id) => self.node.peer_lost(id),
             CoreInput::FourLetter { cmd, reply } => {
                 let sm = self.node.state();
                 let stats = fourlw::Stats {

@@ -48,6 +48,8 @@ pub(crate) enum CoreInput {
     Peer(Box<raft::prelude::Message>),
     /// A peer's report of sessions alive on it.
     Liveness(Vec<i64>),
+    /// The connection from or to this peer broke.
+    PeerLost(u64),
 }
 
 /// Requests queued for the core task before connections wait.

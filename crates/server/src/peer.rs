@@ -130,7 +130,15 @@ pub(crate) async fn start(
             } else {
                 out.election.insert(p.id, tx);
             }
-            tasks.spawn(dial_loop(my_id, p.id, port, addr, rx, stop.subscribe()));
+            tasks.spawn(dial_loop(
+                my_id,
+                p.id,
+                port,
+                addr,
+                rx,
+                core.clone(),
+                stop.subscribe(),
+            ));
         }
     }
     Ok(out)
@@ -143,6 +151,7 @@ async fn dial_loop(
     port: &'static str,
     addr: String,
     mut rx: mpsc::Receiver<Vec<u8>>,
+    core: mpsc::Sender<CoreInput>,
     mut stop: broadcast::Receiver<()>,
 ) {
     let mut backoff = BACKOFF_MIN;
@@ -160,6 +169,7 @@ async fn dial_loop(
                         "cannot connect to server {peer} at {addr} ({port} port): {e}; retrying"
                     );
                     reported_down = true;
+                    let _ = core.try_send(CoreInput::PeerLost(peer));
                 }
                 // Drop what piled up meanwhile: Raft resends what matters.
                 while rx.try_recv().is_ok() {}
@@ -194,6 +204,7 @@ async fn dial_loop(
             }
             if !ok || w.flush().await.is_err() {
                 tracing::info!("lost the connection to server {peer} at {addr} ({port} port)");
+                let _ = core.try_send(CoreInput::PeerLost(peer));
                 break;
             }
         }
@@ -224,6 +235,7 @@ async fn accept_loop(
 }
 
 /// Reads one peer connection until it ends; a malformed frame ends it.
+/// However it ends, the core hears that the peer was lost.
 async fn read_peer(mut sock: TcpStream, core: &mpsc::Sender<CoreInput>) {
     let _ = sock.set_nodelay(true);
     let mut id = [0u8; 8];
@@ -231,6 +243,11 @@ async fn read_peer(mut sock: TcpStream, core: &mpsc::Sender<CoreInput>) {
         return;
     }
     let from = u64::from_be_bytes(id);
+    read_frames(&mut sock, from, core).await;
+    let _ = core.send(CoreInput::PeerLost(from)).await;
+}
+
+async fn read_frames(sock: &mut TcpStream, from: u64, core: &mpsc::Sender<CoreInput>) {
     let mut buf = Vec::new();
     loop {
         let mut len = [0u8; 4];
