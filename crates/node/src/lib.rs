@@ -169,6 +169,8 @@ pub struct Node {
     /// After losing the leader: when to start a pre-vote if no leader has
     /// appeared by then (replicas take turns, so they do not split votes).
     campaign_at_ms: Option<i64>,
+    /// (term, role) when the election timeout was last drawn.
+    timeout_drawn_for: (u64, u8),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -227,15 +229,15 @@ impl Node {
             w.set_hardstate(hard_state);
         }
         let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
-        // The election timeout is one value per replica (raft-rs would draw
-        // it from thread_rng), spread across replicas by our seeded RNG.
-        let election_tick = ELECTION_TICKS + rng.gen_range(0..ELECTION_TICKS);
+        // raft-rs draws each election timeout from thread_rng; we redraw it
+        // from our seeded RNG whenever the term or role changes
+        // (`redraw_election_timeout`), so a simulation replays exactly.
         let rc = raft::Config {
             id: cfg.server_id,
-            election_tick,
+            election_tick: ELECTION_TICKS,
             heartbeat_tick: 1,
-            min_election_tick: election_tick,
-            max_election_tick: election_tick + 1,
+            min_election_tick: ELECTION_TICKS,
+            max_election_tick: 2 * ELECTION_TICKS,
             pre_vote: true,
             check_quorum: true,
             applied,
@@ -246,6 +248,10 @@ impl Node {
         let mut raw = RawNode::new(&rc, storage, &logger)?;
         if cfg.voters == [cfg.server_id] {
             raw.campaign()?;
+        } else {
+            // The first timeout too comes from our RNG.
+            raw.raft
+                .set_randomized_election_timeout(rng.gen_range(ELECTION_TICKS..2 * ELECTION_TICKS));
         }
         let origin = (cfg.server_id << 48) | (rng.gen::<u64>() & ((1 << 48) - 1));
         let snapshot_after = snapshot_threshold(cfg.snap_count, &mut rng);
@@ -257,6 +263,7 @@ impl Node {
             held: Vec::new(),
             leader_id: raft::INVALID_ID,
             campaign_at_ms: None,
+            timeout_drawn_for: (u64::MAX, 0),
             rng,
             sm,
             cfg,
@@ -634,6 +641,7 @@ impl Node {
         while now_ms - self.last_raft_tick_ms >= self.cfg.tick_ms as i64 {
             self.last_raft_tick_ms += self.cfg.tick_ms as i64;
             self.raw.tick();
+            self.redraw_election_timeout();
             ticked = true;
         }
         if !self.is_leader() {
@@ -678,6 +686,7 @@ impl Node {
     pub fn step(&mut self, msg: RaftMessage) {
         // A message from an unknown peer or for an old term is not ours to act on.
         let _ = self.raw.step(msg);
+        self.redraw_election_timeout();
     }
 
     /// The transport lost its connection to peer `id` (it died, or the link
@@ -698,6 +707,9 @@ impl Node {
         }
         let term = self.raw.raft.term;
         self.raw.raft.become_follower(term, raft::INVALID_ID);
+        // become_follower drew a timeout from thread_rng: redraw ours.
+        self.timeout_drawn_for = (u64::MAX, 0);
+        self.redraw_election_timeout();
         // One tick first, so every replica that saw the leader go has left
         // its lease before the first pre-vote asks them.
         let turn = self
@@ -710,6 +722,17 @@ impl Node {
             Some(self.now_ms + (1 + turn * CAMPAIGN_TURN_TICKS) * self.cfg.tick_ms as i64);
     }
 
+    /// A new term or role: draw the next election timeout from our RNG
+    /// (raft-rs just drew one from thread_rng, which no tick has used yet).
+    fn redraw_election_timeout(&mut self) {
+        let now = (self.raw.raft.term, self.raw.raft.state as u8);
+        if now != self.timeout_drawn_for {
+            self.timeout_drawn_for = now;
+            let t = self.rng.gen_range(ELECTION_TICKS..2 * ELECTION_TICKS);
+            self.raw.raft.set_randomized_election_timeout(t);
+        }
+    }
+
     /// Starts the pre-vote scheduled by `peer_lost`, unless a leader came.
     fn maybe_campaign(&mut self) {
         let Some(at) = self.campaign_at_ms else {
@@ -719,6 +742,7 @@ impl Node {
             self.campaign_at_ms = None;
         } else if self.now_ms >= at {
             let _ = self.raw.campaign();
+            self.redraw_election_timeout();
             // Still no leader a full round of turns later: try again.
             let round =
                 self.cfg.voters.len() as i64 * CAMPAIGN_TURN_TICKS * self.cfg.tick_ms as i64;
@@ -1102,8 +1126,8 @@ impl Node {
 /// Ticks between the turns of replicas that lost their leader (`peer_lost`).
 const CAMPAIGN_TURN_TICKS: i64 = 2;
 
-/// Ticks without a leader's heartbeat before an election, at the least;
-/// each replica adds a seeded random share of it.
+/// Ticks without a leader's heartbeat before an election: between this
+/// and twice this, drawn per election from the replica's seeded RNG.
 const ELECTION_TICKS: usize = 10;
 
 /// ZooKeeper's `snapCount / 2 + randRoll`, randRoll in [0, snapCount / 2).

@@ -121,8 +121,15 @@ impl Sim {
     }
 
     /// SIGKILL: the replica and its connections are gone; its disk stays.
+    /// The others see their TCP connections to it close, as the transport
+    /// reports with `peer_lost`.
     pub fn crash(&mut self, id: u64) {
         self.nodes.remove(&id);
+        let now = self.now_ms;
+        for n in self.nodes.values_mut() {
+            n.tick(now);
+            n.peer_lost(id);
+        }
         for c in self.clients.iter_mut().filter(|c| c.node == id) {
             c.connected = false;
             c.pending.clear();
