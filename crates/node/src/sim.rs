@@ -15,11 +15,29 @@ use tree::{acl, ConnId, TreeConfig};
 
 use crate::{Node, NodeConfig, Output, Restored};
 
-/// What one replica has on disk.
+/// What one replica has on disk: exactly what `Persist` asked for.
 #[derive(Default, Clone)]
-struct Disk {
-    entries: Vec<RaftEntry>,
-    hard_state: HardState,
+pub(crate) struct Disk {
+    pub entries: Vec<RaftEntry>,
+    pub hard_state: HardState,
+}
+
+impl Disk {
+    /// Applies one `Persist`: a lower index replaces the entries from there.
+    pub fn persist(&mut self, entries: Vec<RaftEntry>, hard_state: Option<HardState>) {
+        for e in entries {
+            let keep = self
+                .entries
+                .iter()
+                .take_while(|d| d.index < e.index)
+                .count();
+            self.entries.truncate(keep);
+            self.entries.push(e);
+        }
+        if let Some(hs) = hard_state {
+            self.hard_state = hs;
+        }
+    }
 }
 
 enum Msg {
@@ -299,19 +317,10 @@ impl Sim {
                         entries,
                         hard_state,
                     } => {
-                        let disk = self.disks.entry(id).or_default();
-                        for e in entries {
-                            let keep = disk
-                                .entries
-                                .iter()
-                                .take_while(|d| d.index < e.index)
-                                .count();
-                            disk.entries.truncate(keep);
-                            disk.entries.push(e);
-                        }
-                        if let Some(hs) = hard_state {
-                            disk.hard_state = hs;
-                        }
+                        self.disks
+                            .entry(id)
+                            .or_default()
+                            .persist(entries, hard_state);
                         self.nodes.get_mut(&id).unwrap().persisted(number);
                     }
                     Output::Snapshot { index, .. } => {

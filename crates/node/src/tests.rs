@@ -413,8 +413,7 @@ mod no_panic_from_the_network {
 /// A disk that keeps what `Persist` and `Snapshot` asked for, for restart tests.
 #[derive(Default)]
 struct Disk {
-    entries: Vec<RaftEntry>,
-    hard_state: HardState,
+    log: crate::sim::Disk,
     snapshot: Option<(u64, u64, ConfState, Vec<u8>)>,
 }
 
@@ -433,18 +432,7 @@ fn drain_to(node: &mut Node, disk: &mut Disk) -> Vec<Output> {
                     entries,
                     hard_state,
                 } => {
-                    for e in entries {
-                        let keep = disk
-                            .entries
-                            .iter()
-                            .take_while(|d| d.index < e.index)
-                            .count();
-                        disk.entries.truncate(keep);
-                        disk.entries.push(e);
-                    }
-                    if let Some(hs) = hard_state {
-                        disk.hard_state = hs;
-                    }
+                    disk.log.persist(entries, hard_state);
                     node.persisted(number);
                 }
                 Output::Snapshot {
@@ -494,8 +482,8 @@ fn restart_restores_tree_and_sessions_from_what_was_persisted() {
     drop(n);
 
     let restored = Restored {
-        hard_state: disk.hard_state.clone(),
-        entries: disk.entries.clone(),
+        hard_state: disk.log.hard_state.clone(),
+        entries: disk.log.entries.clone(),
         snapshot: None,
     };
     let mut n = Node::new(cfg(), 5_000, restored).unwrap();
@@ -554,6 +542,7 @@ fn snapshots_every_snap_count_and_restores_from_snapshot_plus_log() {
     drop(n);
     // Only the log after the snapshot is needed.
     let entries: Vec<RaftEntry> = disk
+        .log
         .entries
         .iter()
         .filter(|e| e.index > snap_index)
@@ -561,7 +550,7 @@ fn snapshots_every_snap_count_and_restores_from_snapshot_plus_log() {
         .collect();
     let state = StateMachine::decode_snapshot(&data, cfg().tree).unwrap();
     let restored = Restored {
-        hard_state: disk.hard_state.clone(),
+        hard_state: disk.log.hard_state.clone(),
         entries,
         snapshot: Some(RestoredSnapshot {
             index: snap_index,
@@ -576,8 +565,9 @@ fn snapshots_every_snap_count_and_restores_from_snapshot_plus_log() {
     // A log that does not reach back to the snapshot is refused.
     let state = StateMachine::decode_snapshot(&data, cfg().tree).unwrap();
     let gap = Restored {
-        hard_state: disk.hard_state.clone(),
+        hard_state: disk.log.hard_state.clone(),
         entries: disk
+            .log
             .entries
             .iter()
             .filter(|e| e.index > snap_index + 2)

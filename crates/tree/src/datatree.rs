@@ -153,15 +153,7 @@ impl DataTree {
     /// A fresh tree: "/", "/zookeeper", "/zookeeper/quota" and
     /// "/zookeeper/config", with zero Stats as in ZooKeeper.
     pub fn new() -> DataTree {
-        let mut t = DataTree {
-            nodes: HashMap::new(),
-            ephemerals: OrdMap::new(),
-            containers: OrdSet::new(),
-            ttls: OrdSet::new(),
-            data_bytes: 0,
-            undo: Vec::new(),
-            triggers: Vec::new(),
-        };
+        let mut t = DataTree::empty();
         let open = acl::open_acl_unsafe;
         t.nodes.insert(
             "/".into(),
