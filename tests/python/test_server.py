@@ -453,6 +453,11 @@ class TestContainersAndTtlOnEnsemble(OnEnsembleFollower, TestContainersAndTtl):
     pass
 
 
+class TestSessionsOnEnsemble(OnEnsembleFollower, TestSessions):
+    """Expiry is the leader's, from liveness the follower reports."""
+    pass
+
+
 class TestFourLetterWords(unittest.TestCase):
     def test_whitelist(self):
         srv = harness.Server("ferrokeeper", extra={"4lw.commands.whitelist": "srvr"})

@@ -84,5 +84,26 @@ class ZkCliTest(unittest.TestCase):
         self.assertEqual("\n".join(got), "\n".join(expected))
 
 
+class ZkCliEnsembleTest(unittest.TestCase):
+    """The same script through a follower of a 3-server ensemble."""
+    maxDiff = None
+
+    def test_same_output_as_zookeeper(self):
+        zk = harness.Server("zookeeper").start()
+        ens = harness.Ensemble(3).start()
+        try:
+            leader = ens.leader()
+            harness.wait_until(lambda: all(ens.mode(i) in ("leader", "follower") for i in (1, 2, 3)),
+                               what="every server serving")
+            follower = ens.server(next(i for i in (1, 2, 3) if i != leader))
+            expected = run_cli(zk.port)
+            got = run_cli(follower.port)
+        finally:
+            zk.close()
+            ens.close()
+        self.assertGreater(len(expected), 40, "the script ran against ZooKeeper")
+        self.assertEqual("\n".join(got), "\n".join(expected))
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -171,6 +171,9 @@ pub struct Node {
     campaign_at_ms: Option<i64>,
     /// (term, role) when the election timeout was last drawn.
     timeout_drawn_for: (u64, u8),
+    /// When this follower last reported liveness: only sessions heard from
+    /// since then are reported again.
+    last_liveness_report_ms: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -264,6 +267,7 @@ impl Node {
             leader_id: raft::INVALID_ID,
             campaign_at_ms: None,
             timeout_drawn_for: (u64::MAX, 0),
+            last_liveness_report_ms: now_ms,
             rng,
             sm,
             cfg,
@@ -646,13 +650,28 @@ impl Node {
         }
         if !self.is_leader() {
             let leader = self.raw.raft.leader_id;
-            if ticked && leader != raft::INVALID_ID && !self.session_conn.is_empty() {
-                let mut sessions: Vec<i64> = self.session_conn.keys().copied().collect();
-                sessions.sort_unstable();
-                self.outputs.push(Output::Liveness {
-                    to: leader,
-                    sessions,
-                });
+            if ticked && leader != raft::INVALID_ID {
+                // Only sessions that spoke since the last report: a client
+                // that went silent must still expire.
+                let since = self.last_liveness_report_ms;
+                let mut sessions: Vec<i64> = self
+                    .session_conn
+                    .keys()
+                    .filter(|s| {
+                        self.liveness
+                            .get(s)
+                            .is_some_and(|l| l.last_heard_ms > since)
+                    })
+                    .copied()
+                    .collect();
+                self.last_liveness_report_ms = now_ms;
+                if !sessions.is_empty() {
+                    sessions.sort_unstable();
+                    self.outputs.push(Output::Liveness {
+                        to: leader,
+                        sessions,
+                    });
+                }
             }
             return;
         }
