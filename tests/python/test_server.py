@@ -458,6 +458,10 @@ class TestSessionsOnEnsemble(OnEnsembleFollower, TestSessions):
     pass
 
 
+class TestRobustnessOnEnsemble(OnEnsembleFollower, TestRobustness):
+    pass
+
+
 class TestFourLetterWords(unittest.TestCase):
     def test_whitelist(self):
         srv = harness.Server("ferrokeeper", extra={"4lw.commands.whitelist": "srvr"})
