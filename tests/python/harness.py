@@ -5,6 +5,7 @@ kills only the processes it started. Run with Debian's /usr/bin/python3
 (python3-kazoo lives there).
 """
 import os
+import random
 import shutil
 import socket
 import struct
@@ -18,10 +19,37 @@ ZK_CLASSPATH = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar"
 ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
 
 
+def _port_range():
+    """Ports below the kernel's ephemeral range: outgoing connections
+    (peers dialing each other, clients) never take those, so a port found
+    free stays free until the server binds it."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return max(1024, low - 12000), low
+
+
+_given = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port no other server of this test run was given, free right now."""
+    lo, hi = _port_range()
+    rnd = random.Random()
+    for _ in range(10000):
+        p = rnd.randrange(lo, hi)
+        if p in _given:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                continue
+        _given.add(p)
+        return p
+    raise RuntimeError("no free port in %d-%d" % (lo, hi))
 
 
 def four_letter(port, cmd, timeout=5.0):
@@ -92,8 +120,13 @@ class Server:
             cmd = ["java", "-cp", ZK_CLASSPATH, "-Dzookeeper.extendedTypesEnabled=true",
                    "-Dznode.container.checkIntervalMs=%d" % self.container_check_ms, main, self.cfg]
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir)
-        wait_until(lambda: self.proc.poll() is None and four_letter(self.port, "ruok") == "imok",
-                   what="%s on port %d (log %s)" % (self.kind, self.port, self.log_path))
+        try:
+            wait_until(lambda: self.proc.poll() is None and four_letter(self.port, "ruok") == "imok",
+                       what="%s on port %d" % (self.kind, self.port))
+        except TimeoutError as e:
+            # The directory goes with cleanup: say here why it did not start.
+            tail = "\n".join(self.log().splitlines()[-15:])
+            raise TimeoutError("%s (exit code %s); its log ends:\n%s" % (e, self.proc.poll(), tail)) from None
         return self
 
     def kill(self):
