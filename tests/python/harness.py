@@ -393,6 +393,15 @@ class Ensemble:
                    timeout=timeout, what="one leader")
         return found[-1][0]
 
+    def serving_follower(self):
+        """Waits until every server serves (one leader, the rest
+        followers) and returns a follower: the place where writes are
+        forwarded and reads are local."""
+        leader = self.leader()
+        ids = range(1, len(self.servers) + 1)
+        wait_until(lambda: all(self.mode(i) in ("leader", "follower") for i in ids), what="every server serving")
+        return self.server(next(i for i in ids if i != leader))
+
     def alive(self, i):
         s = self.server(i)
         return s.proc is not None and s.proc.poll() is None

@@ -333,10 +333,7 @@ class DifferentialEnsembleTest(DifferentialTest):
     def setUpClass(cls):
         cls.zk_server = harness.Server("zookeeper", container_check_ms=3600000).start()
         cls.ensemble = harness.Ensemble(3, extra={"znode.container.checkIntervalMs": "3600000"}).start()
-        leader = cls.ensemble.leader()
-        harness.wait_until(lambda: all(cls.ensemble.mode(i) in ("leader", "follower") for i in (1, 2, 3)),
-                           what="every server serving")
-        cls.fk_server = cls.ensemble.server(next(i for i in (1, 2, 3) if i != leader))
+        cls.fk_server = cls.ensemble.serving_follower()
 
     @classmethod
     def tearDownClass(cls):

@@ -427,10 +427,7 @@ class OnEnsembleFollower:
         extra = dict(cls.extra)
         extra["znode.container.checkIntervalMs"] = "300"
         cls.ensemble = harness.Ensemble(3, extra=extra).start()
-        leader = cls.ensemble.leader()
-        harness.wait_until(lambda: all(cls.ensemble.mode(i) in ("leader", "follower") for i in (1, 2, 3)),
-                           what="every server serving")
-        cls.server = cls.ensemble.server(next(i for i in (1, 2, 3) if i != leader))
+        cls.server = cls.ensemble.serving_follower()
 
     @classmethod
     def tearDownClass(cls):

@@ -92,10 +92,7 @@ class ZkCliEnsembleTest(unittest.TestCase):
         zk = harness.Server("zookeeper").start()
         ens = harness.Ensemble(3).start()
         try:
-            leader = ens.leader()
-            harness.wait_until(lambda: all(ens.mode(i) in ("leader", "follower") for i in (1, 2, 3)),
-                               what="every server serving")
-            follower = ens.server(next(i for i in (1, 2, 3) if i != leader))
+            follower = ens.serving_follower()
             expected = run_cli(zk.port)
             got = run_cli(follower.port)
         finally:
