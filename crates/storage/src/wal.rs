@@ -26,6 +26,10 @@
 //!                 u32 n + n bytes context
 //!   2 hard state: u64 term, u64 vote, u64 commit
 //!   3 conf state: u32 n + n u64 voters, u32 n + n u64 learners
+//!   4 restart:    u64 index, u64 term — a snapshot of the state up to
+//!                 `index` was installed from the leader (its file is in
+//!                 dataDir, durable before this record): every entry
+//!                 before this record is void, the next one is index + 1
 //! ```
 //!
 //! An entry record whose index is not one past the previous entry replaces
@@ -48,8 +52,10 @@
 //!   zeroed and reported, and appends continue there;
 //! - none, in an earlier segment: corrupt — fail.
 //!
-//! A segment whose first index leaves a gap after the previous one's last
+//! A segment whose first entry leaves a gap after the previous one's last
 //! entry means a segment is missing — fail. So does a gap between entries.
+//! Segment names increase in write order; after an overwrite or a restart
+//! record a name may be above the segment's first entry.
 //!
 //! A conservative consequence: a power loss that made a later page of the
 //! last, unacknowledged batch durable but not an earlier one is reported as
@@ -72,6 +78,7 @@ const HEADER_BYTES: u64 = 24;
 const REC_ENTRY: u8 = 1;
 const REC_HARD_STATE: u8 = 2;
 const REC_CONF_STATE: u8 = 3;
+const REC_RESTART: u8 = 4;
 /// No record may claim more than this: a larger length is garbage.
 const MAX_RECORD_BYTES: u32 = 256 << 20;
 
@@ -130,6 +137,9 @@ pub struct Recovered {
     pub entries: Vec<Entry>,
     pub torn_tail: Option<TornTail>,
     pub segments: usize,
+    /// The newest restart record (index, term): the log continues after a
+    /// snapshot installed from the leader.
+    pub restart: Option<(u64, u64)>,
 }
 
 pub struct Wal {
@@ -142,8 +152,15 @@ pub struct Wal {
     offset: u64,
     /// Index one past the last entry written: names the next segment.
     next_index: u64,
-    /// Reused encode buffer: no allocation per append once warm.
+    /// The name (first index) of the segment appends go to.
+    segment_first: u64,
+    /// Reused encode buffer: no allocation per append once warm. Holds
+    /// the records staged for the next `commit`.
     buf: Vec<u8>,
+    /// The first entry staged (names a new segment if one is needed) and
+    /// one past the last, once committed.
+    staged_first: Option<u64>,
+    staged_next: u64,
     /// Set by the first failed write or fsync; nothing is written after it.
     poisoned: bool,
 }
@@ -209,6 +226,14 @@ fn encode_hard_state(b: &mut Vec<u8>, hs: &HardState) {
     });
 }
 
+fn encode_restart(b: &mut Vec<u8>, index: u64, term: u64) {
+    put_record(b, |b| {
+        b.push(REC_RESTART);
+        put_u64(b, index);
+        put_u64(b, term);
+    });
+}
+
 fn encode_conf_state(b: &mut Vec<u8>, cs: &ConfState) {
     put_record(b, |b| {
         b.push(REC_CONF_STATE);
@@ -252,6 +277,7 @@ enum Record {
     Entry(Entry),
     HardState(HardState),
     ConfState(ConfState),
+    Restart(u64, u64),
 }
 
 fn decode_payload(p: &[u8]) -> Option<Record> {
@@ -294,6 +320,7 @@ fn decode_payload(p: &[u8]) -> Option<Record> {
             }
             Record::ConfState(cs)
         }
+        REC_RESTART => Record::Restart(c.u64()?, c.u64()?),
         _ => return None,
     };
     c.0.is_empty().then_some(rec)
@@ -406,24 +433,32 @@ fn scan(log_dir: &Path, repair: bool) -> Result<(Recovered, Option<(PathBuf, u64
             }
             return Err(corrupt(0, "bad segment header".into()));
         }
-        if let Some(prev_last) = rec.entries.last().map(|e| e.index) {
-            if *first_index > prev_last + 1 {
-                return Err(corrupt(
-                        0,
-                        format!("segment starts at index {first_index} but the log before it ends at {prev_last}: a segment is missing"),
-                    ));
-            }
-        }
         let mut off = HEADER_BYTES;
+        let mut first_in_segment = true;
         let stop = loop {
             match read_record(&buf, off) {
                 Ok(Some((r, next))) => {
                     match r {
                         Record::Entry(e) => {
+                            // A segment's first entry must follow the log
+                            // before it (names may run ahead of entries
+                            // after an overwrite or a restart).
+                            if first_in_segment {
+                                first_in_segment = false;
+                                if let Some(prev_last) = rec.entries.last().map(|e| e.index) {
+                                    if e.index > prev_last + 1 {
+                                        return Err(corrupt(0, format!("segment starts at index {} but the log before it ends at {prev_last}: a segment is missing", e.index)));
+                                    }
+                                }
+                            }
                             push_entry(&mut rec.entries, e).map_err(|m| corrupt(off, m))?
                         }
                         Record::HardState(hs) => rec.hard_state = hs,
                         Record::ConfState(cs) => rec.conf_state = Some(cs),
+                        Record::Restart(index, term) => {
+                            rec.entries.clear();
+                            rec.restart = Some((index, term));
+                        }
                     }
                     off = next;
                 }
@@ -479,9 +514,17 @@ impl Wal {
         let dir = log_dir.join(DIR_NAME);
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let (rec, tail) = scan(log_dir, true)?;
-        let next_index = rec.entries.last().map_or(1, |e| e.index + 1);
+        let next_index = rec
+            .entries
+            .last()
+            .map(|e| e.index + 1)
+            .or(rec.restart.map(|(i, _)| i + 1))
+            .unwrap_or(1);
         let mut wal = match tail {
             Some((path, offset)) => {
+                let segment_first =
+                    parse_segment_name(&path.file_name().unwrap_or_default().to_string_lossy())
+                        .unwrap_or(0);
                 let file = OpenOptions::new()
                     .read(true)
                     .write(true)
@@ -494,7 +537,10 @@ impl Wal {
                     path,
                     offset,
                     next_index,
+                    segment_first,
                     buf: Vec::new(),
+                    staged_first: None,
+                    staged_next: next_index,
                     poisoned: false,
                 };
                 if rec.torn_tail.is_some() {
@@ -557,7 +603,10 @@ impl Wal {
             path,
             offset: HEADER_BYTES,
             next_index: first_index,
+            segment_first: first_index,
             buf: Vec::new(),
+            staged_first: None,
+            staged_next: first_index,
             poisoned: false,
         })
     }
@@ -571,27 +620,58 @@ impl Wal {
         hs: Option<&HardState>,
         cs: Option<&ConfState>,
     ) -> Result<(), WalError> {
-        if self.poisoned {
-            return Err(WalError::Poisoned);
-        }
-        self.buf.clear();
-        for e in entries {
-            encode_entry(&mut self.buf, e);
-        }
+        self.stage_entries(entries);
         if let Some(hs) = hs {
-            encode_hard_state(&mut self.buf, hs);
+            self.stage_hard_state(hs);
         }
         if let Some(cs) = cs {
             encode_conf_state(&mut self.buf, cs);
         }
+        self.commit()
+    }
+
+    /// Stages entries for the next `commit`; staged records are written in
+    /// the order they were staged.
+    pub fn stage_entries(&mut self, entries: &[Entry]) {
+        for e in entries {
+            encode_entry(&mut self.buf, e);
+        }
+        if let (Some(first), Some(last)) = (entries.first(), entries.last()) {
+            self.staged_first.get_or_insert(first.index);
+            self.staged_next = last.index + 1;
+        }
+    }
+
+    pub fn stage_hard_state(&mut self, hs: &HardState) {
+        encode_hard_state(&mut self.buf, hs);
+    }
+
+    /// Stages a restart record: a snapshot up to `index` was installed
+    /// (and is durable in dataDir); the log continues at `index + 1`.
+    pub fn stage_restart(&mut self, index: u64, term: u64) {
+        encode_restart(&mut self.buf, index, term);
+        self.staged_first.get_or_insert(index + 1);
+        self.staged_next = index + 1;
+    }
+
+    /// Writes every staged record with one write and (unless
+    /// forceSync=no) one fdatasync. Returns once it is durable. Any
+    /// failure poisons the log.
+    pub fn commit(&mut self) -> Result<(), WalError> {
+        if self.poisoned {
+            self.buf.clear();
+            return Err(WalError::Poisoned);
+        }
         if self.buf.is_empty() {
             return Ok(());
         }
-        let result = self.write_batch(entries.first().map(|e| e.index));
+        let first = self.staged_first.take();
+        let result = self.write_batch(first);
+        self.buf.clear();
         if result.is_err() {
             self.poisoned = true;
-        } else if let Some(e) = entries.last() {
-            self.next_index = e.index + 1;
+        } else {
+            self.next_index = self.staged_next;
         }
         result
     }
@@ -599,10 +679,15 @@ impl Wal {
     fn write_batch(&mut self, first_entry: Option<u64>) -> Result<(), WalError> {
         let len = self.buf.len() as u64;
         if self.offset + len > self.opts.prealloc_bytes && self.offset > HEADER_BYTES {
-            let first = first_entry.unwrap_or(self.next_index);
+            // Names must increase in write order, even when the batch
+            // overwrites or restarts the log below the current segment's.
+            let first = first_entry
+                .unwrap_or(self.next_index)
+                .max(self.segment_first + 1);
             let next = Wal::create_segment(self.dir.clone(), self.opts.clone(), first)?;
             self.file = next.file;
             self.path = next.path;
+            self.segment_first = first;
             self.offset = next.offset;
         }
         self.file

@@ -270,3 +270,54 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn restart_record_voids_the_entries_before_it() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut w, _) = Wal::open(d.path(), small()).unwrap();
+    for i in 1..=10 {
+        w.append(&[entry(i, 1, b"old")], Some(&hs(1, i)), None)
+            .unwrap();
+    }
+    // A snapshot up to 500 installed from the leader, then the log goes on.
+    w.stage_restart(500, 3);
+    w.stage_entries(&[entry(501, 3, b"new"), entry(502, 3, b"new")]);
+    w.stage_hard_state(&hs(3, 502));
+    w.commit().unwrap();
+    drop(w);
+    let (mut w, r) = Wal::open(d.path(), small()).unwrap();
+    assert_eq!(r.restart, Some((500, 3)));
+    assert_eq!(indexes(&r), vec![501, 502]);
+    assert_eq!(r.hard_state.commit, 502);
+    // Appends continue after it, across new segments.
+    for i in 503..=600 {
+        w.append(&[entry(i, 3, &[1u8; 64])], None, None).unwrap();
+    }
+    drop(w);
+    let (_, r) = Wal::open(d.path(), small()).unwrap();
+    assert_eq!(indexes(&r), (501..=600).collect::<Vec<_>>());
+}
+
+#[test]
+fn restart_below_the_current_segment_keeps_segment_names_increasing() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut w, _) = Wal::open(d.path(), small()).unwrap();
+    // Fill segments so the current one is named well above 40.
+    for i in 1..=200 {
+        w.append(&[entry(i, 1, &[2u8; 64])], None, None).unwrap();
+    }
+    let before = segments(d.path()).len();
+    assert!(before > 2);
+    // A restart at 40 (this replica's entries after 40 conflicted) then
+    // enough entries to open new segments: their names must not collide
+    // with or sort before the existing ones.
+    w.stage_restart(40, 5);
+    w.commit().unwrap();
+    for i in 41..=300 {
+        w.append(&[entry(i, 5, &[3u8; 64])], None, None).unwrap();
+    }
+    drop(w);
+    let (_, r) = Wal::open(d.path(), small()).unwrap();
+    assert_eq!(indexes(&r), (41..=300).collect::<Vec<_>>());
+    assert!(r.entries.iter().all(|e| e.term == 5));
+}
