@@ -8,8 +8,17 @@
 //!
 //! Not owned here: sockets, framing, config files (the `server` crate).
 //!
-//! Storage: until the durable-storage issue lands, the Raft log lives in
-//! raft's `MemStorage`; persistence then becomes an output like sending.
+//! Storage: the Raft log Raft reads lives in memory (raft's `MemStorage`,
+//! compacted after each snapshot); making it durable is an output
+//! (`Persist`), like sending.
+//!
+//! Snapshot transfer: a replica that needs entries the leader has already
+//! compacted gets the leader's newest snapshot file. Raft's `MsgSnapshot`
+//! carries only its metadata (index, term, membership); the driver
+//! streams the file (chunked, checksummed, resumable), the receiver makes
+//! it durable in its dataDir, decodes it and hands message and state to
+//! `install_snapshot`. The leader's driver reports the outcome with
+//! `snapshot_sent`.
 //!
 //! Invariants: the requests of one connection complete in the order they
 //! arrived (reads wait behind that connection's earlier writes); watch
@@ -23,7 +32,10 @@ use proto::{
     ConnectRequest, ConnectResponse, ErrorCode, Id, Jute, KeeperState, OpCode, Perms, ReplyHeader,
     Request, WatcherEvent, Xid,
 };
-use raft::prelude::{ConfState, Entry as RaftEntry, EntryType, HardState, Message as RaftMessage};
+use raft::prelude::{
+    ConfState, Entry as RaftEntry, EntryType, HardState, Message as RaftMessage, MessageType,
+    Snapshot, SnapshotMetadata,
+};
 use raft::storage::MemStorage;
 use raft::RawNode;
 use rand::{Rng, SeedableRng};
@@ -70,6 +82,10 @@ pub enum Output {
     /// Nothing that depends on them is acknowledged before that.
     Persist {
         number: u64,
+        /// A snapshot up to (index, term) was installed from the leader
+        /// (its file is durable already): the log restarts after it, and
+        /// everything before it in the log is void. Written first.
+        restart: Option<(u64, u64)>,
         entries: Vec<RaftEntry>,
         hard_state: Option<HardState>,
     },
@@ -83,7 +99,10 @@ pub enum Output {
         conf_state: ConfState,
         state: Box<StateMachine>,
     },
-    /// A Raft message for a peer (quorum or election port).
+    /// A Raft message for a peer (quorum or election port). A
+    /// `MsgSnapshot` names (index, term) of this replica's newest durable
+    /// snapshot: the driver transfers that file, then reports with
+    /// `snapshot_sent`.
     Message(Box<RaftMessage>),
     /// Tell the leader which sessions spoke to this server lately, so it
     /// does not expire them (only the leader proposes expiry).
@@ -137,9 +156,53 @@ struct Liveness {
     expiring: bool,
 }
 
+/// The log Raft reads: raft's `MemStorage`, plus the metadata of this
+/// replica's newest durable snapshot, which is what a leader offers a
+/// replica that needs compacted entries.
+struct Store {
+    mem: MemStorage,
+    snap: Option<SnapshotMetadata>,
+}
+
+impl raft::Storage for Store {
+    fn initial_state(&self) -> raft::Result<raft::RaftState> {
+        self.mem.initial_state()
+    }
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        context: raft::GetEntriesContext,
+    ) -> raft::Result<Vec<RaftEntry>> {
+        self.mem.entries(low, high, max_size, context)
+    }
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        self.mem.term(idx)
+    }
+    fn first_index(&self) -> raft::Result<u64> {
+        self.mem.first_index()
+    }
+    fn last_index(&self) -> raft::Result<u64> {
+        self.mem.last_index()
+    }
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        match &self.snap {
+            Some(m) if m.index >= request_index => {
+                let mut s = Snapshot::default();
+                s.set_metadata(m.clone());
+                Ok(s)
+            }
+            _ => Err(raft::Error::Store(
+                raft::StorageError::SnapshotTemporarilyUnavailable,
+            )),
+        }
+    }
+}
+
 pub struct Node {
     cfg: NodeConfig,
-    raw: RawNode<MemStorage>,
+    raw: RawNode<Store>,
     sm: StateMachine,
     watches: WatchRegistry,
     conns: HashMap<ConnId, Conn>,
@@ -160,7 +223,14 @@ pub struct Node {
     since_snapshot: u64,
     snapshot_after: u64,
     /// A snapshot is being written: no second one until it is done.
-    snapshot_in_flight: bool,
+    snapshot_in_flight: Option<SnapshotMetadata>,
+    /// The newest durable snapshot before the current one: the in-memory
+    /// log is kept from there, so a replica a little behind catches up
+    /// from the log rather than by snapshot.
+    prev_snapshot_index: u64,
+    /// A snapshot received from the leader, durable here, waiting for Raft
+    /// to accept it (index, term, state).
+    incoming: Option<(u64, u64, Box<StateMachine>)>,
     /// Messages Raft allows out only once the Ready they came with is
     /// durable (votes, append responses), by Ready number.
     held: Vec<(u64, Vec<RaftMessage>)>,
@@ -202,11 +272,13 @@ impl Node {
         let mut sm = StateMachine::new(cfg.tree);
         let mut applied = 0;
         let mut hard_state = restored.hard_state;
+        let mut snap_meta = None;
         if let Some(snap) = restored.snapshot {
             let mut s = raft::prelude::Snapshot::default();
             s.mut_metadata().index = snap.index;
             s.mut_metadata().term = snap.term;
             s.mut_metadata().set_conf_state(snap.conf_state);
+            snap_meta = Some(s.get_metadata().clone());
             storage.wl().apply_snapshot(s)?;
             applied = snap.index;
             sm = snap.state;
@@ -248,7 +320,11 @@ impl Node {
         };
         rc.validate()?;
         let logger = slog::Logger::root(slog::Discard, slog::o!());
-        let mut raw = RawNode::new(&rc, storage, &logger)?;
+        let store = Store {
+            mem: storage,
+            snap: snap_meta,
+        };
+        let mut raw = RawNode::new(&rc, store, &logger)?;
         if cfg.voters == [cfg.server_id] {
             raw.campaign()?;
         } else {
@@ -262,7 +338,9 @@ impl Node {
             origin,
             since_snapshot: 0,
             snapshot_after,
-            snapshot_in_flight: false,
+            snapshot_in_flight: None,
+            prev_snapshot_index: applied,
+            incoming: None,
             held: Vec::new(),
             leader_id: raft::INVALID_ID,
             campaign_at_ms: None,
@@ -701,8 +779,12 @@ impl Node {
         }
     }
 
-    /// A Raft message from a peer.
+    /// A Raft message from a peer. A `MsgSnapshot` only counts through
+    /// `install_snapshot`, with its state.
     pub fn step(&mut self, msg: RaftMessage) {
+        if msg.get_msg_type() == MessageType::MsgSnapshot {
+            return;
+        }
         // A message from an unknown peer or for an old term is not ours to act on.
         let _ = self.raw.step(msg);
         self.redraw_election_timeout();
@@ -767,6 +849,31 @@ impl Node {
                 self.cfg.voters.len() as i64 * CAMPAIGN_TURN_TICKS * self.cfg.tick_ms as i64;
             self.campaign_at_ms = Some(self.now_ms + round);
         }
+    }
+
+    /// The leader's snapshot named in `msg` arrived whole, is durable in
+    /// this replica's dataDir, and decoded to `state`. Raft decides whether
+    /// to take it (it may be stale by now); if it does, the next `flush`
+    /// replaces the state and restarts the log after it.
+    pub fn install_snapshot(&mut self, msg: RaftMessage, state: StateMachine) {
+        if msg.get_msg_type() != MessageType::MsgSnapshot {
+            return;
+        }
+        let meta = msg.get_snapshot().get_metadata();
+        self.incoming = Some((meta.index, meta.term, Box::new(state)));
+        let _ = self.raw.step(msg);
+        self.redraw_election_timeout();
+    }
+
+    /// Leader: the transfer of a snapshot to `peer` ended. On failure
+    /// Raft goes back to probing it and offers a snapshot again later.
+    pub fn snapshot_sent(&mut self, peer: u64, ok: bool) {
+        let status = if ok {
+            raft::SnapshotStatus::Finish
+        } else {
+            raft::SnapshotStatus::Failure
+        };
+        self.raw.report_snapshot(peer, status);
     }
 
     /// A follower reports these sessions alive (leader only acts on it).
@@ -873,12 +980,13 @@ impl Node {
             for m in ready.take_messages() {
                 self.outputs.push(Output::Message(Box::new(m)));
             }
-            // Snapshot transfer between replicas is not built yet: refuse to
-            // go on rather than apply an empty one.
-            assert!(
-                ready.snapshot().is_empty(),
-                "received a Raft snapshot: snapshot transfer is not implemented yet"
-            );
+            // A snapshot from the leader, accepted by Raft: it replaces
+            // the state (no committed entries come with it).
+            let mut restart = None;
+            if !ready.snapshot().is_empty() {
+                let snap = ready.snapshot().clone();
+                restart = Some(self.take_snapshot(snap));
+            }
             // Committed entries are durable already (commit needs our own
             // persisted index): apply them, in index order.
             let committed = ready.take_committed_entries();
@@ -888,31 +996,48 @@ impl Node {
             if !ready.entries().is_empty() {
                 self.raw
                     .mut_store()
+                    .mem
                     .wl()
                     .append(ready.entries())
                     .expect("entries follow the log");
             }
             if let Some(hs) = ready.hs() {
-                self.raw.mut_store().wl().set_hardstate(hs.clone());
+                self.raw.mut_store().mem.wl().set_hardstate(hs.clone());
             }
             // Votes and append responses promise what is on disk: they wait
             // until this Ready is durable, even when it adds nothing (then
             // the Persist is empty and only keeps the order).
             let held = ready.take_persisted_messages();
-            if !ready.entries().is_empty() || ready.hs().is_some() || !held.is_empty() {
+            if !ready.entries().is_empty()
+                || ready.hs().is_some()
+                || !held.is_empty()
+                || restart.is_some()
+            {
                 if !held.is_empty() {
                     self.held.push((ready.number(), held));
                 }
                 self.outputs.push(Output::Persist {
                     number: ready.number(),
+                    restart,
                     entries: ready.take_entries(),
                     hard_state: ready.hs().cloned(),
                 });
             }
             self.raw.advance_append_async(ready);
-            self.raw.advance_apply();
+            self.advance_applied();
         }
+        self.advance_applied();
         self.maybe_snapshot();
+    }
+
+    /// Tells Raft what is applied. It counts only what is durable here:
+    /// after a snapshot install, that is once its Persist is done.
+    fn advance_applied(&mut self) {
+        let log = &self.raw.raft.raft_log;
+        let applied = (self.sm.last_zxid() as u64).min(log.persisted);
+        if applied > log.applied {
+            self.raw.advance_apply_to(applied);
+        }
     }
 
     /// Storage made every `Persist` up to `number` durable.
@@ -927,35 +1052,113 @@ impl Node {
         self.flush();
     }
 
-    /// The snapshot at `index` is durable: the log before it may go.
+    /// The snapshot at `index` is durable: the log before it may go. An
+    /// ensemble keeps the log from the previous snapshot on, so a replica
+    /// a little behind catches up from the log; one further behind gets
+    /// this snapshot.
     pub fn snapshotted(&mut self, index: u64) {
-        self.snapshot_in_flight = false;
+        let Some(meta) = self.snapshot_in_flight.take() else {
+            return;
+        };
+        if meta.index != index {
+            return;
+        }
+        let keep_from = if self.cfg.voters.len() == 1 {
+            index
+        } else {
+            self.prev_snapshot_index
+        };
+        self.prev_snapshot_index = index;
+        self.raw.mut_store().snap = Some(meta);
         let first = raft::Storage::first_index(self.raw.store()).unwrap_or(1);
-        // Until snapshots can be sent to peers, an ensemble keeps its log
-        // in memory so that a lagging replica can catch up from it.
-        if index > first && self.cfg.voters.len() == 1 {
+        if keep_from > first {
             self.raw
                 .mut_store()
+                .mem
                 .wl()
-                .compact(index)
+                .compact(keep_from)
                 .expect("compacting below the applied index");
         }
+    }
+
+    /// Replaces the state with the leader's snapshot that Raft accepted;
+    /// returns (index, term) for the log's restart record. Clients of this
+    /// replica are closed: their watches and reads were against a state
+    /// that jumped; they reconnect and re-register (setWatches), as after
+    /// a leader change.
+    fn take_snapshot(&mut self, snap: Snapshot) -> (u64, u64) {
+        let meta = snap.get_metadata().clone();
+        let state = match self.incoming.take() {
+            Some((i, t, state)) if i == meta.index && t == meta.term => state,
+            // Raft only accepts a snapshot stepped by install_snapshot.
+            _ => panic!(
+                "raft accepted snapshot {}/{} that was not received",
+                meta.index, meta.term
+            ),
+        };
+        tracing::info!(
+            "installed the leader's snapshot at index {} (term {}): {} znodes, {} sessions",
+            meta.index,
+            meta.term,
+            state.tree.node_count(),
+            state.sessions.len()
+        );
+        self.sm = *state;
+        let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        conns.sort_unstable();
+        for conn in conns {
+            self.drop_conn(conn);
+            self.outputs.push(Output::Close {
+                conn,
+                reason: "this server installed a snapshot from the leader",
+            });
+        }
+        let now = self.now_ms;
+        self.liveness = self
+            .sm
+            .sessions
+            .iter()
+            .map(|(id, s)| {
+                (
+                    *id,
+                    Liveness {
+                        timeout_ms: s.timeout_ms as i64,
+                        last_heard_ms: now,
+                        expiring: false,
+                    },
+                )
+            })
+            .collect();
+        self.since_snapshot = 0;
+        self.prev_snapshot_index = meta.index;
+        self.raw
+            .mut_store()
+            .mem
+            .wl()
+            .apply_snapshot(snap)
+            .expect("raft accepted a snapshot newer than the log");
+        self.raw.mut_store().snap = Some(meta.clone());
+        (meta.index, meta.term)
     }
 
     /// Takes a snapshot when enough entries were applied since the last one:
     /// a clone of the state between two entries, where it is consistent.
     fn maybe_snapshot(&mut self) {
-        if self.snapshot_in_flight || self.since_snapshot < self.snapshot_after {
+        if self.snapshot_in_flight.is_some() || self.since_snapshot < self.snapshot_after {
             return;
         }
         let index = self.sm.last_zxid() as u64;
         let Ok(term) = raft::Storage::term(self.raw.store(), index) else {
             return;
         };
-        self.snapshot_in_flight = true;
         self.since_snapshot = 0;
         self.snapshot_after = snapshot_threshold(self.cfg.snap_count, &mut self.rng);
         let conf_state = self.raw.raft.prs().conf().to_conf_state();
+        let mut meta = SnapshotMetadata::default();
+        meta.index = index;
+        meta.term = term;
+        meta.set_conf_state(conf_state.clone());
+        self.snapshot_in_flight = Some(meta);
         let state = Box::new(self.sm.clone());
         self.outputs.push(Output::Snapshot {
             index,

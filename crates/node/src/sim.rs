@@ -8,23 +8,39 @@ use std::collections::{BTreeMap, BTreeSet};
 use proto::{
     ConnectRequest, ConnectResponse, CreateTtlRequest, Jute, OpCode, Reader, ReplyHeader, Request,
 };
-use raft::prelude::{Entry as RaftEntry, HardState, Message as RaftMessage};
+use raft::prelude::{
+    ConfState, Entry as RaftEntry, HardState, Message as RaftMessage, MessageType,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tree::{acl, ConnId, TreeConfig};
+use tree::{acl, ConnId, StateMachine, TreeConfig};
 
-use crate::{Node, NodeConfig, Output, Restored};
+use crate::{Node, NodeConfig, Output, Restored, RestoredSnapshot};
 
-/// What one replica has on disk: exactly what `Persist` asked for.
+/// A durable snapshot: (index, term, membership, state).
+type SnapFile = (u64, u64, ConfState, StateMachine);
+
+/// What one replica has on disk: exactly what `Persist` and `Snapshot`
+/// asked for, and snapshots received from a leader.
 #[derive(Default, Clone)]
 pub(crate) struct Disk {
     pub entries: Vec<RaftEntry>,
     pub hard_state: HardState,
+    pub snapshot: Option<SnapFile>,
 }
 
 impl Disk {
-    /// Applies one `Persist`: a lower index replaces the entries from there.
-    pub fn persist(&mut self, entries: Vec<RaftEntry>, hard_state: Option<HardState>) {
+    /// Applies one `Persist`: a restart voids the log before it; a lower
+    /// index replaces the entries from there.
+    pub fn persist(
+        &mut self,
+        restart: Option<(u64, u64)>,
+        entries: Vec<RaftEntry>,
+        hard_state: Option<HardState>,
+    ) {
+        if restart.is_some() {
+            self.entries.clear();
+        }
         for e in entries {
             let keep = self
                 .entries
@@ -43,6 +59,8 @@ impl Disk {
 enum Msg {
     Raft(RaftMessage),
     Liveness(Vec<i64>),
+    /// A whole snapshot transfer (the file and then the MsgSnapshot).
+    Snapshot(RaftMessage, Box<SnapFile>),
 }
 
 struct InFlight {
@@ -80,12 +98,16 @@ pub struct Sim {
     /// Acknowledgements that came from a replica cut off from a majority.
     pub acked_by_minority: Vec<String>,
     seed: u64,
+    /// snapCount of every replica started from now on.
+    pub snap_count: u64,
+    /// Snapshots installed from a leader, counted.
+    pub snapshots_installed: u64,
 }
 
 const TICK_MS: u64 = 100;
 const STEP_MS: i64 = 10;
 
-fn cfg(id: u64, ids: &[u64], seed: u64) -> NodeConfig {
+fn cfg(id: u64, ids: &[u64], seed: u64, snap_count: u64) -> NodeConfig {
     NodeConfig {
         server_id: id,
         tick_ms: TICK_MS,
@@ -97,13 +119,17 @@ fn cfg(id: u64, ids: &[u64], seed: u64) -> NodeConfig {
             extended_types: true,
         },
         seed: seed.wrapping_mul(31).wrapping_add(id),
-        snap_count: 1_000_000,
+        snap_count,
         voters: ids.to_vec(),
     }
 }
 
 impl Sim {
     pub fn new(seed: u64, n: u64) -> Sim {
+        Sim::with_snap_count(seed, n, 1_000_000)
+    }
+
+    pub fn with_snap_count(seed: u64, n: u64, snap_count: u64) -> Sim {
         let ids: Vec<u64> = (1..=n).collect();
         let mut sim = Sim {
             rng: StdRng::seed_from_u64(seed),
@@ -119,6 +145,8 @@ impl Sim {
             acked: BTreeMap::new(),
             acked_by_minority: Vec::new(),
             seed,
+            snap_count,
+            snapshots_installed: 0,
         };
         for id in ids {
             sim.start(id);
@@ -131,10 +159,21 @@ impl Sim {
         let restored = Restored {
             hard_state: disk.hard_state,
             entries: disk.entries,
-            snapshot: None,
+            snapshot: disk
+                .snapshot
+                .map(|(index, term, conf_state, state)| RestoredSnapshot {
+                    index,
+                    term,
+                    conf_state,
+                    state,
+                }),
         };
-        let node =
-            Node::new(cfg(id, &self.ids, self.seed), self.now_ms, restored).expect("node starts");
+        let node = Node::new(
+            cfg(id, &self.ids, self.seed, self.snap_count),
+            self.now_ms,
+            restored,
+        )
+        .expect("node starts");
         self.nodes.insert(id, node);
     }
 
@@ -281,15 +320,24 @@ impl Sim {
                 .partition(|m| m.at_ms <= now);
             self.net = later;
             for m in due {
-                if self.cut.contains(&(m.from, m.to)) {
+                if self.cut.contains(&(m.from, m.to)) || !self.nodes.contains_key(&m.to) {
+                    self.lost(m.from, m.to, &m.msg);
                     continue;
                 }
-                let Some(n) = self.nodes.get_mut(&m.to) else {
-                    continue;
-                };
+                let n = self.nodes.get_mut(&m.to).expect("checked");
                 match m.msg {
                     Msg::Raft(r) => n.step(r),
                     Msg::Liveness(s) => n.liveness(&s, now),
+                    Msg::Snapshot(r, file) => {
+                        // The receiver makes the file durable, then installs.
+                        let state = file.3.clone();
+                        self.disks.entry(m.to).or_default().snapshot = Some(*file);
+                        self.snapshots_installed += 1;
+                        n.install_snapshot(r, state);
+                        if let Some(leader) = self.nodes.get_mut(&m.from) {
+                            leader.snapshot_sent(m.to, true);
+                        }
+                    }
                 }
             }
             let ids: Vec<u64> = self.nodes.keys().copied().collect();
@@ -314,17 +362,36 @@ impl Sim {
                 match o {
                     Output::Persist {
                         number,
+                        restart,
                         entries,
                         hard_state,
                     } => {
                         self.disks
                             .entry(id)
                             .or_default()
-                            .persist(entries, hard_state);
+                            .persist(restart, entries, hard_state);
                         self.nodes.get_mut(&id).unwrap().persisted(number);
                     }
-                    Output::Snapshot { index, .. } => {
+                    Output::Snapshot {
+                        index,
+                        term,
+                        conf_state,
+                        state,
+                    } => {
+                        self.disks.entry(id).or_default().snapshot =
+                            Some((index, term, conf_state, *state));
                         self.nodes.get_mut(&id).unwrap().snapshotted(index)
+                    }
+                    Output::Message(m) if m.get_msg_type() == MessageType::MsgSnapshot => {
+                        let meta = m.get_snapshot().get_metadata();
+                        let file = self.disks.get(&id).and_then(|d| d.snapshot.clone());
+                        match file {
+                            Some(f) if f.0 == meta.index && f.1 == meta.term => {
+                                let to = m.to;
+                                self.send(id, to, Msg::Snapshot(*m, Box::new(f)));
+                            }
+                            _ => self.nodes.get_mut(&id).unwrap().snapshot_sent(m.to, false),
+                        }
                     }
                     Output::Message(m) => self.send(id, m.to, Msg::Raft(*m)),
                     Output::Liveness { to, sessions } => self.send(id, to, Msg::Liveness(sessions)),
@@ -348,6 +415,7 @@ impl Sim {
     /// may still be lost (a connection that breaks and reconnects).
     fn send(&mut self, from: u64, to: u64, msg: Msg) {
         if self.rng.gen_bool(self.drop_rate) {
+            self.lost(from, to, &msg);
             return;
         }
         let last = self
@@ -364,6 +432,16 @@ impl Sim {
             to,
             msg,
         });
+    }
+
+    /// A lost snapshot transfer is reported to its sender, as the
+    /// transport does when the stream breaks.
+    fn lost(&mut self, from: u64, to: u64, msg: &Msg) {
+        if let Msg::Snapshot(..) = msg {
+            if let Some(n) = self.nodes.get_mut(&from) {
+                n.snapshot_sent(to, false);
+            }
+        }
     }
 
     fn deliver(&mut self, node: u64, conn: ConnId, frame: &[u8]) {

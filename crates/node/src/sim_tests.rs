@@ -177,3 +177,82 @@ fn a_minority_acknowledges_nothing_and_converges_after_healing() {
 }
 
 use rand::Rng;
+
+#[test]
+fn a_replica_behind_the_compacted_log_catches_up_by_snapshot() {
+    // Raft §7: a follower that needs entries the leader compacted gets the
+    // leader's snapshot, installs it, and continues from the log after it.
+    // Also a crash right after installing, and a leader crash meanwhile.
+    for seed in seeds() {
+        let mut sim = Sim::with_snap_count(seed, 3, 40);
+        sim.drop_rate = 0.01;
+        let leader = settle(&mut sim);
+        let lagging = if leader == 3 { 2 } else { 3 };
+        let client = sim.add_client(leader);
+        sim.run(300);
+        sim.crash(lagging);
+        let mut n = 0;
+        for round in 0..120 {
+            if sim.client_connected(client) {
+                for _ in 0..3 {
+                    sim.create(client, &format!("/s{n}"));
+                    n += 1;
+                }
+            } else {
+                let live = sim.live();
+                let to = live[sim.rng.gen_range(0..live.len())];
+                sim.move_client(client, to);
+            }
+            sim.run(50);
+            if round == 80 {
+                sim.start(lagging);
+            }
+            if round == 100 && sim.rng.gen_bool(0.5) {
+                // Crash the lagging replica again, maybe mid-transfer.
+                sim.crash(lagging);
+                sim.start(lagging);
+            }
+        }
+        sim.drop_rate = 0.0;
+        converge(&mut sim, seed);
+        assert!(
+            sim.acked.len() > 150,
+            "seed {seed}: the load ran ({} acked)",
+            sim.acked.len()
+        );
+        assert!(
+            sim.snapshots_installed > 0,
+            "seed {seed}: the lagging replica needed a snapshot"
+        );
+        for id in sim.live() {
+            for p in sim.acked.keys() {
+                assert!(
+                    sim.has_node(id, p),
+                    "seed {seed}: acknowledged {p} missing on {id}"
+                );
+            }
+        }
+        eprintln!(
+            "seed {seed}: {} acknowledged, {} snapshots installed",
+            sim.acked.len(),
+            sim.snapshots_installed
+        );
+        // And after restarting everyone from disk, still the same.
+        for id in sim.live() {
+            sim.crash(id);
+        }
+        for id in 1..=3 {
+            sim.start(id);
+        }
+        settle(&mut sim);
+        converge(&mut sim, seed);
+        for id in sim.live() {
+            for p in sim.acked.keys() {
+                assert!(
+                    sim.has_node(id, p),
+                    "seed {seed}: {p} missing on {id} after restart"
+                );
+            }
+        }
+    }
+}

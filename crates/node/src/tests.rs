@@ -429,10 +429,11 @@ fn drain_to(node: &mut Node, disk: &mut Disk) -> Vec<Output> {
             match o {
                 Output::Persist {
                     number,
+                    restart,
                     entries,
                     hard_state,
                 } => {
-                    disk.log.persist(entries, hard_state);
+                    disk.log.persist(restart, entries, hard_state);
                     node.persisted(number);
                 }
                 Output::Snapshot {
