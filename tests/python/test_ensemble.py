@@ -1,6 +1,8 @@
 """The 3-server walkthrough and failover, with real processes and kazoo.
 Every replica must end with every acknowledged write and the same tree
 digest (mntr's ferrokeeper_tree_digest)."""
+import os
+import shutil
 import threading
 import time
 import unittest
@@ -55,6 +57,49 @@ class Writer(threading.Thread):
         self.c.close()
 
 
+def run_failover(test, ens, kill_leader, kill_followers):
+    """Load through all servers; SIGKILL the leader and/or some followers,
+    restart them after 6 s; every acknowledged write must be on every
+    replica and the trees identical. Returns (acknowledged writes, the
+    longest time after the kill with no write acknowledged)."""
+    ids = list(range(1, len(ens.servers) + 1))
+    ens.start()
+    leader = ens.leader()
+    victims = ([leader] if kill_leader else []) + [i for i in ids if i != leader][:kill_followers]
+    boot = connect(ens.hosts)
+    boot.create("/load")
+    boot.stop()
+    writers = [Writer(ens.server(i).hosts + "," + ens.hosts, "w%d" % i) for i in ids]
+    for w in writers:
+        w.start()
+    time.sleep(1.0)
+    killed_at = time.monotonic()
+    for v in victims:
+        ens.server(v).kill()
+    time.sleep(6.0)
+    for v in victims:
+        ens.server(v).start()
+    time.sleep(2.0)
+    for w in writers:
+        w.finish()
+    acked = [p for w in writers for _, p in w.acked]
+    after = [t for w in writers for t, _ in w.acked if t > killed_at]
+    test.assertTrue(after, "writes continued after the kill")
+    harness.wait_until(lambda: converged(ens, ids), timeout=60, what="identical trees")
+    for i in ids:
+        c = connect(ens.server(i).hosts)
+        try:
+            kids = set(c.get_children("/load"))
+            missing = [p for p in acked if p.rsplit("/", 1)[1] not in kids]
+            test.assertEqual(missing, [], "server %d lost acknowledged writes" % i)
+        finally:
+            c.stop()
+    # Unavailability: the longest stretch after the kill with no write acknowledged.
+    times = sorted([killed_at] + after)
+    gap = max(b - a for a, b in zip(times, times[1:]))
+    return len(acked), gap
+
+
 class EnsembleTest(unittest.TestCase):
     def setUp(self):
         self.ens = harness.Ensemble(3)
@@ -86,45 +131,7 @@ class EnsembleTest(unittest.TestCase):
         harness.wait_until(lambda: converged(self.ens, (1, 2, 3)), what="identical trees")
 
     def run_failover(self, kill_leader):
-        """Load through all servers; SIGKILL the leader (or a follower),
-        restart it after 6 s; every acknowledged write must be on every
-        replica. Returns (acknowledged writes, the longest time after the
-        kill with no write acknowledged)."""
-        self.ens.start()
-        leader = self.ens.leader()
-        victims = [leader] if kill_leader else [next(i for i in (1, 2, 3) if i != leader)]
-        boot = connect(self.ens.hosts)
-        boot.create("/load")
-        boot.stop()
-        writers = [Writer(self.ens.server(i).hosts + "," + self.ens.hosts, "w%d" % i) for i in (1, 2, 3)]
-        for w in writers:
-            w.start()
-        time.sleep(1.0)
-        killed_at = time.monotonic()
-        for v in victims:
-            self.ens.server(v).kill()
-        time.sleep(6.0)
-        for v in victims:
-            self.ens.server(v).start()
-        time.sleep(2.0)
-        for w in writers:
-            w.finish()
-        acked = [p for w in writers for _, p in w.acked]
-        after = [t for w in writers for t, _ in w.acked if t > killed_at]
-        self.assertTrue(after, "writes continued after the kill")
-        harness.wait_until(lambda: converged(self.ens, (1, 2, 3)), timeout=60, what="identical trees")
-        for i in (1, 2, 3):
-            c = connect(self.ens.server(i).hosts)
-            try:
-                kids = set(c.get_children("/load"))
-                missing = [p for p in acked if p.rsplit("/", 1)[1] not in kids]
-                self.assertEqual(missing, [], "server %d lost acknowledged writes" % i)
-            finally:
-                c.stop()
-        # Unavailability: the longest stretch after the kill with no write acknowledged.
-        times = sorted([killed_at] + after)
-        gap = max(b - a for a, b in zip(times, times[1:]))
-        return len(acked), gap
+        return run_failover(self, self.ens, kill_leader, kill_followers=0 if kill_leader else 1)
 
     def test_leader_failover_loses_no_acknowledged_write(self):
         n, gap = self.run_failover(kill_leader=True)
@@ -140,6 +147,106 @@ class EnsembleTest(unittest.TestCase):
         c = connect(self.ens.hosts)
         try:
             self.assertGreaterEqual(len(c.get_children("/load")), n)
+        finally:
+            c.stop()
+
+
+class LargerEnsembleTest(unittest.TestCase):
+    def test_two_of_five_killed_under_load(self):
+        # The leader and a follower die together: three of five remain, a
+        # majority; no acknowledged write is lost, and both catch up.
+        ens = harness.Ensemble(5)
+        self.addCleanup(ens.close)
+        n, gap = run_failover(self, ens, kill_leader=True, kill_followers=1)
+        print("5 servers, leader and a follower killed: %d acknowledged writes kept on every replica; "
+              "longest stretch without an acknowledged write: %.2f s" % (n, gap))
+
+    def test_seven_voters_survive_three_failures(self):
+        ens = harness.Ensemble(7)
+        self.addCleanup(ens.close)
+        ens.start()
+        leader = ens.leader()
+        ids = range(1, 8)
+        harness.wait_until(lambda: sorted(str(ens.mode(i)) for i in ids) == ["follower"] * 6 + ["leader"],
+                           what="one leader, six followers")
+        c = connect(ens.hosts)
+        try:
+            c.create("/seven", b"7")
+            # Three down (the leader among them): four of seven still decide.
+            down = [leader] + [i for i in ids if i != leader][:2]
+            for i in down:
+                ens.server(i).kill()
+            up = [i for i in ids if i not in down]
+            c2 = connect(",".join(ens.server(i).hosts for i in up))
+            try:
+                c2.create("/seven/after", b"x")
+                for i in up:
+                    r = connect(ens.server(i).hosts)
+                    r.sync("/")
+                    self.assertEqual(r.get("/seven/after")[0], b"x")
+                    r.stop()
+            finally:
+                c2.stop()
+            for i in down:
+                ens.server(i).start()
+            harness.wait_until(lambda: converged(ens, ids), timeout=60, what="seven identical trees")
+        finally:
+            c.stop()
+
+
+def snapshot_files(server):
+    d = os.path.join(server.dir, "data", "ferrokeeper-snap")
+    return sorted(f for f in os.listdir(d) if f.endswith(".snap")) if os.path.isdir(d) else []
+
+
+class SnapshotTransferTest(unittest.TestCase):
+    def write_many(self, c, prefix, n):
+        for start in range(0, n, 500):
+            ops = [c.create_async("%s-%d" % (prefix, i), b"v" * 100) for i in range(start, min(n, start + 500))]
+            for op in ops:
+                op.get(timeout=30)
+
+    def test_lagging_and_wiped_followers_catch_up_by_snapshot(self):
+        # snapCount 200: the leader snapshots and compacts its log often, so a
+        # follower that was down for 3,000 writes needs the snapshot.
+        ens = harness.Ensemble(3, extra={"snapCount": "200"})
+        self.addCleanup(ens.close)
+        ens.start()
+        leader = ens.leader()
+        lag, wipe = [i for i in (1, 2, 3) if i != leader]
+        c = connect(ens.server(leader).hosts)
+        try:
+            c.create("/snap")
+            ens.server(lag).kill()
+            self.write_many(c, "/snap/a", 3000)
+            self.assertTrue(snapshot_files(ens.server(leader)), "the leader took snapshots")
+            ens.server(lag).start()
+            harness.wait_until(lambda: converged(ens, (1, 2, 3)), timeout=60, what="identical trees")
+            self.assertIn("installed the leader's snapshot", ens.server(lag).log())
+            self.assertIn("sent to server %d" % lag, ens.server(leader).log())
+
+            # A server whose data is gone (a replaced disk; myid kept) joins
+            # again the same way.
+            ens.server(wipe).kill()
+            shutil.rmtree(os.path.join(ens.server(wipe).dir, "data", "ferrokeeper-snap"))
+            shutil.rmtree(os.path.join(ens.server(wipe).dir, "datalog", "ferrokeeper-wal"))
+            self.write_many(c, "/snap/b", 1000)
+            ens.server(wipe).start()
+            harness.wait_until(lambda: converged(ens, (1, 2, 3)), timeout=60, what="identical trees")
+            self.assertIn("installed the leader's snapshot", ens.server(wipe).log())
+            for i in (lag, wipe):
+                r = connect(ens.server(i).hosts)
+                try:
+                    self.assertEqual(len(r.get_children("/snap")), 4000)
+                    self.assertEqual(r.get("/snap/b-999")[0], b"v" * 100)
+                finally:
+                    r.stop()
+            # Restarted from its own disk (the installed snapshot + the log
+            # after it), it still agrees.
+            ens.server(lag).kill()
+            self.write_many(c, "/snap/c", 10)
+            ens.server(lag).start()
+            harness.wait_until(lambda: converged(ens, (1, 2, 3)), timeout=60, what="identical trees")
         finally:
             c.stop()
 

@@ -781,9 +781,21 @@ impl Node {
 
     /// A Raft message from a peer. A `MsgSnapshot` only counts through
     /// `install_snapshot`, with its state.
-    pub fn step(&mut self, msg: RaftMessage) {
-        if msg.get_msg_type() == MessageType::MsgSnapshot {
-            return;
+    pub fn step(&mut self, mut msg: RaftMessage) {
+        match msg.get_msg_type() {
+            MessageType::MsgSnapshot => return,
+            MessageType::MsgHeartbeat => {
+                // A leader sends the commit index it believes we have. A
+                // replica whose data was lost (a replaced disk, a wiped
+                // dataDir) has less: Raft would abort on it. Take only what
+                // we hold; the leader then finds our log short and sends
+                // entries or its snapshot.
+                let last = self.raw.raft.raft_log.last_index();
+                if msg.commit > last {
+                    msg.commit = last;
+                }
+            }
+            _ => {}
         }
         // A message from an unknown peer or for an old term is not ours to act on.
         let _ = self.raw.step(msg);

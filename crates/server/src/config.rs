@@ -296,10 +296,6 @@ impl Config {
                             }
                         })
                         .map_err(err)?;
-                    c.warnings.push(format!(
-                        "{file}:{}: snapCount is accepted; snapshots are not written yet",
-                        l.no
-                    ));
                 }
                 "znode.container.checkIntervalMs" => {
                     c.container_check_interval_ms = num::<i64>(v)

@@ -170,6 +170,17 @@ impl CoreTask {
             CoreInput::Peer(m) => self.node.step(*m),
             CoreInput::Liveness(sessions) => self.node.liveness(&sessions, now_ms()),
             CoreInput::PeerLost(id) => self.node.peer_lost(id),
+            CoreInput::InstallSnapshot { msg, state } => self.node.install_snapshot(*msg, *state),
+            CoreInput::SnapshotSent { peer, ok } => {
+                if ok {
+                    tracing::info!("server {peer} installed this leader's snapshot");
+                } else {
+                    tracing::warn!(
+                        "snapshot transfer to server {peer} failed; Raft will offer it again"
+                    );
+                }
+                self.node.snapshot_sent(peer, ok)
+            }
             CoreInput::FourLetter { cmd, reply } => {
                 let sm = self.node.state();
                 let stats = fourlw::Stats {
@@ -244,6 +255,7 @@ impl CoreTask {
                     }
                     Output::Persist {
                         number,
+                        restart,
                         entries,
                         hard_state,
                     } => {
@@ -253,6 +265,7 @@ impl CoreTask {
                             .jobs
                             .send(Job {
                                 number,
+                                restart,
                                 entries,
                                 hard_state,
                             })
@@ -276,6 +289,13 @@ impl CoreTask {
                         if self.snap_jobs.send(SnapJob::Write { meta, state }).is_err() {
                             tracing::error!("the snapshot thread is gone; exiting");
                             std::process::exit(2);
+                        }
+                    }
+                    Output::Message(m)
+                        if m.get_msg_type() == raft::prelude::MessageType::MsgSnapshot =>
+                    {
+                        if let Some(p) = &self.peers {
+                            p.send_snapshot(m, &self.cfg.data_dir);
                         }
                     }
                     Output::Message(m) => {

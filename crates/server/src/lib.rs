@@ -12,6 +12,7 @@ mod conn;
 mod core_task;
 pub mod fourlw;
 mod peer;
+mod snap_transfer;
 mod storage_thread;
 pub mod tools;
 
@@ -50,6 +51,16 @@ pub(crate) enum CoreInput {
     Liveness(Vec<i64>),
     /// The connection from or to this peer broke.
     PeerLost(u64),
+    /// The leader's snapshot arrived whole and is durable here.
+    InstallSnapshot {
+        msg: Box<raft::prelude::Message>,
+        state: Box<tree::StateMachine>,
+    },
+    /// A snapshot transfer this leader started ended.
+    SnapshotSent {
+        peer: u64,
+        ok: bool,
+    },
 }
 
 /// Requests queued for the core task before connections wait.
@@ -306,6 +317,12 @@ impl Server {
                     t.election,
                     t.peers.clone(),
                     core_tx.clone(),
+                    peer::SnapshotHome {
+                        data_dir: cfg.data_dir.clone(),
+                        tree: tree::TreeConfig {
+                            extended_types: cfg.extended_types,
+                        },
+                    },
                     &stop,
                     &mut tasks,
                 )

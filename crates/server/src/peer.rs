@@ -11,10 +11,15 @@
 //!
 //! Raft tolerates lost messages: when a peer's queue is full or its
 //! connection is down, messages to it are dropped.
+//!
+//! A snapshot goes on a connection of its own (`snap_transfer`), which
+//! starts with frame kind 3.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use protobuf::Message as PbMessage;
@@ -51,8 +56,20 @@ pub(crate) struct PeerAddr {
 
 /// Senders to each peer, by port: the core task routes through this.
 pub(crate) struct Peers {
+    my_id: u64,
     quorum: BTreeMap<u64, mpsc::Sender<Vec<u8>>>,
     election: BTreeMap<u64, mpsc::Sender<Vec<u8>>>,
+    quorum_addr: BTreeMap<u64, String>,
+    core: mpsc::Sender<CoreInput>,
+    /// Peers a snapshot is being sent to: one transfer each at a time.
+    sending_snapshot: Arc<Mutex<BTreeSet<u64>>>,
+}
+
+/// Where a receiver keeps snapshots, and how it decodes them.
+#[derive(Clone)]
+pub(crate) struct SnapshotHome {
+    pub data_dir: PathBuf,
+    pub tree: tree::TreeConfig,
 }
 
 fn is_vote(t: MessageType) -> bool {
@@ -66,6 +83,57 @@ fn is_vote(t: MessageType) -> bool {
 }
 
 impl Peers {
+    /// Streams the snapshot `msg` names (this server's newest, in
+    /// `data_dir`) to `msg.to` on a connection of its own, then reports
+    /// the outcome to the core. A transfer already running to that peer
+    /// makes this one a no-op (Raft waits for the running one's report).
+    pub(crate) fn send_snapshot(&self, msg: Box<RaftMessage>, data_dir: &Path) {
+        let to = msg.to;
+        let Some(addr) = self.quorum_addr.get(&to).cloned() else {
+            return;
+        };
+        if !self.sending_snapshot.lock().unwrap().insert(to) {
+            return;
+        }
+        let index = msg.get_snapshot().get_metadata().index;
+        let file = storage::snap::snap_dir(data_dir).join(storage::snap::file_name(index));
+        let (my_id, core, running) = (self.my_id, self.core.clone(), self.sending_snapshot.clone());
+        tokio::spawn(async move {
+            tracing::info!("sending snapshot at index {index} to server {to} at {addr}");
+            let started = std::time::Instant::now();
+            let result = async {
+                let mut sock = TcpStream::connect(&addr).await?;
+                let _ = sock.set_nodelay(true);
+                sock.write_all(&my_id.to_be_bytes()).await?;
+                crate::snap_transfer::send(&mut sock, &msg, &file)
+                    .await
+                    .map_err(|e| std::io::Error::other(e.to_string()))
+            }
+            .await;
+            let ok = match result {
+                Ok(true) => {
+                    tracing::info!(
+                        "snapshot at index {index} sent to server {to} in {:.2} s",
+                        started.elapsed().as_secs_f64()
+                    );
+                    true
+                }
+                Ok(false) => {
+                    tracing::warn!("server {to} rejected the snapshot at index {index}");
+                    false
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "sending the snapshot at index {index} to server {to} failed: {e}"
+                    );
+                    false
+                }
+            };
+            running.lock().unwrap().remove(&to);
+            let _ = core.send(CoreInput::SnapshotSent { peer: to, ok }).await;
+        });
+    }
+
     /// Queues a message for `to`; false when it had to be dropped.
     pub(crate) fn send(&self, to: u64, out: PeerOut) -> bool {
         let (map, frame) = match out {
@@ -108,16 +176,26 @@ pub(crate) async fn start(
     election_addr: SocketAddr,
     peers: Vec<PeerAddr>,
     core: mpsc::Sender<CoreInput>,
+    home: SnapshotHome,
     stop: &broadcast::Sender<()>,
     tasks: &mut tokio::task::JoinSet<()>,
 ) -> std::io::Result<Peers> {
     for addr in [quorum_addr, election_addr] {
         let listener = TcpListener::bind(addr).await?;
-        tasks.spawn(accept_loop(listener, core.clone(), stop.subscribe()));
+        tasks.spawn(accept_loop(
+            listener,
+            core.clone(),
+            home.clone(),
+            stop.subscribe(),
+        ));
     }
     let mut out = Peers {
+        my_id,
         quorum: BTreeMap::new(),
         election: BTreeMap::new(),
+        quorum_addr: peers.iter().map(|p| (p.id, p.quorum.clone())).collect(),
+        core: core.clone(),
+        sending_snapshot: Arc::new(Mutex::new(BTreeSet::new())),
     };
     for p in peers {
         for (port, addr) in [
@@ -214,16 +292,19 @@ async fn dial_loop(
 async fn accept_loop(
     listener: TcpListener,
     core: mpsc::Sender<CoreInput>,
+    home: SnapshotHome,
     mut stop: broadcast::Receiver<()>,
 ) {
     let core = Arc::new(core);
+    let home = Arc::new(home);
     loop {
         tokio::select! {
             _ = stop.recv() => return,
             r = listener.accept() => match r {
                 Ok((sock, _)) => {
                     let core = core.clone();
-                    tokio::spawn(async move { read_peer(sock, &core).await });
+                    let home = home.clone();
+                    tokio::spawn(async move { read_peer(sock, &core, &home).await });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "peer accept failed");
@@ -236,39 +317,47 @@ async fn accept_loop(
 
 /// Reads one peer connection until it ends; a malformed frame ends it.
 /// However it ends, the core hears that the peer was lost.
-async fn read_peer(mut sock: TcpStream, core: &mpsc::Sender<CoreInput>) {
+async fn read_peer(mut sock: TcpStream, core: &mpsc::Sender<CoreInput>, home: &SnapshotHome) {
     let _ = sock.set_nodelay(true);
     let mut id = [0u8; 8];
     if sock.read_exact(&mut id).await.is_err() {
         return;
     }
     let from = u64::from_be_bytes(id);
-    read_frames(&mut sock, from, core).await;
-    let _ = core.send(CoreInput::PeerLost(from)).await;
+    if read_frames(&mut sock, from, core, home).await {
+        let _ = core.send(CoreInput::PeerLost(from)).await;
+    }
 }
 
-async fn read_frames(sock: &mut TcpStream, from: u64, core: &mpsc::Sender<CoreInput>) {
+/// Returns whether this was a replication connection (its end means the
+/// peer may be lost), not a snapshot stream.
+async fn read_frames(
+    sock: &mut TcpStream,
+    from: u64,
+    core: &mpsc::Sender<CoreInput>,
+    home: &SnapshotHome,
+) -> bool {
     let mut buf = Vec::new();
     loop {
         let mut len = [0u8; 4];
         if sock.read_exact(&mut len).await.is_err() {
-            return;
+            return true;
         }
         let len = u32::from_be_bytes(len) as usize;
         if len == 0 || len > MAX_FRAME_BYTES {
             tracing::warn!(from, len, "bad frame from a peer; closing its connection");
-            return;
+            return true;
         }
         buf.resize(len, 0);
         if sock.read_exact(&mut buf).await.is_err() {
-            return;
+            return true;
         }
         let input = match buf[0] {
             KIND_RAFT => match RaftMessage::parse_from_bytes(&buf[1..]) {
                 Ok(m) => CoreInput::Peer(Box::new(m)),
                 Err(e) => {
                     tracing::warn!(from, error = %e, "undecodable raft message; closing");
-                    return;
+                    return true;
                 }
             },
             KIND_LIVENESS => {
@@ -285,17 +374,26 @@ async fn read_frames(sock: &mut TcpStream, from: u64, core: &mpsc::Sender<CoreIn
                     ),
                     _ => {
                         tracing::warn!(from, "malformed liveness report; closing");
-                        return;
+                        return true;
                     }
                 }
             }
+            crate::snap_transfer::KIND_SNAP_OFFER => {
+                if let Err(e) =
+                    crate::snap_transfer::receive(sock, &buf[1..], &home.data_dir, home.tree, core)
+                        .await
+                {
+                    tracing::warn!("receiving a snapshot from server {from} failed: {e}");
+                }
+                return false;
+            }
             k => {
                 tracing::warn!(from, kind = k, "unknown frame kind from a peer; closing");
-                return;
+                return true;
             }
         };
         if core.send(input).await.is_err() {
-            return;
+            return true;
         }
     }
 }

@@ -13,6 +13,7 @@
 use std::sync::mpsc as std_mpsc;
 
 use raft::prelude::{Entry, HardState};
+
 use storage::Wal;
 use tokio::sync::mpsc;
 
@@ -21,6 +22,8 @@ pub(crate) const JOB_QUEUE: usize = 1024;
 
 pub(crate) struct Job {
     pub number: u64,
+    /// A snapshot installed from the leader: the log restarts after it.
+    pub restart: Option<(u64, u64)>,
     pub entries: Vec<Entry>,
     pub hard_state: Option<HardState>,
 }
@@ -108,21 +111,27 @@ pub(crate) fn spawn(
     std::thread::Builder::new()
         .name("wal".into())
         .spawn(move || {
-            let mut entries: Vec<Entry> = Vec::new();
             while let Ok(first) = jobs.recv() {
+                // Everything already queued joins this batch: one fsync for
+                // all, records in job order; the newest hard state wins.
                 let mut number = first.number;
-                let mut hard_state = first.hard_state;
-                entries.clear();
-                entries.extend(first.entries);
-                // Everything already queued joins this batch: one fsync for all.
-                while let Ok(more) = jobs.try_recv() {
-                    number = more.number;
-                    entries.extend(more.entries);
-                    if more.hard_state.is_some() {
-                        hard_state = more.hard_state;
+                let mut hard_state = None;
+                let mut job = Some(first);
+                while let Some(j) = job.take() {
+                    number = j.number;
+                    if let Some((index, term)) = j.restart {
+                        wal.stage_restart(index, term);
                     }
+                    wal.stage_entries(&j.entries);
+                    if j.hard_state.is_some() {
+                        hard_state = j.hard_state;
+                    }
+                    job = jobs.try_recv().ok();
                 }
-                let event = match wal.append(&entries, hard_state.as_ref(), None) {
+                if let Some(hs) = &hard_state {
+                    wal.stage_hard_state(hs);
+                }
+                let event = match wal.commit() {
                     Ok(()) => Event::Persisted(number),
                     Err(e) => Event::Failed(e.to_string()),
                 };

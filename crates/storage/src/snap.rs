@@ -57,7 +57,7 @@ pub fn snap_dir(data_dir: &Path) -> PathBuf {
     data_dir.join(DIR_NAME)
 }
 
-fn file_name(index: u64) -> String {
+pub fn file_name(index: u64) -> String {
     format!("snap-{index:016x}.snap")
 }
 
