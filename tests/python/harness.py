@@ -103,11 +103,14 @@ class Server:
         lines.update(extra or {})
         self.lines = lines
         self.cfg = os.path.join(self.dir, "zoo.cfg")
-        with open(self.cfg, "w") as f:
-            for k, v in lines.items():
-                f.write("%s=%s\n" % (k, v))
+        self.write_cfg()
         self.log_path = os.path.join(self.dir, "server.log")
         self.proc = None
+
+    def write_cfg(self):
+        with open(self.cfg, "w") as f:
+            for k, v in self.lines.items():
+                f.write("%s=%s\n" % (k, v))
 
     def start(self):
         log = open(self.log_path, "ab")
@@ -353,15 +356,23 @@ class Ensemble:
     each with its own directory, myid file and zoo.cfg listing every
     member, like the walkthrough."""
 
-    def __init__(self, n=3, extra=None, kind="ferrokeeper"):
-        ports = [(free_port(), free_port()) for _ in range(n)]
+    def __init__(self, n=3, extra=None, kind="ferrokeeper", client_port_in_server_lines=False):
+        ports = [(free_port(), free_port(), free_port()) for _ in range(n)]
         self.servers = []
         for i in range(1, n + 1):
             lines = {"initLimit": "10", "syncLimit": "5"}
             lines.update(extra or {})
-            for j, (q, e) in enumerate(ports, start=1):
+            for j, (q, e, c) in enumerate(ports, start=1):
                 lines["server.%d" % j] = "localhost:%d:%d" % (q, e)
+                if client_port_in_server_lines:
+                    # ZooKeeper 3.5+ style: no clientPort key, each line says it.
+                    lines["server.%d" % j] += ";127.0.0.1:%d" % c
             s = Server(kind, extra=lines)
+            if client_port_in_server_lines:
+                s.port = ports[i - 1][2]
+                del s.lines["clientPort"]
+                del s.lines["clientPortAddress"]
+                s.write_cfg()
             os.makedirs(os.path.join(s.dir, "data"), exist_ok=True)
             with open(os.path.join(s.dir, "data", "myid"), "w") as f:
                 f.write("%d\n" % i)

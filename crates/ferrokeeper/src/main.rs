@@ -25,6 +25,13 @@ enum Cmd {
         #[arg(default_value = "conf/zoo.cfg")]
         config: PathBuf,
     },
+    /// Ask a running server for its state (zkServer.sh status): prints the
+    /// client port, `Mode: leader|follower|standalone`, the zxid and the
+    /// node count; exits 1 when it is not running or not serving.
+    Status {
+        #[arg(default_value = "conf/zoo.cfg")]
+        config: PathBuf,
+    },
     /// Print the version.
     Version,
     /// Remove old snapshots and log segments, keeping the newest COUNT
@@ -89,6 +96,12 @@ fn main() -> ExitCode {
         Cmd::Log {
             cmd: LogCmd::Dump { dir },
         } => print_or_fail(server::tools::dump_log(&dir)),
+        Cmd::Status { config } => {
+            let (out, err, code) = server::tools::status(&config);
+            eprint!("{err}");
+            print!("{out}");
+            ExitCode::from(code)
+        }
         Cmd::StartForeground { config } => match start_foreground(config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

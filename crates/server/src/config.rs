@@ -365,6 +365,9 @@ impl Config {
             // ZooKeeper 3.5+: the client port may come from this server's server.N line.
             match c.servers.values().find_map(|s| s.client.clone()) {
                 Some((_, port)) if c.servers.len() == 1 => c.client_port = port,
+                // An ensemble member takes it from its own line once its
+                // myid is known (`client_endpoint`).
+                Some(_) if c.servers.len() > 1 => {}
                 _ => {
                     return Err(ConfigError::File {
                         file,
@@ -390,6 +393,39 @@ impl Config {
             });
         }
         Ok(c)
+    }
+
+    /// The client port and address a server with this config listens on:
+    /// `clientPort` / `clientPortAddress`, or else (ZooKeeper 3.5+) the
+    /// `;[addr:]port` part of this server's own `server.N` line, found
+    /// through `<dataDir>/myid`.
+    pub fn client_endpoint(&self) -> Result<(Option<String>, u16), String> {
+        if self.client_port != 0 {
+            return Ok((
+                self.client_port_address.map(|a| a.to_string()),
+                self.client_port,
+            ));
+        }
+        let myid_path = self.data_dir.join("myid");
+        let my_id: u64 = std::fs::read_to_string(&myid_path)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .ok_or_else(|| {
+                format!(
+                    "{}: clientPort is not set, and {} holds no server id to find it in a server.N line",
+                    self.path.display(),
+                    myid_path.display()
+                )
+            })?;
+        self.servers
+            .get(&my_id)
+            .and_then(|s| s.client.clone())
+            .ok_or_else(|| {
+                format!(
+                    "{}: clientPort is not set, and server.{my_id} has no ;clientPort part",
+                    self.path.display()
+                )
+            })
     }
 
     /// Where the transaction log goes.

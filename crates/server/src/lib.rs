@@ -205,8 +205,23 @@ pub struct Server {
 
 impl Server {
     /// Binds the client port and starts serving.
-    pub async fn start(cfg: Config) -> Result<Server, ServerError> {
+    pub async fn start(mut cfg: Config) -> Result<Server, ServerError> {
         let membership = Membership::of(&cfg)?;
+        if cfg.client_port == 0 {
+            // From this server's own server.N line.
+            let (host, port) = cfg.client_endpoint().map_err(ServerError::Unsupported)?;
+            cfg.client_port = port;
+            if let Some(h) = host {
+                let a = resolve(&h, port).map_err(|e| {
+                    ServerError::Unsupported(format!(
+                        "{}: server.{}: {e}",
+                        cfg.path.display(),
+                        membership.my_id
+                    ))
+                })?;
+                cfg.client_port_address = Some(a.ip());
+            }
+        }
         for (what, dir) in [
             ("dataDir", &cfg.data_dir),
             ("dataLogDir", &cfg.log_dir().to_path_buf()),

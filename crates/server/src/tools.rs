@@ -161,3 +161,70 @@ pub fn purge(data_dir: &Path, log_dir: &Path, count: usize) -> Result<String, To
     );
     Ok(out)
 }
+
+/// `zkServer.sh status`: finds the client port in the config, asks the
+/// server `srvr`, and prints what zkServer.sh prints (then the zxid and
+/// node count). Returns (stdout, stderr, exit code): 1 when the server is
+/// not running or not serving.
+pub fn status(cfg_path: &Path) -> (String, String, u8) {
+    let mut err = format!("Using config: {}\n", cfg_path.display());
+    let cfg = match crate::Config::load(cfg_path) {
+        Ok(c) => c,
+        Err(e) => {
+            err.push_str(&format!("{e}\n"));
+            return (String::new(), err, 1);
+        }
+    };
+    let (host, port) = match cfg.client_endpoint() {
+        Ok(x) => x,
+        Err(e) => {
+            err.push_str(&format!("{e}\nUnable to find either secure or unsecure client port in any configs. Terminating.\n"));
+            return (String::new(), err, 1);
+        }
+    };
+    let host = host.unwrap_or_else(|| "localhost".into());
+    let mut out =
+        format!("Client port found: {port}. Client address: {host}. Client SSL: false.\n");
+    let srvr = four_letter(&host, port, "srvr").unwrap_or_default();
+    let pick = |key: &str| {
+        srvr.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.trim().to_string())
+    };
+    match pick("Mode:") {
+        Some(mode) => {
+            out.push_str(&format!("Mode: {mode}\n"));
+            for key in ["Zxid:", "Node count:"] {
+                if let Some(v) = pick(key) {
+                    out.push_str(&format!("{key} {v}\n"));
+                }
+            }
+            (out, err, 0)
+        }
+        None => {
+            out.push_str("Error contacting service. It is probably not running.\n");
+            (out, err, 1)
+        }
+    }
+}
+
+/// Sends a four-letter word and reads the answer until the server closes.
+fn four_letter(host: &str, port: u16, cmd: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    let timeout = std::time::Duration::from_secs(5);
+    let mut last = std::io::Error::other("no address");
+    for addr in (host, port).to_socket_addrs()? {
+        match std::net::TcpStream::connect_timeout(&addr, timeout) {
+            Ok(mut s) => {
+                s.set_read_timeout(Some(timeout))?;
+                s.write_all(cmd.as_bytes())?;
+                let mut out = String::new();
+                s.read_to_string(&mut out)?;
+                return Ok(out);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
