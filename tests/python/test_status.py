@@ -61,5 +61,28 @@ class StatusTest(unittest.TestCase):
         harness.wait_until(lambda: status(ens.server(leader).cfg)[0] == 1, what="status to report no service")
 
 
+class CountsTest(unittest.TestCase):
+    def test_node_and_ephemeral_counts_match_zookeeper(self):
+        from kazoo.client import KazooClient
+        seen = {}
+        for kind in ("zookeeper", "ferrokeeper"):
+            s = harness.Server(kind=kind)
+            self.addCleanup(s.close)
+            s.start()
+            c = KazooClient(hosts=s.hosts)
+            c.start(15)
+            try:
+                fresh = harness.four_letter(s.port, "srvr")
+                c.create("/a/b", b"x", makepath=True)
+                c.create("/a/e", ephemeral=True)
+                mntr = dict(l.split("\t", 1) for l in harness.four_letter(s.port, "mntr").splitlines() if "\t" in l)
+                srvr = harness.four_letter(s.port, "srvr")
+            finally:
+                c.stop()
+            pick = lambda text: [l for l in text.splitlines() if l.startswith("Node count:")]
+            seen[kind] = (pick(fresh), pick(srvr), mntr["zk_znode_count"], mntr["zk_ephemerals_count"])
+        self.assertEqual(seen["ferrokeeper"], seen["zookeeper"])
+
+
 if __name__ == "__main__":
     unittest.main()

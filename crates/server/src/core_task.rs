@@ -189,7 +189,9 @@ impl CoreTask {
                     connections: self.node.connection_count(),
                     outstanding: 0,
                     zxid: self.node.last_zxid(),
-                    node_count: sm.tree.node_count(),
+                    // ZooKeeper's DataTree holds the root twice (as "" and
+                    // "/") and counts both: monitoring expects 5 on a new server.
+                    node_count: sm.tree.node_count() + 1,
                     watch_count: self.node.watch_count(),
                     ephemerals_count: sm.tree.ephemerals().values().map(|s| s.len()).sum(),
                     data_bytes: sm.tree.data_bytes(),
