@@ -239,6 +239,10 @@ pub struct Node {
     /// After losing the leader: when to start a pre-vote if no leader has
     /// appeared by then (replicas take turns, so they do not split votes).
     campaign_at_ms: Option<i64>,
+    /// Peers whose connection was lost and who have not spoken since.
+    down: std::collections::BTreeSet<u64>,
+    /// When the leader was lost (`peer_lost`).
+    leader_lost_at_ms: i64,
     /// (term, role) when the election timeout was last drawn.
     timeout_drawn_for: (u64, u8),
     /// When this follower last reported liveness: only sessions heard from
@@ -344,6 +348,8 @@ impl Node {
             held: Vec::new(),
             leader_id: raft::INVALID_ID,
             campaign_at_ms: None,
+            down: Default::default(),
+            leader_lost_at_ms: now_ms,
             timeout_drawn_for: (u64::MAX, 0),
             last_liveness_report_ms: now_ms,
             rng,
@@ -782,6 +788,7 @@ impl Node {
     /// A Raft message from a peer. A `MsgSnapshot` only counts through
     /// `install_snapshot`, with its state.
     pub fn step(&mut self, mut msg: RaftMessage) {
+        self.down.remove(&msg.from);
         match msg.get_msg_type() {
             MessageType::MsgSnapshot => return,
             MessageType::MsgHeartbeat => {
@@ -811,28 +818,42 @@ impl Node {
     /// the vote. Pre-vote keeps this safe: while the leader is alive for a
     /// majority, they stay in its lease and refuse.
     pub fn peer_lost(&mut self, id: u64) {
+        if id == raft::INVALID_ID || id == self.cfg.server_id {
+            return;
+        }
+        self.down.insert(id);
         if self.is_leader() {
             self.raw.report_unreachable(id);
             return;
         }
-        if id == raft::INVALID_ID || self.raw.raft.leader_id != id {
-            return;
+        if self.raw.raft.leader_id == id {
+            let term = self.raw.raft.term;
+            self.raw.raft.become_follower(term, raft::INVALID_ID);
+            // become_follower drew a timeout from thread_rng: redraw ours.
+            self.timeout_drawn_for = (u64::MAX, 0);
+            self.redraw_election_timeout();
+            self.leader_lost_at_ms = self.now_ms;
+            self.campaign_at_ms = None;
+            self.schedule_campaign();
+        } else if self.campaign_at_ms.is_some() && self.raw.raft.leader_id == raft::INVALID_ID {
+            // Another peer went with the leader: our turn may come sooner.
+            self.schedule_campaign();
         }
-        let term = self.raw.raft.term;
-        self.raw.raft.become_follower(term, raft::INVALID_ID);
-        // become_follower drew a timeout from thread_rng: redraw ours.
-        self.timeout_drawn_for = (u64::MAX, 0);
-        self.redraw_election_timeout();
-        // One tick first, so every replica that saw the leader go has left
-        // its lease before the first pre-vote asks them.
+    }
+
+    /// Our turn to pre-vote after the leader was lost: one tick first, so
+    /// every replica that saw the leader go has left its lease before the
+    /// first pre-vote asks them; then one turn per lower id still up.
+    fn schedule_campaign(&mut self) {
         let turn = self
             .cfg
             .voters
             .iter()
-            .filter(|v| **v != id && **v < self.cfg.server_id)
+            .filter(|v| **v < self.cfg.server_id && !self.down.contains(v))
             .count() as i64;
-        self.campaign_at_ms =
-            Some(self.now_ms + (1 + turn * CAMPAIGN_TURN_TICKS) * self.cfg.tick_ms as i64);
+        let at =
+            self.leader_lost_at_ms + (1 + turn * CAMPAIGN_TURN_TICKS) * self.cfg.tick_ms as i64;
+        self.campaign_at_ms = Some(self.campaign_at_ms.map_or(at, |c| c.min(at)));
     }
 
     /// A new term or role: draw the next election timeout from our RNG
