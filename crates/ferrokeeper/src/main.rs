@@ -24,6 +24,31 @@ enum Cmd {
         /// zoo.cfg to read.
         #[arg(default_value = "conf/zoo.cfg")]
         config: PathBuf,
+        /// Log to this file (rotated by size) instead of stderr.
+        #[arg(long)]
+        log_file: Option<PathBuf>,
+    },
+    /// Start a server in the background (zkServer.sh start): pid file in
+    /// dataDir, logs in $ZOO_LOG_DIR (default dataDir/logs); returns once
+    /// the client port listens, or says why the server did not start.
+    Start {
+        #[arg(default_value = "conf/zoo.cfg")]
+        config: PathBuf,
+    },
+    /// Stop a server started with `start`: SIGTERM, then wait for it.
+    Stop {
+        #[arg(default_value = "conf/zoo.cfg")]
+        config: PathBuf,
+    },
+    /// stop, then start.
+    Restart {
+        #[arg(default_value = "conf/zoo.cfg")]
+        config: PathBuf,
+    },
+    /// Print the command `start` runs.
+    PrintCmd {
+        #[arg(default_value = "conf/zoo.cfg")]
+        config: PathBuf,
     },
     /// Ask a running server for its state (zkServer.sh status): prints the
     /// client port, `Mode: leader|follower|standalone`, the zxid and the
@@ -102,7 +127,11 @@ fn main() -> ExitCode {
             print!("{out}");
             ExitCode::from(code)
         }
-        Cmd::StartForeground { config } => match start_foreground(config) {
+        Cmd::Start { config } => report(server::lifecycle::start(&exe(), &config)),
+        Cmd::Stop { config } => report(server::lifecycle::stop(&config)),
+        Cmd::Restart { config } => report(server::lifecycle::restart(&exe(), &config)),
+        Cmd::PrintCmd { config } => report(server::lifecycle::print_cmd(&exe(), &config)),
+        Cmd::StartForeground { config, log_file } => match start_foreground(config, log_file) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("ferrokeeper: {e:#}");
@@ -110,6 +139,16 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+fn exe() -> PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("ferrokeeper"))
+}
+
+fn report(o: server::lifecycle::Outcome) -> ExitCode {
+    eprint!("{}", o.stderr);
+    print!("{}", o.stdout);
+    ExitCode::from(o.code)
 }
 
 fn print_or_fail(r: Result<String, server::tools::ToolError>) -> ExitCode {
@@ -126,15 +165,63 @@ fn print_or_fail(r: Result<String, server::tools::ToolError>) -> ExitCode {
     }
 }
 
-fn start_foreground(path: PathBuf) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+/// One line per event: time, `[myid:N]` (as ZooKeeper's log lines),
+/// level, module, message and fields.
+struct LineFormat {
+    myid: String,
+}
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for LineFormat
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut w: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        use tracing_subscriber::fmt::time::FormatTime;
+        tracing_subscriber::fmt::time::SystemTime.format_time(&mut w)?;
+        let meta = event.metadata();
+        write!(
+            w,
+            " [myid:{}] {:>5} {}: ",
+            self.myid,
+            meta.level(),
+            meta.target()
+        )?;
+        ctx.field_format().format_fields(w.by_ref(), event)?;
+        writeln!(w)
+    }
+}
+
+fn start_foreground(path: PathBuf, log_file: Option<PathBuf>) -> anyhow::Result<()> {
+    // The config is read before logging starts: its errors go to stderr.
     let cfg = server::Config::load(&path)?;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let format = LineFormat {
+        myid: cfg.server_id().map(|i| i.to_string()).unwrap_or_default(),
+    };
+    match log_file {
+        Some(f) => {
+            let file = server::lifecycle::RotatingFile::open(&f, LOG_MAX_BYTES, LOG_KEEP)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
+            let file: &'static server::lifecycle::RotatingFile = Box::leak(Box::new(file));
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .event_format(format)
+                .with_writer(move || file)
+                .init();
+        }
+        None => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .event_format(format)
+            .with_writer(std::io::stderr)
+            .init(),
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -142,12 +229,18 @@ fn start_foreground(path: PathBuf) -> anyhow::Result<()> {
     rt.block_on(async move {
         let server = server::Server::start(cfg).await?;
         tracing::info!(config = %path.display(), addr = %server.local_addr, "ferrokeeper started");
+        server::lifecycle::signal_ready();
         wait_for_signal().await;
         tracing::info!("shutting down");
         server.shutdown().await;
         Ok(())
     })
 }
+
+/// A log file is rotated at this size, keeping this many old ones
+/// (ZooKeeper's log4j default: 10 MB x 10).
+const LOG_MAX_BYTES: u64 = 10 << 20;
+const LOG_KEEP: usize = 10;
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};

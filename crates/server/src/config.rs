@@ -395,6 +395,19 @@ impl Config {
         Ok(c)
     }
 
+    /// This server's id: `<dataDir>/myid` in an ensemble (more than one
+    /// `server.N` line); None when standalone or unreadable.
+    pub fn server_id(&self) -> Option<u64> {
+        if self.servers.len() <= 1 {
+            return None;
+        }
+        std::fs::read_to_string(self.data_dir.join("myid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// The client port and address a server with this config listens on:
     /// `clientPort` / `clientPortAddress`, or else (ZooKeeper 3.5+) the
     /// `;[addr:]port` part of this server's own `server.N` line, found

@@ -11,6 +11,7 @@ pub mod config;
 mod conn;
 mod core_task;
 pub mod fourlw;
+pub mod lifecycle;
 mod peer;
 mod snap_transfer;
 mod storage_thread;
