@@ -112,7 +112,9 @@ class Server:
             for k, v in self.lines.items():
                 f.write("%s=%s\n" % (k, v))
 
-    def start(self):
+    def start(self, probe="ruok"):
+        """Starts the process and waits until it answers `probe` (ruok, or
+        srvr when ruok is not whitelisted)."""
         log = open(self.log_path, "ab")
         if self.kind == "ferrokeeper":
             cmd = [BINARY, "start-foreground", self.cfg]
@@ -124,7 +126,9 @@ class Server:
                    "-Dznode.container.checkIntervalMs=%d" % self.container_check_ms, main, self.cfg]
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir)
         try:
-            wait_until(lambda: self.proc.poll() is None and four_letter(self.port, "ruok") == "imok",
+            ready = (lambda: four_letter(self.port, "ruok") == "imok") if probe == "ruok" else \
+                (lambda: "Mode: " in four_letter(self.port, "srvr"))
+            wait_until(lambda: self.proc.poll() is None and ready(),
                        what="%s on port %d" % (self.kind, self.port))
         except TimeoutError as e:
             # The directory goes with cleanup: say here why it did not start.

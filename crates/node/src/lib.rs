@@ -382,6 +382,51 @@ impl Node {
         self.watches.count()
     }
 
+    pub fn watches(&self) -> &WatchRegistry {
+        &self.watches
+    }
+
+    /// The session a connection speaks for and its negotiated timeout;
+    /// None before the session is established.
+    pub fn conn_session(&self, conn: ConnId) -> Option<(i64, i32)> {
+        self.conns
+            .get(&conn)
+            .filter(|c| c.session_id != 0)
+            .map(|c| (c.session_id, c.timeout_ms))
+    }
+
+    /// Sessions this replica tracks and when each expires unless heard
+    /// from (ms since the epoch): on the leader, every session; on a
+    /// follower, what it has seen.
+    pub fn session_deadlines(&self) -> Vec<(i64, i64)> {
+        let mut v: Vec<(i64, i64)> = self
+            .liveness
+            .iter()
+            .map(|(s, l)| (*s, l.last_heard_ms + l.timeout_ms))
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Leader only: (followers connected, followers replicating in step).
+    pub fn followers(&self) -> (usize, usize) {
+        if !self.is_leader() {
+            return (0, 0);
+        }
+        let me = self.cfg.server_id;
+        let mut n = (0, 0);
+        for (id, pr) in self.raw.raft.prs().iter() {
+            if *id == me || !pr.recent_active {
+                continue;
+            }
+            n.0 += 1;
+            if pr.state == raft::ProgressState::Replicate {
+                n.1 += 1;
+            }
+        }
+        n
+    }
+
     pub fn connection_count(&self) -> usize {
         self.conns.len()
     }

@@ -122,6 +122,7 @@ async fn serve(
                     let _ = core
                         .send(CoreInput::FourLetter {
                             cmd: cmd.to_string(),
+                            from: peer,
                             reply: tx,
                         })
                         .await;
@@ -165,7 +166,7 @@ async fn serve(
         .send(CoreInput::Connect {
             conn,
             req: connect,
-            ip: peer.ip().to_string(),
+            addr: peer,
             tx,
         })
         .await

@@ -26,9 +26,13 @@ pub(crate) struct CoreTask {
     cfg: std::sync::Arc<Config>,
     /// Where each live connection's frames go.
     conns: HashMap<u64, mpsc::Sender<ToConn>>,
-    /// Packets in and out, for srvr/mntr.
-    received: u64,
-    sent: u64,
+    /// Packets and latency for srvr/mntr (reset by srst), and each
+    /// connection's for cons (reset by crst).
+    stats: fourlw::ServerStats,
+    conn_stats: HashMap<u64, fourlw::ConnStats>,
+    started: std::time::Instant,
+    /// The time of the input batch being handled.
+    batch_at: std::time::Instant,
     /// Persist jobs to the storage thread, in order.
     jobs: std::sync::mpsc::SyncSender<Job>,
     /// Snapshot and purge jobs to the snapshot thread.
@@ -75,8 +79,10 @@ impl CoreTask {
             node: Node::new(ncfg, now, restored)?,
             cfg: cfg.clone(),
             conns: HashMap::new(),
-            received: 0,
-            sent: 0,
+            stats: fourlw::ServerStats::default(),
+            conn_stats: HashMap::new(),
+            started: std::time::Instant::now(),
+            batch_at: std::time::Instant::now(),
             jobs,
             snap_jobs,
             peers,
@@ -113,6 +119,7 @@ impl CoreTask {
                 _ = stop.recv() => break,
                 i = rx.recv() => {
                     let Some(i) = i else { break };
+                    self.batch_at = std::time::Instant::now();
                     self.handle(i);
                     for _ in 0..MAX_BATCH {
                         match rx.try_recv() {
@@ -149,10 +156,18 @@ impl CoreTask {
 
     fn handle(&mut self, i: CoreInput) {
         match i {
-            CoreInput::Connect { conn, req, ip, tx } => {
-                self.received += 1;
+            CoreInput::Connect {
+                conn,
+                req,
+                addr,
+                tx,
+            } => {
+                self.stats.received += 1;
                 self.conns.insert(conn, tx);
-                self.node.connect(conn, req, ip, now_ms());
+                self.conn_stats
+                    .insert(conn, fourlw::ConnStats::new(addr, now_ms()));
+                self.node
+                    .connect(conn, req, addr.ip().to_string(), now_ms());
             }
             CoreInput::Request {
                 conn,
@@ -160,11 +175,16 @@ impl CoreTask {
                 op,
                 body,
             } => {
-                self.received += 1;
+                self.stats.received += 1;
+                if let Some(c) = self.conn_stats.get_mut(&conn) {
+                    c.recved += 1;
+                    c.pending.push_back((self.batch_at, op));
+                }
                 self.node.request(conn, xid, op, &body, now_ms());
             }
             CoreInput::Disconnect { conn } => {
                 self.conns.remove(&conn);
+                self.conn_stats.remove(&conn);
                 self.node.disconnect(conn);
             }
             CoreInput::Peer(m) => self.node.step(*m),
@@ -181,33 +201,77 @@ impl CoreTask {
                 }
                 self.node.snapshot_sent(peer, ok)
             }
-            CoreInput::FourLetter { cmd, reply } => {
-                let sm = self.node.state();
-                let stats = fourlw::Stats {
-                    received: self.received,
-                    sent: self.sent,
-                    connections: self.node.connection_count(),
-                    outstanding: 0,
-                    zxid: self.node.last_zxid(),
-                    // ZooKeeper's DataTree holds the root twice (as "" and
-                    // "/") and counts both: monitoring expects 5 on a new server.
-                    node_count: sm.tree.node_count() + 1,
-                    watch_count: self.node.watch_count(),
-                    ephemerals_count: sm.tree.ephemerals().values().map(|s| s.len()).sum(),
-                    data_bytes: sm.tree.data_bytes(),
-                    sessions: sm.sessions.len(),
-                    mode: if self.standalone {
-                        "standalone"
-                    } else if self.node.is_leader() {
-                        "leader"
-                    } else {
-                        "follower"
-                    },
-                    serving: self.node.has_leader(),
-                    digest: sm.tree.digest(),
+            CoreInput::FourLetter { cmd, from, reply } => {
+                self.stats.received += 1;
+                let mode = if self.standalone {
+                    "standalone"
+                } else if self.node.is_leader() {
+                    "leader"
+                } else {
+                    "follower"
                 };
-                let _ = reply.send(fourlw::render(&cmd, &stats, &self.cfg));
+                let view = fourlw::View {
+                    cfg: &self.cfg,
+                    node: &self.node,
+                    server: &self.stats,
+                    conns: &self.conn_stats,
+                    mode,
+                    asking: from,
+                    started: self.started,
+                    mono_ms: self.started.elapsed().as_millis() as u64,
+                    now_ms: now_ms(),
+                };
+                let text = fourlw::render(&cmd, &view);
+                match cmd.as_str() {
+                    "srst" => self.stats = fourlw::ServerStats::default(),
+                    "crst" => self.conn_stats.values_mut().for_each(|c| c.reset()),
+                    _ => {}
+                }
+                // As ZooKeeper: the command and its answer count as packets.
+                self.stats.sent += 1;
+                let _ = reply.send(text);
             }
+        }
+    }
+
+    /// Counts a frame sent to a connection; a reply (not a watch event,
+    /// not the connect response) completes its oldest pending request.
+    fn count_sent(&mut self, conn: u64, frame: &[u8]) {
+        self.stats.sent += 1;
+        let Some(c) = self.conn_stats.get_mut(&conn) else {
+            return;
+        };
+        c.sent += 1;
+        if !c.answered {
+            c.answered = true;
+            c.established_ms = now_ms();
+            return;
+        }
+        if frame.len() < 20 {
+            return;
+        }
+        let xid = i32::from_be_bytes(frame[4..8].try_into().unwrap());
+        if xid == proto::Xid::NOTIFICATION {
+            return;
+        }
+        let Some((at, op)) = c.pending.pop_front() else {
+            return;
+        };
+        let zxid = i64::from_be_bytes(frame[8..16].try_into().unwrap());
+        let err = i32::from_be_bytes(frame[16..20].try_into().unwrap());
+        let ms = at.elapsed().as_millis() as u64;
+        c.last_latency_ms = ms;
+        c.latency.add(ms);
+        self.stats.latency.add(ms);
+        c.last_cxid = xid;
+        c.last_zxid = zxid;
+        c.last_resp_ms = self.started.elapsed().as_millis() as u64;
+        if op != proto::OpCode::Auth.code() {
+            c.last_op = if err != 0 && fourlw::is_write_op(op) {
+                "NA"
+            } else {
+                fourlw::op_name(op)
+            };
         }
     }
 
@@ -240,8 +304,12 @@ impl CoreTask {
                         let Some(tx) = self.conns.get(&conn) else {
                             continue;
                         };
+                        // The reply header, for the stats (no copy of the frame).
+                        let mut head = [0u8; 20];
+                        let n = frame.len().min(20);
+                        head[..n].copy_from_slice(&frame[..n]);
                         match tx.try_send(ToConn::Frame(frame)) {
-                            Ok(()) => self.sent += 1,
+                            Ok(()) => self.count_sent(conn, &head[..n]),
                             Err(TrySendError::Full(_)) => {
                                 tracing::warn!(
                                     conn,

@@ -1,6 +1,11 @@
 //! Four-letter words on the client port (`echo ruok | nc host 2181`), with
-//! ZooKeeper's whitelist semantics: `4lw.commands.whitelist`, default
-//! `srvr` only.
+//! ZooKeeper's whitelist semantics (`4lw.commands.whitelist`, default
+//! `srvr` only) and ZooKeeper 3.8's output formats, checked against a
+//! real ZooKeeper in tests/python/test_fourlw.py.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::time::Instant;
 
 /// The commands ZooKeeper 3.8 knows.
 pub const COMMANDS: &[&str] = &[
@@ -19,70 +24,637 @@ pub fn not_whitelisted(cmd: &str) -> String {
     format!("{cmd} is not executed because it is not in the whitelist.\n")
 }
 
-/// Numbers the core task reports for srvr/stat/mntr.
-pub struct Stats {
-    pub received: u64,
-    pub sent: u64,
-    pub connections: usize,
-    pub outstanding: usize,
-    pub zxid: i64,
-    pub node_count: usize,
-    pub watch_count: usize,
-    pub ephemerals_count: usize,
-    pub data_bytes: u64,
-    pub sessions: usize,
-    /// standalone, leader or follower.
-    pub mode: &'static str,
-    /// False while an ensemble member has no leader: it serves no client.
-    pub serving: bool,
-    /// The tree digest, equal on replicas that applied the same entries.
-    pub digest: u64,
-}
-
 pub const VERSION: &str = concat!(
     "3.8.4-ferrokeeper-",
     env!("CARGO_PKG_VERSION"),
     ", built on unknown"
 );
 
-pub fn render(cmd: &str, s: &Stats, cfg: &crate::Config) -> String {
-    match cmd {
-        "envi" => format!(
-            "Environment:\nzookeeper.version={VERSION}\nhost.name={}\nos.name={}\nos.arch={}\nuser.dir={}\n",
-            std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
-            std::env::consts::OS,
-            std::env::consts::ARCH,
-            std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default(),
-        ),
-        "conf" => format!(
-            "clientPort={}\nsecureClientPort=-1\ndataDir={}\ndataLogDir={}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\nserverId=0\n",
+/// ZooKeeper's default trace mask, answered by gtmk.
+pub const TRACE_MASK: u64 = 306;
+
+/// Request latencies in ms, as ZooKeeper's ServerStats and per-connection
+/// stats keep them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Latency {
+    pub count: u64,
+    pub total_ms: u64,
+    pub min_ms: u64,
+    pub max_ms: u64,
+}
+
+impl Latency {
+    pub fn add(&mut self, ms: u64) {
+        if self.count == 0 || ms < self.min_ms {
+            self.min_ms = ms;
+        }
+        self.max_ms = self.max_ms.max(ms);
+        self.total_ms += ms;
+        self.count += 1;
+    }
+
+    /// The average as ZooKeeper prints it: rounded to 4 decimals, Java's
+    /// double formatting ("0.0", "2.5833").
+    pub fn avg(&self) -> String {
+        let avg = if self.count == 0 {
+            0.0
+        } else {
+            (self.total_ms as f64 * 10000.0 / self.count as f64).round() / 10000.0
+        };
+        java_double(avg)
+    }
+
+    fn min(&self) -> u64 {
+        if self.count == 0 {
+            0
+        } else {
+            self.min_ms
+        }
+    }
+}
+
+fn java_double(x: f64) -> String {
+    if x.fract() == 0.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x}")
+    }
+}
+
+/// Counters of the whole server since start or `srst`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServerStats {
+    pub received: u64,
+    pub sent: u64,
+    pub latency: Latency,
+}
+
+/// One client connection as the core task tracks it.
+#[derive(Debug, Clone)]
+pub struct ConnStats {
+    pub addr: SocketAddr,
+    /// When the session was established here (ms since the epoch).
+    pub established_ms: i64,
+    pub recved: u64,
+    pub sent: u64,
+    /// Requests waiting for their reply: (arrival, op code).
+    pub pending: std::collections::VecDeque<(Instant, i32)>,
+    /// The connect response went out (frames after it are replies).
+    pub answered: bool,
+    pub last_op: &'static str,
+    pub last_cxid: i32,
+    pub last_zxid: i64,
+    /// ms on the monotonic clock when the last reply went out.
+    pub last_resp_ms: u64,
+    pub last_latency_ms: u64,
+    pub latency: Latency,
+}
+
+impl ConnStats {
+    pub fn new(addr: SocketAddr, now_ms: i64) -> ConnStats {
+        ConnStats {
+            addr,
+            established_ms: now_ms,
+            recved: 1,
+            sent: 0,
+            pending: Default::default(),
+            answered: false,
+            last_op: "NA",
+            last_cxid: -1,
+            last_zxid: -1,
+            last_resp_ms: 0,
+            last_latency_ms: 0,
+            latency: Latency::default(),
+        }
+    }
+
+    /// `crst`.
+    pub fn reset(&mut self) {
+        self.recved = 0;
+        self.sent = 0;
+        self.last_op = "NA";
+        self.last_cxid = -1;
+        self.last_zxid = -1;
+        self.last_resp_ms = 0;
+        self.last_latency_ms = 0;
+        self.latency = Latency::default();
+    }
+}
+
+/// ZooKeeper's `lastOp` name for a request that succeeded (a failed
+/// write leaves "NA", as ZooKeeper's error transactions do).
+pub fn op_name(op: i32) -> &'static str {
+    match op {
+        1 | 15 | 19 | 21 => "CREA",
+        2 | 20 => "DELE",
+        3 => "EXIS",
+        4 => "GETD",
+        5 => "SETD",
+        6 => "GETA",
+        7 => "SETA",
+        8 | 12 => "GETC",
+        9 => "SYNC",
+        11 => "PING",
+        13 => "CHEC",
+        14 => "MULT",
+        16 => "RECO",
+        17 => "CHKW",
+        18 => "REMW",
+        22 => "MLTR",
+        103 => "GETE",
+        104 => "GETACN",
+        105 | 101 => "SETW",
+        106 => "ADDW",
+        107 => "HOMI",
+        -10 => "SESS",
+        -11 => "CLOS",
+        _ => "NA",
+    }
+}
+
+/// Is this op a write (its error replies leave lastOp at "NA")?
+pub fn is_write_op(op: i32) -> bool {
+    matches!(op, 1 | 2 | 5 | 7 | 15 | 16 | 19 | 20 | 21)
+}
+
+/// Everything the commands print, gathered by the core task.
+pub struct View<'a> {
+    pub cfg: &'a crate::Config,
+    pub node: &'a node::Node,
+    pub server: &'a ServerStats,
+    /// Established connections, by connection id.
+    pub conns: &'a std::collections::HashMap<u64, ConnStats>,
+    /// standalone, leader or follower.
+    pub mode: &'static str,
+    /// The connection asking (shown by cons/stat as ZooKeeper does).
+    pub asking: SocketAddr,
+    pub started: Instant,
+    /// ms on the monotonic clock (for lresp), and since the epoch.
+    pub mono_ms: u64,
+    pub now_ms: i64,
+}
+
+fn addr(a: &SocketAddr) -> String {
+    format!("/{}:{}", a.ip(), a.port())
+}
+
+impl View<'_> {
+    fn serving(&self) -> bool {
+        self.node.has_leader()
+    }
+
+    fn outstanding(&self) -> usize {
+        self.conns.values().map(|c| c.pending.len()).sum()
+    }
+
+    /// The node count as ZooKeeper reports it: its root is stored twice.
+    fn node_count(&self) -> usize {
+        self.node.state().tree.node_count() + 1
+    }
+
+    fn sorted_conns(&self) -> Vec<(&u64, &ConnStats)> {
+        let mut v: Vec<_> = self.conns.iter().collect();
+        v.sort_by_key(|(id, _)| **id);
+        v
+    }
+
+    fn session_of(&self, conn: u64) -> i64 {
+        self.node.conn_session(conn).map_or(0, |(s, _)| s)
+    }
+
+    fn cons(&self, full: bool) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, " {}[0](queued=0,recved=1,sent=0)", addr(&self.asking));
+        for (id, c) in self.sorted_conns() {
+            let _ = write!(
+                out,
+                " {}[1](queued={},recved={},sent={}",
+                addr(&c.addr),
+                c.pending.len(),
+                c.recved,
+                c.sent
+            );
+            if full {
+                let (sid, to) = self.node.conn_session(*id).unwrap_or((0, 0));
+                let _ = write!(
+                    out,
+                    ",sid=0x{sid:x},lop={},est={},to={to}",
+                    c.last_op, c.established_ms
+                );
+                // ZooKeeper leaves lcxid out until a request was answered.
+                if c.last_cxid >= 0 {
+                    let _ = write!(out, ",lcxid=0x{:x}", c.last_cxid);
+                }
+                let _ = write!(
+                    out,
+                    ",lzxid=0x{:x},lresp={},llat={},minlat={},avglat={},maxlat={}",
+                    c.last_zxid,
+                    c.last_resp_ms,
+                    c.last_latency_ms,
+                    c.latency.min(),
+                    c.latency.total_ms / c.latency.count.max(1),
+                    c.latency.max_ms
+                );
+            }
+            out.push_str(")\n");
+        }
+        out.push('\n');
+        out
+    }
+
+    fn srvr(&self, with_clients: bool) -> String {
+        if !self.serving() {
+            return "This ZooKeeper instance is not currently serving requests\n".into();
+        }
+        let mut out = format!("Zookeeper version: {VERSION}\n");
+        if with_clients {
+            out.push_str("Clients:\n");
+            out.push_str(&self.cons(false));
+        }
+        let l = &self.server.latency;
+        let _ = write!(
+            out,
+            "Latency min/avg/max: {}/{}/{}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: 0x{:x}\nMode: {}\nNode count: {}\n",
+            l.min(),
+            l.avg(),
+            l.max_ms,
+            self.server.received,
+            self.server.sent,
+            self.conns.len() + 1,
+            self.outstanding(),
+            self.node.last_zxid(),
+            self.mode,
+            self.node_count()
+        );
+        if self.mode == "leader" {
+            let _ = writeln!(out, "Proposal sizes last/min/max: -1/-1/-1");
+        }
+        out
+    }
+
+    fn conf(&self) -> String {
+        let cfg = self.cfg;
+        let (data_size, log_size) = dir_sizes(cfg);
+        let mut out = format!(
+            "clientPort={}\nsecureClientPort=-1\ndataDir={}\ndataDirSize={data_size}\ndataLogDir={}\ndataLogSize={log_size}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\nclientPortListenBacklog=-1\nserverId={}\n",
             cfg.client_port,
-            cfg.data_dir.display(),
-            cfg.log_dir().display(),
+            storage::snap::snap_dir(&cfg.data_dir).display(),
+            cfg.log_dir().join(storage::wal::DIR_NAME).display(),
             cfg.tick_ms,
             cfg.max_client_cnxns,
             cfg.min_session_timeout_ms,
-            cfg.max_session_timeout_ms
-        ),
+            cfg.max_session_timeout_ms,
+            cfg.server_id().unwrap_or(0),
+        );
+        if cfg.servers.len() > 1 {
+            let _ = write!(
+                out,
+                "initLimit={}\nsyncLimit={}\nelectionAlg=3\nelectionPort={}\nquorumPort={}\npeerType=0\nmembership: \n",
+                cfg.init_limit,
+                cfg.sync_limit,
+                cfg.server_id()
+                    .and_then(|i| cfg.servers.get(&i))
+                    .map_or(0, |s| s.election_port),
+                cfg.server_id()
+                    .and_then(|i| cfg.servers.get(&i))
+                    .map_or(0, |s| s.quorum_port),
+            );
+            for (id, s) in &cfg.servers {
+                let _ = write!(
+                    out,
+                    "server.{id}={}:{}:{}:{}",
+                    s.host,
+                    s.quorum_port,
+                    s.election_port,
+                    if s.observer {
+                        "observer"
+                    } else {
+                        "participant"
+                    }
+                );
+                if let Some((host, port)) = &s.client {
+                    let _ = write!(out, ";{}:{port}", host.as_deref().unwrap_or("0.0.0.0"));
+                }
+                out.push('\n');
+            }
+            out.push_str("version=0\n");
+        }
+        out
+    }
+
+    fn envi(&self) -> String {
+        let var = |k: &str| std::env::var(k).unwrap_or_default();
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into());
+        let os_version = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default();
+        format!(
+            "Environment:\nzookeeper.version={VERSION}\nhost.name={host}\nos.name={}\nos.arch={}\nos.version={os_version}\nuser.name={}\nuser.home={}\nuser.dir={}\n",
+            if std::env::consts::OS == "linux" { "Linux" } else { std::env::consts::OS },
+            if std::env::consts::ARCH == "x86_64" { "amd64" } else { std::env::consts::ARCH },
+            user_name(),
+            var("HOME"),
+            std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default(),
+        )
+    }
+
+    fn dump(&self) -> String {
+        let tick = self.cfg.tick_ms.max(1) as i64;
+        // ZooKeeper groups expiry times into tickTime buckets.
+        let bucket = |deadline: i64| (deadline / tick + 1) * tick;
+        let deadlines = self.node.session_deadlines();
+        let mut sets: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
+        for (s, d) in &deadlines {
+            sets.entry(bucket(*d)).or_default().push(*s);
+        }
+        let mut out = format!(
+            "SessionTracker dump:\nSession Sets ({})/({}):\n",
+            sets.len(),
+            deadlines.len()
+        );
+        for (at, ss) in &sets {
+            let _ = writeln!(out, "{} expire at {}:", ss.len(), java_date(*at));
+            for s in ss {
+                let _ = writeln!(out, "\t0x{s:x}");
+            }
+        }
+        let eph = self.node.state().tree.ephemerals();
+        let mut owners: Vec<_> = eph.iter().filter(|(_, p)| !p.is_empty()).collect();
+        owners.sort_by_key(|(s, _)| **s);
+        let _ = writeln!(
+            out,
+            "ephemeral nodes dump:\nSessions with Ephemerals ({}):",
+            owners.len()
+        );
+        for (s, paths) in owners {
+            let _ = writeln!(out, "0x{s:x}:");
+            for p in paths.iter() {
+                let _ = writeln!(out, "\t{p}");
+            }
+        }
+        let by_session: std::collections::HashMap<i64, i64> = deadlines.into_iter().collect();
+        let mut csets: std::collections::BTreeMap<i64, Vec<String>> = Default::default();
+        csets
+            .entry(bucket(self.now_ms + self.cfg.tick_ms as i64 * 2))
+            .or_default()
+            .push(format!("ip: {} sessionId: 0x0", addr(&self.asking)));
+        for (id, c) in self.sorted_conns() {
+            let sid = self.session_of(*id);
+            let at = by_session.get(&sid).copied().unwrap_or(self.now_ms);
+            csets
+                .entry(bucket(at))
+                .or_default()
+                .push(format!("ip: {} sessionId: 0x{sid:x}", addr(&c.addr)));
+        }
+        let _ = writeln!(
+            out,
+            "Connections dump:\nConnections Sets ({})/({}):",
+            csets.len(),
+            self.conns.len() + 1
+        );
+        for (at, cs) in &csets {
+            let _ = writeln!(out, "{} expire at {}:", cs.len(), java_date(*at));
+            for c in cs {
+                let _ = writeln!(out, "\t{c}");
+            }
+        }
+        out
+    }
+
+    /// Data watches by path with the watching sessions, sorted.
+    fn watches_by_path(&self) -> Vec<(String, Vec<i64>)> {
+        let mut v: Vec<(String, Vec<i64>)> = self
+            .node
+            .watches()
+            .data_watches()
+            .map(|(p, conns)| {
+                let mut s: Vec<i64> = conns.map(|c| self.session_of(c)).collect();
+                s.sort_unstable();
+                s.dedup();
+                (p.to_string(), s)
+            })
+            .filter(|(_, s)| !s.is_empty())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn wchs(&self) -> String {
+        let by_path = self.watches_by_path();
+        let total: usize = by_path.iter().map(|(_, s)| s.len()).sum();
+        let sessions: std::collections::BTreeSet<i64> = by_path
+            .iter()
+            .flat_map(|(_, s)| s.iter().copied())
+            .collect();
+        format!(
+            "{} connections watching {} paths\nTotal watches:{total}\n",
+            sessions.len(),
+            by_path.len()
+        )
+    }
+
+    fn wchc(&self) -> String {
+        let mut by_session: std::collections::BTreeMap<i64, Vec<String>> = Default::default();
+        for (p, ss) in self.watches_by_path() {
+            for s in ss {
+                by_session.entry(s).or_default().push(p.clone());
+            }
+        }
+        let mut out = String::new();
+        for (s, paths) in by_session {
+            let _ = writeln!(out, "0x{s:x}");
+            for p in paths {
+                let _ = writeln!(out, "\t{p}");
+            }
+        }
+        out.push('\n');
+        out
+    }
+
+    fn wchp(&self) -> String {
+        let mut out = String::new();
+        for (p, ss) in self.watches_by_path() {
+            let _ = writeln!(out, "{p}");
+            for s in ss {
+                let _ = writeln!(out, "\t0x{s:x}");
+            }
+        }
+        out.push('\n');
+        out
+    }
+
+    fn mntr(&self) -> String {
+        let sm = self.node.state();
+        let l = &self.server.latency;
+        let (fds, max_fds) = file_descriptors();
+        let mut out = String::new();
+        let mut kv = |k: &str, v: String| {
+            let _ = writeln!(out, "{k}\t{v}");
+        };
+        kv("zk_version", VERSION.into());
+        kv("zk_server_state", self.mode.into());
+        kv("zk_avg_latency", l.avg());
+        kv("zk_max_latency", l.max_ms.to_string());
+        kv("zk_min_latency", l.min().to_string());
+        kv("zk_packets_received", self.server.received.to_string());
+        kv("zk_packets_sent", self.server.sent.to_string());
+        kv(
+            "zk_num_alive_connections",
+            (self.conns.len() + 1).to_string(),
+        );
+        kv("zk_outstanding_requests", self.outstanding().to_string());
+        kv("zk_znode_count", self.node_count().to_string());
+        kv("zk_watch_count", self.node.watch_count().to_string());
+        kv(
+            "zk_ephemerals_count",
+            sm.tree
+                .ephemerals()
+                .values()
+                .map(|s| s.len())
+                .sum::<usize>()
+                .to_string(),
+        );
+        kv(
+            "zk_approximate_data_size",
+            sm.tree.approximate_data_size().to_string(),
+        );
+        kv("zk_open_file_descriptor_count", fds.to_string());
+        kv("zk_max_file_descriptor_count", max_fds.to_string());
+        kv("zk_global_sessions", sm.sessions.len().to_string());
+        kv("zk_local_sessions", "0".into());
+        kv("zk_uptime", self.started.elapsed().as_millis().to_string());
+        kv("zk_last_zxid", format!("0x{:x}", self.node.last_zxid()));
+        if self.mode == "leader" {
+            let (followers, synced) = self.node.followers();
+            kv("zk_learners", followers.to_string());
+            kv("zk_followers", followers.to_string());
+            kv("zk_synced_followers", synced.to_string());
+            kv("zk_synced_non_voting_followers", "0".into());
+            kv("zk_synced_observers", "0".into());
+            kv("zk_pending_syncs", "0".into());
+        }
+        kv("ferrokeeper_tree_digest", sm.tree.digest().to_string());
+        out
+    }
+}
+
+/// The user this process runs as, from $USER or /etc/passwd.
+fn user_name() -> String {
+    if let Ok(u) = std::env::var("USER") {
+        return u;
+    }
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() }.to_string();
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.get(2) == Some(&uid.as_str())).then(|| f[0].to_string())
+            })
+        })
+        .unwrap_or_default()
+}
+
+/// Bytes under the snapshot and log directories (ZooKeeper's `dirs`).
+fn dir_sizes(cfg: &crate::Config) -> (u64, u64) {
+    fn size(d: &std::path::Path) -> u64 {
+        std::fs::read_dir(d)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter_map(|e| e.metadata().ok())
+                    .filter(|m| m.is_file())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+    (
+        size(&storage::snap::snap_dir(&cfg.data_dir)),
+        size(&cfg.log_dir().join(storage::wal::DIR_NAME)),
+    )
+}
+
+fn file_descriptors() -> (usize, u64) {
+    let open = std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct we pass.
+    let max = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur
+    } else {
+        0
+    };
+    (open, max)
+}
+
+/// Java's `Date.toString()` in UTC: "Wed Nov 25 00:51:09 UTC 2026".
+pub fn java_date(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{} {} {:02} {:02}:{:02}:{:02} UTC {y}",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(m - 1) as usize],
+        d,
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// What the command prints. `crst`/`srst` are carried out by the caller.
+pub fn render(cmd: &str, v: &View) -> String {
+    match cmd {
         "ruok" => "imok".into(),
         "isro" => "rw".into(),
-        "srvr" | "stat" if !s.serving => "This ZooKeeper instance is not currently serving requests\n".into(),
-        "srvr" | "stat" => {
-            let mut out = format!("Zookeeper version: {VERSION}\n");
-            if cmd == "stat" {
-                out.push_str("Clients:\n\n");
-            }
-            out.push_str(&format!(
-                "Latency min/avg/max: 0/0.0/0\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: 0x{:x}\nMode: {}\nNode count: {}\n",
-                s.received, s.sent, s.connections, s.outstanding, s.zxid, s.mode, s.node_count
-            ));
-            out
-        }
-        "mntr" => format!(
-            "zk_version\t{VERSION}\nzk_server_state\t{}\nzk_num_alive_connections\t{}\nzk_outstanding_requests\t{}\nzk_packets_received\t{}\nzk_packets_sent\t{}\nzk_znode_count\t{}\nzk_watch_count\t{}\nzk_ephemerals_count\t{}\nzk_approximate_data_size\t{}\nzk_global_sessions\t{}\nzk_last_zxid\t0x{:x}\nferrokeeper_tree_digest\t{}\n",
-            s.mode, s.connections, s.outstanding, s.received, s.sent, s.node_count, s.watch_count, s.ephemerals_count, s.data_bytes, s.sessions, s.zxid, s.digest
+        "envi" => v.envi(),
+        "conf" => v.conf(),
+        "cons" => v.cons(true),
+        "crst" => "Connection stats reset.\n".into(),
+        "srst" => "Server stats reset.\n".into(),
+        "srvr" => v.srvr(false),
+        "stat" => v.srvr(true),
+        "dump" => v.dump(),
+        "wchs" => v.wchs(),
+        "wchc" => v.wchc(),
+        "wchp" => v.wchp(),
+        "mntr" => v.mntr(),
+        "hash" => format!(
+            "{:x}: {}\n",
+            v.node.last_zxid(),
+            v.node.state().tree.digest()
         ),
-        other => format!("{other} is not implemented yet in ferrokeeper.\n"),
+        "dirs" => {
+            let (d, l) = dir_sizes(v.cfg);
+            format!("datadir_size: {d}\nlogdir_size: {l}\n")
+        }
+        "gtmk" => TRACE_MASK.to_string(),
+        // ZooKeeper sets the mask from 8 more bytes and prints nothing
+        // when they are missing; tracing is not mask-driven here.
+        "stmk" => String::new(),
+        other => format!("{other} is not implemented in ferrokeeper.\n"),
     }
 }
 
@@ -99,5 +671,18 @@ mod tests {
             not_whitelisted("ruok"),
             "ruok is not executed because it is not in the whitelist.\n"
         );
+    }
+
+    #[test]
+    fn java_formats() {
+        assert_eq!(java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
+        assert_eq!(java_date(1_795_567_869_000), "Wed Nov 25 00:51:09 UTC 2026");
+        assert_eq!(java_date(951_782_400_000), "Tue Feb 29 00:00:00 UTC 2000");
+        let mut l = Latency::default();
+        assert_eq!(l.avg(), "0.0");
+        for ms in [0, 1, 9, 0, 0, 0, 1, 9, 3, 3, 3, 2] {
+            l.add(ms);
+        }
+        assert_eq!((l.min(), l.avg(), l.max_ms), (0, "2.5833".into(), 9));
     }
 }

@@ -30,7 +30,7 @@ pub(crate) enum CoreInput {
     Connect {
         conn: u64,
         req: proto::ConnectRequest,
-        ip: String,
+        addr: SocketAddr,
         tx: mpsc::Sender<conn::ToConn>,
     },
     Request {
@@ -44,6 +44,8 @@ pub(crate) enum CoreInput {
     },
     FourLetter {
         cmd: String,
+        /// The connection asking: cons and dump list it.
+        from: SocketAddr,
         reply: tokio::sync::oneshot::Sender<String>,
     },
     /// A Raft message from a peer.

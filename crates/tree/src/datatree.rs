@@ -133,6 +133,8 @@ pub struct DataTree {
     ttls: OrdSet<String>,
     /// Total bytes of data, for `mntr`'s approximate data size.
     data_bytes: u64,
+    /// Total bytes of paths ("/" counts 1), the other half of it.
+    path_bytes: u64,
     /// Undo records of the entry being applied; `rollback` replays them.
     undo: Vec<Undo>,
     /// Triggers of the entry being applied, dropped on rollback.
@@ -178,6 +180,7 @@ impl DataTree {
                 .insert(name.into());
             t.nodes.insert(p.into(), Znode::new(Some(vec![]), a, stat));
         }
+        t.path_bytes = t.nodes.keys().map(|p| p.len() as u64).sum();
         t
     }
 
@@ -194,6 +197,7 @@ impl DataTree {
             containers: OrdSet::new(),
             ttls: OrdSet::new(),
             data_bytes: 0,
+            path_bytes: 0,
             undo: Vec::new(),
             triggers: Vec::new(),
         }
@@ -207,6 +211,7 @@ impl DataTree {
                 return Err(());
             }
             self.data_bytes += node.data.as_ref().map_or(0, |d| d.len()) as u64;
+            self.path_bytes += 1;
             self.nodes.insert(path, node);
             return Ok(());
         }
@@ -251,6 +256,12 @@ impl DataTree {
 
     pub fn data_bytes(&self) -> u64 {
         self.data_bytes
+    }
+
+    /// ZooKeeper's approximate data size: the length of every path and
+    /// of every node's data.
+    pub fn approximate_data_size(&self) -> u64 {
+        self.data_bytes + self.path_bytes
     }
 
     pub fn ephemerals(&self) -> &OrdMap<i64, OrdSet<String>> {
@@ -318,6 +329,7 @@ impl DataTree {
             OwnerKind::Persistent => {}
         }
         self.data_bytes += node.data.as_ref().map_or(0, |d| d.len()) as u64;
+        self.path_bytes += path.len() as u64;
         let prev = self.nodes.insert(path, node);
         assert!(prev.is_none(), "linked a path twice");
     }
@@ -349,6 +361,7 @@ impl DataTree {
             OwnerKind::Persistent => {}
         }
         self.data_bytes -= node.data.as_ref().map_or(0, |d| d.len()) as u64;
+        self.path_bytes -= path.len() as u64;
         node
     }
 

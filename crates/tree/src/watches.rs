@@ -252,6 +252,15 @@ impl WatchRegistry {
         }
     }
 
+    /// Data watches (getData/exists, and persistent ones) by path: what
+    /// ZooKeeper's wchs/wchc/wchp report.
+    pub fn data_watches(&self) -> impl Iterator<Item = (&str, impl Iterator<Item = ConnId> + '_)> {
+        self.data
+            .by_path
+            .iter()
+            .map(|(p, m)| (p.as_str(), m.keys().copied()))
+    }
+
     /// Total watches (path, connection) in both tables.
     pub fn count(&self) -> usize {
         self.data.by_path.values().map(HashMap::len).sum::<usize>()
