@@ -10,6 +10,7 @@ need=()
 [ -x /usr/share/zookeeper/bin/zkCli.sh ] && [ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
 dpkg -s zookeeper-bin >/dev/null 2>&1 || need+=(zookeeper-bin)
 /usr/bin/python3 -c 'import kazoo' >/dev/null 2>&1 || need+=(python3-kazoo)
+/usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || need+=(python3-prometheus-client)
 command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing: ${need[*]}"

@@ -1,11 +1,13 @@
 """The lifecycle commands through bin/zkServer.sh (ferrokeeper's wrapper):
 start (daemonized, pid file, log file), status, stop, restart, print-cmd,
 compared with what Debian's zkServer.sh prints for ZooKeeper 3.8."""
+import json
 import os
 import re
 import signal
 import subprocess
 import unittest
+import urllib.request
 
 from kazoo.client import KazooClient
 
@@ -150,11 +152,29 @@ class LifecycleTest(unittest.TestCase):
         self.assertIn("ferrokeeper", out)
 
     def test_the_walkthrough_with_zkserver_sh(self):
-        # Operators start each member in the background and ask for its mode.
+        # The shipped conf/zoo1.cfg..zoo3.cfg, with every port and directory
+        # moved to test values and nothing else changed; operators start
+        # each member in the background and ask for its mode.
         ens = harness.Ensemble(3)
         self.addCleanup(ens.close)
         for s in ens.servers:
             self.addCleanup(kill_daemon, s)
+        ports = {}
+        for i, s in enumerate(ens.servers, start=1):
+            for key in ("quorum", "election", "admin"):
+                ports[(i, key)] = harness.free_port()
+        for i, s in enumerate(ens.servers, start=1):
+            with open(os.path.join(harness.ROOT, "conf", "zoo%d.cfg" % i)) as f:
+                text = f.read()
+            text = text.replace("/tmp/ferrokeeper/zk%d" % i, s.dir)
+            text = re.sub(r"(?m)^clientPort=\d+$", "clientPort=%d" % s.port, text)
+            text = re.sub(r"(?m)^admin\.serverPort=\d+$", "admin.serverPort=%d" % ports[(i, "admin")], text)
+            for j in (1, 2, 3):
+                text = re.sub(r"(?m)^server\.%d=localhost:\d+:\d+$" % j,
+                              "server.%d=localhost:%d:%d" % (j, ports[(j, "quorum")], ports[(j, "election")]), text)
+            with open(s.cfg, "w") as f:
+                f.write(text)
+            s.lines = dict(l.split("=", 1) for l in text.splitlines() if "=" in l and not l.startswith("#"))
         for s in ens.servers:
             code, out, err = run(WRAPPER, "start", s.cfg)
             self.assertEqual((code, out), (0, "Starting zookeeper ... STARTED\n"), err)
@@ -162,13 +182,21 @@ class LifecycleTest(unittest.TestCase):
         harness.wait_until(lambda: modes.append(sorted(
             re.search(r"Mode: (\w+)", run(WRAPPER, "status", s.cfg)[1] + "Mode: none").group(1)
             for s in ens.servers)) or modes[-1] == ["follower", "follower", "leader"], what="leader and followers")
+        # ruok is whitelisted in the shipped configs: imok from each.
         for s in ens.servers:
+            self.assertEqual(harness.four_letter(s.port, "ruok"), "imok")
+        c = KazooClient(hosts=ens.hosts)
+        c.start(15)
+        c.create("/walk", b"through")
+        c.stop()
+        for i, s in enumerate(ens.servers, start=1):
             with open(os.path.join(s.lines["dataDir"], "logs", "ferrokeeper-server.log")) as f:
-                myid = open(os.path.join(s.lines["dataDir"], "myid")).read().strip()
-                self.assertIn("[myid:%s]" % myid, f.read())
+                self.assertIn("[myid:%d]" % i, f.read())
+            # Each has its own AdminServer port from its config.
+            with urllib.request.urlopen("http://127.0.0.1:%d/commands/ruok" % ports[(i, "admin")], timeout=10) as r:
+                self.assertEqual(json.loads(r.read())["command"], "ruok")
         for s in ens.servers:
             self.assertEqual(run(WRAPPER, "stop", s.cfg)[:2], (0, "Stopping zookeeper ... STOPPED\n"))
-
 
 if __name__ == "__main__":
     unittest.main()

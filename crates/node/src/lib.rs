@@ -239,6 +239,8 @@ pub struct Node {
     /// After losing the leader: when to start a pre-vote if no leader has
     /// appeared by then (replicas take turns, so they do not split votes).
     campaign_at_ms: Option<i64>,
+    /// Leader changes seen (a metric).
+    leader_changes: u64,
     /// Peers whose connection was lost and who have not spoken since.
     down: std::collections::BTreeSet<u64>,
     /// When the leader was lost (`peer_lost`).
@@ -349,6 +351,7 @@ impl Node {
             leader_id: raft::INVALID_ID,
             campaign_at_ms: None,
             down: Default::default(),
+            leader_changes: 0,
             leader_lost_at_ms: now_ms,
             timeout_drawn_for: (u64::MAX, 0),
             last_liveness_report_ms: now_ms,
@@ -406,6 +409,39 @@ impl Node {
             .collect();
         v.sort_unstable();
         v
+    }
+
+    /// The leader this replica follows (itself when leading); 0 for none.
+    pub fn leader_id(&self) -> u64 {
+        self.raw.raft.leader_id
+    }
+
+    /// How many times this replica saw the leader change (elections won
+    /// by anyone, and losing the leader), since it started.
+    pub fn leader_changes(&self) -> u64 {
+        self.leader_changes
+    }
+
+    /// Raft's commit index and the index applied to the tree here.
+    pub fn commit_and_applied(&self) -> (u64, u64) {
+        (self.raw.raft.raft_log.committed, self.sm.last_zxid() as u64)
+    }
+
+    /// Leader only: how many entries the slowest follower is behind.
+    pub fn max_follower_lag(&self) -> u64 {
+        if !self.is_leader() {
+            return 0;
+        }
+        let last = self.raw.raft.raft_log.last_index();
+        let me = self.cfg.server_id;
+        self.raw
+            .raft
+            .prs()
+            .iter()
+            .filter(|(id, _)| **id != me)
+            .map(|(_, pr)| last.saturating_sub(pr.matched))
+            .max()
+            .unwrap_or(0)
     }
 
     /// Leader only: (followers connected, followers replicating in step).
@@ -972,6 +1008,7 @@ impl Node {
     /// leader restarts every session's timer, so no healthy session expires
     /// because of the failover.
     fn on_leader_change(&mut self, leader: u64) {
+        self.leader_changes += 1;
         let had = self.leader_id;
         self.leader_id = leader;
         if had != raft::INVALID_ID {

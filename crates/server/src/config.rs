@@ -65,18 +65,28 @@ pub struct Config {
     pub autopurge_purge_interval_hours: u32,
     pub admin_enable_server: bool,
     pub admin_server_port: u16,
+    /// `admin.serverAddress` (default all addresses).
+    pub admin_server_address: IpAddr,
+    /// `admin.commandURL` (default `/commands`).
+    pub admin_command_url: String,
+    /// Prometheus metrics: on when `metricsProvider.className` names
+    /// ZooKeeper's PrometheusMetricsProvider (or `metricsProvider.httpPort`
+    /// is set), on `metricsProvider.httpHost`:`httpPort` (default 0.0.0.0:7000).
+    pub metrics_enabled: bool,
+    pub metrics_port: u16,
+    pub metrics_host: IpAddr,
+    /// `globalOutstandingLimit`: requests in flight over all connections
+    /// before the server stops reading from clients (default 1000).
+    pub global_outstanding_limit: usize,
     /// Keys ZooKeeper knows that this build accepts but does not act on yet.
     pub warnings: Vec<String>,
 }
 
 /// ZooKeeper keys accepted without effect in this build (a warning says so).
 const ACCEPTED: &[&str] = &[
-    "globalOutstandingLimit",
     "standaloneEnabled",
     "reconfigEnabled",
     "dynamicConfigFile",
-    "metricsProvider.className",
-    "metricsProvider.httpPort",
     "metricsProvider.exportJvmInfo",
     "quorumListenOnAllIPs",
     "electionAlg",
@@ -84,10 +94,15 @@ const ACCEPTED: &[&str] = &[
     "peerType",
     "syncEnabled",
     "znode.container.maxPerMinute",
-    "admin.serverAddress",
-    "admin.commandURL",
     "audit.enable",
 ];
+
+fn parse_ip(v: &str) -> Result<IpAddr, String> {
+    if v == "localhost" {
+        return Ok(IpAddr::from([127, 0, 0, 1]));
+    }
+    v.parse().map_err(|_| format!("'{v}' is not an IP address"))
+}
 
 struct Line<'a> {
     no: usize,
@@ -202,6 +217,12 @@ impl Config {
             autopurge_purge_interval_hours: 0,
             admin_enable_server: true,
             admin_server_port: 8080,
+            admin_server_address: IpAddr::from([0, 0, 0, 0]),
+            admin_command_url: "/commands".into(),
+            metrics_enabled: false,
+            metrics_port: 7000,
+            metrics_host: IpAddr::from([0, 0, 0, 0]),
+            global_outstanding_limit: 1000,
             warnings: Vec::new(),
         };
         let mut client_port_set = false;
@@ -250,14 +271,7 @@ impl Config {
                         .map_err(|_| err(format!("'{v}' is not a port number (0-65535)")))?;
                     client_port_set = true;
                 }
-                "clientPortAddress" => {
-                    c.client_port_address = Some(if v == "localhost" {
-                        IpAddr::from([127, 0, 0, 1])
-                    } else {
-                        v.parse()
-                            .map_err(|_| err(format!("'{v}' is not an IP address")))?
-                    })
-                }
+                "clientPortAddress" => c.client_port_address = Some(parse_ip(v).map_err(err)?),
                 "maxClientCnxns" => c.max_client_cnxns = num(v).map_err(err)?,
                 "minSessionTimeout" => c.min_session_timeout_ms = num(v).map_err(err)?,
                 "maxSessionTimeout" => c.max_session_timeout_ms = num(v).map_err(err)?,
@@ -329,6 +343,40 @@ impl Config {
                 }
                 "admin.enableServer" => c.admin_enable_server = boolean(v).map_err(err)?,
                 "admin.serverPort" => c.admin_server_port = num(v).map_err(err)?,
+                "admin.serverAddress" => {
+                    c.admin_server_address = parse_ip(v).map_err(err)?;
+                }
+                "admin.commandURL" => {
+                    if !v.starts_with('/') {
+                        return Err(err("must start with /".into()));
+                    }
+                    c.admin_command_url = v.trim_end_matches('/').to_string();
+                }
+                "metricsProvider.className" => {
+                    c.metrics_enabled = v.ends_with("PrometheusMetricsProvider");
+                    if !c.metrics_enabled && !v.ends_with("NullMetricsProvider") {
+                        c.warnings.push(format!(
+                            "{file}:{}: metricsProvider.className {v} is not supported; metrics are off",
+                            l.no
+                        ));
+                    }
+                }
+                "metricsProvider.httpPort" => {
+                    c.metrics_port = num(v).map_err(err)?;
+                    c.metrics_enabled = true;
+                }
+                "metricsProvider.httpHost" => c.metrics_host = parse_ip(v).map_err(err)?,
+                "globalOutstandingLimit" => {
+                    c.global_outstanding_limit = num::<usize>(v)
+                        .and_then(|n| {
+                            if n == 0 {
+                                Err("must be > 0".into())
+                            } else {
+                                Ok(n)
+                            }
+                        })
+                        .map_err(err)?;
+                }
                 k if k.starts_with("server.") => {
                     let id: u64 = k["server.".len()..]
                         .parse()

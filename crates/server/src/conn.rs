@@ -27,6 +27,46 @@ pub(crate) enum ToConn {
     Close(&'static str),
 }
 
+/// Requests in flight over all connections (`globalOutstandingLimit`):
+/// at the limit, connections stop reading from their sockets until
+/// replies go out — back-pressure instead of unbounded queues.
+pub(crate) struct Outstanding {
+    count: std::sync::atomic::AtomicUsize,
+    limit: usize,
+    below: tokio::sync::Notify,
+}
+
+impl Outstanding {
+    pub(crate) fn new(limit: usize) -> Arc<Outstanding> {
+        Arc::new(Outstanding {
+            count: Default::default(),
+            limit,
+            below: tokio::sync::Notify::new(),
+        })
+    }
+
+    fn over(&self) -> bool {
+        self.count.load(std::sync::atomic::Ordering::Relaxed) >= self.limit
+    }
+
+    fn add(&self, n: usize) {
+        self.count
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn done(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let before = self
+            .count
+            .fetch_sub(n, std::sync::atomic::Ordering::Relaxed);
+        if before >= self.limit && before - n < self.limit {
+            self.below.notify_waiters();
+        }
+    }
+}
+
 /// Counts connections per client IP; a slot is released when its guard drops.
 #[derive(Clone, Default)]
 struct PerIp(Arc<Mutex<HashMap<IpAddr, usize>>>);
@@ -63,6 +103,7 @@ pub(crate) async fn accept_loop(
     core: mpsc::Sender<CoreInput>,
     stop: broadcast::Sender<()>,
 ) {
+    let outstanding = Outstanding::new(cfg.global_outstanding_limit);
     let per_ip = PerIp::default();
     let mut stop_rx = stop.subscribe();
     let mut next_conn: u64 = 1;
@@ -79,7 +120,7 @@ pub(crate) async fn accept_loop(
                     };
                     let id = next_conn;
                     next_conn += 1;
-                    conns.spawn(serve(sock, peer, id, cfg.clone(), core.clone(), stop.subscribe(), slot));
+                    conns.spawn(serve(sock, peer, id, cfg.clone(), core.clone(), stop.subscribe(), slot, outstanding.clone()));
                 }
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
@@ -106,6 +147,7 @@ async fn serve(
     core: mpsc::Sender<CoreInput>,
     mut stop: broadcast::Receiver<()>,
     _slot: Slot,
+    outstanding: Arc<Outstanding>,
 ) {
     let _ = sock.set_nodelay(true);
     let (mut rd, wr) = sock.into_split();
@@ -174,6 +216,11 @@ async fn serve(
     {
         return;
     }
+    // This connection's requests not yet answered, and whether the
+    // connect response (not a reply to a request) went out.
+    let mut in_flight = 0usize;
+    let mut connect_answered = false;
+    let mut was_throttled = false;
     let ended = 'io: loop {
         // Hand over every complete frame already buffered.
         loop {
@@ -183,6 +230,8 @@ async fn serve(
                     frame.advance(4);
                     let xid = frame.get_i32();
                     let op = frame.get_i32();
+                    in_flight += 1;
+                    outstanding.add(1);
                     if core
                         .send(CoreInput::Request {
                             conn,
@@ -211,11 +260,19 @@ async fn serve(
                 }
             }
         }
+        let throttled = outstanding.over();
+        if throttled && !was_throttled {
+            tracing::debug!(%peer, "globalOutstandingLimit reached: not reading from this client until replies go out");
+        }
+        was_throttled = throttled;
         tokio::select! {
-            r = rd.read_buf(&mut buf) => match r {
+            r = rd.read_buf(&mut buf), if !throttled => match r {
                 Ok(0) | Err(_) => break Ended::Eof,
                 Ok(_) => {}
             },
+            _ = outstanding.below.notified(), if throttled => {}
+            // A wake-up lost between the check and the wait costs 10 ms, not a stall.
+            _ = tokio::time::sleep(std::time::Duration::from_millis(10)), if throttled => {}
             m = rx.recv() => match m {
                 Some(ToConn::Frame(f)) => {
                     // Write everything queued, then flush once.
@@ -223,6 +280,13 @@ async fn serve(
                     while let Some(m) = out.take() {
                         match m {
                             ToConn::Frame(f) => {
+                                if !connect_answered {
+                                    connect_answered = true;
+                                } else if in_flight > 0 && f.get(4..8) != Some(&[0xff; 4][..]) {
+                                    // A reply, not a watch event (xid -1).
+                                    in_flight -= 1;
+                                    outstanding.done(1);
+                                }
                                 if wr.write_all(&f).await.is_err() {
                                     break 'io Ended::Eof;
                                 }
@@ -249,6 +313,7 @@ async fn serve(
             _ = stop.recv() => break Ended::Stop,
         }
     };
+    outstanding.done(in_flight);
     if !matches!(ended, Ended::Stop) {
         let _ = core.send(CoreInput::Disconnect { conn }).await;
     }

@@ -33,6 +33,7 @@ pub(crate) struct CoreTask {
     started: std::time::Instant,
     /// The time of the input batch being handled.
     batch_at: std::time::Instant,
+    metrics: crate::metrics::Metrics,
     /// Persist jobs to the storage thread, in order.
     jobs: std::sync::mpsc::SyncSender<Job>,
     /// Snapshot and purge jobs to the snapshot thread.
@@ -83,6 +84,7 @@ impl CoreTask {
             conn_stats: HashMap::new(),
             started: std::time::Instant::now(),
             batch_at: std::time::Instant::now(),
+            metrics: Default::default(),
             jobs,
             snap_jobs,
             peers,
@@ -129,12 +131,16 @@ impl CoreTask {
                     }
                 }
                 ev = storage.recv() => match ev {
-                    Some(Event::Persisted(number)) => {
+                    Some(Event::Persisted(number, us)) => {
+                        self.metrics.fsync.observe_us(us);
                         let step = std::time::Instant::now();
                         self.node.persisted(number);
                         self.dispatch_timed(step);
                     }
-                    Some(Event::Snapshotted(index)) => self.node.snapshotted(index),
+                    Some(Event::Snapshotted(index, us)) => {
+                        self.metrics.snapshot.observe_us(us);
+                        self.node.snapshotted(index)
+                    }
                     Some(Event::Failed(e)) => {
                         // A storage fault poisons the store: no retry, no
                         // serving what might not be durable.
@@ -203,34 +209,82 @@ impl CoreTask {
             }
             CoreInput::FourLetter { cmd, from, reply } => {
                 self.stats.received += 1;
-                let mode = if self.standalone {
-                    "standalone"
-                } else if self.node.is_leader() {
-                    "leader"
-                } else {
-                    "follower"
-                };
-                let view = fourlw::View {
-                    cfg: &self.cfg,
-                    node: &self.node,
-                    server: &self.stats,
-                    conns: &self.conn_stats,
-                    mode,
-                    asking: from,
-                    started: self.started,
-                    mono_ms: self.started.elapsed().as_millis() as u64,
-                    now_ms: now_ms(),
-                };
-                let text = fourlw::render(&cmd, &view);
-                match cmd.as_str() {
-                    "srst" => self.stats = fourlw::ServerStats::default(),
-                    "crst" => self.conn_stats.values_mut().for_each(|c| c.reset()),
-                    _ => {}
-                }
+                let text = fourlw::render(&cmd, &self.view(Some(from)));
+                self.reset(&cmd);
                 // As ZooKeeper: the command and its answer count as packets.
                 self.stats.sent += 1;
                 let _ = reply.send(text);
             }
+            CoreInput::Admin { cmd, reply } => {
+                let json = crate::admin::render(cmd, &self.view(None));
+                self.reset(match cmd {
+                    "stat_reset" => "srst",
+                    "connection_stat_reset" => "crst",
+                    _ => "",
+                });
+                let _ = reply.send(json);
+            }
+            CoreInput::Metrics { reply } => {
+                let view = self.view(None);
+                let sm = self.node.state();
+                let (followers, synced) = self.node.followers();
+                let (commit, applied) = self.node.commit_and_applied();
+                let now = crate::metrics::Now {
+                    mode: view.mode,
+                    znodes: sm.tree.node_count() + 1,
+                    watches: self.node.watch_count(),
+                    ephemerals: sm.tree.ephemerals().values().map(|s| s.len()).sum(),
+                    data_size: sm.tree.approximate_data_size(),
+                    sessions: sm.sessions.len(),
+                    connections: self.conn_stats.len(),
+                    outstanding: view.outstanding(),
+                    packets_received: self.stats.received,
+                    packets_sent: self.stats.sent,
+                    last_zxid: self.node.last_zxid(),
+                    commit_index: commit,
+                    applied_index: applied,
+                    leader_changes: self.node.leader_changes(),
+                    followers,
+                    synced_followers: synced,
+                    max_follower_lag: self.node.max_follower_lag(),
+                    open_fds: fourlw::file_descriptors().0,
+                    uptime_s: self.started.elapsed().as_secs_f64(),
+                };
+                let _ = reply.send(crate::metrics::render(&self.metrics, &now));
+            }
+        }
+    }
+
+    fn mode(&self) -> &'static str {
+        if self.standalone {
+            "standalone"
+        } else if self.node.is_leader() {
+            "leader"
+        } else {
+            "follower"
+        }
+    }
+
+    fn view(&self, asking: Option<std::net::SocketAddr>) -> fourlw::View<'_> {
+        fourlw::View {
+            cfg: &self.cfg,
+            node: &self.node,
+            server: &self.stats,
+            conns: &self.conn_stats,
+            mode: self.mode(),
+            asking,
+            started: self.started,
+            mono_ms: self.started.elapsed().as_millis() as u64,
+            now_ms: now_ms(),
+        }
+    }
+
+    /// srst / crst: counters start over.
+    fn reset(&mut self, cmd: &str) {
+        match cmd {
+            "srst" => self.stats = fourlw::ServerStats::default(),
+            "crst" => self.conn_stats.values_mut().for_each(|c| c.reset()),
+            _ => {}
         }
     }
 
@@ -259,7 +313,9 @@ impl CoreTask {
         };
         let zxid = i64::from_be_bytes(frame[8..16].try_into().unwrap());
         let err = i32::from_be_bytes(frame[16..20].try_into().unwrap());
-        let ms = at.elapsed().as_millis() as u64;
+        let took = at.elapsed();
+        self.metrics.observe_request(op, took.as_micros() as u64);
+        let ms = took.as_millis() as u64;
         c.last_latency_ms = ms;
         c.latency.add(ms);
         self.stats.latency.add(ms);

@@ -64,7 +64,7 @@ impl Latency {
         java_double(avg)
     }
 
-    fn min(&self) -> u64 {
+    pub fn min(&self) -> u64 {
         if self.count == 0 {
             0
         } else {
@@ -186,8 +186,9 @@ pub struct View<'a> {
     pub conns: &'a std::collections::HashMap<u64, ConnStats>,
     /// standalone, leader or follower.
     pub mode: &'static str,
-    /// The connection asking (shown by cons/stat as ZooKeeper does).
-    pub asking: SocketAddr,
+    /// The connection asking (shown by cons/stat as ZooKeeper does); None
+    /// for the AdminServer.
+    pub asking: Option<SocketAddr>,
     pub started: Instant,
     /// ms on the monotonic clock (for lresp), and since the epoch.
     pub mono_ms: u64,
@@ -199,32 +200,39 @@ fn addr(a: &SocketAddr) -> String {
 }
 
 impl View<'_> {
-    fn serving(&self) -> bool {
+    /// Connections as ZooKeeper counts them: the asking one included.
+    pub(crate) fn connections(&self) -> usize {
+        self.conns.len() + usize::from(self.asking.is_some())
+    }
+
+    pub(crate) fn serving(&self) -> bool {
         self.node.has_leader()
     }
 
-    fn outstanding(&self) -> usize {
+    pub(crate) fn outstanding(&self) -> usize {
         self.conns.values().map(|c| c.pending.len()).sum()
     }
 
     /// The node count as ZooKeeper reports it: its root is stored twice.
-    fn node_count(&self) -> usize {
+    pub(crate) fn node_count(&self) -> usize {
         self.node.state().tree.node_count() + 1
     }
 
-    fn sorted_conns(&self) -> Vec<(&u64, &ConnStats)> {
+    pub(crate) fn sorted_conns(&self) -> Vec<(&u64, &ConnStats)> {
         let mut v: Vec<_> = self.conns.iter().collect();
         v.sort_by_key(|(id, _)| **id);
         v
     }
 
-    fn session_of(&self, conn: u64) -> i64 {
+    pub(crate) fn session_of(&self, conn: u64) -> i64 {
         self.node.conn_session(conn).map_or(0, |(s, _)| s)
     }
 
     fn cons(&self, full: bool) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, " {}[0](queued=0,recved=1,sent=0)", addr(&self.asking));
+        if let Some(a) = &self.asking {
+            let _ = writeln!(out, " {}[0](queued=0,recved=1,sent=0)", addr(a));
+        }
         for (id, c) in self.sorted_conns() {
             let _ = write!(
                 out,
@@ -280,7 +288,7 @@ impl View<'_> {
             l.max_ms,
             self.server.received,
             self.server.sent,
-            self.conns.len() + 1,
+            self.connections(),
             self.outstanding(),
             self.node.last_zxid(),
             self.mode,
@@ -342,7 +350,7 @@ impl View<'_> {
         out
     }
 
-    fn envi(&self) -> String {
+    pub(crate) fn envi(&self) -> String {
         let var = |k: &str| std::env::var(k).unwrap_or_default();
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
@@ -396,10 +404,12 @@ impl View<'_> {
         }
         let by_session: std::collections::HashMap<i64, i64> = deadlines.into_iter().collect();
         let mut csets: std::collections::BTreeMap<i64, Vec<String>> = Default::default();
-        csets
-            .entry(bucket(self.now_ms + self.cfg.tick_ms as i64 * 2))
-            .or_default()
-            .push(format!("ip: {} sessionId: 0x0", addr(&self.asking)));
+        if let Some(a) = &self.asking {
+            csets
+                .entry(bucket(self.now_ms + self.cfg.tick_ms as i64 * 2))
+                .or_default()
+                .push(format!("ip: {} sessionId: 0x0", addr(a)));
+        }
         for (id, c) in self.sorted_conns() {
             let sid = self.session_of(*id);
             let at = by_session.get(&sid).copied().unwrap_or(self.now_ms);
@@ -412,7 +422,7 @@ impl View<'_> {
             out,
             "Connections dump:\nConnections Sets ({})/({}):",
             csets.len(),
-            self.conns.len() + 1
+            self.conns.len() + usize::from(self.asking.is_some())
         );
         for (at, cs) in &csets {
             let _ = writeln!(out, "{} expire at {}:", cs.len(), java_date(*at));
@@ -424,7 +434,7 @@ impl View<'_> {
     }
 
     /// Data watches by path with the watching sessions, sorted.
-    fn watches_by_path(&self) -> Vec<(String, Vec<i64>)> {
+    pub(crate) fn watches_by_path(&self) -> Vec<(String, Vec<i64>)> {
         let mut v: Vec<(String, Vec<i64>)> = self
             .node
             .watches()
@@ -485,7 +495,7 @@ impl View<'_> {
         out
     }
 
-    fn mntr(&self) -> String {
+    pub(crate) fn mntr(&self) -> String {
         let sm = self.node.state();
         let l = &self.server.latency;
         let (fds, max_fds) = file_descriptors();
@@ -500,10 +510,7 @@ impl View<'_> {
         kv("zk_min_latency", l.min().to_string());
         kv("zk_packets_received", self.server.received.to_string());
         kv("zk_packets_sent", self.server.sent.to_string());
-        kv(
-            "zk_num_alive_connections",
-            (self.conns.len() + 1).to_string(),
-        );
+        kv("zk_num_alive_connections", self.connections().to_string());
         kv("zk_outstanding_requests", self.outstanding().to_string());
         kv("zk_znode_count", self.node_count().to_string());
         kv("zk_watch_count", self.node.watch_count().to_string());
@@ -559,7 +566,7 @@ fn user_name() -> String {
 }
 
 /// Bytes under the snapshot and log directories (ZooKeeper's `dirs`).
-fn dir_sizes(cfg: &crate::Config) -> (u64, u64) {
+pub(crate) fn dir_sizes(cfg: &crate::Config) -> (u64, u64) {
     fn size(d: &std::path::Path) -> u64 {
         std::fs::read_dir(d)
             .map(|rd| {
@@ -577,7 +584,7 @@ fn dir_sizes(cfg: &crate::Config) -> (u64, u64) {
     )
 }
 
-fn file_descriptors() -> (usize, u64) {
+pub(crate) fn file_descriptors() -> (usize, u64) {
     let open = std::fs::read_dir("/proc/self/fd")
         .map(|d| d.count())
         .unwrap_or(0);

@@ -7,11 +7,14 @@
 //! They talk over bounded channels. Shutdown: a broadcast stop, then every
 //! task ends.
 
+pub mod admin;
 pub mod config;
 mod conn;
 mod core_task;
 pub mod fourlw;
+mod http;
 pub mod lifecycle;
+mod metrics;
 mod peer;
 mod snap_transfer;
 mod storage_thread;
@@ -58,6 +61,15 @@ pub(crate) enum CoreInput {
     InstallSnapshot {
         msg: Box<raft::prelude::Message>,
         state: Box<tree::StateMachine>,
+    },
+    /// An AdminServer command (a resolved name).
+    Admin {
+        cmd: &'static str,
+        reply: tokio::sync::oneshot::Sender<serde_json::Value>,
+    },
+    /// A Prometheus scrape.
+    Metrics {
+        reply: tokio::sync::oneshot::Sender<String>,
     },
     /// A snapshot transfer this leader started ended.
     SnapshotSent {
@@ -360,6 +372,7 @@ impl Server {
         );
         release_freed_memory();
         tasks.spawn(core.run(core_rx, event_rx, stop.subscribe()));
+        http::start(&cfg, &core_tx, &stop, &mut tasks);
         tasks.spawn(conn::accept_loop(
             listener,
             cfg.clone(),

@@ -29,10 +29,12 @@ pub(crate) struct Job {
 }
 
 pub(crate) enum Event {
-    /// Every job up to this number is durable.
-    Persisted(u64),
-    /// The snapshot at this index is durable.
-    Snapshotted(u64),
+    /// Every job up to this number is durable; the write and fsync took
+    /// this many microseconds.
+    Persisted(u64, u64),
+    /// The snapshot at this index is durable; encoding and writing it
+    /// took this many microseconds.
+    Snapshotted(u64, u64),
     Failed(String),
 }
 
@@ -73,7 +75,7 @@ pub(crate) fn spawn_snapshotter(
                                 meta.index,
                                 started.elapsed().as_secs_f64()
                             );
-                            Event::Snapshotted(meta.index)
+                            Event::Snapshotted(meta.index, started.elapsed().as_micros() as u64)
                         }
                         Err(e) => Event::Failed(format!("snapshot: {e}")),
                     }
@@ -131,8 +133,9 @@ pub(crate) fn spawn(
                 if let Some(hs) = &hard_state {
                     wal.stage_hard_state(hs);
                 }
+                let started = std::time::Instant::now();
                 let event = match wal.commit() {
-                    Ok(()) => Event::Persisted(number),
+                    Ok(()) => Event::Persisted(number, started.elapsed().as_micros() as u64),
                     Err(e) => Event::Failed(e.to_string()),
                 };
                 let failed = matches!(event, Event::Failed(_));
