@@ -1010,6 +1010,19 @@ impl Node {
     fn on_leader_change(&mut self, leader: u64) {
         self.leader_changes += 1;
         let had = self.leader_id;
+        let term = self.raw.raft.term;
+        if self.cfg.voters.len() > 1 {
+            if leader == self.cfg.server_id {
+                tracing::info!(
+                    "LEADING: elected leader in term {term} (zxid 0x{:x})",
+                    self.sm.last_zxid()
+                );
+            } else if leader != raft::INVALID_ID {
+                tracing::info!("FOLLOWING: server {leader} is the leader in term {term}");
+            } else {
+                tracing::info!("LOOKING: lost leader {had} in term {term}; not serving clients until a new one is elected");
+            }
+        }
         self.leader_id = leader;
         if had != raft::INVALID_ID {
             let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
