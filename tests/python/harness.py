@@ -116,6 +116,7 @@ class Server:
         """Starts the process and waits until it answers `probe` (ruok, or
         srvr when ruok is not whitelisted)."""
         log = open(self.log_path, "ab")
+        quorum_member = any(k.startswith("server.") for k in self.lines)
         if self.kind == "ferrokeeper":
             cmd = [BINARY, "start-foreground", self.cfg]
         else:
@@ -128,6 +129,11 @@ class Server:
         try:
             ready = (lambda: four_letter(self.port, "ruok") == "imok") if probe == "ruok" else \
                 (lambda: "Mode: " in four_letter(self.port, "srvr"))
+            if self.kind == "zookeeper" and not quorum_member:
+                # ZooKeeper answers ruok before it serves sessions: wait
+                # until srvr shows a mode too.
+                first = ready
+                ready = lambda: first() and "Mode: " in four_letter(self.port, "srvr")
             wait_until(lambda: self.proc.poll() is None and ready(),
                        what="%s on port %d" % (self.kind, self.port))
         except TimeoutError as e:

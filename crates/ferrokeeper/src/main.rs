@@ -57,6 +57,13 @@ enum Cmd {
         #[arg(default_value = "conf/zoo.cfg")]
         config: PathBuf,
     },
+    /// A zkCli-compatible shell: `cli -server host:port[,host:port] [cmd args]`
+    /// (zkCli's options; `--output json` for read commands).
+    #[command(disable_help_flag = true)]
+    Cli {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Print the version.
     Version,
     /// Remove old snapshots and log segments, keeping the newest COUNT
@@ -121,6 +128,7 @@ fn main() -> ExitCode {
         Cmd::Log {
             cmd: LogCmd::Dump { dir },
         } => print_or_fail(server::tools::dump_log(&dir)),
+        Cmd::Cli { args } => ExitCode::from(cli::main(&args) as u8),
         Cmd::Status { config } => {
             let (out, err, code) = server::tools::status(&config);
             eprint!("{err}");

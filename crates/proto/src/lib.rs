@@ -13,6 +13,7 @@ pub mod consts;
 pub mod frame;
 pub mod records;
 pub mod request;
+pub mod time;
 
 pub use codec::{DecodeError, Jute, Reader};
 pub use consts::{
@@ -20,3 +21,4 @@ pub use consts::{
 };
 pub use records::*;
 pub use request::{MultiOp, Request};
+pub use time::java_date;

@@ -1,0 +1,199 @@
+"""`ferrokeeper cli` (and bin/zkCli.sh) against Debian's zkCli.sh: the same
+script, run by both against fresh ZooKeeper 3.8 servers, must print the
+same stdout and the same stderr; one-shot mode, watches, JSON output,
+tree, failover across the connect string, and the interactive prompt with
+completion on a pseudo-terminal."""
+import json
+import os
+import pty
+import re
+import select
+import subprocess
+import time
+import unittest
+
+from kazoo.client import KazooClient
+
+import harness
+import test_zkcli
+
+WRAPPER = os.path.join(harness.ROOT, "bin", "zkCli.sh")
+
+
+def mask(text):
+    for rx, repl in test_zkcli.MASKS:
+        text = rx.sub(repl, text)
+    # The banner and the connection's own events race with each other in
+    # zkCli too (its watcher prints from another thread): left out.
+    return [l for l in text.splitlines()
+            if l.strip() and not l.startswith(("SLF4J", "Connecting to", "Welcome to", "JLine", "WATCHER::",
+                                               "WatchedEvent state:SyncConnected type:None",
+                                               "WatchedEvent state:Closed"))]
+
+
+def run_script(cmd, kind):
+    s = harness.Server(kind).start()
+    try:
+        r = subprocess.run(cmd + ["-server", "127.0.0.1:%d" % s.port], input=test_zkcli.SCRIPT,
+                           capture_output=True, text=True, timeout=120,
+                           env=dict(os.environ, FERROKEEPER_BIN=harness.BINARY))
+        return mask(r.stdout), mask(r.stderr)
+    finally:
+        s.close()
+
+
+def cli(port, *args, hosts=None):
+    r = subprocess.run([harness.BINARY, "cli", "-server", hosts or "127.0.0.1:%d" % port] + list(args),
+                       capture_output=True, text=True, timeout=60)
+    return r.returncode, r.stdout, r.stderr
+
+
+class SameAsZkCliTest(unittest.TestCase):
+    maxDiff = None
+
+    def test_script_output_matches_zkcli_line_for_line(self):
+        for kind in ("zookeeper", "ferrokeeper"):
+            expected = run_script([harness.ZKCLI], kind)
+            got = run_script([WRAPPER], kind)
+            self.assertGreater(len(expected[0]), 30, "the script ran")
+            self.assertEqual(got[0], expected[0], "stdout against %s" % kind)
+            self.assertEqual(got[1], expected[1], "stderr against %s" % kind)
+
+
+class CliTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = harness.Server().start()
+        cls.port = cls.server.port
+        c = KazooClient(hosts=cls.server.hosts)
+        c.start(15)
+        c.create("/app/a", b"one", makepath=True)
+        c.create("/app/b/c", b"two", makepath=True)
+        c.stop()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.close()
+
+    def test_one_shot_prints_only_the_answer(self):
+        self.assertEqual(cli(self.port, "get", "/app/a"), (0, "one\n", ""))
+        code, out, err = cli(self.port, "get", "/nope")
+        self.assertNotEqual(code, 0)
+        self.assertEqual((out, err), ("", "Node does not exist: /nope\n"))
+        self.assertEqual(cli(self.port, "ls", "/app")[:2], (0, "[a, b]\n"))
+        code, _, err = cli(self.port, "frobnicate")
+        self.assertNotEqual(code, 0)
+        self.assertIn("ls [-s] [-w] [-R] path", err)
+        # A script can branch on it.
+        r = subprocess.run("%s cli -server 127.0.0.1:%d stat /app/b >/dev/null 2>&1 && echo yes" % (harness.BINARY, self.port),
+                           shell=True, capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.stdout, "yes\n")
+
+    def test_json_output(self):
+        code, out, _ = cli(self.port, "--output", "json", "get", "-s", "/app/a")
+        self.assertEqual(code, 0)
+        v = json.loads(out)
+        self.assertEqual((v["path"], v["data"], v["stat"]["dataLength"]), ("/app/a", "one", 3))
+        v = json.loads(cli(self.port, "--output", "json", "ls", "/app")[1])
+        self.assertEqual(v["children"], ["a", "b"])
+        v = json.loads(cli(self.port, "--output", "json", "ls", "-R", "/app")[1])
+        self.assertEqual(v, ["/app", "/app/a", "/app/b", "/app/b/c"])
+        v = json.loads(cli(self.port, "--output", "json", "getAcl", "/app")[1])
+        self.assertEqual(v["acl"], [{"scheme": "world", "id": "anyone", "perms": "cdrwa"}])
+        v = json.loads(cli(self.port, "--output", "json", "stat", "/app")[1])
+        self.assertEqual(v["stat"]["numChildren"], 2)
+
+    def test_tree(self):
+        code, out, _ = cli(self.port, "tree", "/app")
+        self.assertEqual(code, 0)
+        self.assertEqual(out, "/app\n├── a\n└── b\n    └── c\n")
+
+    def test_watch_events_print_as_zkcli_does(self):
+        p = subprocess.Popen([harness.BINARY, "cli", "-server", "127.0.0.1:%d" % self.port],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        p.stdin.write("get -w /app/a\nls -w /app\n")
+        p.stdin.flush()
+        time.sleep(1)
+        c = KazooClient(hosts=self.server.hosts)
+        c.start(15)
+        c.set("/app/a", b"changed")
+        c.create("/app/d")
+        c.stop()
+        time.sleep(1)
+        out, _ = p.communicate("quit\n", timeout=30)
+        self.assertIn("WATCHER::\n\nWatchedEvent state:SyncConnected type:NodeDataChanged path:/app/a", out)
+        self.assertIn("WATCHER::\n\nWatchedEvent state:SyncConnected type:NodeChildrenChanged path:/app", out)
+        c = KazooClient(hosts=self.server.hosts)
+        c.start(15)
+        c.delete("/app/d")
+        c.set("/app/a", b"one")
+        c.stop()
+
+    def test_interactive_prompt_history_and_completion(self):
+        home = self.server.dir
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.environ["HOME"] = home
+            os.execv(harness.BINARY, [harness.BINARY, "cli", "-server", "127.0.0.1:%d" % self.port])
+        out = b""
+
+        def expect(pattern, timeout=15):
+            nonlocal out
+            end = time.time() + timeout
+            while time.time() < end:
+                if re.search(pattern, out):
+                    return
+                r, _, _ = select.select([fd], [], [], 0.2)
+                if r:
+                    try:
+                        out += os.read(fd, 4096)
+                    except OSError:
+                        break
+            self.fail("no %r in %r" % (pattern, out[-500:]))
+
+        try:
+            expect(rb"\[zk: 127\.0\.0\.1:%d\(CONNECTED\) 0\] " % self.port)
+            os.write(fd, b"get /app/\t")   # two candidates: nothing completes yet
+            time.sleep(0.5)
+            os.write(fd, b"a\n")
+            expect(rb"one\r?\n")
+            expect(rb"\(CONNECTED\) 1\] ")
+            os.write(fd, b"ls /zooke\t\n")   # completes to /zookeeper
+            expect(rb"\[config, quota\]")
+            os.write(fd, b"quit\n")
+            os.waitpid(pid, 0)
+        finally:
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        with open(os.path.join(home, ".ferrokeeper_cli_history")) as f:
+            hist = f.read()
+        self.assertIn("get /app/a", hist)
+
+
+class CliEnsembleTest(unittest.TestCase):
+    def test_session_moves_to_the_next_server(self):
+        ens = harness.Ensemble(3)
+        self.addCleanup(ens.close)
+        ens.start()
+        ens.serving_follower()
+        dead = harness.free_port()
+        hosts = ",".join(["127.0.0.1:%d" % dead] + [s.hosts for s in ens.servers])
+        p = subprocess.Popen([harness.BINARY, "cli", "-server", hosts], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        p.stdin.write("create -e /eph mine\nwhoami\n")
+        p.stdin.flush()
+        time.sleep(2)
+        # The server it is on: the first live one of the connect string.
+        ens.server(1).kill()
+        p.stdin.write("get /eph\n")
+        out, _ = p.communicate("quit\n", timeout=60)
+        self.assertIn("Created /eph", out)
+        # The session (and its ephemeral) survived the move.
+        self.assertIn("\nmine\n", out)
+        self.assertIn("WatchedEvent state:Disconnected type:None path:null", out)
+
+
+if __name__ == "__main__":
+    unittest.main()
