@@ -19,6 +19,56 @@ import test_zkcli
 
 WRAPPER = os.path.join(harness.ROOT, "bin", "zkCli.sh")
 
+# Watches and their removal, quotas, usage errors, bad paths and ACLs,
+# config and reconfig, an unknown command.
+SCRIPT2 = """
+create /q
+create /q/a 1
+create -e -s /q/e- x
+ls -R /q
+ls -w /q
+get -w /q/a
+stat -w /q
+addWatch /q
+addWatch -m PERSISTENT /q/a
+addWatch -m BOGUS /q/a
+removewatches /q
+removewatches /q/a -d
+removewatches /nowatch
+printwatches off
+printwatches
+printwatches on
+getAcl -s /q
+setAcl -s /q world:anyone:cdrwa
+setAcl -R /q world:anyone:cdrwa
+setquota -n 10 /q
+listquota /q
+delquota /q
+listquota /q
+create
+get
+get bad
+get /q/
+ls /q//a
+delete /q
+deleteall /q
+ls /
+config
+set /zookeeper/config x
+reconfig -remove 3
+create -c -e /bad
+create -t 10 -e /bad2
+create /x y badacl
+getAllChildrenNumber /
+getEphemerals
+getEphemerals /nope
+stat /nope
+sync /nope
+whoami
+frobnicate
+quit
+"""
+
 
 def mask(text):
     for rx, repl in test_zkcli.MASKS:
@@ -31,10 +81,10 @@ def mask(text):
                                                "WatchedEvent state:Closed"))]
 
 
-def run_script(cmd, kind):
+def run_script(cmd, kind, script=test_zkcli.SCRIPT):
     s = harness.Server(kind).start()
     try:
-        r = subprocess.run(cmd + ["-server", "127.0.0.1:%d" % s.port], input=test_zkcli.SCRIPT,
+        r = subprocess.run(cmd + ["-server", "127.0.0.1:%d" % s.port], input=script,
                            capture_output=True, text=True, timeout=120,
                            env=dict(os.environ, FERROKEEPER_BIN=harness.BINARY))
         return mask(r.stdout), mask(r.stderr)
@@ -52,12 +102,13 @@ class SameAsZkCliTest(unittest.TestCase):
     maxDiff = None
 
     def test_script_output_matches_zkcli_line_for_line(self):
-        for kind in ("zookeeper", "ferrokeeper"):
-            expected = run_script([harness.ZKCLI], kind)
-            got = run_script([WRAPPER], kind)
-            self.assertGreater(len(expected[0]), 30, "the script ran")
-            self.assertEqual(got[0], expected[0], "stdout against %s" % kind)
-            self.assertEqual(got[1], expected[1], "stderr against %s" % kind)
+        for script in (test_zkcli.SCRIPT, SCRIPT2):
+            for kind in ("zookeeper", "ferrokeeper"):
+                expected = run_script([harness.ZKCLI], kind, script)
+                got = run_script([WRAPPER], kind, script)
+                self.assertGreater(len(expected[0]) + len(expected[1]), 30, "the script ran")
+                self.assertEqual(got[0], expected[0], "stdout against %s" % kind)
+                self.assertEqual(got[1], expected[1], "stderr against %s" % kind)
 
 
 class CliTest(unittest.TestCase):

@@ -149,7 +149,13 @@ impl Client {
             .split(',')
             .map(|h| h.trim().to_string())
             .filter(|h| !h.is_empty())
-            .map(|h| if h.contains(':') { h } else { format!("{h}:2181") })
+            .map(|h| {
+                if h.contains(':') {
+                    h
+                } else {
+                    format!("{h}:2181")
+                }
+            })
             .collect();
         Client {
             hosts,
@@ -202,8 +208,8 @@ impl Client {
         }
         // As the Java client: keep trying the servers in turn, with a
         // growing pause between rounds, until the session timeout passes.
-        let deadline = std::time::Instant::now()
-            + Duration::from_millis(self.timeout_ms.max(1000) as u64);
+        let deadline =
+            std::time::Instant::now() + Duration::from_millis(self.timeout_ms.max(1000) as u64);
         let mut pause = Duration::from_millis(50);
         loop {
             for _ in 0..self.hosts.len().max(1) {
@@ -254,11 +260,14 @@ impl Client {
         };
         s.write_all(&frame(|w| req.write(w)))
             .map_err(|_| ClientError::ConnectionLoss)?;
-        s.set_read_timeout(Some(Duration::from_millis(self.timeout_ms.max(1000) as u64)))
-            .map_err(|_| ClientError::ConnectionLoss)?;
-        let body = read_frame(&mut s).map_err(|e| ClientError::Protocol(format!("reading the connect response: {e}")))?;
-        let resp = ConnectResponse::from_bytes(&body)
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        s.set_read_timeout(Some(
+            Duration::from_millis(self.timeout_ms.max(1000) as u64),
+        ))
+        .map_err(|_| ClientError::ConnectionLoss)?;
+        let body = read_frame(&mut s)
+            .map_err(|e| ClientError::Protocol(format!("reading the connect response: {e}")))?;
+        let resp =
+            ConnectResponse::from_bytes(&body).map_err(|e| ClientError::Protocol(e.to_string()))?;
         if resp.session_id == 0 {
             return Err(ClientError::SessionExpired);
         }
@@ -436,20 +445,34 @@ impl Client {
         }
     }
 
-    /// removewatches: forget them locally too.
-    pub fn forget_watches(&mut self, path: &str, kind: i32) {
+    /// removewatches: forget them locally too; returns the events the
+    /// Java client raises for the watchers removed, in its order.
+    pub fn forget_watches(&mut self, path: &str, kind: i32) -> Vec<&'static str> {
         let w = &mut self.watches;
-        if kind == 1 || kind == 3 {
-            w.child.retain(|x| x != path);
-        }
+        let mut out = Vec::new();
+        let take = |v: &mut Vec<String>| {
+            let had = v.iter().any(|x| x == path);
+            v.retain(|x| x != path);
+            had
+        };
         if kind == 2 || kind == 3 {
-            w.data.retain(|x| x != path);
-            w.exist.retain(|x| x != path);
+            let d = take(&mut w.data);
+            let e = take(&mut w.exist);
+            if d || e {
+                out.push("DataWatchRemoved");
+            }
         }
-        if kind >= 3 {
-            w.persistent.retain(|x| x != path);
-            w.recursive.retain(|x| x != path);
+        if (kind == 1 || kind == 3) && take(&mut w.child) {
+            out.push("ChildWatchRemoved");
         }
+        if kind == 3 {
+            let p = take(&mut w.persistent);
+            let r = take(&mut w.recursive);
+            if p || r {
+                out.push("PersistentWatchRemoved");
+            }
+        }
+        out
     }
 
     /// closeSession, then the connection ends.

@@ -197,7 +197,10 @@ impl Args {
         let mut i = 0;
         while i < words.len() {
             let w = &words[i];
-            if w.len() == 2 && w.starts_with('-') && !w[1..].starts_with(|c: char| c.is_ascii_digit()) {
+            if w.len() == 2
+                && w.starts_with('-')
+                && !w[1..].starts_with(|c: char| c.is_ascii_digit())
+            {
                 let c = w.chars().nth(1).unwrap();
                 if with_value.contains(c) {
                     let v = words
@@ -411,8 +414,13 @@ impl Shell {
     /// Prints the general usage (an unknown command or `help`).
     pub fn print_usage(&mut self) {
         self.complain("ZooKeeper -server host:port -client-configuration properties-file cmd args");
-        let mut all: Vec<&(&str, &str)> = USAGE.iter().collect();
-        all.sort_by_key(|(c, _)| c.to_lowercase());
+        // zkCli's own commands, in its (case-sensitive) order; ours
+        // (tree, watch) are left out so the text stays the same.
+        let mut all: Vec<&(&str, &str)> = USAGE
+            .iter()
+            .filter(|(c, _)| !matches!(*c, "tree" | "watch"))
+            .collect();
+        all.sort_by_key(|(c, _)| *c);
         for (_, u) in all {
             self.complain(&format!("\t{u}"));
         }
@@ -503,8 +511,9 @@ impl Shell {
             }
             "tree" => self.tree(args),
             "watch" => self.watch(args),
-            _ => {
+            other => {
                 self.print_usage();
+                self.complain(&format!("Command not found: Command not found {other}"));
                 Err(())
             }
         }
@@ -633,7 +642,16 @@ impl Shell {
         };
         let data = a.pos.get(1).map(|d| d.as_bytes().to_vec());
         let acl = match a.pos.get(2) {
-            Some(t) => parse_acl(t, &mut *self.err),
+            Some(t) => {
+                let acl = parse_acl(t, &mut *self.err);
+                if acl.is_empty() {
+                    // The Java client refuses an empty ACL before sending.
+                    self.complain("KeeperErrorCode = InvalidACL");
+                    self.complain("Acl is not valid : null");
+                    return Err(());
+                }
+                acl
+            }
             None => open_acl(),
         };
         let op = if cont {
@@ -819,7 +837,8 @@ impl Shell {
                     self.json(v);
                 } else {
                     for x in &r.acl {
-                        let t = format!("'{},'{}\n: {}", x.id.scheme, x.id.id, perms_string(x.perms));
+                        let t =
+                            format!("'{},'{}\n: {}", x.id.scheme, x.id.id, perms_string(x.perms));
                         self.line(&t);
                     }
                     if a.has('s') {
@@ -950,9 +969,7 @@ impl Shell {
         match self.call(&req) {
             Ok(_) => Ok(()),
             Err(e) => {
-                let m = keeper_message(&e, "")
-                    .trim_end_matches(" for ")
-                    .to_string();
+                let m = keeper_message(&e, "").trim_end_matches(" for ").to_string();
                 self.complain(&m);
                 Err(())
             }
@@ -991,12 +1008,7 @@ impl Shell {
         let mode = match a.value('m') {
             None | Some("PERSISTENT_RECURSIVE") => 1,
             Some("PERSISTENT") => 0,
-            Some(other) => {
-                self.complain(&format!(
-                    "Unsupported mode: {other}. Supported modes: PERSISTENT, PERSISTENT_RECURSIVE"
-                ));
-                return Err(());
-            }
+            Some(_) => return self.usage_of("addWatch"),
         };
         match self.call(&Request::AddWatch(AddWatchRequest {
             path: path.clone(),
@@ -1022,12 +1034,19 @@ impl Shell {
             watcher_type: kind,
         })) {
             Ok(_) => {
-                self.client.forget_watches(&path, kind);
+                // The Java client tells its own watchers they were removed.
+                for kind in self.client.forget_watches(&path, kind) {
+                    let _ = self.events_sender().send(crate::client::Event {
+                        state: "SyncConnected",
+                        kind,
+                        path: Some(path.clone()),
+                    });
+                }
                 Ok(())
             }
             Err(e) if e.code() == ErrorCode::NoWatcher => {
-                // zkCli's wording for a path with no such watcher.
-                self.complain(&format!("{} for {path}", code_message(e.code())));
+                let m = keeper_message(&e, &path);
+                self.complain(&m);
                 Err(())
             }
             Err(e) => self.fail(&e, &path),
@@ -1037,7 +1056,10 @@ impl Shell {
     fn printwatches(&mut self, args: &[String]) -> Outcome {
         match args.first().map(String::as_str) {
             None => {
-                let s = format!("printwatches is {}", if self.print_watches { "on" } else { "off" });
+                let s = format!(
+                    "printwatches is {}",
+                    if self.print_watches { "on" } else { "off" }
+                );
                 self.line(&s);
             }
             Some("on") => {
@@ -1078,7 +1100,9 @@ impl Shell {
     fn all_children(&mut self, args: &[String]) -> Outcome {
         let a = Args::parse(args, "").map_err(|m| self.complain(&m))?;
         let path = self.path_arg(&a, "getAllChildrenNumber", 0)?;
-        match self.call(&Request::GetAllChildrenNumber(PathRecord { path: path.clone() })) {
+        match self.call(&Request::GetAllChildrenNumber(PathRecord {
+            path: path.clone(),
+        })) {
             Ok(b) => {
                 let n = decode::<proto::CountResponse>(&b).map_err(|e| {
                     let _ = self.fail(&e, &path);
@@ -1101,7 +1125,7 @@ impl Shell {
         let stats = format!("{qpath}/zookeeper_stats");
         match cmd {
             "listquota" => {
-                self.line(&format!("absolute path is {limits}"));
+                self.complain(&format!("absolute path is {limits}"));
                 for (node, label) in [(&limits, "Output quota"), (&stats, "Output stat")] {
                     match self.call(&Request::GetData(pw(node, false))) {
                         Ok(b) => {
@@ -1109,7 +1133,7 @@ impl Shell {
                             self.line(&format!("{label} for {path} {}", data_text(&r.data)));
                         }
                         Err(e) if e.code() == ErrorCode::NoNode => {
-                            self.line(&format!("quota for {path} does not exist."));
+                            self.complain(&format!("quota for {path} does not exist."));
                             return Ok(());
                         }
                         Err(e) => return self.fail(&e, node),
@@ -1123,8 +1147,10 @@ impl Shell {
                 if n < 0 && b < 0 && hn < 0 && hb < 0 {
                     return self.usage_of("setquota");
                 }
+                // zkCli's StatsTrack text, its stray "=" included.
                 let text = format!("count={n},bytes={b}=;byteHardLimit={hb};countHardLimit={hn}");
-                let text = text.replace("=;", ";");
+                // As zkCli: the server keeps zookeeper_stats up to date.
+                let stats_text = "count=0,bytes=0".to_string();
                 // Parents of the quota node.
                 let mut p = String::from("/zookeeper/quota");
                 for part in path.split('/').filter(|s| !s.is_empty()) {
@@ -1140,7 +1166,7 @@ impl Shell {
                         },
                     ));
                 }
-                for (node, data) in [(&limits, text.clone()), (&stats, "count=0,bytes=0".to_string())] {
+                for (node, data) in [(&limits, text.clone()), (&stats, stats_text)] {
                     let created = self.call(&Request::Create(
                         OpCode::Create,
                         CreateTtlRequest {
@@ -1175,11 +1201,23 @@ impl Shell {
                     })) {
                         Ok(_) => {}
                         Err(e) if e.code() == ErrorCode::NoNode => {
-                            self.line(&format!("Quota does not exist for {path}"));
+                            self.complain(&format!("Quota does not exist for {path}"));
                             return Err(());
                         }
                         Err(e) => return self.fail(&e, node),
                     }
+                }
+                // And the quota path itself, with parents left empty.
+                let mut p = qpath.clone();
+                while p.len() > "/zookeeper/quota".len() {
+                    let gone = self.call(&Request::Delete(PathVersionRequest {
+                        path: p.clone(),
+                        version: -1,
+                    }));
+                    if gone.is_err() {
+                        break;
+                    }
+                    p.truncate(p.rfind('/').unwrap_or(0));
                 }
                 Ok(())
             }
@@ -1195,14 +1233,25 @@ impl Shell {
         }
         let mut lines = vec![path.clone()];
         let mut stack: Vec<(String, String)> = Vec::new();
-        let push_kids = |this: &mut Shell, p: &str, prefix: &str, stack: &mut Vec<(String, String)>| -> Result<(), ClientError> {
+        let push_kids = |this: &mut Shell,
+                         p: &str,
+                         prefix: &str,
+                         stack: &mut Vec<(String, String)>|
+         -> Result<(), ClientError> {
             let mut kids = this.children(p)?;
             kids.sort();
             let n = kids.len();
             for (i, k) in kids.into_iter().enumerate().rev() {
                 let last = i + 1 == n;
-                let full = if p == "/" { format!("/{k}") } else { format!("{p}/{k}") };
-                stack.push((full, format!("{prefix}{}", if last { "└── " } else { "├── " })));
+                let full = if p == "/" {
+                    format!("/{k}")
+                } else {
+                    format!("{p}/{k}")
+                };
+                stack.push((
+                    full,
+                    format!("{prefix}{}", if last { "└── " } else { "├── " }),
+                ));
             }
             Ok(())
         };
@@ -1245,7 +1294,10 @@ impl Shell {
 }
 
 fn proto_special(p: &str) -> bool {
-    matches!(p, "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config")
+    matches!(
+        p,
+        "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config"
+    )
 }
 
 #[cfg(test)]
@@ -1265,13 +1317,19 @@ mod tests {
         assert_eq!(acl[0].id.id, "u:h=");
         assert_eq!(acl[0].perms, 31);
         assert_eq!(perms_string(acl[0].perms), "cdrwa");
-        assert_eq!(String::from_utf8(err).unwrap(), "bad does not have the form scheme:id:perm\n");
+        assert_eq!(
+            String::from_utf8(err).unwrap(),
+            "bad does not have the form scheme:id:perm\n"
+        );
     }
 
     #[test]
     fn paths_as_zookeeper_checks_them() {
         assert!(validate_path("/a/b", false).is_ok());
-        assert_eq!(validate_path("a", false).unwrap_err(), "Path must start with / character");
+        assert_eq!(
+            validate_path("a", false).unwrap_err(),
+            "Path must start with / character"
+        );
         assert_eq!(
             validate_path("/a//b", false).unwrap_err(),
             "Invalid path string \"/a//b\" caused by empty node name specified @3"

@@ -55,7 +55,9 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
                 i += 2;
             }
             "-timeout" | "--timeout" => {
-                o.timeout_ms = value()?.parse().map_err(|_| "-timeout needs a number of ms")?;
+                o.timeout_ms = value()?
+                    .parse()
+                    .map_err(|_| "-timeout needs a number of ms")?;
                 i += 2;
             }
             "-client-configuration" => i += 2,
@@ -127,7 +129,10 @@ pub fn main(args: &[String]) -> i32 {
         println!("JLine support is disabled");
     }
     if let Err(e) = shell.client.connect() {
-        eprintln!("Could not connect to {} ({e:?}); commands will retry", opts.server);
+        eprintln!(
+            "Could not connect to {} ({e:?}); commands will retry",
+            opts.server
+        );
     }
     if !interactive {
         let stdin = std::io::stdin();

@@ -29,4 +29,3 @@ pub fn java_date(ms: i64) -> String {
         rem % 60
     )
 }
-
