@@ -112,7 +112,13 @@ class FourLetterWordsTest(unittest.TestCase):
                                       sessions_masked(t, sids))
         zk_m, fk_m = mask(zk, self.zk_sids), mask(fk, self.fk_sids)
         # Sessions and ephemerals: identical up to order within a set.
-        part = lambda t: sorted(t.split("Connections dump:")[0].splitlines())
+        # ZooKeeper's expiry buckets depend on when each session was last
+        # touched (it may show a left-over empty one, or split two sessions
+        # created a few ms apart): the buckets are not compared, the
+        # sessions in them are.
+        part = lambda t: sorted(re.sub(r"Session Sets \(\d+\)", "Session Sets (N)", l)
+                                for l in t.split("Connections dump:")[0].splitlines()
+                                if not re.match(r"\d+ expire at", l))
         self.assertEqual(part(fk_m), part(zk_m))
         self.assertIn("Connections dump:\nConnections Sets (", fk)
         self.assertEqual(len(re.findall(r"\tip: /127\.0\.0\.1:\d+ sessionId: ", fk)),
