@@ -180,6 +180,27 @@ class CliTest(unittest.TestCase):
         c.set("/app/a", b"one")
         c.stop()
 
+    def test_watch_streams_events_until_interrupted(self):
+        p = subprocess.Popen([harness.BINARY, "cli", "-server", "127.0.0.1:%d" % self.port, "watch", "-R", "/app"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(1)
+            c = KazooClient(hosts=self.server.hosts)
+            c.start(15)
+            c.set("/app/b/c", b"x")
+            c.create("/app/w")
+            c.delete("/app/w")
+            c.stop()
+            time.sleep(1)
+        finally:
+            p.send_signal(2)
+            out, _ = p.communicate(timeout=30)
+        self.assertEqual(out.splitlines(), [
+            "WatchedEvent state:SyncConnected type:NodeDataChanged path:/app/b/c",
+            "WatchedEvent state:SyncConnected type:NodeCreated path:/app/w",
+            "WatchedEvent state:SyncConnected type:NodeDeleted path:/app/w",
+        ])
+
     def test_interactive_prompt_history_and_completion(self):
         home = self.server.dir
         pid, fd = pty.fork()
