@@ -153,6 +153,12 @@ class CliTest(unittest.TestCase):
         self.assertEqual(v["acl"], [{"scheme": "world", "id": "anyone", "perms": "cdrwa"}])
         v = json.loads(cli(self.port, "--output", "json", "stat", "/app")[1])
         self.assertEqual(v["stat"]["numChildren"], 2)
+        v = json.loads(cli(self.port, "--output", "json", "getAllChildrenNumber", "/app")[1])
+        self.assertEqual(v["count"], 3)
+        v = json.loads(cli(self.port, "--output", "json", "whoami")[1])
+        self.assertEqual(v, [{"scheme": "ip", "user": "127.0.0.1"}])
+        v = json.loads(cli(self.port, "--output", "json", "config")[1])
+        self.assertIn("config", v)
 
     def test_tree(self):
         code, out, _ = cli(self.port, "tree", "/app")

@@ -938,6 +938,14 @@ impl Shell {
                     let _ = self.fail(&e, path);
                 })?;
                 let text = data_text(&r.data);
+                if self.format == Format::Json {
+                    let mut v = json!({ "config": text });
+                    if a.has('s') {
+                        v["stat"] = stat_json(&r.stat);
+                    }
+                    self.json(v);
+                    return Ok(());
+                }
                 if a.has('c') {
                     // Only the client connect string part.
                     let hosts: Vec<String> = text
@@ -1107,7 +1115,11 @@ impl Shell {
                 let n = decode::<proto::CountResponse>(&b).map_err(|e| {
                     let _ = self.fail(&e, &path);
                 })?;
-                self.line(&n.count.to_string());
+                if self.format == Format::Json {
+                    self.json(json!({ "path": path, "count": n.count }));
+                } else {
+                    self.line(&n.count.to_string());
+                }
                 Ok(())
             }
             Err(e) => self.fail(&e, &path),
@@ -1130,7 +1142,12 @@ impl Shell {
                     match self.call(&Request::GetData(pw(node, false))) {
                         Ok(b) => {
                             let r = decode::<proto::GetDataResponse>(&b).map_err(|_| ())?;
-                            self.line(&format!("{label} for {path} {}", data_text(&r.data)));
+                            if self.format == Format::Json {
+                                let key = if node == &limits { "quota" } else { "stat" };
+                                self.json(json!({ "path": path, key: data_text(&r.data) }));
+                            } else {
+                                self.line(&format!("{label} for {path} {}", data_text(&r.data)));
+                            }
                         }
                         Err(e) if e.code() == ErrorCode::NoNode => {
                             self.complain(&format!("quota for {path} does not exist."));
