@@ -64,6 +64,46 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// A load generator speaking the ZooKeeper protocol (drives ZooKeeper
+    /// and ferrokeeper alike): closed loop (connections x in flight) or
+    /// open loop (--rate), HDR latency percentiles, errors by code.
+    Bench {
+        /// host:port[,host:port...]: connections spread over all.
+        #[arg(long = "server", short = 's', alias = "servers")]
+        server: String,
+        /// create, set, get, exists, children, mixed:READ_PERCENT, multi,
+        /// ephemeral (session churn), watch (fan-out).
+        #[arg(long, short = 'w', default_value = "create")]
+        workload: String,
+        #[arg(long, short = 'c', default_value_t = 32)]
+        connections: usize,
+        /// Requests in flight per connection (pipelined).
+        #[arg(long, short = 'i', default_value_t = 8)]
+        inflight: usize,
+        /// Seconds to run.
+        #[arg(long, short = 'd', default_value_t = 10.0)]
+        duration: f64,
+        /// Open loop: total requests per second.
+        #[arg(long)]
+        rate: Option<u64>,
+        /// Bytes per value (up to 1 MiB minus the request's own bytes).
+        #[arg(long, default_value_t = 100)]
+        value_size: usize,
+        /// Keys for set/get/exists/mixed; children for `children`.
+        #[arg(long, default_value_t = 1000)]
+        keys: usize,
+        /// Where the benchmark's znodes go (removed afterwards).
+        #[arg(long, default_value = "/ferrokeeper-bench")]
+        root: String,
+        /// text or json.
+        #[arg(long, default_value = "text")]
+        output: String,
+        #[arg(long)]
+        no_progress: bool,
+        /// Server process ids: their CPU time per operation is reported.
+        #[arg(long, value_delimiter = ',')]
+        pids: Vec<u32>,
+    },
     /// Print the version.
     Version,
     /// Remove old snapshots and log segments, keeping the newest COUNT
@@ -128,6 +168,57 @@ fn main() -> ExitCode {
         Cmd::Log {
             cmd: LogCmd::Dump { dir },
         } => print_or_fail(server::tools::dump_log(&dir)),
+        Cmd::Bench {
+            server,
+            workload,
+            connections,
+            inflight,
+            duration,
+            rate,
+            value_size,
+            keys,
+            root,
+            output,
+            no_progress,
+            pids,
+        } => {
+            let workload = match workload.parse() {
+                Ok(w) => w,
+                Err(e) => {
+                    eprintln!("ferrokeeper bench: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let opts = bench::Options {
+                servers: server.split(',').map(str::to_string).collect(),
+                workload,
+                connections: connections.max(1),
+                inflight: inflight.max(1),
+                duration: std::time::Duration::from_secs_f64(duration.max(0.1)),
+                rate,
+                value_size,
+                keys,
+                root,
+                json: output == "json",
+                progress: !no_progress && output != "json",
+                pids,
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            match rt.block_on(bench::run(opts.clone())) {
+                Ok(report) => {
+                    print!("{}", bench::render(&opts, &report));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("ferrokeeper bench: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Cmd::Cli { args } => ExitCode::from(cli::main(&args) as u8),
         Cmd::Status { config } => {
             let (out, err, code) = server::tools::status(&config);
