@@ -77,6 +77,10 @@ def main():
         rss = {k: sum(int(open("/proc/%d/status" % s.proc.pid).read().split("VmRSS:")[1].split()[0])
                       for s in e.servers) // 1024 for k, e in ensembles.items()}
     finally:
+        if os.environ.get("KEEP_LOGS"):
+            for i, srv in enumerate(ensembles["ferrokeeper"].servers, start=1):
+                with open("/tmp/fk-server%d.log" % i, "w") as f:
+                    f.write(srv.log())
         for e in ensembles.values():
             e.close()
     write_report(results, rss)

@@ -322,6 +322,11 @@ impl Node {
             pre_vote: true,
             check_quorum: true,
             applied,
+            // raft-rs's default (0) puts one entry in each append message:
+            // a follower that falls behind then catches up one entry per
+            // message. Batches of up to 1 MiB, 256 messages in flight.
+            max_size_per_msg: MAX_APPEND_BYTES,
+            max_inflight_msgs: 256,
             ..Default::default()
         };
         rc.validate()?;
@@ -1472,6 +1477,9 @@ impl Node {
         });
     }
 }
+
+/// The most entry bytes one append message to a follower carries.
+const MAX_APPEND_BYTES: u64 = 1 << 20;
 
 /// Ticks between the turns of replicas that lost their leader (`peer_lost`).
 const CAMPAIGN_TURN_TICKS: i64 = 2;
