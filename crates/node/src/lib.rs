@@ -65,6 +65,11 @@ pub struct NodeConfig {
     /// share of snapCount/2 applied entries (ZooKeeper's randRoll), so
     /// replicas do not all snapshot at once.
     pub snap_count: u64,
+    /// `snapSizeLimitInKb`, in bytes: a snapshot is also taken once the
+    /// entries applied since the last one add up to this many bytes, so the
+    /// in-memory log (kept back to the previous snapshot) stays bounded
+    /// when values are large.
+    pub snap_size_limit_bytes: u64,
     /// Server ids of the voting members (`server.N` lines); just
     /// `[server_id]` for a standalone server.
     pub voters: Vec<u64>,
@@ -221,6 +226,8 @@ pub struct Node {
     origin: u64,
     /// Entries applied since the last snapshot, and how many trigger the next.
     since_snapshot: u64,
+    /// Bytes of those entries.
+    since_snapshot_bytes: u64,
     snapshot_after: u64,
     /// A snapshot is being written: no second one until it is done.
     snapshot_in_flight: Option<SnapshotMetadata>,
@@ -348,6 +355,7 @@ impl Node {
         let mut node = Node {
             origin,
             since_snapshot: 0,
+            since_snapshot_bytes: 0,
             snapshot_after,
             snapshot_in_flight: None,
             prev_snapshot_index: applied,
@@ -1277,7 +1285,9 @@ impl Node {
     /// Takes a snapshot when enough entries were applied since the last one:
     /// a clone of the state between two entries, where it is consistent.
     fn maybe_snapshot(&mut self) {
-        if self.snapshot_in_flight.is_some() || self.since_snapshot < self.snapshot_after {
+        let due = self.since_snapshot >= self.snapshot_after
+            || self.since_snapshot_bytes >= self.cfg.snap_size_limit_bytes;
+        if self.snapshot_in_flight.is_some() || !due {
             return;
         }
         let index = self.sm.last_zxid() as u64;
@@ -1285,6 +1295,7 @@ impl Node {
             return;
         };
         self.since_snapshot = 0;
+        self.since_snapshot_bytes = 0;
         self.snapshot_after = snapshot_threshold(self.cfg.snap_count, &mut self.rng);
         let conf_state = self.raw.raft.prs().conf().to_conf_state();
         let mut meta = SnapshotMetadata::default();
@@ -1304,6 +1315,7 @@ impl Node {
     fn apply_all(&mut self, entries: Vec<RaftEntry>) {
         for e in entries {
             self.since_snapshot += 1;
+            self.since_snapshot_bytes += e.data.len() as u64;
             let zxid = e.index as i64;
             if e.data.is_empty() || e.get_entry_type() != EntryType::EntryNormal {
                 // The leader's no-op at election, or a membership change.

@@ -120,6 +120,7 @@ fn cfg(id: u64, ids: &[u64], seed: u64, snap_count: u64) -> NodeConfig {
         },
         seed: seed.wrapping_mul(31).wrapping_add(id),
         snap_count,
+        snap_size_limit_bytes: u64::MAX,
         voters: ids.to_vec(),
     }
 }

@@ -16,6 +16,7 @@ fn cfg() -> NodeConfig {
         },
         seed: 7,
         snap_count: 100_000,
+        snap_size_limit_bytes: u64::MAX,
         voters: vec![1],
     }
 }
@@ -515,6 +516,7 @@ fn restart_restores_tree_and_sessions_from_what_was_persisted() {
 fn snapshots_every_snap_count_and_restores_from_snapshot_plus_log() {
     let cfg = || NodeConfig {
         snap_count: 20,
+        snap_size_limit_bytes: u64::MAX,
         ..cfg()
     };
     let mut disk = Disk::default();
@@ -585,4 +587,49 @@ fn snapshots_every_snap_count_and_restores_from_snapshot_plus_log() {
         Node::new(cfg(), 2_000, gap),
         Err(NodeError::LogGap { .. })
     ));
+}
+
+#[test]
+fn large_values_trigger_snapshots_by_bytes() {
+    // snapSizeLimitInKb: a few big writes take a snapshot long before
+    // snapCount entries, so the in-memory log stays bounded.
+    let cfg = NodeConfig {
+        snap_count: 1_000_000,
+        snap_size_limit_bytes: 256 << 10,
+        ..cfg()
+    };
+    let mut disk = Disk::default();
+    let mut n = Node::new(cfg, 0, Restored::default()).unwrap();
+    n.connect(
+        1,
+        ConnectRequest {
+            timeout_ms: 10_000,
+            ..Default::default()
+        },
+        "127.0.0.1".into(),
+        0,
+    );
+    drain_to(&mut n, &mut disk);
+    let big = vec![b'x'; 100 << 10];
+    for i in 0..6 {
+        let req = Request::Create(
+            OpCode::Create,
+            CreateTtlRequest {
+                path: format!("/big{i}"),
+                data: Some(big.clone()),
+                acl: acl::open_acl_unsafe(),
+                flags: 0,
+                ttl: -1,
+            },
+        );
+        let mut body = Vec::new();
+        req.encode(&mut body);
+        n.request(1, i + 1, OpCode::Create.code(), &body, 1);
+        drain_to(&mut n, &mut disk);
+    }
+    let (snap_index, ..) = disk.snapshot.clone().expect("a snapshot by bytes");
+    assert!(
+        snap_index >= 3,
+        "after about 256 KiB of entries: {snap_index}"
+    );
 }

@@ -74,6 +74,7 @@ impl CoreTask {
             },
             seed: now as u64 ^ std::process::id() as u64,
             snap_count: cfg.snap_count,
+            snap_size_limit_bytes: cfg.snap_size_limit_bytes,
             voters: membership.voters.clone(),
         };
         Ok(CoreTask {
