@@ -6,11 +6,5 @@
 # else `ferrokeeper` on PATH.
 set -eu
 BINDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-FERROKEEPER=${FERROKEEPER_BIN:-}
-if [ -z "$FERROKEEPER" ]; then
-  for c in "$BINDIR/../target/release/ferrokeeper" "$BINDIR/ferrokeeper"; do
-    if [ -x "$c" ]; then FERROKEEPER=$c; break; fi
-  done
-  FERROKEEPER=${FERROKEEPER:-ferrokeeper}
-fi
+. "$BINDIR/find-ferrokeeper.sh"
 exec "$FERROKEEPER" cli "$@"

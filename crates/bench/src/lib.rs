@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use proto::frame::{finish_frame, start_frame};
 use proto::{
-    Acl, ConnectRequest, ConnectResponse, CreateTtlRequest, Id, Jute, MultiOp, OpCode,
+    Acl, ConnectRequest, ConnectResponse, CreateTtlRequest, Jute, MultiOp, OpCode,
     PathVersionRequest, PathWatchRequest, Reader, ReplyHeader, Request, RequestHeader,
     SetDataRequest,
 };
@@ -108,13 +108,7 @@ struct Conn {
 }
 
 fn open_acl() -> Vec<Acl> {
-    vec![Acl {
-        perms: 31,
-        id: Id {
-            scheme: "world".into(),
-            id: "anyone".into(),
-        },
-    }]
+    Acl::open_unsafe()
 }
 
 impl Conn {

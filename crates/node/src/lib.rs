@@ -1038,21 +1038,23 @@ impl Node {
         }
         self.leader_id = leader;
         if had != raft::INVALID_ID {
-            let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
-            conns.sort_unstable();
-            for conn in conns {
-                self.drop_conn(conn);
-                self.outputs.push(Output::Close {
-                    conn,
-                    reason: "the leader changed",
-                });
-            }
+            self.close_all_clients("the leader changed");
         }
         if leader == self.cfg.server_id {
             for l in self.liveness.values_mut() {
                 l.last_heard_ms = self.now_ms;
                 l.expiring = false;
             }
+        }
+    }
+
+    /// Closes every client connection (in id order, for replay).
+    fn close_all_clients(&mut self, reason: &'static str) {
+        let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        conns.sort_unstable();
+        for conn in conns {
+            self.drop_conn(conn);
+            self.outputs.push(Output::Close { conn, reason });
         }
     }
 
@@ -1245,15 +1247,7 @@ impl Node {
             state.sessions.len()
         );
         self.sm = *state;
-        let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
-        conns.sort_unstable();
-        for conn in conns {
-            self.drop_conn(conn);
-            self.outputs.push(Output::Close {
-                conn,
-                reason: "this server installed a snapshot from the leader",
-            });
-        }
+        self.close_all_clients("this server installed a snapshot from the leader");
         let now = self.now_ms;
         self.liveness = self
             .sm

@@ -9,6 +9,19 @@ record! {
 record! {
     pub struct Acl { pub perms: i32, pub id: Id }
 }
+
+impl Acl {
+    /// `ZooDefs.Ids.OPEN_ACL_UNSAFE`: world:anyone with every permission.
+    pub fn open_unsafe() -> Vec<Acl> {
+        vec![Acl {
+            perms: 31,
+            id: Id {
+                scheme: "world".into(),
+                id: "anyone".into(),
+            },
+        }]
+    }
+}
 record! {
     /// What a client sees of a znode.
     #[derive(Copy)]
