@@ -66,6 +66,12 @@ stat /nope
 sync /nope
 whoami
 frobnicate
+history
+redo 1
+redo 999
+version
+close
+ls /
 quit
 """
 

@@ -185,6 +185,11 @@ impl Client {
         self.live.as_ref().map(|l| l.server.as_str())
     }
 
+    /// `close` ended the session (a new `connect` makes a new client).
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
     pub fn session_id(&self) -> i64 {
         self.session_id
     }

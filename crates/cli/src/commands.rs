@@ -426,13 +426,28 @@ impl Shell {
         let Some(cmd) = words.first().cloned() else {
             return Ok(());
         };
-        if cmd != "history" && cmd != "redo" {
-            self.history.push(line.to_string());
-        }
+        // As zkCli: every line goes into the history before it runs (a
+        // redo's entry becomes the line it redoes).
+        self.history.push(line.to_string());
         self.run(&cmd, &words[1..])
     }
 
     pub fn run(&mut self, cmd: &str, args: &[String]) -> Outcome {
+        // After `close`, zkCli answers server commands with this until `connect`.
+        const LOCAL: &[&str] = &[
+            "history",
+            "redo",
+            "version",
+            "connect",
+            "close",
+            "printwatches",
+            "quit",
+        ];
+        if self.client.is_closed() && !LOCAL.contains(&cmd) && USAGE.iter().any(|(c, _)| *c == cmd)
+        {
+            self.line("Not connected");
+            return Err(());
+        }
         match cmd {
             "ls" => self.ls(args),
             "create" => self.create(args),
@@ -455,11 +470,12 @@ impl Shell {
             "getAllChildrenNumber" => self.all_children(args),
             "setquota" | "listquota" | "delquota" => self.quota(cmd, args),
             "history" => {
+                // zkCli prints entries count-10 ..= count (the current one).
                 let lines: Vec<String> = self
                     .history
                     .iter()
                     .enumerate()
-                    .skip(self.history.len().saturating_sub(10))
+                    .skip(self.history.len().saturating_sub(11))
                     .map(|(i, l)| format!("{i} - {l}"))
                     .collect();
                 for l in lines {
@@ -468,12 +484,22 @@ impl Shell {
                 Ok(())
             }
             "redo" => {
+                let current = self.history.len().saturating_sub(1);
                 let line = args
                     .first()
                     .and_then(|n| n.parse::<usize>().ok())
+                    .filter(|n| *n < current)
                     .and_then(|n| self.history.get(n).cloned());
                 match line {
-                    Some(l) => self.run_line(&l),
+                    Some(l) if split_words(&l).first().map(String::as_str) == Some("redo") => {
+                        self.complain("No redoing redos");
+                        Err(())
+                    }
+                    Some(l) => {
+                        self.history[current] = l.clone();
+                        let words = split_words(&l);
+                        self.run(&words[0], &words[1..])
+                    }
                     None => {
                         self.complain("Command index out of range");
                         Err(())
