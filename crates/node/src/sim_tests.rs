@@ -25,6 +25,18 @@ fn settle(sim: &mut Sim) -> u64 {
     );
 }
 
+/// Every acknowledged create is on every live replica.
+fn assert_acked_everywhere(sim: &Sim, seed: u64) {
+    for id in sim.live() {
+        for p in sim.acked.keys() {
+            assert!(
+                sim.has_node(id, p),
+                "seed {seed}: acknowledged {p} missing on {id}"
+            );
+        }
+    }
+}
+
 /// Every live replica applied the same entries into the same tree.
 fn converge(sim: &mut Sim, seed: u64) {
     for _ in 0..300 {
@@ -67,11 +79,7 @@ fn writes_through_any_replica_are_replicated_everywhere() {
         }
         converge(&mut sim, seed);
         assert_eq!(sim.acked.len(), 30, "seed {seed}: every write acknowledged");
-        for id in sim.live() {
-            for p in sim.acked.keys() {
-                assert!(sim.has_node(id, p), "seed {seed}: {p} missing on {id}");
-            }
-        }
+        assert_acked_everywhere(&sim, seed);
     }
 }
 
@@ -115,14 +123,7 @@ fn leader_crash_loses_no_acknowledged_write() {
             sim.acked.len(),
             sim.states().values().next()
         );
-        for id in sim.live() {
-            for p in sim.acked.keys() {
-                assert!(
-                    sim.has_node(id, p),
-                    "seed {seed}: acknowledged {p} missing on {id}"
-                );
-            }
-        }
+        assert_acked_everywhere(&sim, seed);
     }
 }
 
@@ -165,14 +166,7 @@ fn a_minority_acknowledges_nothing_and_converges_after_healing() {
         );
         sim.heal();
         converge(&mut sim, seed);
-        for id in sim.live() {
-            for p in sim.acked.keys() {
-                assert!(
-                    sim.has_node(id, p),
-                    "seed {seed}: acknowledged {p} missing on {id}"
-                );
-            }
-        }
+        assert_acked_everywhere(&sim, seed);
     }
 }
 
@@ -224,14 +218,7 @@ fn a_replica_behind_the_compacted_log_catches_up_by_snapshot() {
             sim.snapshots_installed > 0,
             "seed {seed}: the lagging replica needed a snapshot"
         );
-        for id in sim.live() {
-            for p in sim.acked.keys() {
-                assert!(
-                    sim.has_node(id, p),
-                    "seed {seed}: acknowledged {p} missing on {id}"
-                );
-            }
-        }
+        assert_acked_everywhere(&sim, seed);
         eprintln!(
             "seed {seed}: {} acknowledged, {} snapshots installed",
             sim.acked.len(),
@@ -246,13 +233,6 @@ fn a_replica_behind_the_compacted_log_catches_up_by_snapshot() {
         }
         settle(&mut sim);
         converge(&mut sim, seed);
-        for id in sim.live() {
-            for p in sim.acked.keys() {
-                assert!(
-                    sim.has_node(id, p),
-                    "seed {seed}: {p} missing on {id} after restart"
-                );
-            }
-        }
+        assert_acked_everywhere(&sim, seed);
     }
 }

@@ -418,6 +418,19 @@ struct Disk {
     snapshot: Option<(u64, u64, ConfState, Vec<u8>)>,
 }
 
+/// A client on connection `conn` asks for a session (10 s timeout) at time 0.
+fn connect_client(n: &mut Node, conn: ConnId) {
+    n.connect(
+        conn,
+        ConnectRequest {
+            timeout_ms: 10_000,
+            ..Default::default()
+        },
+        "127.0.0.1".into(),
+        0,
+    );
+}
+
 fn drain_to(node: &mut Node, disk: &mut Disk) -> Vec<Output> {
     let mut all = Vec::new();
     loop {
@@ -457,15 +470,7 @@ fn restart_restores_tree_and_sessions_from_what_was_persisted() {
     let mut disk = Disk::default();
     let mut n = Node::new(cfg(), 0, Restored::default()).unwrap();
     drain_to(&mut n, &mut disk);
-    n.connect(
-        1,
-        ConnectRequest {
-            timeout_ms: 10_000,
-            ..Default::default()
-        },
-        "127.0.0.1".into(),
-        0,
-    );
+    connect_client(&mut n, 1);
     drain_to(&mut n, &mut disk);
     let sid = *n.state().sessions.keys().next().unwrap();
     let passwd = n.state().sessions[&sid].passwd.clone();
@@ -521,15 +526,7 @@ fn snapshots_every_snap_count_and_restores_from_snapshot_plus_log() {
     };
     let mut disk = Disk::default();
     let mut n = Node::new(cfg(), 0, Restored::default()).unwrap();
-    n.connect(
-        1,
-        ConnectRequest {
-            timeout_ms: 10_000,
-            ..Default::default()
-        },
-        "127.0.0.1".into(),
-        0,
-    );
+    connect_client(&mut n, 1);
     drain_to(&mut n, &mut disk);
     for i in 0..50 {
         send(&mut n, 1, i, create(&format!("/n{i}"), 0), 1);
@@ -600,15 +597,7 @@ fn large_values_trigger_snapshots_by_bytes() {
     };
     let mut disk = Disk::default();
     let mut n = Node::new(cfg, 0, Restored::default()).unwrap();
-    n.connect(
-        1,
-        ConnectRequest {
-            timeout_ms: 10_000,
-            ..Default::default()
-        },
-        "127.0.0.1".into(),
-        0,
-    );
+    connect_client(&mut n, 1);
     drain_to(&mut n, &mut disk);
     let big = vec![b'x'; 100 << 10];
     for i in 0..6 {

@@ -244,6 +244,15 @@ impl Config {
                 v.parse::<T>()
                     .map_err(|_| format!("'{v}' is not a valid number"))
             }
+            /// A number that must be above zero.
+            fn positive<T: std::str::FromStr + PartialOrd + Default>(v: &str) -> Result<T, String> {
+                let n = num::<T>(v)?;
+                if n > T::default() {
+                    Ok(n)
+                } else {
+                    Err("must be > 0".into())
+                }
+            }
             let boolean = |v: &str| match v.to_ascii_lowercase().as_str() {
                 "true" | "yes" => Ok(true),
                 "false" | "no" => Ok(false),
@@ -281,28 +290,10 @@ impl Config {
                 "maxClientCnxns" => c.max_client_cnxns = num(v).map_err(err)?,
                 "minSessionTimeout" => c.min_session_timeout_ms = num(v).map_err(err)?,
                 "maxSessionTimeout" => c.max_session_timeout_ms = num(v).map_err(err)?,
-                "jute.maxbuffer" => {
-                    c.jute_maxbuffer_bytes = num::<usize>(v)
-                        .and_then(|n| {
-                            if n == 0 {
-                                Err("must be > 0".into())
-                            } else {
-                                Ok(n)
-                            }
-                        })
-                        .map_err(err)?
-                }
+                "jute.maxbuffer" => c.jute_maxbuffer_bytes = positive::<usize>(v).map_err(err)?,
                 "extendedTypesEnabled" => c.extended_types = boolean(v).map_err(err)?,
                 "preAllocSize" => {
-                    let kib: u64 = num::<u64>(v)
-                        .and_then(|n| {
-                            if n == 0 {
-                                Err("must be > 0".into())
-                            } else {
-                                Ok(n)
-                            }
-                        })
-                        .map_err(err)?;
+                    let kib: u64 = positive::<u64>(v).map_err(err)?;
                     c.prealloc_bytes = kib.saturating_mul(1024);
                 }
                 "forceSync" => c.force_sync = boolean(v).map_err(err)?,
@@ -327,15 +318,7 @@ impl Config {
                     };
                 }
                 "znode.container.checkIntervalMs" => {
-                    c.container_check_interval_ms = num::<i64>(v)
-                        .and_then(|n| {
-                            if n <= 0 {
-                                Err("must be > 0".into())
-                            } else {
-                                Ok(n)
-                            }
-                        })
-                        .map_err(err)?
+                    c.container_check_interval_ms = positive::<i64>(v).map_err(err)?
                 }
                 "superDigest" | "DigestAuthenticationProvider.superDigest" => {
                     if !v.contains(':') {
@@ -382,15 +365,7 @@ impl Config {
                 }
                 "metricsProvider.httpHost" => c.metrics_host = parse_ip(v).map_err(err)?,
                 "globalOutstandingLimit" => {
-                    c.global_outstanding_limit = num::<usize>(v)
-                        .and_then(|n| {
-                            if n == 0 {
-                                Err("must be > 0".into())
-                            } else {
-                                Ok(n)
-                            }
-                        })
-                        .map_err(err)?;
+                    c.global_outstanding_limit = positive::<usize>(v).map_err(err)?;
                 }
                 k if k.starts_with("server.") => {
                     let id: u64 = k["server.".len()..]
