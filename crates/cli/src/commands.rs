@@ -1062,13 +1062,18 @@ impl Shell {
             watcher_type: kind,
         })) {
             Ok(_) => {
-                // The Java client tells its own watchers they were removed.
+                // The Java client tells its own watchers they were removed;
+                // printed here, before the next command runs (a following
+                // `printwatches off` must not swallow them).
                 for kind in self.client.forget_watches(&path, kind) {
-                    let _ = self.events_sender().send(crate::client::Event {
+                    let e = crate::client::Event {
                         state: "SyncConnected",
                         kind,
                         path: Some(path.clone()),
-                    });
+                    };
+                    if self.print_watches {
+                        self.say(&format!("\nWATCHER::\n\n{e}\n"));
+                    }
                 }
                 Ok(())
             }
