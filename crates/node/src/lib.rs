@@ -663,23 +663,28 @@ impl Node {
         if req.is_write() {
             let c = self.conns.get_mut(&conn).expect("checked above");
             c.queue.push_back(Pending::Write { xid });
-            let auth = c.auth.clone();
-            let kind = match req {
-                Request::CloseSession => EntryKind::CloseSession { expired: false },
-                _ => EntryKind::Request {
-                    op: req.op(),
-                    body: body.to_vec(),
-                    auth,
-                },
-            };
-            self.propose(Entry {
+            let header = tree::entry::Header {
                 time_ms: now_ms,
                 session_id,
                 xid,
                 origin: self.origin,
                 conn,
-                kind,
-            });
+            };
+            let data = match req {
+                Request::CloseSession => Entry {
+                    time_ms: now_ms,
+                    session_id,
+                    xid,
+                    origin: self.origin,
+                    conn,
+                    kind: EntryKind::CloseSession { expired: false },
+                }
+                .encode(),
+                // Straight from the request's bytes: no copy of the body,
+                // no clone of the connection's identities.
+                _ => tree::entry::encode_request(header, req.op(), body, &c.auth),
+            };
+            self.propose_data(data, conn);
             return;
         }
         let c = self.conns.get_mut(&conn).expect("checked above");
@@ -1093,9 +1098,14 @@ impl Node {
     }
 
     fn propose(&mut self, e: Entry) {
-        if let Err(err) = self.raw.propose(vec![], e.encode()) {
+        self.propose_data(e.encode(), e.conn);
+    }
+
+    /// Proposes an encoded entry; `conn` (0 for none) is closed when there
+    /// is no leader to take it.
+    fn propose_data(&mut self, data: Vec<u8>, conn: ConnId) {
+        if let Err(err) = self.raw.propose(vec![], data) {
             // No leader: the client must retry elsewhere.
-            let conn = e.conn;
             tracing::warn!(%err, "proposal dropped");
             if conn != 0 {
                 self.outputs.push(Output::Close {

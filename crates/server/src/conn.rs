@@ -237,7 +237,7 @@ async fn serve(
                             conn,
                             xid,
                             op,
-                            body: frame.to_vec(),
+                            body: frame.freeze(),
                         })
                         .await
                         .is_err()

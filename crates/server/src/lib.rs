@@ -40,7 +40,8 @@ pub(crate) enum CoreInput {
         conn: u64,
         xid: i32,
         op: i32,
-        body: Vec<u8>,
+        /// The frame after its header, not copied out of the read buffer.
+        body: bytes::Bytes,
     },
     Disconnect {
         conn: u64,
