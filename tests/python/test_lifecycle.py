@@ -122,6 +122,28 @@ class LifecycleTest(unittest.TestCase):
         # zkServer.sh's second start says "already running" with exit 1.
         self.assertEqual(transcripts["ferrokeeper"], transcripts["zookeeper"])
 
+    def test_stale_pid_file_names_another_process(self):
+        # The pid file survived a crash and its number now belongs to some
+        # other process: stop must not signal it, start must not refuse.
+        s = self.server()
+        other = subprocess.Popen(["sleep", "60"])
+        self.addCleanup(other.kill)
+        with open(os.path.join(s.lines["dataDir"], "zookeeper_server.pid"), "w") as f:
+            f.write(str(other.pid))
+        code, out, err = run(WRAPPER, "stop", s.cfg)
+        self.assertEqual((code, out), (0, "Stopping zookeeper ... STOPPED\n"))
+        self.assertIn("is not a ferrokeeper server", err)
+        self.assertIsNone(other.poll(), "the other process was left alone")
+        with open(os.path.join(s.lines["dataDir"], "zookeeper_server.pid"), "w") as f:
+            f.write(str(other.pid))
+        code, out, _ = run(WRAPPER, "start", s.cfg)
+        self.assertEqual((code, out), (0, "Starting zookeeper ... STARTED\n"))
+        pid = pid_of(s)
+        # The same config named another way still finds its server.
+        other_name = os.path.join(os.path.dirname(s.cfg), ".", os.path.basename(s.cfg))
+        self.assertEqual(run(WRAPPER, "stop", other_name)[:2], (0, "Stopping zookeeper ... STOPPED\n"))
+        self.assertFalse(alive(pid))
+
     def test_start_failure_says_why(self):
         s = self.server()
         with open(s.cfg, "a") as f:

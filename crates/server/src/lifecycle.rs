@@ -82,6 +82,26 @@ pub fn alive(pid: i32) -> bool {
     }
 }
 
+/// Is `pid` the server `start` ran for this config (and not another
+/// process that reused a stale pid file's number)? Its command line has
+/// `start-foreground` and the config path, as `start` passed them.
+fn is_ours(pid: i32, cfg_path: &Path) -> bool {
+    let cfg = absolute(cfg_path);
+    let want = cfg.as_os_str().as_encoded_bytes();
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| {
+            let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+            args.contains(&&b"start-foreground"[..]) && args.contains(&want)
+        })
+        .unwrap_or(false)
+}
+
+/// The config path as `start` hands it to the server: absolute, so that
+/// `stop ./conf/zoo.cfg` recognises a server started with `conf/zoo.cfg`.
+fn absolute(cfg_path: &Path) -> PathBuf {
+    std::fs::canonicalize(cfg_path).unwrap_or_else(|_| cfg_path.to_path_buf())
+}
+
 fn read_pid(pid_file: &Path) -> Option<i32> {
     std::fs::read_to_string(pid_file).ok()?.trim().parse().ok()
 }
@@ -127,7 +147,7 @@ pub fn start(exe: &Path, cfg_path: &Path) -> Outcome {
     };
     let p = Paths::of(&cfg);
     if let Some(pid) = read_pid(&p.pid_file) {
-        if alive(pid) {
+        if alive(pid) && is_ours(pid, cfg_path) {
             out.stdout
                 .push_str(&format!("already running as process {pid}.\n"));
             out.code = 1;
@@ -156,7 +176,7 @@ pub fn start(exe: &Path, cfg_path: &Path) -> Outcome {
     cmd.arg("start-foreground")
         .arg("--log-file")
         .arg(&p.log_file)
-        .arg(cfg_path)
+        .arg(absolute(cfg_path))
         .stdin(std::process::Stdio::null())
         .stdout(stdio.try_clone().expect("dup of an open file"))
         .stderr(stdio);
@@ -302,7 +322,14 @@ pub fn stop(cfg_path: &Path) -> Outcome {
         ));
         return out;
     };
-    if alive(pid) {
+    if alive(pid) && !is_ours(pid, cfg_path) {
+        // A stale pid file whose number now belongs to another process:
+        // zkServer.sh would signal it; we leave it alone.
+        out.stderr.push_str(&format!(
+            "{}: process {pid} is not a ferrokeeper server; not signalling it\n",
+            p.pid_file.display()
+        ));
+    } else if alive(pid) {
         // SAFETY: sending SIGTERM to the pid recorded by `start`.
         unsafe {
             libc::kill(pid, libc::SIGTERM);
