@@ -96,13 +96,13 @@ pub enum Output {
     },
     /// Encode and write this snapshot of the state at `index` durably,
     /// off the core's thread (requests go on), then call
-    /// `snapshotted(index)`. The state is an O(1) clone: it shares
-    /// structure with the live tree, which keeps changing.
+    /// `snapshotted(index)`. The state shares the live tree's nodes
+    /// copy-on-write (taking it costs O(arena chunks)).
     Snapshot {
         index: u64,
         term: u64,
         conf_state: ConfState,
-        state: Box<StateMachine>,
+        state: Box<tree::Frozen>,
     },
     /// A Raft message for a peer (quorum or election port). A
     /// `MsgSnapshot` names (index, term) of this replica's newest durable
@@ -1307,7 +1307,7 @@ impl Node {
         meta.term = term;
         meta.set_conf_state(conf_state.clone());
         self.snapshot_in_flight = Some(meta);
-        let state = Box::new(self.sm.clone());
+        let state = Box::new(self.sm.freeze());
         self.outputs.push(Output::Snapshot {
             index,
             term,

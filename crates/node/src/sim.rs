@@ -13,12 +13,18 @@ use raft::prelude::{
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tree::{acl, ConnId, StateMachine, TreeConfig};
+use tree::{acl, ConnId, Frozen, StateMachine, TreeConfig};
 
 use crate::{Node, NodeConfig, Output, Restored, RestoredSnapshot};
 
 /// A durable snapshot: (index, term, membership, state).
-type SnapFile = (u64, u64, ConfState, StateMachine);
+type SnapFile = (u64, u64, ConfState, Frozen);
+
+/// A snapshot file's state as a restarted or receiving replica loads it:
+/// through the real encoding.
+fn load(f: &Frozen) -> StateMachine {
+    StateMachine::decode_snapshot(&f.encode_snapshot(), f.config()).expect("own snapshot decodes")
+}
 
 /// What one replica has on disk: exactly what `Persist` and `Snapshot`
 /// asked for, and snapshots received from a leader.
@@ -166,7 +172,7 @@ impl Sim {
                     index,
                     term,
                     conf_state,
-                    state,
+                    state: load(&state),
                 }),
         };
         let node = Node::new(
@@ -331,7 +337,7 @@ impl Sim {
                     Msg::Liveness(s) => n.liveness(&s, now),
                     Msg::Snapshot(r, file) => {
                         // The receiver makes the file durable, then installs.
-                        let state = file.3.clone();
+                        let state = load(&file.3);
                         self.disks.entry(m.to).or_default().snapshot = Some(*file);
                         self.snapshots_installed += 1;
                         n.install_snapshot(r, state);

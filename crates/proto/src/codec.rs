@@ -218,7 +218,7 @@ impl<T: Jute> Jute for Vec<T> {
 macro_rules! record {
     ($(#[$m:meta])* pub struct $name:ident { $($(#[$fm:meta])* pub $f:ident : $t:ty),* $(,)? }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, PartialEq, Eq, Default)]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
         pub struct $name { $($(#[$fm])* pub $f: $t),* }
         impl $crate::codec::Jute for $name {
             #[allow(unused_variables)]

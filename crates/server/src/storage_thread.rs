@@ -42,7 +42,7 @@ pub(crate) enum SnapJob {
     /// Encode (here, off the core task) and write a snapshot.
     Write {
         meta: storage::SnapshotMeta,
-        state: Box<tree::StateMachine>,
+        state: Box<tree::Frozen>,
     },
     /// Remove old snapshots and log segments (autopurge).
     Purge,

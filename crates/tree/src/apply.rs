@@ -17,7 +17,7 @@ use proto::{
 
 use crate::acl;
 use crate::datatree::{
-    owner_kind, DataTree, OwnerKind, Trigger, Znode, CONTAINER_OWNER, MAX_TTL_MS, TTL_OWNER_MASK,
+    owner_kind, DataTree, OwnerKind, Trigger, CONTAINER_OWNER, MAX_TTL_MS, TTL_OWNER_MASK,
 };
 use crate::entry::{Entry, EntryKind};
 use crate::path;
@@ -58,8 +58,8 @@ pub struct Applied {
     pub session: Option<SessionEffect>,
 }
 
-/// Cloning is cheap (the tree is persistent; sessions are few): a
-/// snapshot is a clone taken between entries.
+/// A snapshot is `freeze()`, taken between entries (cheap: the tree's
+/// nodes are shared copy-on-write); `clone()` is a full copy.
 #[derive(Debug, Clone)]
 pub struct StateMachine {
     pub tree: DataTree,
@@ -96,6 +96,10 @@ impl StateMachine {
 
     pub(crate) fn next_session_id(&self) -> i64 {
         self.next_session_id
+    }
+
+    pub(crate) fn config(&self) -> TreeConfig {
+        self.config
     }
 
     /// A state machine from restored parts (a snapshot).
@@ -340,7 +344,9 @@ impl StateMachine {
         };
         let stat = self.tree.create(
             &full,
-            Znode::new(c.data.clone(), acl, stat),
+            c.data.as_deref(),
+            acl,
+            stat,
             parent_cversion + 1,
             ctx.zxid,
         );
@@ -377,7 +383,7 @@ impl StateMachine {
         check_version(s.version, node.stat.version)?;
         Ok(MultiResult::SetData(self.tree.set_data(
             &s.path,
-            s.data.clone(),
+            s.data.as_deref(),
             ctx.zxid,
             ctx.time_ms,
         )))

@@ -1,16 +1,37 @@
 //! The znode tree and its Stat bookkeeping, with an undo log so that a
 //! failed `multi` leaves no trace.
 //!
-//! Owns: nodes by full path, children sets, the ephemeral / container / TTL
-//! indexes. Does not own: the meaning of requests (see `apply`), watches.
+//! Owns: the nodes, each node's children, the ephemeral / container / TTL
+//! indexes, the interned ACL lists. Does not own: the meaning of requests
+//! (see `apply`), watches.
 //!
-//! Invariants: every node but "/" has its parent in the map and is named
-//! in the parent's `children`; the indexes list exactly the nodes whose
-//! `ephemeral_owner` says so; cversion and pzxid of a node never decrease.
+//! Layout, chosen for memory per znode and for snapshots:
+//! - Nodes live in an arena of slots addressed by a `u32` id, in chunks of
+//!   `CHUNK` slots behind an `Arc`. A snapshot (`freeze`) clones the chunk
+//!   pointers only; the first later change to a chunk copies that chunk
+//!   (copy-on-write), so a snapshot costs O(chunks) on the applying thread
+//!   and is encoded on another.
+//! - A node is its Stat, its parent's id, one shared allocation holding
+//!   its name and data, and an interned ACL list: no path is stored; paths
+//!   are walked component by component through the children tables.
+//! - Each node with children has a hash table of their ids (keyed by
+//!   name), outside the snapshot: it is rebuilt when a snapshot is loaded.
+//!   Children come back in table order, not sorted (ZooKeeper's come in
+//!   `HashSet` order too).
+//!
+//! Ids are local to a process: they are never replicated or shown, and a
+//! restored replica may number its nodes differently.
+//!
+//! Invariants: every node but the root (id 0) has a live parent whose
+//! children table lists it under its name, and names are unique among
+//! siblings; the indexes list exactly the nodes whose `ephemeral_owner`
+//! says so; cversion and pzxid of a node never decrease.
 
-use imbl::{HashMap, OrdMap, OrdSet};
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
+use hashbrown::{HashSet, HashTable};
 use proto::{Acl, Stat};
 
 use crate::acl;
@@ -22,6 +43,14 @@ pub const CONTAINER_OWNER: i64 = i64::MIN;
 pub const TTL_OWNER_MASK: i64 = 0xff00_0000_0000_0000u64 as i64;
 /// `EphemeralType.TTL.maxValue()`.
 pub const MAX_TTL_MS: i64 = 0x0000_00ff_ffff_ffff;
+
+/// Slots per arena chunk: the unit a snapshot shares and a change copies.
+const CHUNK: usize = 256;
+pub(crate) const ROOT: u32 = 0;
+/// The root's parent.
+pub(crate) const NO_PARENT: u32 = u32::MAX;
+/// In a body's length word: the data is null (not empty).
+const NULL_DATA: u32 = 1 << 31;
 
 /// What an `ephemeral_owner` value says about its node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,28 +73,51 @@ pub fn owner_kind(owner: i64) -> OwnerKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Znode {
-    /// `None` is ZooKeeper's null data, distinct from empty.
-    pub data: Option<Vec<u8>>,
-    /// Shared with the watch triggers that need it.
-    pub acl: Arc<[Acl]>,
-    /// As ZooKeeper's `StatPersisted`: `cversion` here counts the creates
-    /// under this node (sequential suffixes come from it); `data_length`
-    /// and `num_children` are derived when the Stat is read.
-    pub stat: Stat,
-    /// Persistent (structurally shared): a snapshot's clone costs nothing
-    /// and a later change copies only what it touches.
-    pub children: OrdSet<String>,
+/// The Stat fields a node keeps, as ZooKeeper's `StatPersisted`:
+/// `cversion` counts the creates under the node (sequential suffixes come
+/// from it); data length and child count are derived when read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct PStat {
+    pub czxid: i64,
+    pub mzxid: i64,
+    pub pzxid: i64,
+    pub ctime: i64,
+    pub mtime: i64,
+    pub ephemeral_owner: i64,
+    pub version: i32,
+    pub cversion: i32,
+    pub aversion: i32,
 }
 
-impl Znode {
-    pub fn new(data: Option<Vec<u8>>, acl: Vec<Acl>, stat: Stat) -> Znode {
-        Znode {
-            data,
-            acl: acl.into(),
-            stat,
-            children: OrdSet::new(),
+impl PStat {
+    pub(crate) fn from_stat(s: &Stat) -> PStat {
+        PStat {
+            czxid: s.czxid,
+            mzxid: s.mzxid,
+            pzxid: s.pzxid,
+            ctime: s.ctime,
+            mtime: s.mtime,
+            ephemeral_owner: s.ephemeral_owner,
+            version: s.version,
+            cversion: s.cversion,
+            aversion: s.aversion,
+        }
+    }
+
+    /// In the persisted form: data length and child count zero.
+    pub(crate) fn to_stat(self) -> Stat {
+        Stat {
+            czxid: self.czxid,
+            mzxid: self.mzxid,
+            ctime: self.ctime,
+            mtime: self.mtime,
+            version: self.version,
+            cversion: self.cversion,
+            aversion: self.aversion,
+            ephemeral_owner: self.ephemeral_owner,
+            data_length: 0,
+            num_children: 0,
+            pzxid: self.pzxid,
         }
     }
 
@@ -73,22 +125,205 @@ impl Znode {
     /// cversion counts changes, i.e. every create and every delete, which
     /// is `2 * creates - children still present`; containers and TTL nodes
     /// show no ephemeral owner.
-    pub fn stat(&self) -> Stat {
-        let num_children = self.children.len() as i32;
+    fn client_stat(self, data_length: usize, num_children: usize) -> Stat {
+        let num_children = num_children as i32;
         Stat {
-            data_length: self.data.as_ref().map_or(0, |d| d.len() as i32),
+            data_length: data_length as i32,
             num_children,
-            cversion: self
-                .stat
-                .cversion
-                .wrapping_mul(2)
-                .wrapping_sub(num_children),
-            ephemeral_owner: match owner_kind(self.stat.ephemeral_owner) {
+            cversion: self.cversion.wrapping_mul(2).wrapping_sub(num_children),
+            ephemeral_owner: match owner_kind(self.ephemeral_owner) {
                 OwnerKind::Ephemeral(s) => s,
                 _ => 0,
             },
-            ..self.stat
+            ..self.to_stat()
         }
+    }
+}
+
+/// A node as stored in the arena.
+#[derive(Debug, Clone)]
+pub(crate) struct NodeRec {
+    pub(crate) stat: PStat,
+    pub(crate) parent: u32,
+    /// u32 (little-endian) name length with `NULL_DATA`, the name, the data.
+    body: Arc<[u8]>,
+    pub(crate) acl: Arc<[Acl]>,
+}
+
+fn make_body(name: &str, data: Option<&[u8]>) -> Arc<[u8]> {
+    let d = data.unwrap_or(&[]);
+    let mut word = name.len() as u32;
+    if data.is_none() {
+        word |= NULL_DATA;
+    }
+    // One allocation of the exact size (the chain is TrustedLen).
+    word.to_le_bytes()
+        .iter()
+        .chain(name.as_bytes())
+        .chain(d)
+        .copied()
+        .collect()
+}
+
+impl NodeRec {
+    pub(crate) fn new(
+        name: &str,
+        data: Option<&[u8]>,
+        acl: Arc<[Acl]>,
+        stat: PStat,
+        parent: u32,
+    ) -> NodeRec {
+        NodeRec {
+            stat,
+            parent,
+            body: make_body(name, data),
+            acl,
+        }
+    }
+
+    fn word(&self) -> u32 {
+        u32::from_le_bytes([self.body[0], self.body[1], self.body[2], self.body[3]])
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        let n = (self.word() & !NULL_DATA) as usize;
+        // Bodies are made from &str names only.
+        std::str::from_utf8(&self.body[4..4 + n]).unwrap_or("")
+    }
+
+    pub(crate) fn data(&self) -> Option<&[u8]> {
+        let w = self.word();
+        let n = (w & !NULL_DATA) as usize;
+        (w & NULL_DATA == 0).then(|| &self.body[4 + n..])
+    }
+
+    fn data_len(&self) -> usize {
+        self.data().map_or(0, <[u8]>::len)
+    }
+
+    fn set_data(&mut self, data: Option<&[u8]>) -> Arc<[u8]> {
+        let body = make_body(self.name(), data);
+        std::mem::replace(&mut self.body, body)
+    }
+}
+
+/// The node slots, shared chunk by chunk with snapshots.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Arena {
+    chunks: Vec<Arc<Vec<Option<NodeRec>>>>,
+}
+
+impl Arena {
+    pub(crate) fn slots(&self) -> usize {
+        self.chunks.len() * CHUNK
+    }
+
+    pub(crate) fn get(&self, id: u32) -> Option<&NodeRec> {
+        let id = id as usize;
+        self.chunks.get(id / CHUNK)?[id % CHUNK].as_ref()
+    }
+
+    fn get_mut(&mut self, id: u32) -> &mut NodeRec {
+        let id = id as usize;
+        Arc::make_mut(&mut self.chunks[id / CHUNK])[id % CHUNK]
+            .as_mut()
+            .expect("a live node")
+    }
+
+    /// Puts `rec` in slot `id`, growing the arena as needed; returns what
+    /// was there.
+    pub(crate) fn put(&mut self, id: u32, rec: Option<NodeRec>) -> Option<NodeRec> {
+        let id = id as usize;
+        while self.chunks.len() <= id / CHUNK {
+            self.chunks.push(Arc::new(vec![None; CHUNK]));
+        }
+        std::mem::replace(
+            &mut Arc::make_mut(&mut self.chunks[id / CHUNK])[id % CHUNK],
+            rec,
+        )
+    }
+
+    /// Every live node with its id, in id order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &NodeRec)> {
+        self.chunks.iter().enumerate().flat_map(|(c, chunk)| {
+            chunk
+                .iter()
+                .enumerate()
+                .filter_map(move |(i, s)| s.as_ref().map(|r| ((c * CHUNK + i) as u32, r)))
+        })
+    }
+}
+
+/// The full path of a live node, from its names up to the root.
+fn path_in(arena: &Arena, id: u32) -> String {
+    let mut names = Vec::new();
+    let mut at = id;
+    while at != ROOT {
+        let rec = arena.get(at).expect("a live node");
+        names.push(rec.name());
+        at = rec.parent;
+    }
+    if names.is_empty() {
+        return "/".into();
+    }
+    let mut p = String::new();
+    for n in names.iter().rev() {
+        p.push('/');
+        p.push_str(n);
+    }
+    p
+}
+
+/// A node as callers see it: borrowed from the tree.
+#[derive(Debug, Clone, Copy)]
+pub struct Znode<'a> {
+    /// The persisted Stat: `cversion` is the count of creates under the
+    /// node; data length and child count are zero here (see `stat()`).
+    pub stat: Stat,
+    /// `None` is ZooKeeper's null data, distinct from empty.
+    pub data: Option<&'a [u8]>,
+    /// Shared with the watch triggers that need it.
+    pub acl: &'a Arc<[Acl]>,
+    pub children: Children<'a>,
+}
+
+impl Znode<'_> {
+    /// The Stat as a client sees it.
+    pub fn stat(&self) -> Stat {
+        PStat::from_stat(&self.stat)
+            .client_stat(self.data.map_or(0, <[u8]>::len), self.children.len())
+    }
+}
+
+/// A node's children, in no particular order.
+#[derive(Debug, Clone, Copy)]
+pub struct Children<'a> {
+    arena: &'a Arena,
+    set: Option<&'a HashTable<u32>>,
+}
+
+impl<'a> Children<'a> {
+    pub fn len(&self) -> usize {
+        self.set.map_or(0, HashTable::len)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &'a str> + 'a {
+        let arena = self.arena;
+        self.set
+            .into_iter()
+            .flat_map(HashTable::iter)
+            .filter_map(move |&id| arena.get(id).map(NodeRec::name))
+    }
+
+    /// The names as owned strings, for a reply.
+    pub fn names(&self) -> Vec<String> {
+        let mut v = Vec::with_capacity(self.len());
+        v.extend(self.iter().map(str::to_string));
+        v
     }
 }
 
@@ -114,23 +349,33 @@ pub enum TriggerKind {
 /// One step back for the undo log.
 #[derive(Debug, Clone)]
 enum Undo {
-    Inserted(String),
-    Removed(String, Znode),
-    Stat(String, Stat),
-    Data(String, Option<Vec<u8>>),
-    Acl(String, Arc<[Acl]>),
+    Inserted(u32),
+    Removed(u32, NodeRec),
+    Stat(u32, PStat),
+    Data(u32, Arc<[u8]>),
+    Acl(u32, Arc<[Acl]>),
 }
 
-/// Cloning is O(1): every collection is persistent, so a snapshot takes a
-/// clone on the thread that applies and encodes it on another.
-#[derive(Debug, Clone)]
+type Hasher = foldhash::fast::RandomState;
+
+#[derive(Debug)]
 pub struct DataTree {
-    nodes: HashMap<String, Znode>,
+    arena: Arena,
+    /// Vacant slots below the arena's end, reused last-freed first.
+    free: Vec<u32>,
+    /// By id: the ids of the node's children, keyed by their names.
+    kids: Vec<Option<Box<HashTable<u32>>>>,
+    hasher: Hasher,
+    count: usize,
+    /// Identical ACL lists share one allocation.
+    acls: HashSet<Arc<[Acl]>, Hasher>,
+    /// Interned lists at the last sweep of unused ones.
+    acls_swept: usize,
     /// Session id -> its ephemeral paths (sorted: close deletes in this order).
-    ephemerals: OrdMap<i64, OrdSet<String>>,
+    ephemerals: BTreeMap<i64, BTreeSet<String>>,
     /// Container and TTL nodes, the candidates of the cleanup check.
-    containers: OrdSet<String>,
-    ttls: OrdSet<String>,
+    containers: BTreeSet<String>,
+    ttls: BTreeSet<String>,
     /// Total bytes of data, for `mntr`'s approximate data size.
     data_bytes: u64,
     /// Total bytes of paths ("/" counts 1), the other half of it.
@@ -139,6 +384,13 @@ pub struct DataTree {
     undo: Vec<Undo>,
     /// Triggers of the entry being applied, dropped on rollback.
     triggers: Vec<Trigger>,
+}
+
+/// A full copy (the indexes are rebuilt); snapshots use `freeze`.
+impl Clone for DataTree {
+    fn clone(&self) -> DataTree {
+        DataTree::from_arena(self.arena.clone()).expect("a live tree is consistent")
+    }
 }
 
 pub const ZOOKEEPER: &str = "/zookeeper";
@@ -151,36 +403,40 @@ impl Default for DataTree {
     }
 }
 
+/// Why a set of restored nodes does not make a tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadTree(pub String);
+
 impl DataTree {
     /// A fresh tree: "/", "/zookeeper", "/zookeeper/quota" and
     /// "/zookeeper/config", with zero Stats as in ZooKeeper.
     pub fn new() -> DataTree {
         let mut t = DataTree::empty();
-        let open = acl::open_acl_unsafe;
-        t.nodes.insert(
-            "/".into(),
-            Znode::new(Some(vec![]), open(), Stat::default()),
+        let open = t.intern(acl::open_acl_unsafe());
+        let root = t.next_id();
+        assert_eq!(root, ROOT);
+        t.link_at(
+            root,
+            NodeRec::new("", Some(&[]), open.clone(), PStat::default(), NO_PARENT),
+            "/",
         );
         // ZooKeeper sets the config node's ACL after creating it, which leaves
         // its aversion at -1.
-        let config_stat = Stat {
+        let config_stat = PStat {
             aversion: -1,
-            ..Stat::default()
+            ..PStat::default()
         };
+        let read = t.intern(acl::read_acl_unsafe());
         for (p, a, stat) in [
-            (ZOOKEEPER, open(), Stat::default()),
-            (QUOTA, open(), Stat::default()),
-            (CONFIG, acl::read_acl_unsafe(), config_stat),
+            (ZOOKEEPER, open.clone(), PStat::default()),
+            (QUOTA, open, PStat::default()),
+            (CONFIG, read, config_stat),
         ] {
             let (parent, name) = path::split(p).unwrap();
-            t.nodes
-                .get_mut(parent)
-                .unwrap()
-                .children
-                .insert(name.into());
-            t.nodes.insert(p.into(), Znode::new(Some(vec![]), a, stat));
+            let pid = t.lookup(parent).unwrap();
+            let id = t.next_id();
+            t.link_at(id, NodeRec::new(name, Some(&[]), a, stat, pid), p);
         }
-        t.path_bytes = t.nodes.keys().map(|p| p.len() as u64).sum();
         t
     }
 
@@ -192,10 +448,16 @@ impl DataTree {
     /// A tree with no nodes at all, for restoring a snapshot into.
     pub(crate) fn empty() -> DataTree {
         DataTree {
-            nodes: HashMap::new(),
-            ephemerals: OrdMap::new(),
-            containers: OrdSet::new(),
-            ttls: OrdSet::new(),
+            arena: Arena::default(),
+            free: Vec::new(),
+            kids: Vec::new(),
+            hasher: Hasher::default(),
+            count: 0,
+            acls: HashSet::with_hasher(Hasher::default()),
+            acls_swept: 0,
+            ephemerals: BTreeMap::new(),
+            containers: BTreeSet::new(),
+            ttls: BTreeSet::new(),
             data_bytes: 0,
             path_bytes: 0,
             undo: Vec::new(),
@@ -203,40 +465,209 @@ impl DataTree {
         }
     }
 
-    /// Adds a node read from a snapshot: its parent must be there already
-    /// ("/" comes first). Err when the snapshot breaks that rule.
-    pub(crate) fn restore_node(&mut self, path: String, node: Znode) -> Result<(), ()> {
+    /// The tree whose nodes are these (a snapshot's): children tables,
+    /// indexes and counters are rebuilt. Err when they do not make a tree:
+    /// no root at id 0, a parent missing, two siblings of one name, an
+    /// invalid name, or nodes not reachable from the root (a cycle).
+    pub(crate) fn from_arena(arena: Arena) -> Result<DataTree, BadTree> {
+        let mut t = DataTree::empty();
+        let slots = arena.slots();
+        t.kids.resize_with(slots, || None);
+        match arena.get(ROOT) {
+            Some(r) if r.parent == NO_PARENT && r.name().is_empty() => {}
+            _ => return Err(BadTree("no root node at id 0".into())),
+        }
+        // Tables sized up front: no rehash while loading.
+        let mut sizes = vec![0u32; slots];
+        for (_, rec) in arena.iter() {
+            if let Some(n) = sizes.get_mut(rec.parent as usize) {
+                *n += 1;
+            }
+        }
+        for (id, &n) in sizes.iter().enumerate() {
+            if n > 0 && arena.get(id as u32).is_some() {
+                t.kids[id] = Some(Box::new(HashTable::with_capacity(n as usize)));
+            }
+        }
+        drop(sizes);
+        let mut count = 0usize;
+        for (id, rec) in arena.iter() {
+            count += 1;
+            if id == ROOT {
+                continue;
+            }
+            let name = rec.name();
+            if name.is_empty() || name.contains('/') || name.contains('\0') {
+                return Err(BadTree(format!("node {id}: invalid name {name:?}")));
+            }
+            if arena.get(rec.parent).is_none() {
+                return Err(BadTree(format!(
+                    "node {id} ({name}): parent {} missing",
+                    rec.parent
+                )));
+            }
+            let hash = t.hasher.hash_one(name.as_bytes());
+            let set = t.kids[rec.parent as usize].get_or_insert_with(Default::default);
+            let hasher = &t.hasher;
+            match set.entry(
+                hash,
+                |&x| arena.get(x).is_some_and(|r| r.name() == name),
+                |&x| hasher.hash_one(arena.get(x).map_or(&b""[..], |r| r.name().as_bytes())),
+            ) {
+                hashbrown::hash_table::Entry::Occupied(_) => {
+                    return Err(BadTree(format!("node {id}: a sibling has its name {name}")))
+                }
+                hashbrown::hash_table::Entry::Vacant(v) => {
+                    v.insert(id);
+                }
+            }
+        }
+        // Path lengths in slot order, each from its parent's (computed
+        // first, walking up, and kept): path bytes, and proof that every
+        // node hangs from the root. A walk that comes back to a node still
+        // being computed has found a cycle.
+        const BUSY: u32 = u32::MAX;
+        let mut plen = vec![0u32; slots];
+        plen[ROOT as usize] = 1;
+        let mut chain = Vec::new();
+        let mut last_acl: Option<*const Acl> = None;
+        for (id, rec) in arena.iter() {
+            let mut at = id;
+            while plen[at as usize] == 0 {
+                plen[at as usize] = BUSY;
+                chain.push(at);
+                at = arena.get(at).expect("parents are live").parent;
+            }
+            if plen[at as usize] == BUSY {
+                return Err(BadTree(format!("node {id} is in a cycle")));
+            }
+            let mut len = plen[at as usize];
+            while let Some(c) = chain.pop() {
+                let name = arena.get(c).expect("parents are live").name().len() as u32;
+                len = if len == 1 { 1 + name } else { len + 1 + name };
+                plen[c as usize] = len;
+            }
+            t.path_bytes += plen[id as usize] as u64;
+            t.data_bytes += rec.data_len() as u64;
+            if owner_kind(rec.stat.ephemeral_owner) != OwnerKind::Persistent {
+                t.index_add(rec.stat.ephemeral_owner, &path_in(&arena, id));
+            }
+            // Nodes mostly share a list: hash its content only on a change.
+            if !last_acl.is_some_and(|a| std::ptr::eq(a, rec.acl.as_ptr()))
+                && t.acls.get(&rec.acl[..]).is_none()
+            {
+                t.acls.insert(rec.acl.clone());
+            }
+            last_acl = Some(rec.acl.as_ptr());
+        }
+        t.count = count;
+        t.free = (0..slots as u32)
+            .rev()
+            .filter(|&id| arena.get(id).is_none())
+            .collect();
+        t.acls_swept = t.acls.len();
+        t.arena = arena;
+        Ok(t)
+    }
+
+    /// The node slots as they are now, shared with the tree (copy-on-write).
+    pub(crate) fn freeze(&self) -> Arena {
+        self.arena.clone()
+    }
+
+    /// Adds a node read from an old (path-keyed) snapshot: its parent must
+    /// be there already ("/" comes first). Err when the snapshot breaks
+    /// that rule.
+    pub(crate) fn restore_node(
+        &mut self,
+        path: &str,
+        data: Option<&[u8]>,
+        acl: Vec<Acl>,
+        stat: Stat,
+    ) -> Result<(), ()> {
+        let acl = self.intern(acl);
+        let stat = PStat::from_stat(&stat);
         if path == "/" {
-            if self.nodes.contains_key("/") {
+            if self.count > 0 {
                 return Err(());
             }
-            self.data_bytes += node.data.as_ref().map_or(0, |d| d.len()) as u64;
-            self.path_bytes += 1;
-            self.nodes.insert(path, node);
+            let root = self.next_id();
+            self.link_at(root, NodeRec::new("", data, acl, stat, NO_PARENT), "/");
             return Ok(());
         }
-        match path::split(&path) {
+        match path::split(path) {
             Some((parent, name))
-                if !name.is_empty()
-                    && self.nodes.contains_key(parent)
-                    && !self.nodes.contains_key(&path) =>
+                if !name.is_empty() && !name.contains('\0') && self.lookup(path).is_none() =>
             {
-                self.link(path, node);
+                let pid = self.lookup(parent).ok_or(())?;
+                let id = self.next_id();
+                self.link_at(id, NodeRec::new(name, data, acl, stat, pid), path);
                 Ok(())
             }
             _ => Err(()),
         }
     }
 
+    fn view(&self, id: u32) -> Option<Znode<'_>> {
+        let rec = self.arena.get(id)?;
+        Some(Znode {
+            stat: rec.stat.to_stat(),
+            data: rec.data(),
+            acl: &rec.acl,
+            children: self.children_of(id),
+        })
+    }
+
+    fn children_of(&self, id: u32) -> Children<'_> {
+        Children {
+            arena: &self.arena,
+            set: self.kids.get(id as usize).and_then(|s| s.as_deref()),
+        }
+    }
+
+    /// The child of `parent` named `name`.
+    fn child(&self, parent: u32, name: &str) -> Option<u32> {
+        let set = self.kids.get(parent as usize)?.as_deref()?;
+        let hash = self.hasher.hash_one(name.as_bytes());
+        set.find(hash, |&x| {
+            self.arena.get(x).is_some_and(|r| r.name() == name)
+        })
+        .copied()
+    }
+
+    /// The id of the node at `path`, walking it name by name; None for a
+    /// missing node and for a path that is not in canonical form.
+    fn lookup(&self, path: &str) -> Option<u32> {
+        let rest = path.strip_prefix('/')?;
+        if rest.is_empty() {
+            return self.arena.get(ROOT).map(|_| ROOT);
+        }
+        let mut id = ROOT;
+        for name in rest.split('/') {
+            if name.is_empty() {
+                return None;
+            }
+            id = self.child(id, name)?;
+        }
+        Some(id)
+    }
+
+    /// The full path of a live node.
+    fn path_of(&self, id: u32) -> String {
+        path_in(&self.arena, id)
+    }
+
     /// Every node, parents before children (children in name order).
-    pub fn visit_preorder(&self, mut f: impl FnMut(&str, &Znode)) {
+    pub fn visit_preorder(&self, mut f: impl FnMut(&str, Znode<'_>)) {
         let mut stack = vec!["/".to_string()];
         while let Some(p) = stack.pop() {
-            let Some(n) = self.nodes.get(&p) else {
+            let Some(n) = self.get(&p) else {
                 continue;
             };
             f(&p, n);
-            for c in n.children.iter().rev() {
+            let mut names: Vec<&str> = n.children.iter().collect();
+            names.sort_unstable();
+            for c in names.iter().rev() {
                 stack.push(if p == "/" {
                     format!("/{c}")
                 } else {
@@ -246,12 +677,12 @@ impl DataTree {
         }
     }
 
-    pub fn get(&self, path: &str) -> Option<&Znode> {
-        self.nodes.get(path)
+    pub fn get(&self, path: &str) -> Option<Znode<'_>> {
+        self.view(self.lookup(path)?)
     }
 
     pub fn node_count(&self) -> usize {
-        self.nodes.len()
+        self.count
     }
 
     pub fn data_bytes(&self) -> u64 {
@@ -264,7 +695,7 @@ impl DataTree {
         self.data_bytes + self.path_bytes
     }
 
-    pub fn ephemerals(&self) -> &OrdMap<i64, OrdSet<String>> {
+    pub fn ephemerals(&self) -> &BTreeMap<i64, BTreeSet<String>> {
         &self.ephemerals
     }
 
@@ -274,6 +705,23 @@ impl DataTree {
 
     pub fn ttls(&self) -> impl Iterator<Item = &str> {
         self.ttls.iter().map(String::as_str)
+    }
+
+    /// The shared copy of this ACL list. Lists no node uses any more are
+    /// dropped each time the set has doubled since the last sweep.
+    pub(crate) fn intern(&mut self, acl: Vec<Acl>) -> Arc<[Acl]> {
+        if let Some(a) = self.acls.get(&acl[..]) {
+            return a.clone();
+        }
+        if self.acls.len() >= 2 * self.acls_swept.max(32) {
+            // Held by the set only (and perhaps by a snapshot being written,
+            // which then keeps its own copy alive).
+            self.acls.retain(|a| Arc::strong_count(a) > 1);
+            self.acls_swept = self.acls.len();
+        }
+        let a: Arc<[Acl]> = acl.into();
+        self.acls.insert(a.clone());
+        a
     }
 
     /// Starts an entry: forgets the previous entry's undo log and triggers.
@@ -292,58 +740,109 @@ impl DataTree {
     pub(crate) fn rollback(&mut self) {
         while let Some(u) = self.undo.pop() {
             match u {
-                Undo::Inserted(p) => {
-                    self.unlink(&p);
+                Undo::Inserted(id) => {
+                    let p = self.path_of(id);
+                    self.unlink(id, &p);
                 }
-                Undo::Removed(p, n) => self.link(p, n),
-                Undo::Stat(p, s) => self.nodes.get_mut(&p).expect("undo of a live node").stat = s,
-                Undo::Data(p, d) => {
-                    let n = self.nodes.get_mut(&p).expect("undo of a live node");
-                    self.data_bytes -= n.data.as_ref().map_or(0, |d| d.len()) as u64;
-                    self.data_bytes += d.as_ref().map_or(0, |d| d.len()) as u64;
-                    n.data = d;
+                Undo::Removed(id, rec) => {
+                    let mut p = self.path_of(rec.parent);
+                    if p.len() > 1 {
+                        p.push('/');
+                    }
+                    p.push_str(rec.name());
+                    // Undone in reverse, so the slot is the newest freed one.
+                    if self.free.last() == Some(&id) {
+                        self.free.pop();
+                    } else if let Some(i) = self.free.iter().position(|&f| f == id) {
+                        self.free.swap_remove(i);
+                    }
+                    self.link_at(id, rec, &p);
                 }
-                Undo::Acl(p, a) => self.nodes.get_mut(&p).expect("undo of a live node").acl = a,
+                Undo::Stat(id, s) => self.arena.get_mut(id).stat = s,
+                Undo::Data(id, body) => {
+                    let n = self.arena.get_mut(id);
+                    let old = n.data_len() as u64;
+                    n.body = body;
+                    let new = n.data_len() as u64;
+                    self.data_bytes = self.data_bytes - old + new;
+                }
+                Undo::Acl(id, a) => self.arena.get_mut(id).acl = a,
             }
         }
         self.triggers.clear();
     }
 
-    fn link(&mut self, path: String, node: Znode) {
-        let (parent, name) = path::split(&path).expect("absolute path");
-        self.nodes
-            .get_mut(parent)
-            .expect("parent exists")
-            .children
-            .insert(name.to_string());
-        match owner_kind(node.stat.ephemeral_owner) {
+    fn next_id(&mut self) -> u32 {
+        self.free.pop().unwrap_or_else(|| {
+            let id = self.arena.slots() as u32;
+            // Grow by a chunk; hand out its slots lowest first.
+            self.arena.put(id, None);
+            self.kids.resize_with(self.arena.slots(), || None);
+            self.free.extend((id + 1..self.arena.slots() as u32).rev());
+            id
+        })
+    }
+
+    fn index_add(&mut self, owner: i64, path: &str) {
+        match owner_kind(owner) {
             OwnerKind::Ephemeral(s) => {
-                self.ephemerals.entry(s).or_default().insert(path.clone());
+                self.ephemerals
+                    .entry(s)
+                    .or_default()
+                    .insert(path.to_string());
             }
             OwnerKind::Container => {
-                self.containers.insert(path.clone());
+                self.containers.insert(path.to_string());
             }
             OwnerKind::Ttl(_) => {
-                self.ttls.insert(path.clone());
+                self.ttls.insert(path.to_string());
             }
             OwnerKind::Persistent => {}
         }
-        self.data_bytes += node.data.as_ref().map_or(0, |d| d.len()) as u64;
-        self.path_bytes += path.len() as u64;
-        let prev = self.nodes.insert(path, node);
-        assert!(prev.is_none(), "linked a path twice");
     }
 
-    fn unlink(&mut self, path: &str) -> Znode {
-        let node = self.nodes.remove(path).expect("unlink of a live node");
-        assert!(node.children.is_empty(), "unlink of a node with children");
-        let (parent, name) = path::split(path).expect("absolute path");
-        self.nodes
-            .get_mut(parent)
-            .expect("parent exists")
-            .children
-            .remove(name);
-        match owner_kind(node.stat.ephemeral_owner) {
+    /// Puts `rec` (whose parent is live) in the vacant slot `id` at `path`.
+    fn link_at(&mut self, id: u32, rec: NodeRec, path: &str) {
+        if self.kids.len() <= id as usize {
+            self.kids.resize_with(id as usize + 1, || None);
+        }
+        if rec.parent != NO_PARENT {
+            let name = rec.name();
+            let hash = self.hasher.hash_one(name.as_bytes());
+            let (arena, hasher) = (&self.arena, &self.hasher);
+            self.kids[rec.parent as usize]
+                .get_or_insert_with(Default::default)
+                .insert_unique(hash, id, |&x| {
+                    hasher.hash_one(arena.get(x).map_or(&b""[..], |r| r.name().as_bytes()))
+                });
+        }
+        self.index_add(rec.stat.ephemeral_owner, path);
+        self.data_bytes += rec.data_len() as u64;
+        self.path_bytes += path.len() as u64;
+        self.count += 1;
+        let prev = self.arena.put(id, Some(rec));
+        assert!(prev.is_none(), "linked into a live slot");
+    }
+
+    fn unlink(&mut self, id: u32, path: &str) -> NodeRec {
+        let rec = self.arena.put(id, None).expect("unlink of a live node");
+        let kids = self.kids[id as usize].take();
+        assert!(
+            kids.as_ref().is_none_or(|k| k.is_empty()),
+            "unlink of a node with children"
+        );
+        if rec.parent != NO_PARENT {
+            let hash = self.hasher.hash_one(rec.name().as_bytes());
+            if let Some(set) = self.kids[rec.parent as usize].as_mut() {
+                if let Ok(e) = set.find_entry(hash, |&x| x == id) {
+                    e.remove();
+                }
+                if set.is_empty() {
+                    self.kids[rec.parent as usize] = None;
+                }
+            }
+        }
+        match owner_kind(rec.stat.ephemeral_owner) {
             OwnerKind::Ephemeral(s) => {
                 if let Some(set) = self.ephemerals.get_mut(&s) {
                     set.remove(path);
@@ -360,108 +859,119 @@ impl DataTree {
             }
             OwnerKind::Persistent => {}
         }
-        self.data_bytes -= node.data.as_ref().map_or(0, |d| d.len()) as u64;
+        self.data_bytes -= rec.data_len() as u64;
         self.path_bytes -= path.len() as u64;
-        node
+        self.count -= 1;
+        self.free.push(id);
+        rec
     }
 
     fn trigger(&mut self, kind: TriggerKind, path: String, acl: Arc<[Acl]>) {
         self.triggers.push(Trigger { kind, path, acl });
     }
 
-    fn save_stat(&mut self, path: &str) -> &mut Znode {
-        let n = self.nodes.get_mut(path).expect("stat of a live node");
-        self.undo.push(Undo::Stat(path.to_string(), n.stat));
+    fn save_stat(&mut self, id: u32) -> &mut NodeRec {
+        let n = self.arena.get_mut(id);
+        self.undo.push(Undo::Stat(id, n.stat));
         n
     }
 
     /// Creates `path` (its parent must exist, it must not) and updates the
     /// parent as ZooKeeper's `createNode`: cversion to `parent_cversion`,
-    /// pzxid to `zxid`.
+    /// pzxid to `zxid`. Returns the new node's Stat as a client sees it.
     pub(crate) fn create(
         &mut self,
         path: &str,
-        node: Znode,
+        data: Option<&[u8]>,
+        acl: Vec<Acl>,
+        stat: Stat,
         parent_cversion: i32,
         zxid: i64,
     ) -> Stat {
-        let (parent, _) = path::split(path).expect("absolute path");
-        let p = self.save_stat(parent);
+        let (parent, name) = path::split(path).expect("absolute path");
+        let pid = self.lookup(parent).expect("parent exists");
+        let p = self.save_stat(pid);
         assert!(parent_cversion >= p.stat.cversion, "cversion only grows");
         p.stat.cversion = parent_cversion;
         p.stat.pzxid = zxid;
         let parent_acl = p.acl.clone();
-        let parent = parent.to_string();
-        let stat = node.stat();
-        let acl = node.acl.clone();
-        self.link(path.to_string(), node);
-        self.undo.push(Undo::Inserted(path.to_string()));
+        let acl = self.intern(acl);
+        let stat = PStat::from_stat(&stat);
+        let id = self.next_id();
+        let rec = NodeRec::new(name, data, acl.clone(), stat, pid);
+        let client = stat.client_stat(rec.data_len(), 0);
+        self.link_at(id, rec, path);
+        self.undo.push(Undo::Inserted(id));
         self.trigger(TriggerKind::Created, path.to_string(), acl);
-        self.trigger(TriggerKind::ChildrenChanged, parent, parent_acl);
-        stat
+        self.trigger(TriggerKind::ChildrenChanged, parent.to_string(), parent_acl);
+        client
     }
 
     /// Deletes a childless `path` as ZooKeeper's `deleteNode`: the parent's
     /// pzxid moves to `zxid`; its cversion does not change.
     pub(crate) fn delete(&mut self, path: &str, zxid: i64) {
         let (parent, _) = path::split(path).expect("absolute path");
-        let p = self.save_stat(parent);
+        let id = self.lookup(path).expect("delete of a live node");
+        let pid = self.arena.get(id).expect("a live node").parent;
+        let p = self.save_stat(pid);
         if zxid > p.stat.pzxid {
             p.stat.pzxid = zxid;
         }
         let parent_acl = p.acl.clone();
-        let parent = parent.to_string();
-        let node = self.unlink(path);
-        let acl = node.acl.clone();
-        self.undo.push(Undo::Removed(path.to_string(), node));
+        let rec = self.unlink(id, path);
+        let acl = rec.acl.clone();
+        self.undo.push(Undo::Removed(id, rec));
         self.trigger(TriggerKind::Deleted, path.to_string(), acl);
-        self.trigger(TriggerKind::ChildrenChanged, parent, parent_acl);
+        self.trigger(TriggerKind::ChildrenChanged, parent.to_string(), parent_acl);
     }
 
     pub(crate) fn set_data(
         &mut self,
         path: &str,
-        data: Option<Vec<u8>>,
+        data: Option<&[u8]>,
         zxid: i64,
         time_ms: i64,
     ) -> Stat {
-        let n = self.save_stat(path);
+        let id = self.lookup(path).expect("set of a live node");
+        let nkids = self.children_of(id).len();
+        let n = self.save_stat(id);
         n.stat.version = n.stat.version.wrapping_add(1);
         n.stat.mzxid = zxid;
         n.stat.mtime = time_ms;
-        let new_len = data.as_ref().map_or(0, |d| d.len()) as u64;
-        let old = std::mem::replace(&mut n.data, data);
-        let stat = n.stat();
+        let old_len = n.data_len() as u64;
+        let old = n.set_data(data);
+        let new_len = n.data_len() as u64;
+        let stat = n.stat.client_stat(new_len as usize, nkids);
         let acl = n.acl.clone();
-        self.data_bytes = self.data_bytes - old.as_ref().map_or(0, |d| d.len()) as u64 + new_len;
-        self.undo.push(Undo::Data(path.to_string(), old));
+        self.data_bytes = self.data_bytes - old_len + new_len;
+        self.undo.push(Undo::Data(id, old));
         self.trigger(TriggerKind::DataChanged, path.to_string(), acl);
         stat
     }
 
     pub(crate) fn set_acl(&mut self, path: &str, acl: Vec<Acl>) -> Stat {
-        let n = self.save_stat(path);
+        let id = self.lookup(path).expect("set of a live node");
+        let nkids = self.children_of(id).len();
+        let acl = self.intern(acl);
+        let n = self.save_stat(id);
         n.stat.aversion = n.stat.aversion.wrapping_add(1);
-        let old = std::mem::replace(&mut n.acl, acl.into());
-        let stat = n.stat();
-        self.undo.push(Undo::Acl(path.to_string(), old));
+        let old = std::mem::replace(&mut n.acl, acl);
+        let stat = n.stat.client_stat(n.data_len(), nkids);
+        self.undo.push(Undo::Acl(id, old));
         stat
     }
 
-    /// All paths under `prefix` (inclusive), for getAllChildrenNumber.
+    /// All nodes under `path` (not counting it), for getAllChildrenNumber.
     pub fn count_descendants(&self, path: &str) -> usize {
+        let Some(id) = self.lookup(path) else {
+            return 0;
+        };
         let mut n = 0;
-        let mut stack = vec![path.to_string()];
-        while let Some(p) = stack.pop() {
-            if let Some(node) = self.nodes.get(&p) {
-                for c in &node.children {
-                    n += 1;
-                    stack.push(if p == "/" {
-                        format!("/{c}")
-                    } else {
-                        format!("{p}/{c}")
-                    });
-                }
+        let mut stack = vec![id];
+        while let Some(id) = stack.pop() {
+            if let Some(set) = self.kids.get(id as usize).and_then(|s| s.as_deref()) {
+                n += set.len();
+                stack.extend(set.iter().copied());
             }
         }
         n
@@ -472,29 +982,38 @@ impl DataTree {
     pub fn digest(&self) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut sum = 0u64;
-        for (p, n) in &self.nodes {
+        let mut buf = String::new();
+        let mut stack = vec![(ROOT, 0usize)];
+        while let Some((id, plen)) = stack.pop() {
+            let Some(n) = self.view(id) else { continue };
+            let rec = self.arena.get(id).expect("viewed");
+            buf.truncate(plen);
+            if id == ROOT {
+                buf.push('/');
+            } else {
+                if buf.len() > 1 {
+                    buf.push('/');
+                }
+                buf.push_str(rec.name());
+            }
             let mut h = std::collections::hash_map::DefaultHasher::new();
-            p.hash(&mut h);
-            n.data.hash(&mut h);
-            n.stat().to_bytes_hash(&mut h);
+            buf.as_str().hash(&mut h);
+            n.data.map(<[u8]>::to_vec).hash(&mut h);
+            {
+                use proto::Jute;
+                h.write(&n.stat().to_bytes());
+            }
             for a in n.acl.iter() {
                 a.perms.hash(&mut h);
                 a.id.scheme.hash(&mut h);
                 a.id.id.hash(&mut h);
             }
             sum = sum.wrapping_add(h.finish());
+            if let Some(set) = self.kids.get(id as usize).and_then(|s| s.as_deref()) {
+                stack.extend(set.iter().map(|&c| (c, buf.len())));
+            }
         }
         sum
-    }
-}
-
-trait StatHash {
-    fn to_bytes_hash<H: std::hash::Hasher>(&self, h: &mut H);
-}
-impl StatHash for Stat {
-    fn to_bytes_hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        use proto::Jute;
-        h.write(&self.to_bytes());
     }
 }
 
@@ -502,15 +1021,22 @@ impl StatHash for Stat {
 mod tests {
     use super::*;
 
-    fn node(owner: i64) -> Znode {
-        Znode::new(
-            Some(b"d".to_vec()),
+    fn stat(owner: i64) -> Stat {
+        Stat {
+            ephemeral_owner: owner,
+            ..Stat::default()
+        }
+    }
+
+    fn create(t: &mut DataTree, path: &str, owner: i64, cversion: i32, zxid: i64) {
+        t.create(
+            path,
+            Some(b"d"),
             acl::open_acl_unsafe(),
-            Stat {
-                ephemeral_owner: owner,
-                ..Stat::default()
-            },
-        )
+            stat(owner),
+            cversion,
+            zxid,
+        );
     }
 
     #[test]
@@ -519,26 +1045,98 @@ mod tests {
         assert_eq!(t.node_count(), 4);
         assert_eq!(t.get("/").unwrap().stat().num_children, 1);
         assert_eq!(t.get("/zookeeper").unwrap().stat().num_children, 2);
+        assert_eq!(t.approximate_data_size(), 1 + 10 + 16 + 17);
+    }
+
+    #[test]
+    fn lookup_needs_canonical_paths() {
+        let mut t = DataTree::new();
+        create(&mut t, "/a", 0, 1, 5);
+        create(&mut t, "/a/b", 0, 1, 6);
+        assert!(t.get("/a/b").is_some());
+        for p in ["", "a", "/a/", "//a", "/a//b", "/a/b/", "/a/c", "/b"] {
+            assert!(t.get(p).is_none(), "{p:?}");
+        }
     }
 
     #[test]
     fn rollback_restores_everything() {
         let mut t = DataTree::new();
         t.begin();
-        t.create("/a", node(0), 1, 5);
+        create(&mut t, "/a", 0, 1, 5);
+        create(&mut t, "/a/x", 0, 1, 5);
         t.take_triggers();
         let before = t.digest();
+        let size = t.approximate_data_size();
         t.begin();
-        t.create("/a/e", node(77), 1, 6);
+        create(&mut t, "/a/e", 77, 2, 6);
         t.set_data("/a", None, 6, 100);
         t.set_acl("/a", acl::read_acl_unsafe());
         t.delete("/a/e", 6);
-        t.create("/c", node(CONTAINER_OWNER), 2, 6);
+        t.delete("/a/x", 6);
+        create(&mut t, "/a/y", 0, 3, 6);
+        create(&mut t, "/c", CONTAINER_OWNER, 2, 6);
         t.rollback();
         assert_eq!(t.digest(), before);
+        assert!(t.get("/a/x").is_some() && t.get("/a/y").is_none());
         assert!(t.ephemerals().is_empty());
         assert_eq!(t.containers().count(), 0);
-        assert_eq!(t.data_bytes(), 1);
+        assert_eq!(t.data_bytes(), 2);
+        assert_eq!(t.approximate_data_size(), size);
+        assert_eq!(t.node_count(), 6);
+    }
+
+    #[test]
+    fn a_frozen_arena_keeps_its_state_while_the_tree_changes() {
+        let mut t = DataTree::new();
+        for i in 0..600 {
+            create(&mut t, &format!("/n{i}"), 0, i + 1, 5);
+        }
+        let frozen = t.freeze();
+        let digest = t.digest();
+        t.set_data("/n3", Some(b"changed"), 7, 1);
+        t.delete("/n599", 8);
+        let back = DataTree::from_arena(frozen).unwrap();
+        assert_eq!(back.digest(), digest);
+        assert_eq!(back.get("/n3").unwrap().data, Some(&b"d"[..]));
+        assert_eq!(back.node_count(), 604);
+        assert_eq!(t.clone().digest(), t.digest());
+    }
+
+    #[test]
+    fn from_arena_refuses_what_is_not_a_tree() {
+        let open: Arc<[Acl]> = acl::open_acl_unsafe().into();
+        let rec =
+            |name: &str, parent| NodeRec::new(name, None, open.clone(), PStat::default(), parent);
+        let build = |nodes: Vec<(u32, NodeRec)>| {
+            let mut a = Arena::default();
+            for (id, r) in nodes {
+                a.put(id, Some(r));
+            }
+            DataTree::from_arena(a)
+        };
+        assert!(build(vec![(0, rec("", NO_PARENT)), (1, rec("a", 0))]).is_ok());
+        assert!(
+            build(vec![(1, rec("", NO_PARENT))]).is_err(),
+            "no root at 0"
+        );
+        assert!(build(vec![(0, rec("", NO_PARENT)), (1, rec("a", 7))]).is_err());
+        assert!(build(vec![
+            (0, rec("", NO_PARENT)),
+            (1, rec("a", 0)),
+            (2, rec("a", 0))
+        ])
+        .is_err());
+        assert!(build(vec![(0, rec("", NO_PARENT)), (1, rec("a/b", 0))]).is_err());
+        assert!(
+            build(vec![
+                (0, rec("", NO_PARENT)),
+                (1, rec("x", 2)),
+                (2, rec("y", 1))
+            ])
+            .is_err(),
+            "a cycle"
+        );
     }
 
     #[test]
@@ -550,5 +1148,183 @@ mod tests {
             owner_kind(0x0100_0000_0000_0001),
             OwnerKind::Ephemeral(0x0100_0000_0000_0001)
         );
+    }
+
+    mod model {
+        //! Random histories against a plain map of path -> node.
+        use super::super::*;
+        use super::stat;
+        use proptest::prelude::*;
+        use std::collections::BTreeMap;
+
+        const PATHS: [&str; 7] = ["/a", "/b", "/a/x", "/a/y", "/b/z", "/a/x/q", "/a/x/r"];
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Create(usize, Option<Vec<u8>>, i64),
+            Delete(usize),
+            Set(usize, Option<Vec<u8>>),
+            SetAcl(usize, bool),
+            /// Apply these, then roll them back.
+            Undone(Vec<Op>),
+            /// Freeze now; check the frozen copy at the end.
+            Freeze,
+            Reload,
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            let data = proptest::option::of(proptest::collection::vec(any::<u8>(), 0..20));
+            let leaf = prop_oneof![
+                (
+                    0..PATHS.len(),
+                    data.clone(),
+                    prop_oneof![Just(0i64), Just(7), Just(9), Just(CONTAINER_OWNER)]
+                )
+                    .prop_map(|(p, d, o)| Op::Create(p, d, o)),
+                (0..PATHS.len()).prop_map(Op::Delete),
+                (0..PATHS.len(), data).prop_map(|(p, d)| Op::Set(p, d)),
+                (0..PATHS.len(), any::<bool>()).prop_map(|(p, r)| Op::SetAcl(p, r)),
+                Just(Op::Freeze),
+                Just(Op::Reload),
+            ];
+            prop_oneof![
+                8 => leaf.clone(),
+                1 => proptest::collection::vec(leaf, 1..6).prop_map(Op::Undone),
+            ]
+        }
+
+        /// path -> (data, read-only ACL, owner)
+        type Model = BTreeMap<String, (Option<Vec<u8>>, bool, i64)>;
+
+        fn apply(
+            t: &mut DataTree,
+            m: &mut Model,
+            op: &Op,
+            zxid: &mut i64,
+            frozen: &mut Vec<(Arena, Model)>,
+        ) {
+            *zxid += 1;
+            match op {
+                Op::Create(p, d, owner) => {
+                    let p = PATHS[*p];
+                    let (parent, _) = path::split(p).unwrap();
+                    let parent_ok = parent == "/"
+                        || m.get(parent)
+                            .is_some_and(|n| !matches!(owner_kind(n.2), OwnerKind::Ephemeral(_)));
+                    if parent_ok && !m.contains_key(p) {
+                        let cv = t.get(parent).unwrap().stat.cversion + 1;
+                        t.create(
+                            p,
+                            d.as_deref(),
+                            acl::open_acl_unsafe(),
+                            stat(*owner),
+                            cv,
+                            *zxid,
+                        );
+                        m.insert(p.to_string(), (d.clone(), false, *owner));
+                    }
+                }
+                Op::Delete(p) => {
+                    let p = PATHS[*p];
+                    let has_kids = m.keys().any(|k| path::split(k).unwrap().0 == p);
+                    if m.contains_key(p) && !has_kids {
+                        t.delete(p, *zxid);
+                        m.remove(p);
+                    }
+                }
+                Op::Set(p, d) => {
+                    if let Some(n) = m.get_mut(PATHS[*p]) {
+                        t.set_data(PATHS[*p], d.as_deref(), *zxid, 1);
+                        n.0 = d.clone();
+                    }
+                }
+                Op::SetAcl(p, ro) => {
+                    if let Some(n) = m.get_mut(PATHS[*p]) {
+                        let a = if *ro {
+                            acl::read_acl_unsafe()
+                        } else {
+                            acl::open_acl_unsafe()
+                        };
+                        t.set_acl(PATHS[*p], a);
+                        n.1 = *ro;
+                    }
+                }
+                Op::Undone(ops) => {
+                    let (digest, size, count) =
+                        (t.digest(), t.approximate_data_size(), t.node_count());
+                    let mut scratch = m.clone();
+                    t.take_triggers();
+                    t.begin();
+                    // Snapshots come between entries, never inside one.
+                    for o in ops.iter().filter(|o| !matches!(o, Op::Freeze | Op::Reload)) {
+                        apply(t, &mut scratch, o, zxid, &mut Vec::new());
+                    }
+                    t.rollback();
+                    assert_eq!(
+                        (t.digest(), t.approximate_data_size(), t.node_count()),
+                        (digest, size, count)
+                    );
+                }
+                Op::Freeze => frozen.push((t.freeze(), m.clone())),
+                Op::Reload => *t = DataTree::from_arena(t.freeze()).unwrap(),
+            }
+        }
+
+        fn check(t: &DataTree, m: &Model) {
+            assert_eq!(t.node_count(), m.len() + 4);
+            let mut size = 1 + 10 + 16 + 17;
+            let mut eph: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+            for (p, (d, ro, owner)) in m {
+                let n = t.get(p).unwrap_or_else(|| panic!("{p} missing"));
+                assert_eq!(n.data, d.as_deref(), "{p}");
+                assert_eq!(n.acl.len(), 1);
+                assert_eq!(n.acl[0].perms == proto::Perms::READ, *ro, "{p}");
+                let mut kids: Vec<&str> = n.children.iter().collect();
+                kids.sort();
+                let want: Vec<&str> = m
+                    .keys()
+                    .filter(|k| path::split(k).unwrap().0 == p)
+                    .map(|k| path::split(k).unwrap().1)
+                    .collect();
+                assert_eq!(kids, want, "{p}");
+                size += p.len() + d.as_ref().map_or(0, Vec::len);
+                if let OwnerKind::Ephemeral(s) = owner_kind(*owner) {
+                    eph.entry(s).or_default().push(p.clone());
+                }
+            }
+            for p in PATHS {
+                assert_eq!(t.get(p).is_some(), m.contains_key(p), "{p}");
+            }
+            assert_eq!(t.approximate_data_size(), size as u64);
+            let got: BTreeMap<i64, Vec<String>> = t
+                .ephemerals()
+                .iter()
+                .map(|(s, v)| (*s, v.iter().cloned().collect()))
+                .collect();
+            assert_eq!(got, eph);
+            assert_eq!(
+                t.containers().count(),
+                m.values().filter(|n| n.2 == CONTAINER_OWNER).count()
+            );
+        }
+
+        proptest! {
+            #[test]
+            fn tree_matches_a_map(ops in proptest::collection::vec(op(), 1..60)) {
+                let mut t = DataTree::new();
+                let mut m = Model::new();
+                let mut zxid = 1;
+                let mut frozen = Vec::new();
+                for op in &ops {
+                    t.begin();
+                    apply(&mut t, &mut m, op, &mut zxid, &mut frozen);
+                    t.take_triggers();
+                    check(&t, &m);
+                }
+                for (arena, model) in frozen {
+                    check(&DataTree::from_arena(arena).unwrap(), &model);
+                }
+            }
+        }
     }
 }

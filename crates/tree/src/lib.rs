@@ -22,7 +22,8 @@ pub mod watches;
 
 pub use acl::{digest, AuthId};
 pub use apply::{Applied, Session, SessionEffect, StateMachine, TreeConfig};
-pub use datatree::{DataTree, Trigger, TriggerKind, Znode};
+pub use datatree::{Children, DataTree, Trigger, TriggerKind, Znode};
 pub use entry::{Entry, EntryKind};
 pub use reply::{MultiResult, Reply};
+pub use snapshot::Frozen;
 pub use watches::{ConnId, WatchRegistry};

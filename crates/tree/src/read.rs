@@ -20,7 +20,7 @@ impl StateMachine {
     pub fn read(&self, req: &Request, session_id: i64, auth: &[Id]) -> ReadResult {
         let t = &self.tree;
         let plain = |reply| ReadResult { reply, watch: None };
-        let readable = |path: &str| -> Result<&crate::Znode, ErrorCode> {
+        let readable = |path: &str| -> Result<crate::Znode<'_>, ErrorCode> {
             let n = t.get(path).ok_or(ErrorCode::NoNode)?;
             acl::check(&n.acl, Perms::READ, auth)?;
             Ok(n)
@@ -41,19 +41,19 @@ impl StateMachine {
                 }
             }
             Request::GetData(r) => {
-                let reply = readable(&r.path)
-                    .map_or_else(Reply::Err, |n| Reply::Data(n.data.clone(), n.stat()));
+                let reply = readable(&r.path).map_or_else(Reply::Err, |n| {
+                    Reply::Data(n.data.map(<[u8]>::to_vec), n.stat())
+                });
                 with_watch(reply, r.watch, WatchKind::Data, &r.path)
             }
             Request::GetChildren(r) => {
-                let reply = readable(&r.path).map_or_else(Reply::Err, |n| {
-                    Reply::Children(n.children.iter().cloned().collect())
-                });
+                let reply = readable(&r.path)
+                    .map_or_else(Reply::Err, |n| Reply::Children(n.children.names()));
                 with_watch(reply, r.watch, WatchKind::Child, &r.path)
             }
             Request::GetChildren2(r) => {
                 let reply = readable(&r.path).map_or_else(Reply::Err, |n| {
-                    Reply::Children2(n.children.iter().cloned().collect(), n.stat())
+                    Reply::Children2(n.children.names(), n.stat())
                 });
                 with_watch(reply, r.watch, WatchKind::Child, &r.path)
             }
@@ -92,11 +92,11 @@ impl StateMachine {
                     .map(|op| match op {
                         MultiOp::GetData(r) => readable(&r.path)
                             .map_or_else(MultiResult::Error, |n| {
-                                MultiResult::GetData(n.data.clone(), n.stat())
+                                MultiResult::GetData(n.data.map(<[u8]>::to_vec), n.stat())
                             }),
                         MultiOp::GetChildren(r) => readable(&r.path)
                             .map_or_else(MultiResult::Error, |n| {
-                                MultiResult::GetChildren(n.children.iter().cloned().collect())
+                                MultiResult::GetChildren(n.children.names())
                             }),
                         _ => MultiResult::Error(ErrorCode::BadArguments),
                     })

@@ -2,66 +2,71 @@
 //! the counters apply depends on. Framing, checksums and files belong to
 //! the `storage` crate; this is only the body.
 //!
-//! Layout, version 1 (jute encoding from `proto`):
+//! Layout, version 2 (jute encoding from `proto`), written by this build:
 //! ```text
-//! u8  version (1)
+//! u8  version (2)
 //! i64 last_zxid, i64 next_session_id
 //! i32 session count, then per session: i64 id, i32 timeout_ms, buffer passwd
-//! i32 node count, then per node, parents before children:
-//!     ustring path, buffer data, vector<ACL> acl,
+//! i32 ACL list count, then each list: vector<ACL>
+//! i32 slot count, i32 node count, then per node in slot order:
+//!     i32 slot, i32 parent slot (-1 for the root, which is slot 0),
+//!     ustring name ("" for the root), buffer data, i32 ACL list index,
 //!     i64 czxid, i64 mzxid, i64 ctime, i64 mtime, i32 version,
 //!     i32 cversion (the internal count of creates), i32 aversion,
 //!     i64 ephemeral_owner, i64 pzxid
 //! ```
+//! Slots are the arena's: loading puts every node back in its slot, so
+//! no path is parsed or hashed whole. Version 1 (still read) listed the
+//! nodes parents first by full path, with the ACL inline.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use proto::codec::{put_bytes, put_i32, put_i64, put_str, put_vec};
-use proto::{Acl, DecodeError, Jute, Reader, Stat};
+use proto::{Acl, DecodeError, Jute, Reader};
 
 use crate::apply::{Session, StateMachine, TreeConfig};
-use crate::datatree::{DataTree, Znode};
+use crate::datatree::{Arena, DataTree, NodeRec, PStat, NO_PARENT};
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+const VERSION_1: u8 = 1;
+
+/// The state at one zxid, sharing the tree's nodes copy-on-write: taken
+/// between entries on the applying thread in O(chunks), encoded on another.
+#[derive(Debug, Clone)]
+pub struct Frozen {
+    arena: Arena,
+    node_count: usize,
+    data_bytes: u64,
+    sessions: BTreeMap<i64, Session>,
+    next_session_id: i64,
+    last_zxid: i64,
+    config: TreeConfig,
+}
 
 impl StateMachine {
-    /// Encodes the whole state. Runs on the thread that owns the tree; the
-    /// caller writes the bytes elsewhere.
-    pub fn encode_snapshot(&self) -> Vec<u8> {
-        let mut w =
-            Vec::with_capacity(64 + self.tree.node_count() * 96 + self.tree.data_bytes() as usize);
-        w.push(VERSION);
-        put_i64(&mut w, self.last_zxid());
-        put_i64(&mut w, self.next_session_id());
-        put_i32(&mut w, self.sessions.len() as i32);
-        for (id, s) in &self.sessions {
-            put_i64(&mut w, *id);
-            put_i32(&mut w, s.timeout_ms);
-            put_bytes(&mut w, Some(&s.passwd));
+    /// This state, for a snapshot.
+    pub fn freeze(&self) -> Frozen {
+        Frozen {
+            arena: self.tree.freeze(),
+            node_count: self.tree.node_count(),
+            data_bytes: self.tree.data_bytes(),
+            sessions: self.sessions.clone(),
+            next_session_id: self.next_session_id(),
+            last_zxid: self.last_zxid(),
+            config: self.config(),
         }
-        put_i32(&mut w, self.tree.node_count() as i32);
-        self.tree.visit_preorder(|path, n| {
-            put_str(&mut w, path);
-            put_bytes(&mut w, n.data.as_deref());
-            put_vec(&mut w, &n.acl);
-            let s = &n.stat;
-            for v in [s.czxid, s.mzxid, s.ctime, s.mtime] {
-                put_i64(&mut w, v);
-            }
-            for v in [s.version, s.cversion, s.aversion] {
-                put_i32(&mut w, v);
-            }
-            put_i64(&mut w, s.ephemeral_owner);
-            put_i64(&mut w, s.pzxid);
-        });
-        w
+    }
+
+    /// Encodes the whole state (on this thread; see `freeze`).
+    pub fn encode_snapshot(&self) -> Vec<u8> {
+        self.freeze().encode_snapshot()
     }
 
     pub fn decode_snapshot(b: &[u8], config: TreeConfig) -> Result<StateMachine, DecodeError> {
-        if b.first() != Some(&VERSION) {
-            return Err(DecodeError::BadLength(
-                b.first().copied().unwrap_or(0) as i32
-            ));
+        let version = b.first().copied();
+        if version != Some(VERSION) && version != Some(VERSION_1) {
+            return Err(DecodeError::BadLength(version.unwrap_or(0) as i32));
         }
         let mut r = Reader::new(&b[1..]);
         let last_zxid = r.i64()?;
@@ -74,27 +79,11 @@ impl StateMachine {
             let passwd = r.bytes()?.unwrap_or_default().to_vec();
             sessions.insert(id, Session { timeout_ms, passwd });
         }
-        let n = r.i32()?;
-        let mut tree = DataTree::empty();
-        for _ in 0..n.max(0) {
-            let path = r.string()?;
-            let data = Option::<Vec<u8>>::read(&mut r)?;
-            let acl = Vec::<Acl>::read(&mut r)?;
-            let stat = Stat {
-                czxid: r.i64()?,
-                mzxid: r.i64()?,
-                ctime: r.i64()?,
-                mtime: r.i64()?,
-                version: r.i32()?,
-                cversion: r.i32()?,
-                aversion: r.i32()?,
-                ephemeral_owner: r.i64()?,
-                pzxid: r.i64()?,
-                ..Stat::default()
-            };
-            tree.restore_node(path, Znode::new(data, acl, stat))
-                .map_err(|_| DecodeError::BadLength(-1))?;
-        }
+        let tree = if version == Some(VERSION) {
+            decode_tree(&mut r)?
+        } else {
+            decode_tree_v1(&mut r)?
+        };
         r.finish()?;
         Ok(StateMachine::from_parts(
             tree,
@@ -103,6 +92,159 @@ impl StateMachine {
             last_zxid,
             config,
         ))
+    }
+}
+
+fn bad() -> DecodeError {
+    DecodeError::BadLength(-1)
+}
+
+fn read_pstat(r: &mut Reader<'_>) -> Result<PStat, DecodeError> {
+    Ok(PStat {
+        czxid: r.i64()?,
+        mzxid: r.i64()?,
+        ctime: r.i64()?,
+        mtime: r.i64()?,
+        version: r.i32()?,
+        cversion: r.i32()?,
+        aversion: r.i32()?,
+        ephemeral_owner: r.i64()?,
+        pzxid: r.i64()?,
+    })
+}
+
+fn put_pstat(w: &mut Vec<u8>, s: &PStat) {
+    for v in [s.czxid, s.mzxid, s.ctime, s.mtime] {
+        put_i64(w, v);
+    }
+    for v in [s.version, s.cversion, s.aversion] {
+        put_i32(w, v);
+    }
+    put_i64(w, s.ephemeral_owner);
+    put_i64(w, s.pzxid);
+}
+
+fn decode_tree(r: &mut Reader<'_>) -> Result<DataTree, DecodeError> {
+    let n = r.i32()?;
+    // Each list costs at least 4 bytes: a count larger than what is left
+    // is a lie, not a reason to allocate.
+    if n < 0 || n as usize > r.remaining() / 4 {
+        return Err(bad());
+    }
+    let mut acls: Vec<Arc<[Acl]>> = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        acls.push(Vec::<Acl>::read(r)?.into());
+    }
+    let slots = r.i32()?;
+    let count = r.i32()?;
+    if slots < 0 || count < 0 || count > slots || slots as usize > r.remaining() {
+        return Err(bad());
+    }
+    let mut arena = Arena::default();
+    let mut last = -1i64;
+    for _ in 0..count {
+        let id = r.i32()?;
+        let parent = r.i32()?;
+        // Strictly increasing slots: none twice, all below the count given.
+        if id as i64 <= last || id >= slots || parent < -1 || parent >= slots {
+            return Err(bad());
+        }
+        last = id as i64;
+        let name = r.string()?;
+        let data = r.bytes()?;
+        let acl = r.i32()?;
+        let acl = acls.get(acl as usize).ok_or_else(bad)?.clone();
+        let stat = read_pstat(r)?;
+        let parent = if parent == -1 {
+            NO_PARENT
+        } else {
+            parent as u32
+        };
+        arena.put(
+            id as u32,
+            Some(NodeRec::new(&name, data, acl, stat, parent)),
+        );
+    }
+    DataTree::from_arena(arena).map_err(|_| bad())
+}
+
+fn decode_tree_v1(r: &mut Reader<'_>) -> Result<DataTree, DecodeError> {
+    let n = r.i32()?;
+    let mut tree = DataTree::empty();
+    for _ in 0..n.max(0) {
+        let path = r.string()?;
+        let data = r.bytes()?;
+        let acl = Vec::<Acl>::read(r)?;
+        let stat = read_pstat(r)?.to_stat();
+        tree.restore_node(&path, data, acl, stat)
+            .map_err(|_| bad())?;
+    }
+    Ok(tree)
+}
+
+impl Frozen {
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+
+    pub fn config(&self) -> TreeConfig {
+        self.config
+    }
+
+    pub fn encode_snapshot(&self) -> Vec<u8> {
+        let mut w = Vec::with_capacity(64 + self.node_count * 100 + self.data_bytes as usize);
+        w.push(VERSION);
+        put_i64(&mut w, self.last_zxid);
+        put_i64(&mut w, self.next_session_id);
+        put_i32(&mut w, self.sessions.len() as i32);
+        for (id, s) in &self.sessions {
+            put_i64(&mut w, *id);
+            put_i32(&mut w, s.timeout_ms);
+            put_bytes(&mut w, Some(&s.passwd));
+        }
+        // The distinct ACL lists, by identity (the tree interns them), in
+        // order of first use.
+        let mut index: HashMap<*const Acl, i32> = HashMap::new();
+        let mut lists: Vec<&[Acl]> = Vec::new();
+        for (_, rec) in self.arena.iter() {
+            index.entry(rec.acl.as_ptr()).or_insert_with(|| {
+                lists.push(&rec.acl);
+                lists.len() as i32 - 1
+            });
+        }
+        put_i32(&mut w, lists.len() as i32);
+        for l in lists {
+            put_vec(&mut w, l);
+        }
+        put_i32(&mut w, self.arena.slots() as i32);
+        put_i32(&mut w, self.node_count as i32);
+        for (id, rec) in self.arena.iter() {
+            put_i32(&mut w, id as i32);
+            put_i32(
+                &mut w,
+                if rec.parent == NO_PARENT {
+                    -1
+                } else {
+                    rec.parent as i32
+                },
+            );
+            put_str(&mut w, rec.name());
+            put_bytes(&mut w, rec.data());
+            put_i32(&mut w, index[&rec.acl.as_ptr()]);
+            put_pstat(&mut w, &rec.stat);
+        }
+        w
+    }
+
+    /// The live state machine this was (its indexes rebuilt).
+    pub fn thaw(&self) -> StateMachine {
+        StateMachine::from_parts(
+            DataTree::from_arena(self.arena.clone()).expect("a frozen live tree is consistent"),
+            self.sessions.clone(),
+            self.next_session_id,
+            self.last_zxid,
+            self.config,
+        )
     }
 }
 
@@ -175,9 +317,35 @@ mod tests {
         assert_eq!(back.tree.containers().count(), 1);
         assert_eq!(back.tree.data_bytes(), sm.tree.data_bytes());
         assert_eq!(back.encode_snapshot(), bytes, "encoding is deterministic");
+        assert_eq!(sm.freeze().thaw().tree.digest(), sm.tree.digest());
+        // A snapshot an earlier build wrote (version 1) still loads.
+        let old = StateMachine::decode_snapshot(&encode_v1(&sm), cfg).unwrap();
+        assert_eq!(old.tree.digest(), sm.tree.digest());
+        assert_eq!(old.tree.ephemerals(), sm.tree.ephemerals());
         // Truncated bytes are an error, never a panic.
         for cut in [0, 1, 9, bytes.len() / 2, bytes.len() - 1] {
             assert!(StateMachine::decode_snapshot(&bytes[..cut], cfg).is_err());
         }
+    }
+
+    /// Version 1, as the previous build wrote it.
+    fn encode_v1(sm: &StateMachine) -> Vec<u8> {
+        let mut w = vec![VERSION_1];
+        put_i64(&mut w, sm.last_zxid());
+        put_i64(&mut w, sm.next_session_id());
+        put_i32(&mut w, sm.sessions.len() as i32);
+        for (id, s) in &sm.sessions {
+            put_i64(&mut w, *id);
+            put_i32(&mut w, s.timeout_ms);
+            put_bytes(&mut w, Some(&s.passwd));
+        }
+        put_i32(&mut w, sm.tree.node_count() as i32);
+        sm.tree.visit_preorder(|path, n| {
+            put_str(&mut w, path);
+            put_bytes(&mut w, n.data);
+            put_vec(&mut w, n.acl);
+            put_pstat(&mut w, &PStat::from_stat(&n.stat));
+        });
+        w
     }
 }

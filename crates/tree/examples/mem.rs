@@ -1,0 +1,98 @@
+//! Memory and restore time of a tree of N znodes (100 bytes each under one
+//! parent): `cargo run --release -p tree --example mem [N]`. A measuring
+//! tool, not a test.
+use proto::{CreateTtlRequest, OpCode, Request};
+use std::time::Instant;
+use tree::{acl, Entry, EntryKind, SessionEffect, StateMachine, TreeConfig};
+
+fn rss_mib() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = s.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<f64>()
+        .unwrap()
+        / 1024.0
+}
+
+fn entry(session_id: i64, kind: EntryKind) -> Entry {
+    Entry {
+        time_ms: 1000,
+        session_id,
+        xid: 0,
+        origin: 1,
+        conn: 1,
+        kind,
+    }
+}
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .map_or(1_000_000, |a| a.parse().unwrap());
+    let config = TreeConfig {
+        extended_types: true,
+    };
+    let base = rss_mib();
+    let mut sm = StateMachine::new(config.clone());
+    let a = sm.apply(
+        1,
+        &entry(
+            0,
+            EntryKind::CreateSession {
+                timeout_ms: 30000,
+                passwd: vec![0; 16],
+            },
+        ),
+    );
+    let Some(SessionEffect::Created { session_id, .. }) = a.session else {
+        panic!()
+    };
+    let t = Instant::now();
+    for i in 0..=n {
+        let path = if i == 0 {
+            "/load".to_string()
+        } else {
+            format!("/load/n{i}")
+        };
+        let req = Request::Create(
+            OpCode::Create,
+            CreateTtlRequest {
+                path,
+                data: Some(vec![b'x'; 100]),
+                acl: acl::open_acl_unsafe(),
+                flags: 0,
+                ttl: -1,
+            },
+        );
+        let mut body = Vec::new();
+        req.encode(&mut body);
+        let e = entry(
+            session_id,
+            EntryKind::Request {
+                op: req.op(),
+                body,
+                auth: vec![],
+            },
+        );
+        sm.apply(2 + i as i64, &e);
+    }
+    let built = t.elapsed();
+    let loaded = rss_mib() - base;
+    let t = Instant::now();
+    let snap = sm.encode_snapshot();
+    let enc = t.elapsed();
+    drop(sm);
+    let t = Instant::now();
+    let sm = StateMachine::decode_snapshot(&snap, config).unwrap();
+    let dec = t.elapsed();
+    let snap_len = snap.len();
+    drop(snap);
+    let restored = rss_mib() - base;
+    println!(
+        "{n} znodes: apply {:.2?} ({:.0}/s), RSS {:.0} MiB ({:.0} B/znode); snapshot {:.1} MiB encode {:.2?} decode {:.2?}; RSS after restore {:.0} MiB ({:.0} B/znode); digest {:x}",
+        built, n as f64 / built.as_secs_f64(), loaded, loaded * 1048576.0 / n as f64,
+        snap_len as f64 / 1048576.0, enc, dec, restored, restored * 1048576.0 / n as f64, sm.tree.digest()
+    );
+}
