@@ -4,11 +4,20 @@ workload by workload, alternating, and writes docs/BENCHMARKS.md.
 
     /usr/bin/python3 scripts/bench_vs_zookeeper.py [SECONDS] [WORKLOAD ...]
 
+Then, on fresh ensembles loaded with ZNODES (default 1,000,000) znodes of
+100 bytes: resident memory per znode, snapshot size, restart-to-serving
+(all three SIGKILLed and started again) and leader SIGKILL -> first write
+through another server. ZNODES=0 skips that part; WORKLOAD "none" skips
+the workloads.
+
 A report, never a test: numbers depend on the machine and on what else it
 runs; the load generator shares the machine with the servers."""
+import glob
 import json
 import os
+import threading
 import platform
+import struct
 import subprocess
 import sys
 import time
@@ -16,6 +25,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "python"))
 import harness  # noqa: E402
+
+ZNODES = int(os.environ.get("ZNODES", "1000000"))
 
 SECONDS = float(sys.argv[1]) if len(sys.argv) > 1 else 10
 # (name, bench arguments)
@@ -47,6 +58,97 @@ def bench(ens, args, seconds):
     return json.loads(r.stdout)
 
 
+def rss_mib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(f.read().split("VmRSS:")[1].split()[0]) / 1024
+
+
+def newest_snapshot_mib(srv):
+    files = [f for p in ("ferrokeeper-snap/snap-*.snap", "version-2/snapshot.*")
+             for f in glob.glob(os.path.join(srv.dir, "data", p))]
+    return os.path.getsize(max(files, key=os.path.getmtime)) / 2**20 if files else 0.0
+
+
+def until(what, f, timeout=600):
+    """Seconds until f() succeeds (retried every 20 ms)."""
+    t = time.monotonic()
+    while True:
+        try:
+            f()
+            return time.monotonic() - t
+        except Exception:
+            if time.monotonic() - t > timeout:
+                raise RuntimeError("gave up waiting for " + what)
+            time.sleep(0.02)
+
+
+def raw_call(port, op, body):
+    """One request on a new session; raises unless it succeeds."""
+    c = harness.RawConn(port, timeout_ms=6000)
+    try:
+        if not c.session_id:
+            raise RuntimeError("no session")
+        c.s.settimeout(5)
+        c.request(1, op, body)
+        r = c.reply()
+        if r is None or r[2] != 0:
+            raise RuntimeError("error %s" % (r and r[2]))
+    finally:
+        c.close()
+
+
+def read_any(ens, path):
+    for s in ens.servers:
+        try:
+            return raw_call(s.port, 4, harness.jute_str(path) + b"\0")  # getData
+        except Exception:
+            pass
+    raise RuntimeError("no server answered")
+
+
+def create_on(srv, path):
+    body = harness.jute_str(path) + harness.jute_buf(b"") + harness.jute_acl_world_all() + struct.pack(">i", 0)
+    raw_call(srv.port, 1, body)
+
+
+def storage(kind, n):
+    """Loads n znodes of 100 bytes into a fresh ensemble, then measures."""
+    ens = start(kind)
+    try:
+        base = [rss_mib(s.proc.pid) for s in ens.servers]
+        r = bench(ens, ["-w", "create", "-c", "32", "-i", "8", "--total", str(n), "--keep",
+                        "--root", "/m"], 3600)
+        created = r["ops"] - sum(r["errors"].values())
+        time.sleep(10)  # a snapshot in progress lands
+        loaded = [rss_mib(s.proc.pid) for s in ens.servers]
+        snap = max(newest_snapshot_mib(s) for s in ens.servers)
+        for s in ens.servers:
+            s.kill()
+        t = time.monotonic()
+        threads = [threading.Thread(target=s.start, kwargs={"probe": "srvr"}) for s in ens.servers]
+        for th in threads:
+            th.start()
+        # Serving: a read of a loaded node answers, through any server.
+        until("a read after restart", lambda: read_any(ens, "/m/c-0-0"))
+        restart = time.monotonic() - t
+        for th in threads:
+            th.join()
+        time.sleep(5)
+        restarted = [rss_mib(s.proc.pid) for s in ens.servers]
+        leader = ens.leader()
+        other = ens.server(next(i for i in (1, 2, 3) if i != leader))
+        ens.server(leader).kill()
+        failover = until("a write after the leader died", lambda: create_on(other, "/after-kill"))
+        per = lambda rss: sum(b - a for a, b in zip(base, rss)) / len(rss) * 2**20 / max(created, 1)
+        out = dict(created=created, load_ops=r["ops_per_s"], per_znode_loaded=per(loaded),
+                   per_znode_restarted=per(restarted), rss_restarted=sum(restarted) / len(restarted),
+                   snap_mib=snap, restart_s=restart, failover_s=failover)
+        print(kind, json.dumps(out), flush=True)
+        return out
+    finally:
+        ens.close()
+
+
 def start(kind):
     # Same layout and settings for both: fsync on, tickTime 2000.
     ens = harness.Ensemble(3, extra={"forceSync": "yes", "tickTime": "2000"}, kind=kind)
@@ -59,6 +161,14 @@ def main():
     results = {}
     for kind in ("zookeeper", "ferrokeeper"):
         results[kind] = {}
+    rss = None
+    if WORKLOADS:
+        rss = race(results)
+    stored = {k: storage(k, ZNODES) for k in ("zookeeper", "ferrokeeper")} if ZNODES else None
+    write_report(results, rss, stored)
+
+
+def race(results):
     ensembles = {k: start(k) for k in ("zookeeper", "ferrokeeper")}
     try:
         # Warm-up (ZooKeeper's JIT): a short create run against each.
@@ -83,10 +193,10 @@ def main():
                     f.write(srv.log())
         for e in ensembles.values():
             e.close()
-    write_report(results, rss)
+    return rss
 
 
-def write_report(results, rss):
+def write_report(results, rss, stored):
     zk_version = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "zookeeper"], capture_output=True,
                                 text=True).stdout or "?"
     fk_version = subprocess.run([harness.BINARY, "version"], capture_output=True, text=True).stdout.strip()
@@ -118,10 +228,27 @@ def write_report(results, rss):
             f["latency_us"]["p99.9"] / 1000, z["latency_us"]["p99.9"] / 1000,
             "%.0f" % cpu_f if cpu_f else "-", "%.0f" % cpu_z if cpu_z else "-",
             sum(f["errors"].values()), sum(z["errors"].values())))
-    lines += ["", "Resident memory of the three servers at the end: ferrokeeper %d MiB, ZooKeeper %d MiB." % (
-        rss["ferrokeeper"], rss["zookeeper"]), "",
-        "Memory per znode at 1,000,000 znodes, restart-to-serving and snapshot size: `scripts/measure_storage.py`"
-        " (numbers in the README); leader failover: `scripts/measure_ensemble.py`.", ""]
+    if rss:
+        lines += ["", "Resident memory of the three servers at the end: ferrokeeper %d MiB, ZooKeeper %d MiB." % (
+            rss["ferrokeeper"], rss["zookeeper"])]
+    if stored:
+        f, z = stored["ferrokeeper"], stored["zookeeper"]
+        lines += ["", "Loaded state (fresh 3-server ensembles, same settings, %d znodes of 100 bytes created with"
+                  " `ferrokeeper bench -w create -c 32 -i 8 --total %d --keep`; memory = growth of each server's"
+                  " resident set over its empty start, averaged over the three; restart = all three SIGKILLed and"
+                  " started together, until a read answers; failover = the leader SIGKILLed, until a new session's"
+                  " create succeeds through another server):" % (ZNODES, ZNODES), "",
+                  "| measure | ferrokeeper | ZooKeeper | ratio |", "|---|---|---|---|"]
+        for name, key, fmt in [("load rate (creates/s)", "load_ops", "%.0f"),
+                               ("memory per znode after the load (bytes)", "per_znode_loaded", "%.0f"),
+                               ("memory per znode after a restart (bytes)", "per_znode_restarted", "%.0f"),
+                               ("resident memory per server after a restart (MiB)", "rss_restarted", "%.0f"),
+                               ("newest snapshot on disk (MiB)", "snap_mib", "%.1f"),
+                               ("restart to serving (s)", "restart_s", "%.2f"),
+                               ("leader killed -> first write (s)", "failover_s", "%.2f")]:
+            lines.append("| %s | %s | %s | %.2f |" % (name, fmt % f[key], fmt % z[key],
+                                                      f[key] / z[key] if z[key] else float("nan")))
+    lines.append("")
     path = os.path.join(ROOT, "docs", "BENCHMARKS.md")
     with open(path, "w") as f:
         f.write("\n".join(lines))

@@ -283,6 +283,12 @@ class CliEnsembleTest(unittest.TestCase):
         time.sleep(2)
         # The server it is on: the first live one of the connect string.
         ens.server(1).kill()
+        # If it was the leader, the others close their clients until they
+        # have a new one: ask once they serve again (as a user would retry).
+        ens.leader()
+        harness.wait_until(lambda: all(ens.mode(i) in ("leader", "follower") for i in (2, 3)),
+                           what="servers 2 and 3 serving")
+        time.sleep(1)
         p.stdin.write("get /eph\n")
         out, _ = p.communicate("quit\n", timeout=60)
         self.assertIn("Created /eph", out)

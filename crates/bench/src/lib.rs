@@ -88,6 +88,10 @@ pub struct Options {
     pub progress: bool,
     /// Server processes whose CPU time is reported per operation.
     pub pids: Vec<u32>,
+    /// Stop after about this many requests in all (closed loop).
+    pub total: Option<u64>,
+    /// Leave the benchmark's znodes in place (to measure a loaded server).
+    pub keep: bool,
 }
 
 /// The outcome of one run.
@@ -412,7 +416,10 @@ async fn worker(
     let mut events = 0;
     loop {
         let now = Instant::now();
-        let stopping = now >= deadline || shared.stop.load(Ordering::Relaxed);
+        let stopping = now >= deadline
+            || shared.stop.load(Ordering::Relaxed)
+            || o.total
+                .is_some_and(|t| shared.ops.load(Ordering::Relaxed) >= t);
         if !stopping {
             let mut sent = false;
             while inflight.len() < o.inflight {
@@ -611,7 +618,9 @@ pub async fn run(o: Options) -> std::io::Result<Report> {
     if let (Some(a), Some(b)) = (cpu_before, cpu_time(&o.pids)) {
         report.server_cpu = Some(b.saturating_sub(a));
     }
-    let _ = cleanup(&o).await;
+    if !o.keep {
+        let _ = cleanup(&o).await;
+    }
     Ok(report)
 }
 

@@ -103,6 +103,13 @@ enum Cmd {
         /// Server process ids: their CPU time per operation is reported.
         #[arg(long, value_delimiter = ',')]
         pids: Vec<u32>,
+        /// Stop after about this many requests in all (closed loop; the
+        /// duration still bounds the run).
+        #[arg(long)]
+        total: Option<u64>,
+        /// Leave the benchmark's znodes in place afterwards.
+        #[arg(long)]
+        keep: bool,
     },
     /// Print the version.
     Version,
@@ -181,6 +188,8 @@ fn main() -> ExitCode {
             output,
             no_progress,
             pids,
+            total,
+            keep,
         } => {
             let workload = match workload.parse() {
                 Ok(w) => w,
@@ -202,6 +211,8 @@ fn main() -> ExitCode {
                 json: output == "json",
                 progress: !no_progress && output != "json",
                 pids,
+                total,
+                keep,
             };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

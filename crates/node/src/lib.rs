@@ -382,6 +382,12 @@ impl Node {
             last_container_check_ms: now_ms,
             notes: Vec::new(),
         };
+        if node.cfg.voters.len() > 1 {
+            // Nobody leads yet as far as we know: take our turn as after a
+            // lost leader (lowest live id first) instead of waiting out a
+            // whole election timeout, as ZooKeeper's election starts at once.
+            node.schedule_campaign();
+        }
         node.flush();
         Ok(node)
     }
