@@ -152,7 +152,10 @@ class MetricsTest(unittest.TestCase):
             s.write_cfg()
         self.addCleanup(ens.close)
         ens.start()
+        ens.serving_follower()
         leader = ens.leader()
+        # Quorum comes with the first two servers: wait for the third to sync.
+        harness.wait_until(lambda: ens.mntr(leader).get("zk_synced_followers") == "2", what="two followers")
         c = KazooClient(hosts=ens.server(leader).hosts)
         c.start(15)
         try:
