@@ -6,6 +6,23 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc: per-thread free lists and size classes fit the request path's
+/// many small, short-lived buffers better than glibc's malloc (setData
+/// 32x8 on a 3-server ensemble: ~15% more ops/s, less CPU per op).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `mi_option_purge_delay` (the same number in mimalloc 2 and 3).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Freed pages go back to the system at once: with the default delay a
+/// restart kept the snapshot's transient buffers resident (876 vs 343
+/// bytes per znode after loading 300,000).
+fn return_freed_memory_at_once() {
+    // SAFETY: sets one of mimalloc's documented options; no pointers.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+}
+
 #[derive(Parser)]
 #[command(
     name = "ferrokeeper",
@@ -151,6 +168,7 @@ enum LogCmd {
 }
 
 fn main() -> ExitCode {
+    return_freed_memory_at_once();
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Version => {
