@@ -292,7 +292,10 @@ impl Server {
             prealloc_bytes: cfg.prealloc_bytes,
             force_sync: cfg.force_sync,
         };
-        let (wal, recovered) = storage::Wal::open(cfg.log_dir(), opts)?;
+        // The replica keeps no entry at or below its snapshot (which holds
+        // only committed entries): the log below it is checked, not loaded.
+        let keep_from = snapshot.as_ref().map_or(0, |s| s.index + 1);
+        let (wal, recovered) = storage::Wal::open_from(cfg.log_dir(), opts, keep_from)?;
         if let Some(t) = &recovered.torn_tail {
             tracing::warn!(
                 "{}: torn record at offset {} ({}): the last write before a crash, never acknowledged; truncated",
@@ -302,7 +305,7 @@ impl Server {
             );
         }
         tracing::info!(
-            "read {} log entries from {} segments in {} in {:.3} s",
+            "read {} log entries after the snapshot from {} segments in {} in {:.3} s",
             recovered.entries.len(),
             recovered.segments,
             wal.dir().display(),

@@ -140,6 +140,8 @@ pub struct Recovered {
     /// The newest restart record (index, term): the log continues after a
     /// snapshot installed from the leader.
     pub restart: Option<(u64, u64)>,
+    /// The last entry read but not kept (below `keep_from`).
+    pub last_skipped: Option<u64>,
 }
 
 pub struct Wal {
@@ -275,27 +277,38 @@ impl<'a> Cur<'a> {
 
 enum Record {
     Entry(Entry),
+    /// A well-formed entry below the index the caller keeps from: checked,
+    /// not copied out.
+    Old(u64),
     HardState(HardState),
     ConfState(ConfState),
     Restart(u64, u64),
 }
 
-fn decode_payload(p: &[u8]) -> Option<Record> {
+fn decode_payload(p: &[u8], keep_from: u64) -> Option<Record> {
     let mut c = Cur(p);
     let rec = match c.u8()? {
         REC_ENTRY => {
-            let mut e = Entry::default();
-            e.index = c.u64()?;
-            e.term = c.u64()?;
-            e.set_entry_type(match c.u8()? {
+            let index = c.u64()?;
+            let term = c.u64()?;
+            let kind = match c.u8()? {
                 0 => EntryType::EntryNormal,
                 1 => EntryType::EntryConfChange,
                 2 => EntryType::EntryConfChangeV2,
                 _ => return None,
-            });
-            e.data = c.bytes()?.to_vec().into();
-            e.context = c.bytes()?.to_vec().into();
-            Record::Entry(e)
+            };
+            let (data, context) = (c.bytes()?, c.bytes()?);
+            if index < keep_from {
+                Record::Old(index)
+            } else {
+                let mut e = Entry::default();
+                e.index = index;
+                e.term = term;
+                e.set_entry_type(kind);
+                e.data = data.to_vec().into();
+                e.context = context.to_vec().into();
+                Record::Entry(e)
+            }
         }
         REC_HARD_STATE => {
             let mut hs = HardState::default();
@@ -328,7 +341,7 @@ fn decode_payload(p: &[u8]) -> Option<Record> {
 
 /// The record at `off`, with the offset after it; `Err` says why there is
 /// no valid record there (a zero length is `Ok(None)`: end of data).
-fn read_record(buf: &[u8], off: u64) -> Result<Option<(Record, u64)>, String> {
+fn read_record(buf: &[u8], off: u64, keep_from: u64) -> Result<Option<(Record, u64)>, String> {
     let off = off as usize;
     if off + 8 > buf.len() {
         // Past the end (padding of the last record ran beyond a cut file) or
@@ -357,7 +370,7 @@ fn read_record(buf: &[u8], off: u64) -> Result<Option<(Record, u64)>, String> {
     if crc32c::crc32c(payload) != crc {
         return Err("checksum mismatch".into());
     }
-    let rec = decode_payload(payload).ok_or_else(|| "undecodable record".to_string())?;
+    let rec = decode_payload(payload, keep_from).ok_or_else(|| "undecodable record".to_string())?;
     Ok(Some((rec, pad8((off + 8 + len as usize) as u64))))
 }
 
@@ -365,7 +378,7 @@ fn read_record(buf: &[u8], off: u64) -> Result<Option<(Record, u64)>, String> {
 fn valid_record_after(buf: &[u8], from: u64) -> Option<u64> {
     let mut off = pad8(from);
     while off + 8 <= buf.len() as u64 {
-        if let Ok(Some(_)) = read_record(buf, off) {
+        if let Ok(Some(_)) = read_record(buf, off, u64::MAX) {
             return Some(off);
         }
         off += 8;
@@ -394,13 +407,18 @@ pub fn list_segments(log_dir: &Path) -> Result<Vec<(u64, PathBuf)>, WalError> {
 /// Reads the log under `log_dir` without changing anything (for
 /// inspection tools): the same rules as `Wal::open`, no repairs.
 pub fn read_only(log_dir: &Path) -> Result<Recovered, WalError> {
-    scan(log_dir, false).map(|(rec, _)| rec)
+    scan(log_dir, false, 0).map(|(rec, _)| rec)
 }
 
 /// Reads every segment by the recovery rules. With `repair`, a segment
 /// whose creation never completed is removed. Returns where appends go
 /// next (the last segment and offset).
-fn scan(log_dir: &Path, repair: bool) -> Result<(Recovered, Option<(PathBuf, u64)>), WalError> {
+/// `keep_from`: entries below this index are checked but not kept.
+fn scan(
+    log_dir: &Path,
+    repair: bool,
+    keep_from: u64,
+) -> Result<(Recovered, Option<(PathBuf, u64)>), WalError> {
     let dir = log_dir.join(DIR_NAME);
     let names = list_segments(log_dir)?;
 
@@ -409,6 +427,8 @@ fn scan(log_dir: &Path, repair: bool) -> Result<(Recovered, Option<(PathBuf, u64
         ..Recovered::default()
     };
     let mut tail: Option<(PathBuf, u64)> = None;
+    // The last entry seen below `keep_from`.
+    let mut old_last: Option<u64> = None;
     for (i, (first_index, path)) in names.iter().enumerate() {
         let last = i + 1 == names.len();
         let buf = std::fs::read(path).map_err(io_err(path))?;
@@ -436,7 +456,7 @@ fn scan(log_dir: &Path, repair: bool) -> Result<(Recovered, Option<(PathBuf, u64
         let mut off = HEADER_BYTES;
         let mut first_in_segment = true;
         let stop = loop {
-            match read_record(&buf, off) {
+            match read_record(&buf, off, keep_from) {
                 Ok(Some((r, next))) => {
                     match r {
                         Record::Entry(e) => {
@@ -445,7 +465,8 @@ fn scan(log_dir: &Path, repair: bool) -> Result<(Recovered, Option<(PathBuf, u64
                             // after an overwrite or a restart).
                             if first_in_segment {
                                 first_in_segment = false;
-                                if let Some(prev_last) = rec.entries.last().map(|e| e.index) {
+                                let prev_last = rec.entries.last().map(|e| e.index).or(old_last);
+                                if let Some(prev_last) = prev_last {
                                     if e.index > prev_last + 1 {
                                         return Err(corrupt(0, format!("segment starts at index {} but the log before it ends at {prev_last}: a segment is missing", e.index)));
                                     }
@@ -453,10 +474,24 @@ fn scan(log_dir: &Path, repair: bool) -> Result<(Recovered, Option<(PathBuf, u64
                             }
                             push_entry(&mut rec.entries, e).map_err(|m| corrupt(off, m))?
                         }
+                        Record::Old(index) => {
+                            // Below the newest snapshot: committed, so never
+                            // overwritten by a later record (what overwrites
+                            // them comes at or after `keep_from`, which the
+                            // caller takes from a snapshot).
+                            if first_in_segment {
+                                first_in_segment = false;
+                                if old_last.is_some_and(|l| index > l + 1) {
+                                    return Err(corrupt(0, format!("segment starts at index {index} but the log before it ends at {}: a segment is missing", old_last.unwrap_or(0))));
+                                }
+                            }
+                            old_last = Some(index);
+                        }
                         Record::HardState(hs) => rec.hard_state = hs,
                         Record::ConfState(cs) => rec.conf_state = Some(cs),
                         Record::Restart(index, term) => {
                             rec.entries.clear();
+                            old_last = None;
                             rec.restart = Some((index, term));
                         }
                     }
@@ -505,21 +540,37 @@ fn scan(log_dir: &Path, repair: bool) -> Result<(Recovered, Option<(PathBuf, u64
             tail = Some((path.clone(), off));
         }
     }
+    rec.last_skipped = old_last;
     Ok((rec, tail))
 }
 
 impl Wal {
     /// Opens (creating if needed) the log under `log_dir` and reads it back.
     pub fn open(log_dir: &Path, opts: WalOptions) -> Result<(Wal, Recovered), WalError> {
+        Wal::open_from(log_dir, opts, 0)
+    }
+
+    /// As `open`, but entries below `keep_from` are checked and not kept
+    /// (a restart needs none below its newest snapshot: reading a million
+    /// of them into memory only to drop them took most of the log's read).
+    /// `keep_from` must not exceed an index known committed.
+    pub fn open_from(
+        log_dir: &Path,
+        opts: WalOptions,
+        keep_from: u64,
+    ) -> Result<(Wal, Recovered), WalError> {
         let dir = log_dir.join(DIR_NAME);
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        let (rec, tail) = scan(log_dir, true)?;
-        let next_index = rec
-            .entries
-            .last()
-            .map(|e| e.index + 1)
-            .or(rec.restart.map(|(i, _)| i + 1))
-            .unwrap_or(1);
+        let (rec, tail) = scan(log_dir, true, keep_from)?;
+        let next_index = [
+            rec.entries.last().map(|e| e.index),
+            rec.restart.map(|(i, _)| i),
+            rec.last_skipped,
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .map_or(1, |i| i + 1);
         let mut wal = match tail {
             Some((path, offset)) => {
                 let segment_first =

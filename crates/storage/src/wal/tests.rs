@@ -321,3 +321,47 @@ fn restart_below_the_current_segment_keeps_segment_names_increasing() {
     assert_eq!(indexes(&r), (41..=300).collect::<Vec<_>>());
     assert!(r.entries.iter().all(|e| e.term == 5));
 }
+
+#[test]
+fn open_from_skips_entries_below_and_keeps_everything_else() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut w, _) = Wal::open(d.path(), small()).unwrap();
+    let mut cs = ConfState::default();
+    cs.voters = vec![1, 2, 3];
+    for i in 1..=100u64 {
+        let h = (i == 60).then(|| hs(3, 60));
+        let c = (i == 10).then_some(&cs);
+        w.append(&[entry(i, 1 + i / 50, &[7u8; 100])], h.as_ref(), c)
+            .unwrap();
+    }
+    drop(w);
+    assert!(segments(d.path()).len() > 2, "spans segments");
+    let (_, all) = Wal::open(d.path(), small()).unwrap();
+    let (_, r) = Wal::open_from(d.path(), small(), 50).unwrap();
+    assert_eq!(indexes(&r), (50..=100).collect::<Vec<_>>());
+    assert_eq!(r.entries[..], all.entries[49..]);
+    assert_eq!(r.last_skipped, Some(49));
+    assert_eq!((r.hard_state.term, r.hard_state.commit), (3, 60));
+    assert_eq!(r.conf_state.unwrap().voters, vec![1, 2, 3]);
+    // Everything below: nothing kept, and the log still goes on at 101.
+    let (mut w, r) = Wal::open_from(d.path(), small(), 1000).unwrap();
+    assert!(r.entries.is_empty());
+    w.append(&[entry(101, 3, b"next")], None, None).unwrap();
+    drop(w);
+    let (_, r) = Wal::open(d.path(), small()).unwrap();
+    assert_eq!(indexes(&r), (1..=101).collect::<Vec<_>>());
+}
+
+#[test]
+fn open_from_still_finds_a_missing_segment() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut w, _) = Wal::open(d.path(), small()).unwrap();
+    for i in 1..=100u64 {
+        w.append(&[entry(i, 1, &[7u8; 100])], None, None).unwrap();
+    }
+    drop(w);
+    let segs = segments(d.path());
+    assert!(segs.len() > 3);
+    std::fs::remove_file(&segs[1]).unwrap();
+    assert!(Wal::open_from(d.path(), small(), 90).is_err());
+}
