@@ -306,8 +306,8 @@ impl StateMachine {
         }
         let (parent_path, _) = path::split(&c.path).ok_or(ErrorCode::BadArguments)?;
         let acl = acl::fixup(&c.acl, ctx.auth)?;
-        let parent = self.tree.get(parent_path).ok_or(ErrorCode::NoNode)?;
-        acl::check(&parent.acl, Perms::CREATE, ctx.auth)?;
+        let (pid, parent) = self.tree.find(parent_path).ok_or(ErrorCode::NoNode)?;
+        acl::check(parent.acl, Perms::CREATE, ctx.auth)?;
         let parent_cversion = parent.stat.cversion;
         let parent_owner = parent.stat.ephemeral_owner;
         let full = if mode.is_sequential() {
@@ -318,7 +318,10 @@ impl StateMachine {
         if !path::is_valid(&full) {
             return Err(ErrorCode::BadArguments);
         }
-        if self.tree.get(&full).is_some() {
+        // Valid, so it has a parent path (the one found above) and a name,
+        // unless it is "/" (which exists).
+        let (_, name) = path::split(&full).ok_or(ErrorCode::BadArguments)?;
+        if name.is_empty() || self.tree.has_child(pid, name) {
             return Err(ErrorCode::NodeExists);
         }
         if matches!(owner_kind(parent_owner), OwnerKind::Ephemeral(_)) {
@@ -342,7 +345,8 @@ impl StateMachine {
             pzxid: ctx.zxid,
             ..Stat::default()
         };
-        let stat = self.tree.create(
+        let stat = self.tree.create_under(
+            pid,
             &full,
             c.data.as_deref(),
             acl,
@@ -378,10 +382,11 @@ impl StateMachine {
         if !path::is_valid(&s.path) {
             return Err(ErrorCode::BadArguments);
         }
-        let node = self.tree.get(&s.path).ok_or(ErrorCode::NoNode)?;
-        acl::check(&node.acl, Perms::WRITE, ctx.auth)?;
+        let (id, node) = self.tree.find(&s.path).ok_or(ErrorCode::NoNode)?;
+        acl::check(node.acl, Perms::WRITE, ctx.auth)?;
         check_version(s.version, node.stat.version)?;
-        Ok(MultiResult::SetData(self.tree.set_data(
+        Ok(MultiResult::SetData(self.tree.set_data_at(
+            id,
             &s.path,
             s.data.as_deref(),
             ctx.zxid,
@@ -526,6 +531,11 @@ mod tests {
         assert_eq!(t.create("/x/", 0), Reply::Err(ErrorCode::NoNode));
         t.create("/x", 0);
         assert_eq!(t.create("/x/", 0), Reply::Err(ErrorCode::BadArguments));
+        // The root exists, whatever the flags (found by the network fuzz
+        // test: an ephemeral "/" once got made, and its expiry took the root).
+        for flags in [0, 1, 4] {
+            assert_eq!(t.create("/", flags), Reply::Err(ErrorCode::NodeExists));
+        }
         let bad_acl = CreateTtlRequest {
             path: "/y".into(),
             data: None,

@@ -684,6 +684,13 @@ impl DataTree {
         self.view(self.lookup(path)?)
     }
 
+    /// The node at `path` and its id, for a change that follows a check
+    /// (one walk of the path instead of two).
+    pub(crate) fn find(&self, path: &str) -> Option<(u32, Znode<'_>)> {
+        let id = self.lookup(path)?;
+        Some((id, self.view(id)?))
+    }
+
     pub fn node_count(&self) -> usize {
         self.count
     }
@@ -882,6 +889,7 @@ impl DataTree {
     /// Creates `path` (its parent must exist, it must not) and updates the
     /// parent as ZooKeeper's `createNode`: cversion to `parent_cversion`,
     /// pzxid to `zxid`. Returns the new node's Stat as a client sees it.
+    #[cfg(test)]
     pub(crate) fn create(
         &mut self,
         path: &str,
@@ -891,8 +899,29 @@ impl DataTree {
         parent_cversion: i32,
         zxid: i64,
     ) -> Stat {
-        let (parent, name) = path::split(path).expect("absolute path");
+        let (parent, _) = path::split(path).expect("absolute path");
         let pid = self.lookup(parent).expect("parent exists");
+        self.create_under(pid, path, data, acl, stat, parent_cversion, zxid)
+    }
+
+    /// Whether the node `parent` has a child of this name.
+    pub(crate) fn has_child(&self, parent: u32, name: &str) -> bool {
+        self.child(parent, name).is_some()
+    }
+
+    /// `create` under the node `pid` (found at `path`'s parent path).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn create_under(
+        &mut self,
+        pid: u32,
+        path: &str,
+        data: Option<&[u8]>,
+        acl: Vec<Acl>,
+        stat: Stat,
+        parent_cversion: i32,
+        zxid: i64,
+    ) -> Stat {
+        let (parent, name) = path::split(path).expect("absolute path");
         let p = self.save_stat(pid);
         assert!(parent_cversion >= p.stat.cversion, "cversion only grows");
         p.stat.cversion = parent_cversion;
@@ -928,6 +957,7 @@ impl DataTree {
         self.trigger(TriggerKind::ChildrenChanged, parent.to_string(), parent_acl);
     }
 
+    #[cfg(test)]
     pub(crate) fn set_data(
         &mut self,
         path: &str,
@@ -936,6 +966,18 @@ impl DataTree {
         time_ms: i64,
     ) -> Stat {
         let id = self.lookup(path).expect("set of a live node");
+        self.set_data_at(id, path, data, zxid, time_ms)
+    }
+
+    /// `set_data` of the node `id` (found at `path`).
+    pub(crate) fn set_data_at(
+        &mut self,
+        id: u32,
+        path: &str,
+        data: Option<&[u8]>,
+        zxid: i64,
+        time_ms: i64,
+    ) -> Stat {
         let nkids = self.children_of(id).len();
         let n = self.save_stat(id);
         n.stat.version = n.stat.version.wrapping_add(1);
