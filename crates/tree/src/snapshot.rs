@@ -183,10 +183,6 @@ fn decode_tree_v1(r: &mut Reader<'_>) -> Result<DataTree, DecodeError> {
 }
 
 impl Frozen {
-    pub fn last_zxid(&self) -> i64 {
-        self.last_zxid
-    }
-
     pub fn config(&self) -> TreeConfig {
         self.config
     }
@@ -237,6 +233,7 @@ impl Frozen {
     }
 
     /// The live state machine this was (its indexes rebuilt).
+    #[cfg(test)]
     pub fn thaw(&self) -> StateMachine {
         StateMachine::from_parts(
             DataTree::from_arena(self.arena.clone()).expect("a frozen live tree is consistent"),
