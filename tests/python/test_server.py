@@ -489,5 +489,33 @@ class TestConfig(unittest.TestCase):
         self.assertIn("dataDir is not set", r.stderr)
 
 
+class TestWorkerThreads(unittest.TestCase):
+    """ferrokeeper.workerThreads (ours): the runtime's thread count; by
+    default the CPUs the process may use."""
+
+    def workers(self, srv):
+        task = "/proc/%d/task" % srv.proc.pid
+        names = []
+        for t in os.listdir(task):
+            try:
+                with open(os.path.join(task, t, "comm")) as f:
+                    names.append(f.read().strip())
+            except FileNotFoundError:
+                pass
+        return names.count("worker")
+
+    def test_worker_threads(self):
+        for setting, want in ((None, len(os.sched_getaffinity(0))), ("1", 1), ("3", 3)):
+            extra = {"ferrokeeper.workerThreads": setting} if setting else {}
+            srv = harness.Server(extra=extra).start()
+            self.addCleanup(srv.close)
+            self.assertEqual(self.workers(srv), want, setting)
+            c = client(srv)
+            c.create("/w", b"x")
+            self.assertEqual(c.get("/w")[0], b"x")
+            c.stop()
+            srv.close()
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -83,6 +83,12 @@ pub struct Config {
     /// `globalOutstandingLimit`: requests in flight over all connections
     /// before the server stops reading from clients (default 1000).
     pub global_outstanding_limit: usize,
+    /// `ferrokeeper.workerThreads` (ours; ZooKeeper ignores it): threads
+    /// of the runtime that serves connections, peers and the replica core.
+    /// Default: the CPUs this process may use. On a host shared by several
+    /// servers (the one-host walkthrough) fewer threads cost fewer context
+    /// switches.
+    pub worker_threads: usize,
     /// Keys ZooKeeper knows that this build accepts but does not act on yet.
     pub warnings: Vec<String>,
 }
@@ -229,6 +235,7 @@ impl Config {
             metrics_port: 7000,
             metrics_host: IpAddr::from([0, 0, 0, 0]),
             global_outstanding_limit: 1000,
+            worker_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             warnings: Vec::new(),
         };
         let mut client_port_set = false;
@@ -366,6 +373,9 @@ impl Config {
                 "metricsProvider.httpHost" => c.metrics_host = parse_ip(v).map_err(err)?,
                 "globalOutstandingLimit" => {
                     c.global_outstanding_limit = positive::<usize>(v).map_err(err)?;
+                }
+                "ferrokeeper.workerThreads" => {
+                    c.worker_threads = positive::<usize>(v).map_err(err)?;
                 }
                 k if k.starts_with("server.") => {
                     let id: u64 = k["server.".len()..]
@@ -537,5 +547,19 @@ mod tests {
         assert!(c.servers[&2].observer);
         assert_eq!(c.servers[&2].client, Some((Some("127.0.0.1".into()), 2182)));
         assert!(c.warnings.iter().any(|w| w.contains("unknown key foo")));
+    }
+
+    #[test]
+    fn worker_threads() {
+        let c = parse("dataDir=/x\nclientPort=2181\n").unwrap();
+        assert_eq!(
+            c.worker_threads,
+            std::thread::available_parallelism().unwrap().get()
+        );
+        let c = parse("dataDir=/x\nclientPort=2181\nferrokeeper.workerThreads=3\n").unwrap();
+        assert_eq!(c.worker_threads, 3);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let e = parse("dataDir=/x\nferrokeeper.workerThreads=0\n").unwrap_err();
+        assert!(e.to_string().contains("ferrokeeper.workerThreads"), "{e}");
     }
 }
