@@ -1535,6 +1535,8 @@ fn snapshot_threshold(snap_count: u64, rng: &mut rand::rngs::StdRng) -> u64 {
 }
 
 #[cfg(test)]
+mod lincheck;
+#[cfg(test)]
 mod sim;
 #[cfg(test)]
 mod sim_tests;

@@ -6,7 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use proto::{
-    ConnectRequest, ConnectResponse, CreateTtlRequest, Jute, OpCode, Reader, ReplyHeader, Request,
+    ConnectRequest, ConnectResponse, CreateTtlRequest, Jute, OpCode, PathVersionRequest, Reader,
+    ReplyHeader, Request, SetDataRequest, Stat,
 };
 use raft::prelude::{
     ConfState, Entry as RaftEntry, HardState, Message as RaftMessage, MessageType,
@@ -15,6 +16,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tree::{acl, ConnId, Frozen, StateMachine, TreeConfig};
 
+use crate::lincheck::{Event, Op, Outcome};
 use crate::{Node, NodeConfig, Output, Restored, RestoredSnapshot};
 
 /// A durable snapshot: (index, term, membership, state).
@@ -83,8 +85,15 @@ struct Client {
     /// Established session, once the connect response arrived.
     connected: bool,
     next_xid: i32,
-    /// xid -> path of writes sent and not yet answered.
-    pending: BTreeMap<i32, String>,
+    /// xid -> writes sent and not yet answered.
+    pending: BTreeMap<i32, Pending>,
+}
+
+enum Pending {
+    /// A create whose acknowledgement goes to `Sim::acked`.
+    Create(String),
+    /// A write recorded in `Sim::history` at this index.
+    Checked(usize),
 }
 
 pub struct Sim {
@@ -106,6 +115,9 @@ pub struct Sim {
     seed: u64,
     /// snapCount of every replica started from now on.
     pub snap_count: u64,
+    /// Checked writes as their clients saw them (`write`), for the
+    /// linearizability checker; unanswered ones keep an unknown outcome.
+    pub history: Vec<Event>,
     /// Snapshots installed from a leader, counted.
     pub snapshots_installed: u64,
 }
@@ -154,6 +166,7 @@ impl Sim {
             seed,
             snap_count,
             snapshots_installed: 0,
+            history: Vec::new(),
         };
         for id in ids {
             sim.start(id);
@@ -307,13 +320,80 @@ impl Sim {
         req.encode(&mut body);
         let xid = c.next_xid;
         c.next_xid += 1;
-        c.pending.insert(xid, path.to_string());
+        c.pending.insert(xid, Pending::Create(path.to_string()));
         n.request(c.conn, xid, OpCode::Create.code(), &body, now);
+        true
+    }
+
+    /// Sends a checked write of `key` if the client is connected; its
+    /// outcome goes to `history`.
+    pub fn write(&mut self, i: usize, key: &str, op: Op) -> bool {
+        let now = self.now_ms;
+        let c = &mut self.clients[i];
+        if !c.connected {
+            return false;
+        }
+        let Some(n) = self.nodes.get_mut(&c.node) else {
+            return false;
+        };
+        let (code, req) = match op {
+            Op::Create { value } => (
+                OpCode::Create,
+                Request::Create(
+                    OpCode::Create,
+                    CreateTtlRequest {
+                        path: key.into(),
+                        data: Some(vec![value]),
+                        acl: acl::open_acl_unsafe(),
+                        flags: 0,
+                        ttl: -1,
+                    },
+                ),
+            ),
+            Op::Set { value, expect } => (
+                OpCode::SetData,
+                Request::SetData(SetDataRequest {
+                    path: key.into(),
+                    data: Some(vec![value]),
+                    version: expect,
+                }),
+            ),
+            Op::Delete { expect } => (
+                OpCode::Delete,
+                Request::Delete(PathVersionRequest {
+                    path: key.into(),
+                    version: expect,
+                }),
+            ),
+        };
+        let mut body = Vec::new();
+        req.encode(&mut body);
+        let xid = c.next_xid;
+        c.next_xid += 1;
+        c.pending.insert(xid, Pending::Checked(self.history.len()));
+        self.history.push(Event {
+            key: key.into(),
+            call: now,
+            ret: i64::MAX,
+            op,
+            out: Outcome::Unknown,
+        });
+        n.request(c.conn, xid, code.code(), &body, now);
         true
     }
 
     pub fn client_connected(&self, i: usize) -> bool {
         self.clients[i].connected
+    }
+
+    /// The replica client `i` is connected to (or was, if it died).
+    pub fn client_node(&self, i: usize) -> u64 {
+        self.clients[i].node
+    }
+
+    /// Requests client `i` sent that are not answered yet.
+    pub fn client_pending(&self, i: usize) -> usize {
+        self.clients[i].pending.len()
     }
 
     /// Advances simulated time, delivering messages and running every core.
@@ -471,13 +551,35 @@ impl Sim {
         let Ok(h) = ReplyHeader::read(&mut r) else {
             return;
         };
-        if let Some(path) = c.pending.remove(&h.xid) {
-            if h.err == 0 {
+        match c.pending.remove(&h.xid) {
+            Some(Pending::Create(path)) if h.err == 0 => {
                 self.acked.insert(path.clone(), node);
                 if minority {
                     self.acked_by_minority.push(path);
                 }
             }
+            Some(Pending::Checked(at)) => {
+                let e = &mut self.history[at];
+                let out = match (h.err, e.op) {
+                    (0, Op::Set { .. }) => match Stat::read(&mut r) {
+                        Ok(stat) => Outcome::Ok {
+                            version: stat.version,
+                        },
+                        Err(_) => Outcome::Unknown,
+                    },
+                    (0, _) => Outcome::Ok { version: 0 },
+                    (-110, _) => Outcome::NodeExists,
+                    (-101, _) => Outcome::NoNode,
+                    (-103, _) => Outcome::BadVersion,
+                    // Any other answer claims nothing about the write.
+                    _ => Outcome::Unknown,
+                };
+                if out != Outcome::Unknown {
+                    e.out = out;
+                    e.ret = self.now_ms;
+                }
+            }
+            Some(Pending::Create(_)) | None => {}
         }
     }
 

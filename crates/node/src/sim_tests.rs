@@ -236,3 +236,131 @@ fn a_replica_behind_the_compacted_log_catches_up_by_snapshot() {
         assert_acked_everywhere(&sim, seed);
     }
 }
+
+/// Seeds for the checked-history runs: `SIM_SEED` replays one,
+/// `SIM_SEEDS=N` runs 1..=N (the soak), else 1..=300.
+fn history_seeds() -> Vec<u64> {
+    if let Ok(s) = std::env::var("SIM_SEED") {
+        return vec![s.parse().expect("SIM_SEED is a number")];
+    }
+    let n = std::env::var("SIM_SEEDS").map_or(300, |s| s.parse().expect("SIM_SEEDS is a number"));
+    (1..=n).collect()
+}
+
+/// Random writes on three keys from clients on every replica, while
+/// replicas crash and restart, links drop messages and partitions come
+/// and go; then everything heals. The writes the clients saw must be
+/// linearizable, and every replica must end with the same tree.
+fn run_checked_history(seed: u64, voters: u64) -> Vec<crate::lincheck::Event> {
+    use crate::lincheck::{check, Op};
+    use rand::Rng;
+    const KEYS: [&str; 3] = ["/k0", "/k1", "/k2"];
+    let mut sim = Sim::with_snap_count(seed, voters, 40);
+    sim.drop_rate = 0.02;
+    settle(&mut sim);
+    let clients: Vec<usize> = (0..2 * voters)
+        .map(|i| sim.add_client(1 + i % voters))
+        .collect();
+    let mut down: Vec<u64> = Vec::new();
+    for _ in 0..300 {
+        sim.run(20);
+        // Faults: at most a minority down at once, so the ensemble can
+        // always make progress once healed.
+        let r: f64 = sim.rng.gen();
+        if r < 0.02 && (down.len() as u64 + 1) * 2 < voters {
+            let live = sim.live();
+            let victim = live[sim.rng.gen_range(0..live.len())];
+            sim.crash(victim);
+            down.push(victim);
+        } else if r < 0.04 && !down.is_empty() {
+            let id = down.remove(0);
+            sim.start(id);
+        } else if r < 0.05 {
+            let id = sim.rng.gen_range(1..=voters);
+            sim.partition(&[id]);
+        } else if r < 0.07 {
+            sim.heal();
+        }
+        for &c in &clients {
+            let live = sim.live();
+            // A client leaves a dead replica, one it could not connect to,
+            // and now and then one that stopped answering (its writes stay
+            // unknown).
+            if !live.contains(&sim.client_node(c))
+                || (!sim.client_connected(c) && sim.rng.gen_bool(0.2))
+                || (sim.client_pending(c) >= 2 && sim.rng.gen_bool(0.05))
+            {
+                let to = live[sim.rng.gen_range(0..live.len())];
+                sim.move_client(c, to);
+                continue;
+            }
+            if sim.client_pending(c) >= 2 || !sim.rng.gen_bool(0.5) {
+                continue;
+            }
+            let key = KEYS[sim.rng.gen_range(0..KEYS.len())];
+            let value = sim.rng.gen();
+            let expect = if sim.rng.gen_bool(0.5) {
+                -1
+            } else {
+                sim.rng.gen_range(0..4)
+            };
+            let op = match sim.rng.gen_range(0..10) {
+                0..=2 => Op::Create { value },
+                3..=7 => Op::Set { value, expect },
+                _ => Op::Delete { expect },
+            };
+            sim.write(c, key, op);
+        }
+    }
+    sim.heal();
+    for id in down {
+        sim.start(id);
+    }
+    converge(&mut sim, seed);
+    if let Err(e) = check(&sim.history) {
+        panic!("seed {seed} ({voters} voters; replay: SIM_SEED={seed} cargo test -p node checked_history): {e}");
+    }
+    sim.history
+}
+
+/// Runs the seeds and says what the histories held: a checker fed only
+/// failures or only unknowns would prove little.
+fn checked_histories(voters: u64) {
+    use crate::lincheck::Outcome;
+    let mut counts = std::collections::BTreeMap::new();
+    let seeds = history_seeds();
+    for &seed in &seeds {
+        for e in run_checked_history(seed, voters) {
+            let kind = match e.out {
+                Outcome::Ok { .. } => "ok",
+                Outcome::NodeExists => "NodeExists",
+                Outcome::NoNode => "NoNode",
+                Outcome::BadVersion => "BadVersion",
+                Outcome::Unknown => "unknown",
+            };
+            *counts.entry(kind).or_insert(0u64) += 1;
+        }
+    }
+    eprintln!(
+        "{voters} voters, {} seeds: checked writes {counts:?}",
+        seeds.len()
+    );
+    if seeds.len() > 1 {
+        for kind in ["ok", "NodeExists", "NoNode", "BadVersion", "unknown"] {
+            assert!(
+                counts.get(kind).copied().unwrap_or(0) > 0,
+                "no {kind} outcome"
+            );
+        }
+    }
+}
+
+#[test]
+fn checked_history_3_voters_writes_are_linearizable() {
+    checked_histories(3);
+}
+
+#[test]
+fn checked_history_5_voters_writes_are_linearizable() {
+    checked_histories(5);
+}
