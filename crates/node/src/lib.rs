@@ -238,6 +238,12 @@ pub struct Node {
     /// A snapshot received from the leader, durable here, waiting for Raft
     /// to accept it (index, term, state).
     incoming: Option<(u64, u64, Box<StateMachine>)>,
+    /// The Persist number of a leader's snapshot installed here and not yet
+    /// durable. Until it is, Raft's applied index stays below the log's
+    /// first index, and a campaign (which reads the log from applied on)
+    /// would stop the process: no election ticks and no campaigns then —
+    /// the simulation with slow fsyncs found that panic.
+    install_unpersisted: Option<u64>,
     /// Messages Raft allows out only once the Ready they came with is
     /// durable (votes, append responses), by Ready number.
     held: Vec<(u64, Vec<RaftMessage>)>,
@@ -360,6 +366,7 @@ impl Node {
             snapshot_in_flight: None,
             prev_snapshot_index: applied,
             incoming: None,
+            install_unpersisted: None,
             held: Vec::new(),
             leader_id: raft::INVALID_ID,
             campaign_at_ms: None,
@@ -847,12 +854,16 @@ impl Node {
     /// Time passed: Raft ticks, session expiry, container/TTL checks.
     pub fn tick(&mut self, now_ms: i64) {
         self.now_ms = now_ms;
-        self.maybe_campaign();
+        if self.install_unpersisted.is_none() {
+            self.maybe_campaign();
+        }
         let mut ticked = false;
         while now_ms - self.last_raft_tick_ms >= self.cfg.tick_ms as i64 {
             self.last_raft_tick_ms += self.cfg.tick_ms as i64;
-            self.raw.tick();
-            self.redraw_election_timeout();
+            if self.install_unpersisted.is_none() {
+                self.raw.tick();
+                self.redraw_election_timeout();
+            }
             ticked = true;
         }
         if !self.is_leader() {
@@ -1193,6 +1204,9 @@ impl Node {
                 if !held.is_empty() {
                     self.held.push((ready.number(), held));
                 }
+                if restart.is_some() {
+                    self.install_unpersisted = Some(ready.number());
+                }
                 self.outputs.push(Output::Persist {
                     number: ready.number(),
                     restart,
@@ -1224,6 +1238,9 @@ impl Node {
             for m in msgs {
                 self.outputs.push(Output::Message(Box::new(m)));
             }
+        }
+        if self.install_unpersisted.is_some_and(|n| n <= number) {
+            self.install_unpersisted = None;
         }
         self.raw.on_persist_ready(number);
         self.flush();

@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use proto::{
-    ConnectRequest, ConnectResponse, CreateTtlRequest, Jute, OpCode, PathVersionRequest, Reader,
-    ReplyHeader, Request, SetDataRequest, Stat,
+    ConnectRequest, ConnectResponse, CreateTtlRequest, GetDataResponse, Jute, OpCode,
+    PathVersionRequest, PathWatchRequest, Reader, ReplyHeader, Request, SetDataRequest, Stat,
 };
 use raft::prelude::{
     ConfState, Entry as RaftEntry, HardState, Message as RaftMessage, MessageType,
@@ -21,6 +21,9 @@ use crate::{Node, NodeConfig, Output, Restored, RestoredSnapshot};
 
 /// A durable snapshot: (index, term, membership, state).
 type SnapFile = (u64, u64, ConfState, Frozen);
+
+/// A `Persist` on its way to disk: restart, entries, hard state.
+type PendingPersist = (Option<(u64, u64)>, Vec<RaftEntry>, Option<HardState>);
 
 /// A snapshot file's state as a restarted or receiving replica loads it:
 /// through the real encoding.
@@ -87,6 +90,27 @@ struct Client {
     next_xid: i32,
     /// xid -> writes sent and not yet answered.
     pending: BTreeMap<i32, Pending>,
+    /// The session checks: the last reply's xid and zxid, and per key the
+    /// lowest mzxid a read may still show (the session's own writes and
+    /// what it has read already).
+    last_xid: i32,
+    last_zxid: i64,
+    floor: BTreeMap<String, i64>,
+}
+
+impl Client {
+    fn new(node: u64, conn: ConnId) -> Client {
+        Client {
+            node,
+            conn,
+            connected: false,
+            next_xid: 1,
+            pending: BTreeMap::new(),
+            last_xid: 0,
+            last_zxid: 0,
+            floor: BTreeMap::new(),
+        }
+    }
 }
 
 enum Pending {
@@ -94,6 +118,8 @@ enum Pending {
     Create(String),
     /// A write recorded in `Sim::history` at this index.
     Checked(usize),
+    /// A getData of this key, for the session checks.
+    Read(String),
 }
 
 pub struct Sim {
@@ -103,9 +129,25 @@ pub struct Sim {
     nodes: BTreeMap<u64, Node>,
     disks: BTreeMap<u64, Disk>,
     net: Vec<InFlight>,
-    /// Links that drop everything, both directions.
+    /// Links that drop everything, (from, to).
     cut: BTreeSet<(u64, u64)>,
     pub drop_rate: f64,
+    /// A message is also delivered a second time.
+    pub duplicate_rate: f64,
+    /// A message may overtake those sent before it on its link (as across
+    /// a reconnection).
+    pub reorder_rate: f64,
+    /// Replicas frozen (a GC-like pause, SIGSTOP) until a time: no ticks,
+    /// no deliveries; their messages wait.
+    paused: BTreeMap<u64, i64>,
+    /// Writes handed to each replica's disk and not yet durable:
+    /// (when durable, Persist number, restart, entries, hard state). A
+    /// crash loses them.
+    unsynced: BTreeMap<u64, Vec<(i64, u64, PendingPersist)>>,
+    /// Longest simulated fsync, ms (0: durable at once).
+    pub max_fsync_ms: i64,
+    /// What the session checks found (reply order, zxid, stale reads).
+    pub session_violations: Vec<String>,
     clients: Vec<Client>,
     next_conn: ConnId,
     /// Paths whose create was acknowledged, and by which replica.
@@ -159,6 +201,12 @@ impl Sim {
             net: Vec::new(),
             cut: BTreeSet::new(),
             drop_rate: 0.0,
+            duplicate_rate: 0.0,
+            reorder_rate: 0.0,
+            paused: BTreeMap::new(),
+            unsynced: BTreeMap::new(),
+            max_fsync_ms: 0,
+            session_violations: Vec::new(),
             clients: Vec::new(),
             next_conn: 1,
             acked: BTreeMap::new(),
@@ -202,6 +250,8 @@ impl Sim {
     /// reports with `peer_lost`.
     pub fn crash(&mut self, id: u64) {
         self.nodes.remove(&id);
+        self.unsynced.remove(&id);
+        self.paused.remove(&id);
         let now = self.now_ms;
         for n in self.nodes.values_mut() {
             n.tick(now);
@@ -222,8 +272,26 @@ impl Sim {
         }
     }
 
+    /// Cuts the link from `from` to `to` only (the other way still works).
+    pub fn cut_one_way(&mut self, from: u64, to: u64) {
+        self.cut.insert((from, to));
+    }
+
     pub fn heal(&mut self) {
         self.cut.clear();
+    }
+
+    /// Freezes replica `id` for `ms` (a long GC pause, SIGSTOP).
+    pub fn pause(&mut self, id: u64, ms: i64) {
+        if self.nodes.contains_key(&id) {
+            self.paused.insert(id, self.now_ms + ms);
+        }
+    }
+
+    fn is_paused(&self, id: u64) -> bool {
+        self.paused
+            .get(&id)
+            .is_some_and(|until| *until > self.now_ms)
     }
 
     pub fn leaders(&self) -> Vec<u64> {
@@ -251,13 +319,7 @@ impl Sim {
     pub fn add_client(&mut self, node: u64) -> usize {
         let conn = self.next_conn;
         self.next_conn += 1;
-        self.clients.push(Client {
-            node,
-            conn,
-            connected: false,
-            next_xid: 1,
-            pending: BTreeMap::new(),
-        });
+        self.clients.push(Client::new(node, conn));
         let i = self.clients.len() - 1;
         self.connect(i);
         i
@@ -286,19 +348,16 @@ impl Sim {
         if let Some(n) = self.nodes.get_mut(&c.node) {
             n.disconnect(c.conn);
         }
-        *c = Client {
-            node,
-            conn,
-            connected: false,
-            next_xid: 1,
-            pending: BTreeMap::new(),
-        };
+        *c = Client::new(node, conn);
         self.connect(i);
     }
 
     /// Sends a create of `path` if the client is connected.
     pub fn create(&mut self, i: usize, path: &str) -> bool {
         let now = self.now_ms;
+        if self.is_paused(self.clients[i].node) {
+            return false;
+        }
         let c = &mut self.clients[i];
         if !c.connected {
             return false;
@@ -329,6 +388,9 @@ impl Sim {
     /// outcome goes to `history`.
     pub fn write(&mut self, i: usize, key: &str, op: Op) -> bool {
         let now = self.now_ms;
+        if self.is_paused(self.clients[i].node) {
+            return false;
+        }
         let c = &mut self.clients[i];
         if !c.connected {
             return false;
@@ -382,6 +444,33 @@ impl Sim {
         true
     }
 
+    /// Sends a getData of `key` if the client is connected; its answer
+    /// goes through the session checks.
+    pub fn read(&mut self, i: usize, key: &str) -> bool {
+        let now = self.now_ms;
+        if self.is_paused(self.clients[i].node) {
+            return false;
+        }
+        let c = &mut self.clients[i];
+        if !c.connected {
+            return false;
+        }
+        let Some(n) = self.nodes.get_mut(&c.node) else {
+            return false;
+        };
+        let mut body = Vec::new();
+        Request::GetData(PathWatchRequest {
+            path: key.into(),
+            watch: false,
+        })
+        .encode(&mut body);
+        let xid = c.next_xid;
+        c.next_xid += 1;
+        c.pending.insert(xid, Pending::Read(key.into()));
+        n.request(c.conn, xid, OpCode::GetData.code(), &body, now);
+        true
+    }
+
     pub fn client_connected(&self, i: usize) -> bool {
         self.clients[i].connected
     }
@@ -411,6 +500,14 @@ impl Sim {
                     self.lost(m.from, m.to, &m.msg);
                     continue;
                 }
+                if self.is_paused(m.to) {
+                    // Waits in the socket until the replica runs again.
+                    self.net.push(InFlight {
+                        at_ms: now + STEP_MS,
+                        ..m
+                    });
+                    continue;
+                }
                 let n = self.nodes.get_mut(&m.to).expect("checked");
                 match m.msg {
                     Msg::Raft(r) => n.step(r),
@@ -429,9 +526,31 @@ impl Sim {
             }
             let ids: Vec<u64> = self.nodes.keys().copied().collect();
             for id in ids {
+                if self.is_paused(id) {
+                    continue;
+                }
+                self.complete_fsyncs(id);
                 self.nodes.get_mut(&id).unwrap().tick(now);
                 self.drain(id);
             }
+        }
+    }
+
+    /// Writes whose fsync finished become durable, in order, and the
+    /// replica hears of it.
+    fn complete_fsyncs(&mut self, id: u64) {
+        let now = self.now_ms;
+        let Some(q) = self.unsynced.get_mut(&id) else {
+            return;
+        };
+        let n = q.iter().take_while(|(at, ..)| *at <= now).count();
+        let done: Vec<_> = q.drain(..n).collect();
+        for (_, number, (restart, entries, hard_state)) in done {
+            self.disks
+                .entry(id)
+                .or_default()
+                .persist(restart, entries, hard_state);
+            self.nodes.get_mut(&id).unwrap().persisted(number);
         }
     }
 
@@ -447,6 +566,20 @@ impl Sim {
             }
             for o in outs {
                 match o {
+                    Output::Persist {
+                        number,
+                        restart,
+                        entries,
+                        hard_state,
+                    } if self.max_fsync_ms > 0 => {
+                        // Durable later, after those before it; lost if the
+                        // replica crashes first.
+                        let q = self.unsynced.entry(id).or_default();
+                        let after = q.last().map_or(0, |(at, ..)| *at);
+                        let at =
+                            (self.now_ms + self.rng.gen_range(0..=self.max_fsync_ms)).max(after);
+                        q.push((at, number, (restart, entries, hard_state)));
+                    }
                     Output::Persist {
                         number,
                         restart,
@@ -505,14 +638,36 @@ impl Sim {
             self.lost(from, to, &msg);
             return;
         }
-        let last = self
-            .net
-            .iter()
-            .filter(|m| m.from == from && m.to == to)
-            .map(|m| m.at_ms)
-            .max()
-            .unwrap_or(0);
+        let last = if self.rng.gen_bool(self.reorder_rate) {
+            0
+        } else {
+            self.net
+                .iter()
+                .filter(|m| m.from == from && m.to == to)
+                .map(|m| m.at_ms)
+                .max()
+                .unwrap_or(0)
+        };
         let at_ms = (self.now_ms + self.rng.gen_range(1..25)).max(last);
+        if self.rng.gen_bool(self.duplicate_rate) {
+            let copy = match &msg {
+                // A forwarded proposal is delivered at most once (TCP, and
+                // the peer layer never resends): a second copy would be a
+                // second write, which Raft does not deduplicate.
+                Msg::Raft(r) if r.get_msg_type() == MessageType::MsgPropose => None,
+                Msg::Raft(r) => Some(Msg::Raft(r.clone())),
+                Msg::Liveness(s) => Some(Msg::Liveness(s.clone())),
+                Msg::Snapshot(..) => None,
+            };
+            if let Some(copy) = copy {
+                self.net.push(InFlight {
+                    at_ms: at_ms + self.rng.gen_range(0..50),
+                    from,
+                    to,
+                    msg: copy,
+                });
+            }
+        }
         self.net.push(InFlight {
             at_ms,
             from,
@@ -551,7 +706,38 @@ impl Sim {
         let Ok(h) = ReplyHeader::read(&mut r) else {
             return;
         };
+        if h.xid > 0 {
+            // Replies come in request order, each at least as new as the
+            // one before (ZooKeeper's FIFO client order).
+            let who = format!("session of conn {} on {node}", c.conn);
+            if h.xid <= c.last_xid {
+                self.session_violations
+                    .push(format!("{who}: reply {} after {}", h.xid, c.last_xid));
+            }
+            if h.zxid < c.last_zxid {
+                self.session_violations.push(format!(
+                    "{who}: reply {} has zxid {:#x} below {:#x}",
+                    h.xid, h.zxid, c.last_zxid
+                ));
+            }
+            c.last_xid = h.xid;
+            c.last_zxid = c.last_zxid.max(h.zxid);
+        }
         match c.pending.remove(&h.xid) {
+            Some(Pending::Read(key)) if h.err == 0 => {
+                if let Ok(d) = GetDataResponse::read(&mut r) {
+                    // A read shows the key as of a state no older than
+                    // the session's own writes and earlier reads of it.
+                    let floor = c.floor.entry(key.clone()).or_insert(0);
+                    if d.stat.mzxid < *floor {
+                        self.session_violations.push(format!(
+                            "session of conn {} on {node}: read of {key} shows mzxid {:#x}, older than {:#x} it already saw or wrote",
+                            c.conn, d.stat.mzxid, *floor
+                        ));
+                    }
+                    *floor = (*floor).max(d.stat.mzxid);
+                }
+            }
             Some(Pending::Create(path)) if h.err == 0 => {
                 self.acked.insert(path.clone(), node);
                 if minority {
@@ -560,6 +746,10 @@ impl Sim {
             }
             Some(Pending::Checked(at)) => {
                 let e = &mut self.history[at];
+                if h.err == 0 {
+                    let floor = c.floor.entry(e.key.clone()).or_insert(0);
+                    *floor = (*floor).max(h.zxid);
+                }
                 let out = match (h.err, e.op) {
                     (0, Op::Set { .. }) => match Stat::read(&mut r) {
                         Ok(stat) => Outcome::Ok {
@@ -579,7 +769,7 @@ impl Sim {
                     e.ret = self.now_ms;
                 }
             }
-            Some(Pending::Create(_)) | None => {}
+            Some(Pending::Create(_) | Pending::Read(_)) | None => {}
         }
     }
 

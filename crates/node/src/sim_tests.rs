@@ -247,16 +247,40 @@ fn history_seeds() -> Vec<u64> {
     (1..=n).collect()
 }
 
+/// Fault rates of a checked-history run (per message, or per 20 ms step
+/// for pauses and one-way cuts; crashes, restarts, partitions and heals
+/// are fixed).
+#[derive(Clone, Copy)]
+struct Faults {
+    duplicate: f64,
+    reorder: f64,
+    max_fsync_ms: i64,
+    pause: f64,
+    one_way_cut: f64,
+}
+
+const FAULTS: Faults = Faults {
+    duplicate: 0.01,
+    reorder: 0.02,
+    max_fsync_ms: 15,
+    pause: 0.005,
+    one_way_cut: 0.01,
+};
+
 /// Random writes on three keys from clients on every replica, while
 /// replicas crash and restart, links drop messages and partitions come
 /// and go; then everything heals. The writes the clients saw must be
 /// linearizable, and every replica must end with the same tree.
-fn run_checked_history(seed: u64, voters: u64) -> Vec<crate::lincheck::Event> {
+fn run_checked_history(seed: u64, voters: u64, f: Faults) -> Vec<crate::lincheck::Event> {
     use crate::lincheck::{check, Op};
     use rand::Rng;
     const KEYS: [&str; 3] = ["/k0", "/k1", "/k2"];
     let mut sim = Sim::with_snap_count(seed, voters, 40);
     sim.drop_rate = 0.02;
+    sim.duplicate_rate = f.duplicate;
+    sim.reorder_rate = f.reorder;
+    sim.max_fsync_ms = f.max_fsync_ms;
+    let (pause_p, oneway_p) = (f.pause, f.one_way_cut);
     settle(&mut sim);
     let clients: Vec<usize> = (0..2 * voters)
         .map(|i| sim.add_client(1 + i % voters))
@@ -278,7 +302,17 @@ fn run_checked_history(seed: u64, voters: u64) -> Vec<crate::lincheck::Event> {
         } else if r < 0.05 {
             let id = sim.rng.gen_range(1..=voters);
             sim.partition(&[id]);
-        } else if r < 0.07 {
+        } else if r < 0.05 + oneway_p {
+            // One direction of one link.
+            let a = sim.rng.gen_range(1..=voters);
+            let b = 1 + (a + sim.rng.gen_range(0..voters - 1)) % voters;
+            sim.cut_one_way(a, b);
+        } else if r < 0.06 + pause_p {
+            // A pause longer or shorter than an election timeout.
+            let id = sim.rng.gen_range(1..=voters);
+            let ms = sim.rng.gen_range(100..3000);
+            sim.pause(id, ms);
+        } else if r < 0.085 {
             sim.heal();
         }
         for &c in &clients {
@@ -298,6 +332,10 @@ fn run_checked_history(seed: u64, voters: u64) -> Vec<crate::lincheck::Event> {
                 continue;
             }
             let key = KEYS[sim.rng.gen_range(0..KEYS.len())];
+            if sim.rng.gen_bool(0.3) {
+                sim.read(c, key);
+                continue;
+            }
             let value = sim.rng.gen();
             let expect = if sim.rng.gen_bool(0.5) {
                 -1
@@ -317,6 +355,11 @@ fn run_checked_history(seed: u64, voters: u64) -> Vec<crate::lincheck::Event> {
         sim.start(id);
     }
     converge(&mut sim, seed);
+    assert!(
+        sim.session_violations.is_empty(),
+        "seed {seed} ({voters} voters; replay: SIM_SEED={seed} cargo test -p node checked_history): {:#?}",
+        sim.session_violations
+    );
     if let Err(e) = check(&sim.history) {
         panic!("seed {seed} ({voters} voters; replay: SIM_SEED={seed} cargo test -p node checked_history): {e}");
     }
@@ -330,7 +373,12 @@ fn checked_histories(voters: u64) {
     let mut counts = std::collections::BTreeMap::new();
     let seeds = history_seeds();
     for &seed in &seeds {
-        for e in run_checked_history(seed, voters) {
+        // Any panic inside (the replica core's or Raft's own) names its seed.
+        let history = std::panic::catch_unwind(|| run_checked_history(seed, voters, FAULTS))
+            .unwrap_or_else(|_| {
+                panic!("seed {seed} ({voters} voters) panicked; replay: SIM_SEED={seed} cargo test -p node checked_history")
+            });
+        for e in history {
             let kind = match e.out {
                 Outcome::Ok { .. } => "ok",
                 Outcome::NodeExists => "NodeExists",
@@ -363,4 +411,20 @@ fn checked_history_3_voters_writes_are_linearizable() {
 #[test]
 fn checked_history_5_voters_writes_are_linearizable() {
     checked_histories(5);
+}
+
+/// Found by this simulation: a follower that installed the leader's
+/// snapshot and, before that install was durable, reached its election
+/// timeout stopped with "unexpected error getting unapplied entries ...
+/// Compacted" (Raft's applied index was still below the new log start).
+#[test]
+fn regression_campaign_while_a_snapshot_install_is_not_durable() {
+    let f = Faults {
+        duplicate: 0.0,
+        reorder: 0.0,
+        max_fsync_ms: 15,
+        pause: 0.0,
+        one_way_cut: 0.0,
+    };
+    run_checked_history(68, 5, f);
 }
