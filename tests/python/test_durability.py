@@ -142,6 +142,35 @@ class TestCrash(unittest.TestCase):
         self.assertIsNotNone(again.exists("/mine"))
         again.stop()
 
+    def test_a_session_nobody_resumes_after_a_restart_expires(self):
+        # ZooKeeper restarts the timers of the sessions it loads from disk:
+        # a client that never comes back loses its ephemerals one session
+        # timeout later. (ferrokeeper kept them forever before: found by
+        # the simulation's ephemeral check.)
+        for kind in ("zookeeper", "ferrokeeper"):
+            with self.subTest(kind=kind):
+                # A small snapCount: the session is in a snapshot, not
+                # only in the log replayed at startup.
+                srv = harness.Server(kind, extra={"snapCount": "10"}).start()
+                self.addCleanup(srv.close)
+                c = KazooClient(hosts=srv.hosts, timeout=6)
+                c.start(timeout=15)
+                c.create("/mine", ephemeral=True)
+                for i in range(40):
+                    c.create("/n%d" % i)
+                srv.kill()
+                c.stop()
+                c.close()
+                srv.start()
+                v = connect(srv)
+                # Still there right after the restart: the session lives on
+                # until its timeout passes with no client.
+                self.assertIsNotNone(v.exists("/mine"), kind)
+                harness.wait_until(lambda: v.exists("/mine") is None, timeout=40,
+                                   what="%s to expire the session nobody resumed" % kind)
+                v.stop()
+                v.close()
+
 
 class TestLogDamage(unittest.TestCase):
     def populated(self):

@@ -389,6 +389,12 @@ impl Node {
             last_container_check_ms: now_ms,
             notes: Vec::new(),
         };
+        // Sessions restored from disk expire unless their clients come
+        // back, their timers starting now, as ZooKeeper's session tracker
+        // does at startup. (Without this they never expired: the
+        // simulation found ephemerals of dead clients kept forever after a
+        // restart.)
+        node.liveness = fresh_timers(&node.sm, now_ms);
         if node.cfg.voters.len() > 1 {
             // Nobody leads yet as far as we know: take our turn as after a
             // lost leader (lowest live id first) instead of waiting out a
@@ -1299,22 +1305,7 @@ impl Node {
         );
         self.sm = *state;
         self.close_all_clients("this server installed a snapshot from the leader");
-        let now = self.now_ms;
-        self.liveness = self
-            .sm
-            .sessions
-            .iter()
-            .map(|(id, s)| {
-                (
-                    *id,
-                    Liveness {
-                        timeout_ms: s.timeout_ms as i64,
-                        last_heard_ms: now,
-                        expiring: false,
-                    },
-                )
-            })
-            .collect();
+        self.liveness = fresh_timers(&self.sm, self.now_ms);
         self.since_snapshot = 0;
         self.prev_snapshot_index = meta.index;
         self.raw
@@ -1549,6 +1540,23 @@ const ELECTION_TICKS: usize = 10;
 fn snapshot_threshold(snap_count: u64, rng: &mut rand::rngs::StdRng) -> u64 {
     let half = (snap_count / 2).max(1);
     half + rng.gen_range(0..half)
+}
+
+/// A timer for every session of `sm`, each starting at `now_ms`.
+fn fresh_timers(sm: &StateMachine, now_ms: i64) -> HashMap<i64, Liveness> {
+    sm.sessions
+        .iter()
+        .map(|(id, s)| {
+            (
+                *id,
+                Liveness {
+                    timeout_ms: s.timeout_ms as i64,
+                    last_heard_ms: now_ms,
+                    expiring: false,
+                },
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -96,6 +96,8 @@ struct Client {
     last_xid: i32,
     last_zxid: i64,
     floor: BTreeMap<String, i64>,
+    /// The session the connect response gave (0 before).
+    session_id: i64,
 }
 
 impl Client {
@@ -109,6 +111,7 @@ impl Client {
             last_xid: 0,
             last_zxid: 0,
             floor: BTreeMap::new(),
+            session_id: 0,
         }
     }
 }
@@ -120,6 +123,8 @@ enum Pending {
     Checked(usize),
     /// A getData of this key, for the session checks.
     Read(String),
+    /// A create with these flags (ephemeral, sequential).
+    Flagged(i32),
 }
 
 pub struct Sim {
@@ -148,6 +153,16 @@ pub struct Sim {
     pub max_fsync_ms: i64,
     /// What the session checks found (reply order, zxid, stale reads).
     pub session_violations: Vec<String>,
+    /// Acknowledged ephemeral creates: (path, owner session).
+    pub ephemerals: Vec<(String, i64)>,
+    /// Names that acknowledged sequential creates got.
+    pub sequential_names: BTreeSet<String>,
+    /// Tree digest seen at each applied zxid, and by which replica: every
+    /// replica that applied up to the same zxid must have the same tree.
+    digests: BTreeMap<i64, (u64, u64)>,
+    /// Sequential names given twice, and replicas whose tree differed from
+    /// another's at the same zxid.
+    pub violations: Vec<String>,
     clients: Vec<Client>,
     next_conn: ConnId,
     /// Paths whose create was acknowledged, and by which replica.
@@ -207,6 +222,10 @@ impl Sim {
             unsynced: BTreeMap::new(),
             max_fsync_ms: 0,
             session_violations: Vec::new(),
+            ephemerals: Vec::new(),
+            sequential_names: BTreeSet::new(),
+            digests: BTreeMap::new(),
+            violations: Vec::new(),
             clients: Vec::new(),
             next_conn: 1,
             acked: BTreeMap::new(),
@@ -471,6 +490,106 @@ impl Sim {
         true
     }
 
+    /// Sends a create of `path` with `flags` (1 ephemeral, 2 sequential).
+    pub fn create_flags(&mut self, i: usize, path: &str, flags: i32) -> bool {
+        if self.is_paused(self.clients[i].node) {
+            return false;
+        }
+        let now = self.now_ms;
+        let c = &mut self.clients[i];
+        if !c.connected {
+            return false;
+        }
+        let Some(n) = self.nodes.get_mut(&c.node) else {
+            return false;
+        };
+        let mut body = Vec::new();
+        Request::Create(
+            OpCode::Create,
+            CreateTtlRequest {
+                path: path.into(),
+                data: Some(b"e".to_vec()),
+                acl: acl::open_acl_unsafe(),
+                flags,
+                ttl: -1,
+            },
+        )
+        .encode(&mut body);
+        let xid = c.next_xid;
+        c.next_xid += 1;
+        c.pending.insert(xid, Pending::Flagged(flags));
+        n.request(c.conn, xid, OpCode::Create.code(), &body, now);
+        true
+    }
+
+    /// A ping keeps an idle session alive.
+    pub fn ping(&mut self, i: usize) {
+        if self.is_paused(self.clients[i].node) {
+            return;
+        }
+        let now = self.now_ms;
+        let c = &self.clients[i];
+        if let (true, Some(n)) = (c.connected, self.nodes.get_mut(&c.node)) {
+            n.request(c.conn, -2, OpCode::Ping.code(), &[], now);
+        }
+    }
+
+    /// Debug: which client had this session, and its state.
+    pub fn describe_session(&self, sid: i64) -> String {
+        let mut out = String::new();
+        for (i, c) in self.clients.iter().enumerate() {
+            if c.session_id == sid {
+                out += &format!(
+                    "client {i} node {} conn {} connected {} pending {}; ",
+                    c.node,
+                    c.conn,
+                    c.connected,
+                    c.pending.len()
+                );
+            }
+        }
+        for (id, n) in &self.nodes {
+            let l = n
+                .liveness
+                .get(&sid)
+                .map(|l| (l.last_heard_ms, l.timeout_ms, l.expiring));
+            out += &format!(
+                "node {id} leader {} now {}: session known {} liveness {:?}; ",
+                n.is_leader(),
+                self.now_ms,
+                n.state().sessions.contains_key(&sid),
+                l
+            );
+        }
+        out
+    }
+
+    /// Sessions of clients connected now.
+    pub fn live_sessions(&self) -> BTreeSet<i64> {
+        self.clients
+            .iter()
+            .filter(|c| c.connected && c.session_id != 0)
+            .map(|c| c.session_id)
+            .collect()
+    }
+
+    /// Every ephemeral node on replica `id`: (path, owner from its Stat).
+    pub fn ephemeral_nodes(&self, id: u64) -> Vec<(String, i64)> {
+        let tree = &self.nodes[&id].state().tree;
+        let mut out = Vec::new();
+        for (session, paths) in tree.ephemerals() {
+            for p in paths {
+                let owner = tree.get(p).map_or(0, |z| z.stat.ephemeral_owner);
+                if owner != *session {
+                    out.push((format!("{p} (indexed under {session:#x})"), owner));
+                } else {
+                    out.push((p.clone(), owner));
+                }
+            }
+        }
+        out
+    }
+
     pub fn client_connected(&self, i: usize) -> bool {
         self.clients[i].connected
     }
@@ -532,7 +651,21 @@ impl Sim {
                 self.complete_fsyncs(id);
                 self.nodes.get_mut(&id).unwrap().tick(now);
                 self.drain(id);
+                self.record_digest(id);
             }
+        }
+    }
+
+    fn record_digest(&mut self, id: u64) {
+        let Some(n) = self.nodes.get(&id) else {
+            return;
+        };
+        let (zxid, digest) = (n.last_zxid(), n.state().tree.digest());
+        let (d, by) = *self.digests.entry(zxid).or_insert((digest, id));
+        if d != digest {
+            self.violations.push(format!(
+                "at zxid {zxid:#x} replica {id} has tree digest {digest:#x}, replica {by} had {d:#x}"
+            ));
         }
     }
 
@@ -699,6 +832,7 @@ impl Sim {
         if !c.connected {
             if let Ok(r) = ConnectResponse::from_bytes(body) {
                 c.connected = r.session_id != 0;
+                c.session_id = r.session_id;
             }
             return;
         }
@@ -769,7 +903,19 @@ impl Sim {
                     e.ret = self.now_ms;
                 }
             }
-            Some(Pending::Create(_) | Pending::Read(_)) | None => {}
+            Some(Pending::Flagged(flags)) if h.err == 0 => {
+                let Ok(path) = String::read(&mut r) else {
+                    return;
+                };
+                if flags & 1 != 0 {
+                    self.ephemerals.push((path.clone(), c.session_id));
+                }
+                if flags & 2 != 0 && !self.sequential_names.insert(path.clone()) {
+                    self.violations
+                        .push(format!("sequential name {path} given twice"));
+                }
+            }
+            Some(Pending::Create(_) | Pending::Read(_) | Pending::Flagged(_)) | None => {}
         }
     }
 

@@ -336,6 +336,17 @@ fn run_checked_history(seed: u64, voters: u64, f: Faults) -> Vec<crate::lincheck
                 sim.read(c, key);
                 continue;
             }
+            if sim.rng.gen_bool(0.1) {
+                // Ephemeral and sequential nodes beside the checked keys.
+                let flags = sim.rng.gen_range(1..=3);
+                let path = if flags & 2 != 0 {
+                    "/s-".to_string()
+                } else {
+                    format!("/e-{c}-{}", sim.now_ms)
+                };
+                sim.create_flags(c, &path, flags);
+                continue;
+            }
             let value = sim.rng.gen();
             let expect = if sim.rng.gen_bool(0.5) {
                 -1
@@ -354,14 +365,49 @@ fn run_checked_history(seed: u64, voters: u64, f: Faults) -> Vec<crate::lincheck
     for id in down {
         sim.start(id);
     }
+    // Connected clients keep their sessions alive with pings for longer
+    // than a session timeout: every abandoned session expires meanwhile.
+    for step in 0..150 {
+        sim.run(100);
+        if step % 10 == 0 {
+            for &c in &clients {
+                sim.ping(c);
+            }
+        }
+    }
     converge(&mut sim, seed);
+    let replay = format!(
+        "seed {seed} ({voters} voters; replay: SIM_SEED={seed} cargo test -p node checked_history)"
+    );
+    assert!(sim.violations.is_empty(), "{replay}: {:#?}", sim.violations);
+    // Ephemerals: exactly those of the sessions still alive, on every
+    // replica; an acknowledged one of a live session is there.
+    let live = sim.live_sessions();
+    for id in sim.live() {
+        let nodes = sim.ephemeral_nodes(id);
+        for (path, owner) in &nodes {
+            assert!(
+                live.contains(owner),
+                "{replay}: replica {id} keeps {path} of ended session {owner:#x}: {}",
+                sim.describe_session(*owner)
+            );
+        }
+        for (path, owner) in &sim.ephemerals {
+            if live.contains(owner) {
+                assert!(
+                    nodes.iter().any(|(p, o)| p == path && o == owner),
+                    "{replay}: replica {id} lost {path} of live session {owner:#x}"
+                );
+            }
+        }
+    }
     assert!(
         sim.session_violations.is_empty(),
-        "seed {seed} ({voters} voters; replay: SIM_SEED={seed} cargo test -p node checked_history): {:#?}",
+        "{replay}: {:#?}",
         sim.session_violations
     );
     if let Err(e) = check(&sim.history) {
-        panic!("seed {seed} ({voters} voters; replay: SIM_SEED={seed} cargo test -p node checked_history): {e}");
+        panic!("{replay}: {e}");
     }
     sim.history
 }
@@ -427,4 +473,43 @@ fn regression_campaign_while_a_snapshot_install_is_not_durable() {
         one_way_cut: 0.0,
     };
     run_checked_history(68, 5, f);
+}
+
+/// Found by the ephemeral check: sessions restored from disk had no timer,
+/// so after a restart of the whole ensemble a dead client's session and
+/// its ephemerals stayed forever. ZooKeeper restarts their timers.
+#[test]
+fn regression_sessions_restored_from_disk_expire() {
+    for seed in seeds() {
+        let mut sim = Sim::with_snap_count(seed, 3, 5);
+        settle(&mut sim);
+        let c = sim.add_client(1);
+        sim.run(500);
+        assert!(sim.client_connected(c), "seed {seed}");
+        // Enough writes for a snapshot holding the session.
+        for i in 0..10 {
+            sim.create(c, &format!("/n{i}"));
+            sim.run(100);
+        }
+        sim.create_flags(c, "/eph", 1);
+        sim.run(500);
+        assert_eq!(sim.ephemerals.len(), 1, "seed {seed}");
+        for id in sim.live() {
+            sim.crash(id);
+        }
+        for id in 1..=3 {
+            sim.start(id);
+        }
+        settle(&mut sim);
+        sim.run(15_000);
+        converge(&mut sim, seed);
+        for id in sim.live() {
+            assert!(
+                sim.ephemeral_nodes(id).is_empty(),
+                "seed {seed}: replica {id} still has {:?}",
+                sim.ephemeral_nodes(id)
+            );
+            assert!(sim.has_node(id, "/n9"), "seed {seed}");
+        }
+    }
 }
