@@ -365,14 +365,27 @@ fn run_checked_history(seed: u64, voters: u64, f: Faults) -> Vec<crate::lincheck
     for id in down {
         sim.start(id);
     }
-    // Connected clients keep their sessions alive with pings for longer
-    // than a session timeout: every abandoned session expires meanwhile.
-    for step in 0..150 {
+    // Connected clients keep their sessions alive with pings until the
+    // leader and the set of connected sessions have held for longer than a
+    // session timeout (a new leader restarts every session's timer; a
+    // client cut off now leaves its session to time out): every abandoned
+    // session has expired by then.
+    let mut leaders = (sim.leaders(), sim.live_sessions());
+    let mut since = sim.now_ms;
+    for step in 0..900 {
         sim.run(100);
         if step % 10 == 0 {
             for &c in &clients {
                 sim.ping(c);
             }
+        }
+        let now = (sim.leaders(), sim.live_sessions());
+        if now != leaders {
+            leaders = now;
+            since = sim.now_ms;
+        }
+        if leaders.0.len() == 1 && sim.now_ms - since > 12_000 {
+            break;
         }
     }
     converge(&mut sim, seed);
