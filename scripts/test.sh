@@ -27,3 +27,24 @@ echo "== cargo test"
 cargo test --release --locked --workspace
 echo "== black-box and differential tests (kazoo, zkCli.sh, ZooKeeper 3.8)"
 FERROKEEPER_BIN="$PWD/target/release/ferrokeeper" /usr/bin/python3 -W ignore::ResourceWarning tests/python/run.py
+# Coverage-guided fuzzing (cargo fuzz, libFuzzer) needs a nightly toolchain;
+# the same target bodies already ran above on random inputs (crate
+# fuzz-targets). FUZZ_SECONDS per target (default 15; 0 skips).
+fuzz_seconds="${FUZZ_SECONDS:-15}"
+if [ "$fuzz_seconds" != 0 ] && cargo +nightly --version >/dev/null 2>&1; then
+  echo "== cargo fuzz: ${fuzz_seconds} s per target"
+  command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked --quiet
+  cargo +nightly fuzz build -O
+  for t in request snapshot wal core; do
+    log="fuzz/target/$t.log"
+    mkdir -p fuzz/target
+    if ! cargo +nightly fuzz run -O "$t" -- -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 >"$log" 2>&1; then
+      tail -40 "$log"
+      echo "cargo fuzz: target $t failed; the input is in fuzz/artifacts/$t/"
+      exit 1
+    fi
+    echo "$t: $(grep -E '^Done' "$log")"
+  done
+else
+  echo "== cargo fuzz: skipped (no nightly toolchain here, or FUZZ_SECONDS=0)"
+fi
