@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use proto::{
     ConnectRequest, ConnectResponse, CreateTtlRequest, GetDataResponse, Jute, OpCode,
     PathVersionRequest, PathWatchRequest, Reader, ReplyHeader, Request, SetDataRequest, Stat,
+    WatcherEvent,
 };
 use raft::prelude::{
     ConfState, Entry as RaftEntry, HardState, Message as RaftMessage, MessageType,
@@ -98,6 +99,9 @@ struct Client {
     floor: BTreeMap<String, i64>,
     /// The session the connect response gave (0 before).
     session_id: i64,
+    /// Data watches set by reads and not fired yet: key -> newest mzxid
+    /// the session had read of it.
+    watches: BTreeMap<String, i64>,
 }
 
 impl Client {
@@ -112,6 +116,7 @@ impl Client {
             last_zxid: 0,
             floor: BTreeMap::new(),
             session_id: 0,
+            watches: BTreeMap::new(),
         }
     }
 }
@@ -121,8 +126,8 @@ enum Pending {
     Create(String),
     /// A write recorded in `Sim::history` at this index.
     Checked(usize),
-    /// A getData of this key, for the session checks.
-    Read(String),
+    /// A getData of this key (with a watch or not), for the session checks.
+    Read(String, bool),
     /// A create with these flags (ephemeral, sequential).
     Flagged(i32),
 }
@@ -151,6 +156,15 @@ pub struct Sim {
     unsynced: BTreeMap<u64, Vec<(i64, u64, PendingPersist)>>,
     /// Longest simulated fsync, ms (0: durable at once).
     pub max_fsync_ms: i64,
+    /// A write's fsync fails (the replica stops, as the server does).
+    pub fsync_fail_rate: f64,
+    /// Replicas stopped by a failed fsync, for the test to restart.
+    pub fsync_failed: Vec<u64>,
+    /// Each replica's clock runs at its own rate (drift): its time is
+    /// `now_ms * rate`.
+    pub clock_rate: BTreeMap<u64, f64>,
+    /// Faults injected and events checked, by kind, for the report.
+    pub stats: BTreeMap<&'static str, u64>,
     /// What the session checks found (reply order, zxid, stale reads).
     pub session_violations: Vec<String>,
     /// Acknowledged ephemeral creates: (path, owner session).
@@ -221,7 +235,11 @@ impl Sim {
             paused: BTreeMap::new(),
             unsynced: BTreeMap::new(),
             max_fsync_ms: 0,
+            fsync_fail_rate: 0.0,
+            fsync_failed: Vec::new(),
+            clock_rate: BTreeMap::new(),
             session_violations: Vec::new(),
+            stats: BTreeMap::new(),
             ephemerals: Vec::new(),
             sequential_names: BTreeSet::new(),
             digests: BTreeMap::new(),
@@ -257,7 +275,7 @@ impl Sim {
         };
         let node = Node::new(
             cfg(id, &self.ids, self.seed, self.snap_count),
-            self.now_ms,
+            self.clock(id),
             restored,
         )
         .expect("node starts");
@@ -268,11 +286,39 @@ impl Sim {
     /// The others see their TCP connections to it close, as the transport
     /// reports with `peer_lost`.
     pub fn crash(&mut self, id: u64) {
+        *self.stats.entry("crash").or_default() += 1;
         self.nodes.remove(&id);
-        self.unsynced.remove(&id);
         self.paused.remove(&id);
-        let now = self.now_ms;
-        for n in self.nodes.values_mut() {
+        // What was being written: a torn write leaves a prefix of the
+        // first batch's records (recovery cuts the torn one), nothing after.
+        if let Some(mut q) = self.unsynced.remove(&id) {
+            if !q.is_empty() {
+                let (_, _, (restart, mut entries, hard_state)) = q.remove(0);
+                let keep = self.rng.gen_range(0..=entries.len());
+                let whole = keep == entries.len();
+                *self
+                    .stats
+                    .entry(if whole {
+                        "crash with a write in flight"
+                    } else {
+                        "torn write"
+                    })
+                    .or_default() += 1;
+                entries.truncate(keep);
+                if keep > 0 || (whole && restart.is_none()) {
+                    let hs = if whole { hard_state } else { None };
+                    self.disks.entry(id).or_default().persist(
+                        if keep > 0 { restart } else { None },
+                        entries,
+                        hs,
+                    );
+                }
+            }
+        }
+        let ids: Vec<u64> = self.nodes.keys().copied().collect();
+        for other in ids {
+            let now = self.clock(other);
+            let n = self.nodes.get_mut(&other).unwrap();
             n.tick(now);
             n.peer_lost(id);
         }
@@ -283,6 +329,7 @@ impl Sim {
     }
 
     pub fn partition(&mut self, side: &[u64]) {
+        *self.stats.entry("partition").or_default() += 1;
         for a in side {
             for b in self.ids.iter().filter(|b| !side.contains(b)) {
                 self.cut.insert((*a, *b));
@@ -293,6 +340,7 @@ impl Sim {
 
     /// Cuts the link from `from` to `to` only (the other way still works).
     pub fn cut_one_way(&mut self, from: u64, to: u64) {
+        *self.stats.entry("one-way cut").or_default() += 1;
         self.cut.insert((from, to));
     }
 
@@ -302,9 +350,15 @@ impl Sim {
 
     /// Freezes replica `id` for `ms` (a long GC pause, SIGSTOP).
     pub fn pause(&mut self, id: u64, ms: i64) {
+        *self.stats.entry("pause").or_default() += 1;
         if self.nodes.contains_key(&id) {
             self.paused.insert(id, self.now_ms + ms);
         }
+    }
+
+    /// Replica `id`'s clock.
+    fn clock(&self, id: u64) -> i64 {
+        (self.now_ms as f64 * self.clock_rate.get(&id).copied().unwrap_or(1.0)) as i64
     }
 
     fn is_paused(&self, id: u64) -> bool {
@@ -345,6 +399,7 @@ impl Sim {
     }
 
     fn connect(&mut self, i: usize) {
+        let now = self.clock(self.clients[i].node);
         let c = &self.clients[i];
         if let Some(n) = self.nodes.get_mut(&c.node) {
             n.connect(
@@ -354,7 +409,7 @@ impl Sim {
                     ..Default::default()
                 },
                 "127.0.0.1".into(),
-                self.now_ms,
+                now,
             );
         }
     }
@@ -373,7 +428,7 @@ impl Sim {
 
     /// Sends a create of `path` if the client is connected.
     pub fn create(&mut self, i: usize, path: &str) -> bool {
-        let now = self.now_ms;
+        let now = self.clock(self.clients[i].node);
         if self.is_paused(self.clients[i].node) {
             return false;
         }
@@ -406,7 +461,9 @@ impl Sim {
     /// Sends a checked write of `key` if the client is connected; its
     /// outcome goes to `history`.
     pub fn write(&mut self, i: usize, key: &str, op: Op) -> bool {
+        // The history's times are the simulation's; the replica gets its own.
         let now = self.now_ms;
+        let node_now = self.clock(self.clients[i].node);
         if self.is_paused(self.clients[i].node) {
             return false;
         }
@@ -459,14 +516,14 @@ impl Sim {
             op,
             out: Outcome::Unknown,
         });
-        n.request(c.conn, xid, code.code(), &body, now);
+        n.request(c.conn, xid, code.code(), &body, node_now);
         true
     }
 
     /// Sends a getData of `key` if the client is connected; its answer
     /// goes through the session checks.
-    pub fn read(&mut self, i: usize, key: &str) -> bool {
-        let now = self.now_ms;
+    pub fn read(&mut self, i: usize, key: &str, watch: bool) -> bool {
+        let now = self.clock(self.clients[i].node);
         if self.is_paused(self.clients[i].node) {
             return false;
         }
@@ -480,12 +537,12 @@ impl Sim {
         let mut body = Vec::new();
         Request::GetData(PathWatchRequest {
             path: key.into(),
-            watch: false,
+            watch,
         })
         .encode(&mut body);
         let xid = c.next_xid;
         c.next_xid += 1;
-        c.pending.insert(xid, Pending::Read(key.into()));
+        c.pending.insert(xid, Pending::Read(key.into(), watch));
         n.request(c.conn, xid, OpCode::GetData.code(), &body, now);
         true
     }
@@ -495,7 +552,7 @@ impl Sim {
         if self.is_paused(self.clients[i].node) {
             return false;
         }
-        let now = self.now_ms;
+        let now = self.clock(self.clients[i].node);
         let c = &mut self.clients[i];
         if !c.connected {
             return false;
@@ -527,7 +584,7 @@ impl Sim {
         if self.is_paused(self.clients[i].node) {
             return;
         }
-        let now = self.now_ms;
+        let now = self.clock(self.clients[i].node);
         let c = &self.clients[i];
         if let (true, Some(n)) = (c.connected, self.nodes.get_mut(&c.node)) {
             n.request(c.conn, -2, OpCode::Ping.code(), &[], now);
@@ -627,10 +684,11 @@ impl Sim {
                     });
                     continue;
                 }
+                let to_now = self.clock(m.to);
                 let n = self.nodes.get_mut(&m.to).expect("checked");
                 match m.msg {
                     Msg::Raft(r) => n.step(r),
-                    Msg::Liveness(s) => n.liveness(&s, now),
+                    Msg::Liveness(s) => n.liveness(&s, to_now),
                     Msg::Snapshot(r, file) => {
                         // The receiver makes the file durable, then installs.
                         let state = load(&file.3);
@@ -649,7 +707,8 @@ impl Sim {
                     continue;
                 }
                 self.complete_fsyncs(id);
-                self.nodes.get_mut(&id).unwrap().tick(now);
+                let clock = self.clock(id);
+                self.nodes.get_mut(&id).unwrap().tick(clock);
                 self.drain(id);
                 self.record_digest(id);
             }
@@ -705,6 +764,19 @@ impl Sim {
                         entries,
                         hard_state,
                     } if self.max_fsync_ms > 0 => {
+                        if self.rng.gen_bool(self.fsync_fail_rate) {
+                            // The server stops at a failed fsync (never
+                            // retries it): a crash, this write lost or torn.
+                            self.unsynced.entry(id).or_default().push((
+                                self.now_ms,
+                                number,
+                                (restart, entries, hard_state),
+                            ));
+                            *self.stats.entry("failed fsync").or_default() += 1;
+                            self.crash(id);
+                            self.fsync_failed.push(id);
+                            return;
+                        }
                         // Durable later, after those before it; lost if the
                         // replica crashes first.
                         let q = self.unsynced.entry(id).or_default();
@@ -840,6 +912,25 @@ impl Sim {
         let Ok(h) = ReplyHeader::read(&mut r) else {
             return;
         };
+        if h.xid == -1 {
+            // A watch event: at most one per watch set, and for a change
+            // newer than anything the session read of that node — which
+            // its next reads must then show.
+            if let Ok(ev) = WatcherEvent::read(&mut r) {
+                match c.watches.remove(&ev.path) {
+                    None => self.session_violations.push(format!(
+                        "session of conn {} on {node}: event {} for {} with no watch set (or a second one)",
+                        c.conn, ev.event_type, ev.path
+                    )),
+                    Some(seen) => {
+                        *self.stats.entry("watch event").or_default() += 1;
+                        let floor = c.floor.entry(ev.path.clone()).or_insert(0);
+                        *floor = (*floor).max(seen + 1);
+                    }
+                }
+            }
+            return;
+        }
         if h.xid > 0 {
             // Replies come in request order, each at least as new as the
             // one before (ZooKeeper's FIFO client order).
@@ -858,8 +949,12 @@ impl Sim {
             c.last_zxid = c.last_zxid.max(h.zxid);
         }
         match c.pending.remove(&h.xid) {
-            Some(Pending::Read(key)) if h.err == 0 => {
+            Some(Pending::Read(key, watch)) if h.err == 0 => {
                 if let Ok(d) = GetDataResponse::read(&mut r) {
+                    if watch {
+                        let seen = c.watches.entry(key.clone()).or_insert(0);
+                        *seen = (*seen).max(d.stat.mzxid);
+                    }
                     // A read shows the key as of a state no older than
                     // the session's own writes and earlier reads of it.
                     let floor = c.floor.entry(key.clone()).or_insert(0);
@@ -915,7 +1010,7 @@ impl Sim {
                         .push(format!("sequential name {path} given twice"));
                 }
             }
-            Some(Pending::Create(_) | Pending::Read(_) | Pending::Flagged(_)) | None => {}
+            Some(Pending::Create(_) | Pending::Read(..) | Pending::Flagged(_)) | None => {}
         }
     }
 

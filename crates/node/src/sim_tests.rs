@@ -257,6 +257,10 @@ struct Faults {
     max_fsync_ms: i64,
     pause: f64,
     one_way_cut: f64,
+    /// Per write batch.
+    fsync_fail: f64,
+    /// Each replica's clock rate is drawn from 1 ± this.
+    clock_drift: f64,
 }
 
 const FAULTS: Faults = Faults {
@@ -265,13 +269,22 @@ const FAULTS: Faults = Faults {
     max_fsync_ms: 15,
     pause: 0.005,
     one_way_cut: 0.01,
+    fsync_fail: 0.0005,
+    clock_drift: 0.02,
 };
 
 /// Random writes on three keys from clients on every replica, while
 /// replicas crash and restart, links drop messages and partitions come
 /// and go; then everything heals. The writes the clients saw must be
 /// linearizable, and every replica must end with the same tree.
-fn run_checked_history(seed: u64, voters: u64, f: Faults) -> Vec<crate::lincheck::Event> {
+fn run_checked_history(
+    seed: u64,
+    voters: u64,
+    f: Faults,
+) -> (
+    Vec<crate::lincheck::Event>,
+    std::collections::BTreeMap<&'static str, u64>,
+) {
     use crate::lincheck::{check, Op};
     use rand::Rng;
     const KEYS: [&str; 3] = ["/k0", "/k1", "/k2"];
@@ -280,6 +293,13 @@ fn run_checked_history(seed: u64, voters: u64, f: Faults) -> Vec<crate::lincheck
     sim.duplicate_rate = f.duplicate;
     sim.reorder_rate = f.reorder;
     sim.max_fsync_ms = f.max_fsync_ms;
+    sim.fsync_fail_rate = f.fsync_fail;
+    if f.clock_drift > 0.0 {
+        for id in 1..=voters {
+            let rate = 1.0 + sim.rng.gen_range(-f.clock_drift..=f.clock_drift);
+            sim.clock_rate.insert(id, rate);
+        }
+    }
     let (pause_p, oneway_p) = (f.pause, f.one_way_cut);
     settle(&mut sim);
     let clients: Vec<usize> = (0..2 * voters)
@@ -288,6 +308,8 @@ fn run_checked_history(seed: u64, voters: u64, f: Faults) -> Vec<crate::lincheck
     let mut down: Vec<u64> = Vec::new();
     for _ in 0..300 {
         sim.run(20);
+        // A replica stopped by a failed fsync is restarted like a crashed one.
+        down.append(&mut sim.fsync_failed);
         // Faults: at most a minority down at once, so the ensemble can
         // always make progress once healed.
         let r: f64 = sim.rng.gen();
@@ -300,8 +322,14 @@ fn run_checked_history(seed: u64, voters: u64, f: Faults) -> Vec<crate::lincheck
             let id = down.remove(0);
             sim.start(id);
         } else if r < 0.05 {
-            let id = sim.rng.gen_range(1..=voters);
-            sim.partition(&[id]);
+            // Any split: a random nonempty proper subset on one side.
+            let side: Vec<u64> = loop {
+                let side: Vec<u64> = (1..=voters).filter(|_| sim.rng.gen_bool(0.5)).collect();
+                if !side.is_empty() && side.len() < voters as usize {
+                    break side;
+                }
+            };
+            sim.partition(&side);
         } else if r < 0.05 + oneway_p {
             // One direction of one link.
             let a = sim.rng.gen_range(1..=voters);
@@ -333,7 +361,8 @@ fn run_checked_history(seed: u64, voters: u64, f: Faults) -> Vec<crate::lincheck
             }
             let key = KEYS[sim.rng.gen_range(0..KEYS.len())];
             if sim.rng.gen_bool(0.3) {
-                sim.read(c, key);
+                let watch = sim.rng.gen_bool(0.5);
+                sim.read(c, key, watch);
                 continue;
             }
             if sim.rng.gen_bool(0.1) {
@@ -362,6 +391,8 @@ fn run_checked_history(seed: u64, voters: u64, f: Faults) -> Vec<crate::lincheck
         }
     }
     sim.heal();
+    sim.fsync_fail_rate = 0.0;
+    down.append(&mut sim.fsync_failed);
     for id in down {
         sim.start(id);
     }
@@ -422,7 +453,9 @@ fn run_checked_history(seed: u64, voters: u64, f: Faults) -> Vec<crate::lincheck
     if let Err(e) = check(&sim.history) {
         panic!("{replay}: {e}");
     }
-    sim.history
+    let mut stats = std::mem::take(&mut sim.stats);
+    stats.insert("simulated ms", sim.now_ms as u64);
+    (sim.history, stats)
 }
 
 /// Runs the seeds and says what the histories held: a checker fed only
@@ -430,13 +463,17 @@ fn run_checked_history(seed: u64, voters: u64, f: Faults) -> Vec<crate::lincheck
 fn checked_histories(voters: u64) {
     use crate::lincheck::Outcome;
     let mut counts = std::collections::BTreeMap::new();
+    let mut faults = std::collections::BTreeMap::new();
     let seeds = history_seeds();
     for &seed in &seeds {
         // Any panic inside (the replica core's or Raft's own) names its seed.
-        let history = std::panic::catch_unwind(|| run_checked_history(seed, voters, FAULTS))
+        let (history, stats) = std::panic::catch_unwind(|| run_checked_history(seed, voters, FAULTS))
             .unwrap_or_else(|_| {
                 panic!("seed {seed} ({voters} voters) panicked; replay: SIM_SEED={seed} cargo test -p node checked_history")
             });
+        for (k, v) in stats {
+            *faults.entry(k).or_insert(0u64) += v;
+        }
         for e in history {
             let kind = match e.out {
                 Outcome::Ok { .. } => "ok",
@@ -449,7 +486,7 @@ fn checked_histories(voters: u64) {
         }
     }
     eprintln!(
-        "{voters} voters, {} seeds: checked writes {counts:?}",
+        "{voters} voters, {} seeds: checked writes {counts:?}; faults and events {faults:?}",
         seeds.len()
     );
     if seeds.len() > 1 {
@@ -484,8 +521,10 @@ fn regression_campaign_while_a_snapshot_install_is_not_durable() {
         max_fsync_ms: 15,
         pause: 0.0,
         one_way_cut: 0.0,
+        fsync_fail: 0.0,
+        clock_drift: 0.0,
     };
-    run_checked_history(68, 5, f);
+    run_checked_history(301, 5, f);
 }
 
 /// Found by the ephemeral check: sessions restored from disk had no timer,
