@@ -29,6 +29,11 @@ pub enum Op {
     Delete {
         expect: i32,
     },
+    /// A multi of check(version `expect`) then setData: all or nothing.
+    CheckSet {
+        value: u8,
+        expect: i32,
+    },
 }
 
 /// What the client was told.
@@ -65,7 +70,9 @@ fn step(s: State, op: Op) -> (State, Outcome) {
     match (op, s) {
         (Op::Create { .. }, None) => (Some(0), Outcome::Ok { version: 0 }),
         (Op::Create { .. }, Some(_)) => (s, Outcome::NodeExists),
-        (Op::Set { .. } | Op::Delete { .. }, None) => (s, Outcome::NoNode),
+        (Op::Set { .. } | Op::Delete { .. } | Op::CheckSet { .. }, None) => (s, Outcome::NoNode),
+        (Op::CheckSet { expect, .. }, Some(v)) if expect != v => (s, Outcome::BadVersion),
+        (Op::CheckSet { .. }, Some(v)) => (Some(v + 1), Outcome::Ok { version: v + 1 }),
         (Op::Set { expect, .. } | Op::Delete { expect }, Some(v))
             if expect != -1 && expect != v =>
         {
@@ -224,6 +231,32 @@ mod tests {
     #[test]
     fn sequential_histories() {
         let ok = |v| Outcome::Ok { version: v };
+        // A multi check+set succeeds only on the version it names.
+        let m = vec![
+            ev(0, 1, Op::Create { value: 1 }, ok(0)),
+            ev(
+                2,
+                3,
+                Op::CheckSet {
+                    value: 2,
+                    expect: 0,
+                },
+                ok(1),
+            ),
+            ev(
+                4,
+                5,
+                Op::CheckSet {
+                    value: 3,
+                    expect: 0,
+                },
+                Outcome::BadVersion,
+            ),
+        ];
+        assert!(check(&m).is_ok());
+        let mut bad = m.clone();
+        bad[2].out = ok(2);
+        assert!(check(&bad).is_err());
         let h = vec![
             ev(0, 1, Op::Create { value: 1 }, ok(0)),
             ev(

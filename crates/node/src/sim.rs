@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use proto::{
-    ConnectRequest, ConnectResponse, CreateTtlRequest, GetDataResponse, Jute, OpCode,
+    ConnectRequest, ConnectResponse, CreateTtlRequest, GetDataResponse, Jute, MultiOp, OpCode,
     PathVersionRequest, PathWatchRequest, Reader, ReplyHeader, Request, SetDataRequest, Stat,
     WatcherEvent,
 };
@@ -503,6 +503,20 @@ impl Sim {
                     version: expect,
                 }),
             ),
+            Op::CheckSet { value, expect } => (
+                OpCode::Multi,
+                Request::Multi(vec![
+                    MultiOp::Check(PathVersionRequest {
+                        path: key.into(),
+                        version: expect,
+                    }),
+                    MultiOp::SetData(SetDataRequest {
+                        path: key.into(),
+                        data: Some(vec![value]),
+                        version: -1,
+                    }),
+                ]),
+            ),
         };
         let mut body = Vec::new();
         req.encode(&mut body);
@@ -975,10 +989,6 @@ impl Sim {
             }
             Some(Pending::Checked(at)) => {
                 let e = &mut self.history[at];
-                if h.err == 0 {
-                    let floor = c.floor.entry(e.key.clone()).or_insert(0);
-                    *floor = (*floor).max(h.zxid);
-                }
                 let out = match (h.err, e.op) {
                     (0, Op::Set { .. }) => match Stat::read(&mut r) {
                         Ok(stat) => Outcome::Ok {
@@ -986,6 +996,7 @@ impl Sim {
                         },
                         Err(_) => Outcome::Unknown,
                     },
+                    (0, Op::CheckSet { .. }) => multi_outcome(&mut r),
                     (0, _) => Outcome::Ok { version: 0 },
                     (-110, _) => Outcome::NodeExists,
                     (-101, _) => Outcome::NoNode,
@@ -996,6 +1007,13 @@ impl Sim {
                 if out != Outcome::Unknown {
                     e.out = out;
                     e.ret = self.now_ms;
+                }
+                // A write that changed the node: later reads show it. (Not
+                // on the header's error alone: a failed multi answers 0
+                // there, as ZooKeeper, and its results say what failed.)
+                if let Outcome::Ok { .. } = out {
+                    let floor = c.floor.entry(e.key.clone()).or_insert(0);
+                    *floor = (*floor).max(h.zxid);
                 }
             }
             Some(Pending::Flagged(flags)) if h.err == 0 => {
@@ -1025,4 +1043,29 @@ impl Sim {
     pub fn has_node(&self, id: u64, path: &str) -> bool {
         self.nodes[&id].state().tree.get(path).is_some()
     }
+}
+
+/// What a multi [check, setData] answered: per op a (type, done, err)
+/// header and its result — the check's empty, setData's a Stat, a failed
+/// op's an error code (type -1). The first error says why it failed.
+fn multi_outcome(r: &mut Reader<'_>) -> Outcome {
+    fn parse(r: &mut Reader<'_>) -> Option<Outcome> {
+        let mut version = None;
+        for _ in 0..2 {
+            let (t, _done, _err) = (r.i32().ok()?, r.bool().ok()?, r.i32().ok()?);
+            if t == -1 {
+                return Some(match r.i32().ok()? {
+                    -101 => Outcome::NoNode,
+                    -103 => Outcome::BadVersion,
+                    _ => Outcome::Unknown,
+                });
+            } else if t == OpCode::SetData.code() {
+                version = Some(Stat::read(r).ok()?.version);
+            } else if t != OpCode::Check.code() {
+                return None;
+            }
+        }
+        version.map(|version| Outcome::Ok { version })
+    }
+    parse(r).unwrap_or(Outcome::Unknown)
 }

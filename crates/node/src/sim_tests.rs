@@ -382,9 +382,13 @@ fn run_checked_history(
             } else {
                 sim.rng.gen_range(0..4)
             };
-            let op = match sim.rng.gen_range(0..10) {
+            let op = match sim.rng.gen_range(0..12) {
                 0..=2 => Op::Create { value },
                 3..=7 => Op::Set { value, expect },
+                8..=9 => Op::CheckSet {
+                    value,
+                    expect: expect.max(0),
+                },
                 _ => Op::Delete { expect },
             };
             sim.write(c, key, op);
