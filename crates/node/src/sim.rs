@@ -6,9 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use proto::{
-    ConnectRequest, ConnectResponse, CreateTtlRequest, GetDataResponse, Jute, MultiOp, OpCode,
-    PathVersionRequest, PathWatchRequest, Reader, ReplyHeader, Request, SetDataRequest, Stat,
-    WatcherEvent,
+    ConnectRequest, ConnectResponse, CreateTtlRequest, GetChildren2Response, GetDataResponse, Jute,
+    MultiOp, OpCode, PathRecord, PathVersionRequest, PathWatchRequest, Reader, ReplyHeader,
+    Request, SetDataRequest, Stat, WatcherEvent,
 };
 use raft::prelude::{
     ConfState, Entry as RaftEntry, HardState, Message as RaftMessage, MessageType,
@@ -102,6 +102,12 @@ struct Client {
     /// Data watches set by reads and not fired yet: key -> newest mzxid
     /// the session had read of it.
     watches: BTreeMap<String, i64>,
+    /// Child watches (getChildren2) not fired yet: path -> pzxid read.
+    child_watches: BTreeMap<String, i64>,
+    /// Send times of this session's syncs that were answered OK.
+    synced: BTreeSet<i64>,
+    /// Send time of the session's latest sync.
+    last_sync_sent: Option<i64>,
 }
 
 impl Client {
@@ -117,6 +123,9 @@ impl Client {
             floor: BTreeMap::new(),
             session_id: 0,
             watches: BTreeMap::new(),
+            child_watches: BTreeMap::new(),
+            synced: BTreeSet::new(),
+            last_sync_sent: None,
         }
     }
 }
@@ -126,8 +135,15 @@ enum Pending {
     Create(String),
     /// A write recorded in `Sim::history` at this index.
     Checked(usize),
-    /// A getData of this key (with a watch or not), for the session checks.
-    Read(String, bool),
+    /// A getData of this key (with a watch or not), for the session
+    /// checks, and the send time of the session's latest sync before it.
+    Read(String, bool, Option<i64>),
+    /// An exists with a watch.
+    Exists(String),
+    /// A getChildren2 with a watch.
+    Children(String),
+    /// A sync sent at this time.
+    Sync(i64),
     /// A create with these flags (ephemeral, sequential).
     Flagged(i32),
 }
@@ -163,6 +179,9 @@ pub struct Sim {
     /// Each replica's clock runs at its own rate (drift): its time is
     /// `now_ms * rate`.
     pub clock_rate: BTreeMap<u64, f64>,
+    /// Writes that changed a checked key, answered OK: (when answered,
+    /// key, zxid) — for the sync check.
+    changed: Vec<(i64, String, i64)>,
     /// Faults injected and events checked, by kind, for the report.
     pub stats: BTreeMap<&'static str, u64>,
     /// What the session checks found (reply order, zxid, stale reads).
@@ -240,6 +259,7 @@ impl Sim {
             clock_rate: BTreeMap::new(),
             session_violations: Vec::new(),
             stats: BTreeMap::new(),
+            changed: Vec::new(),
             ephemerals: Vec::new(),
             sequential_names: BTreeSet::new(),
             digests: BTreeMap::new(),
@@ -556,7 +576,9 @@ impl Sim {
         .encode(&mut body);
         let xid = c.next_xid;
         c.next_xid += 1;
-        c.pending.insert(xid, Pending::Read(key.into(), watch));
+        let sync = c.last_sync_sent;
+        c.pending
+            .insert(xid, Pending::Read(key.into(), watch, sync));
         n.request(c.conn, xid, OpCode::GetData.code(), &body, now);
         true
     }
@@ -659,6 +681,59 @@ impl Sim {
             }
         }
         out
+    }
+
+    /// Sends one request built by `req` if the client is connected and its
+    /// replica runs; returns the xid.
+    fn send_request(&mut self, i: usize, op: OpCode, req: Request, p: Pending) -> bool {
+        if self.is_paused(self.clients[i].node) {
+            return false;
+        }
+        let now = self.clock(self.clients[i].node);
+        let c = &mut self.clients[i];
+        if !c.connected {
+            return false;
+        }
+        let Some(n) = self.nodes.get_mut(&c.node) else {
+            return false;
+        };
+        let mut body = Vec::new();
+        req.encode(&mut body);
+        let xid = c.next_xid;
+        c.next_xid += 1;
+        c.pending.insert(xid, p);
+        n.request(c.conn, xid, op.code(), &body, now);
+        true
+    }
+
+    /// exists(key) with a watch.
+    pub fn exists_watch(&mut self, i: usize, key: &str) -> bool {
+        let req = Request::Exists(PathWatchRequest {
+            path: key.into(),
+            watch: true,
+        });
+        self.send_request(i, OpCode::Exists, req, Pending::Exists(key.into()))
+    }
+
+    /// getChildren2(path) with a watch.
+    pub fn children_watch(&mut self, i: usize, path: &str) -> bool {
+        let req = Request::GetChildren2(PathWatchRequest {
+            path: path.into(),
+            watch: true,
+        });
+        self.send_request(i, OpCode::GetChildren2, req, Pending::Children(path.into()))
+    }
+
+    /// sync("/"): the session's later reads must show every write answered
+    /// before the sync was sent.
+    pub fn sync(&mut self, i: usize) -> bool {
+        let t = self.now_ms;
+        let req = Request::Sync(PathRecord { path: "/".into() });
+        let sent = self.send_request(i, OpCode::Sync, req, Pending::Sync(t));
+        if sent {
+            self.clients[i].last_sync_sent = Some(t);
+        }
+        sent
     }
 
     pub fn client_connected(&self, i: usize) -> bool {
@@ -931,7 +1006,26 @@ impl Sim {
             // newer than anything the session read of that node — which
             // its next reads must then show.
             if let Ok(ev) = WatcherEvent::read(&mut r) {
-                match c.watches.remove(&ev.path) {
+                // NodeChildrenChanged (4) fires child watches, the rest data
+                // and exists watches.
+                let table = if ev.event_type == 4 {
+                    &mut c.child_watches
+                } else {
+                    &mut c.watches
+                };
+                let removed = table.remove(&ev.path);
+                if ev.event_type == 4 {
+                    if removed.is_none() {
+                        self.session_violations.push(format!(
+                            "session of conn {} on {node}: child event for {} with no child watch set (or a second one)",
+                            c.conn, ev.path
+                        ));
+                    } else {
+                        *self.stats.entry("child watch event").or_default() += 1;
+                    }
+                    return;
+                }
+                match removed {
                     None => self.session_violations.push(format!(
                         "session of conn {} on {node}: event {} for {} with no watch set (or a second one)",
                         c.conn, ev.event_type, ev.path
@@ -963,8 +1057,26 @@ impl Sim {
             c.last_zxid = c.last_zxid.max(h.zxid);
         }
         match c.pending.remove(&h.xid) {
-            Some(Pending::Read(key, watch)) if h.err == 0 => {
+            Some(Pending::Read(key, watch, sync)) if h.err == 0 => {
                 if let Ok(d) = GetDataResponse::read(&mut r) {
+                    // After a sync that was answered: every change of this
+                    // key answered before the sync was sent is visible.
+                    if let Some(t) = sync.filter(|t| c.synced.contains(t)) {
+                        let must = self
+                            .changed
+                            .iter()
+                            .filter(|(ret, k, _)| *ret < t && *k == key)
+                            .map(|(_, _, z)| *z)
+                            .max()
+                            .unwrap_or(0);
+                        *self.stats.entry("read after sync").or_default() += 1;
+                        if d.stat.mzxid < must {
+                            self.session_violations.push(format!(
+                                "session of conn {} on {node}: read of {key} after a sync shows mzxid {:#x}, but {must:#x} was answered before the sync",
+                                c.conn, d.stat.mzxid
+                            ));
+                        }
+                    }
                     if watch {
                         let seen = c.watches.entry(key.clone()).or_insert(0);
                         *seen = (*seen).max(d.stat.mzxid);
@@ -1014,7 +1126,27 @@ impl Sim {
                 if let Outcome::Ok { .. } = out {
                     let floor = c.floor.entry(e.key.clone()).or_insert(0);
                     *floor = (*floor).max(h.zxid);
+                    self.changed.push((self.now_ms, e.key.clone(), h.zxid));
                 }
+            }
+            Some(Pending::Exists(key)) if h.err == 0 || h.err == -101 => {
+                // On a missing node too: then it waits for the creation.
+                let mzxid = if h.err == 0 {
+                    Stat::read(&mut r).map_or(0, |s| s.mzxid)
+                } else {
+                    0
+                };
+                let seen = c.watches.entry(key).or_insert(0);
+                *seen = (*seen).max(mzxid);
+            }
+            Some(Pending::Children(path)) if h.err == 0 => {
+                if let Ok(d) = GetChildren2Response::read(&mut r) {
+                    let seen = c.child_watches.entry(path).or_insert(0);
+                    *seen = (*seen).max(d.stat.pzxid);
+                }
+            }
+            Some(Pending::Sync(t)) if h.err == 0 => {
+                c.synced.insert(t);
             }
             Some(Pending::Flagged(flags)) if h.err == 0 => {
                 let Ok(path) = String::read(&mut r) else {
@@ -1028,7 +1160,15 @@ impl Sim {
                         .push(format!("sequential name {path} given twice"));
                 }
             }
-            Some(Pending::Create(_) | Pending::Read(..) | Pending::Flagged(_)) | None => {}
+            Some(
+                Pending::Create(_)
+                | Pending::Read(..)
+                | Pending::Flagged(_)
+                | Pending::Exists(_)
+                | Pending::Children(_)
+                | Pending::Sync(_),
+            )
+            | None => {}
         }
     }
 

@@ -361,8 +361,12 @@ fn run_checked_history(
             }
             let key = KEYS[sim.rng.gen_range(0..KEYS.len())];
             if sim.rng.gen_bool(0.3) {
-                let watch = sim.rng.gen_bool(0.5);
-                sim.read(c, key, watch);
+                match sim.rng.gen_range(0..10) {
+                    0 => sim.sync(c),
+                    1 => sim.exists_watch(c, key),
+                    2 => sim.children_watch(c, "/"),
+                    n => sim.read(c, key, n % 2 == 0),
+                };
                 continue;
             }
             if sim.rng.gen_bool(0.1) {
