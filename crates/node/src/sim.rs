@@ -448,17 +448,6 @@ impl Sim {
 
     /// Sends a create of `path` if the client is connected.
     pub fn create(&mut self, i: usize, path: &str) -> bool {
-        let now = self.clock(self.clients[i].node);
-        if self.is_paused(self.clients[i].node) {
-            return false;
-        }
-        let c = &mut self.clients[i];
-        if !c.connected {
-            return false;
-        }
-        let Some(n) = self.nodes.get_mut(&c.node) else {
-            return false;
-        };
         let req = Request::Create(
             OpCode::Create,
             CreateTtlRequest {
@@ -469,31 +458,12 @@ impl Sim {
                 ttl: -1,
             },
         );
-        let mut body = Vec::new();
-        req.encode(&mut body);
-        let xid = c.next_xid;
-        c.next_xid += 1;
-        c.pending.insert(xid, Pending::Create(path.to_string()));
-        n.request(c.conn, xid, OpCode::Create.code(), &body, now);
-        true
+        self.send_request(i, OpCode::Create, req, Pending::Create(path.to_string()))
     }
 
     /// Sends a checked write of `key` if the client is connected; its
     /// outcome goes to `history`.
     pub fn write(&mut self, i: usize, key: &str, op: Op) -> bool {
-        // The history's times are the simulation's; the replica gets its own.
-        let now = self.now_ms;
-        let node_now = self.clock(self.clients[i].node);
-        if self.is_paused(self.clients[i].node) {
-            return false;
-        }
-        let c = &mut self.clients[i];
-        if !c.connected {
-            return false;
-        }
-        let Some(n) = self.nodes.get_mut(&c.node) else {
-            return false;
-        };
         let (code, req) = match op {
             Op::Create { value } => (
                 OpCode::Create,
@@ -538,66 +508,40 @@ impl Sim {
                 ]),
             ),
         };
-        let mut body = Vec::new();
-        req.encode(&mut body);
-        let xid = c.next_xid;
-        c.next_xid += 1;
-        c.pending.insert(xid, Pending::Checked(self.history.len()));
+        // The history's times are the simulation's; the replica gets its own.
+        let at = self.history.len();
+        if !self.send_request(i, code, req, Pending::Checked(at)) {
+            return false;
+        }
         self.history.push(Event {
             key: key.into(),
-            call: now,
+            call: self.now_ms,
             ret: i64::MAX,
             op,
             out: Outcome::Unknown,
         });
-        n.request(c.conn, xid, code.code(), &body, node_now);
         true
     }
 
     /// Sends a getData of `key` if the client is connected; its answer
     /// goes through the session checks.
     pub fn read(&mut self, i: usize, key: &str, watch: bool) -> bool {
-        let now = self.clock(self.clients[i].node);
-        if self.is_paused(self.clients[i].node) {
-            return false;
-        }
-        let c = &mut self.clients[i];
-        if !c.connected {
-            return false;
-        }
-        let Some(n) = self.nodes.get_mut(&c.node) else {
-            return false;
-        };
-        let mut body = Vec::new();
-        Request::GetData(PathWatchRequest {
+        let req = Request::GetData(PathWatchRequest {
             path: key.into(),
             watch,
-        })
-        .encode(&mut body);
-        let xid = c.next_xid;
-        c.next_xid += 1;
-        let sync = c.last_sync_sent;
-        c.pending
-            .insert(xid, Pending::Read(key.into(), watch, sync));
-        n.request(c.conn, xid, OpCode::GetData.code(), &body, now);
-        true
+        });
+        let sync = self.clients[i].last_sync_sent;
+        self.send_request(
+            i,
+            OpCode::GetData,
+            req,
+            Pending::Read(key.into(), watch, sync),
+        )
     }
 
     /// Sends a create of `path` with `flags` (1 ephemeral, 2 sequential).
     pub fn create_flags(&mut self, i: usize, path: &str, flags: i32) -> bool {
-        if self.is_paused(self.clients[i].node) {
-            return false;
-        }
-        let now = self.clock(self.clients[i].node);
-        let c = &mut self.clients[i];
-        if !c.connected {
-            return false;
-        }
-        let Some(n) = self.nodes.get_mut(&c.node) else {
-            return false;
-        };
-        let mut body = Vec::new();
-        Request::Create(
+        let req = Request::Create(
             OpCode::Create,
             CreateTtlRequest {
                 path: path.into(),
@@ -606,13 +550,8 @@ impl Sim {
                 flags,
                 ttl: -1,
             },
-        )
-        .encode(&mut body);
-        let xid = c.next_xid;
-        c.next_xid += 1;
-        c.pending.insert(xid, Pending::Flagged(flags));
-        n.request(c.conn, xid, OpCode::Create.code(), &body, now);
-        true
+        );
+        self.send_request(i, OpCode::Create, req, Pending::Flagged(flags))
     }
 
     /// A ping keeps an idle session alive.
@@ -683,8 +622,8 @@ impl Sim {
         out
     }
 
-    /// Sends one request built by `req` if the client is connected and its
-    /// replica runs; returns the xid.
+    /// Sends `req` if the client is connected and its replica runs,
+    /// remembering what to check in its answer.
     fn send_request(&mut self, i: usize, op: OpCode, req: Request, p: Pending) -> bool {
         if self.is_paused(self.clients[i].node) {
             return false;
