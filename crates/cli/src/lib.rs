@@ -97,7 +97,13 @@ pub fn main(args: &[String]) -> i32 {
     std::thread::spawn(move || {
         for e in rx {
             if WATCHING.load(Ordering::Relaxed) {
-                println!("{e}");
+                // `watch` streams node events and losses of the
+                // connection, not (re)connections: the connect event may
+                // reach this thread only after `watch` set WATCHING (seen
+                // on a loaded CI machine).
+                if e.path.is_some() || e.state != "SyncConnected" {
+                    println!("{e}");
+                }
             } else if !one_shot && PRINT_WATCHES.load(Ordering::Relaxed) {
                 println!("\nWATCHER::\n\n{e}");
             }
