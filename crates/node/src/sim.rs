@@ -6,9 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use proto::{
-    ConnectRequest, ConnectResponse, CreateTtlRequest, GetChildren2Response, GetDataResponse, Jute,
-    MultiOp, OpCode, PathRecord, PathVersionRequest, PathWatchRequest, Reader, ReplyHeader,
-    Request, SetDataRequest, Stat, WatcherEvent,
+    AddWatchRequest, ConnectRequest, ConnectResponse, CreateTtlRequest, GetChildren2Response,
+    GetDataResponse, Jute, MultiOp, OpCode, PathRecord, PathVersionRequest, PathWatchRequest,
+    Reader, ReplyHeader, Request, SetAclRequest, SetDataRequest, Stat, WatcherEvent,
 };
 use raft::prelude::{
     ConfState, Entry as RaftEntry, HardState, Message as RaftMessage, MessageType,
@@ -108,6 +108,8 @@ struct Client {
     synced: BTreeSet<i64>,
     /// Send time of the session's latest sync.
     last_sync_sent: Option<i64>,
+    /// Keys with a persistent watch (addWatch) in place.
+    persistent: BTreeSet<String>,
 }
 
 impl Client {
@@ -126,6 +128,7 @@ impl Client {
             child_watches: BTreeMap::new(),
             synced: BTreeSet::new(),
             last_sync_sent: None,
+            persistent: BTreeSet::new(),
         }
     }
 }
@@ -144,6 +147,10 @@ enum Pending {
     Children(String),
     /// A sync sent at this time.
     Sync(i64),
+    /// A setACL of this key conditioned on this ACL version.
+    SetAcl(String, i32),
+    /// An addWatch (persistent) of this key.
+    Persistent(String),
     /// A create with these flags (ephemeral, sequential).
     Flagged(i32),
 }
@@ -663,6 +670,25 @@ impl Sim {
         self.send_request(i, OpCode::GetChildren2, req, Pending::Children(path.into()))
     }
 
+    /// setACL(key, open ACL, `expect`): changes only the ACL version.
+    pub fn set_acl(&mut self, i: usize, key: &str, expect: i32) -> bool {
+        let req = Request::SetAcl(SetAclRequest {
+            path: key.into(),
+            acl: acl::open_acl_unsafe(),
+            version: expect,
+        });
+        self.send_request(i, OpCode::SetAcl, req, Pending::SetAcl(key.into(), expect))
+    }
+
+    /// addWatch(key, PERSISTENT).
+    pub fn persistent_watch(&mut self, i: usize, key: &str) -> bool {
+        let req = Request::AddWatch(AddWatchRequest {
+            path: key.into(),
+            mode: 0,
+        });
+        self.send_request(i, OpCode::AddWatch, req, Pending::Persistent(key.into()))
+    }
+
     /// sync("/"): the session's later reads must show every write answered
     /// before the sync was sent.
     pub fn sync(&mut self, i: usize) -> bool {
@@ -965,6 +991,9 @@ impl Sim {
                     return;
                 }
                 match removed {
+                    None if c.persistent.contains(&ev.path) => {
+                        *self.stats.entry("persistent watch event").or_default() += 1;
+                    }
                     None => self.session_violations.push(format!(
                         "session of conn {} on {node}: event {} for {} with no watch set (or a second one)",
                         c.conn, ev.event_type, ev.path
@@ -1087,6 +1116,21 @@ impl Sim {
             Some(Pending::Sync(t)) if h.err == 0 => {
                 c.synced.insert(t);
             }
+            Some(Pending::SetAcl(key, expect)) if h.err == 0 => {
+                // A conditioned setACL moves the ACL version by one.
+                if let Ok(stat) = Stat::read(&mut r) {
+                    *self.stats.entry("setACL").or_default() += 1;
+                    if expect != -1 && stat.aversion != expect + 1 {
+                        self.session_violations.push(format!(
+                            "session of conn {} on {node}: setACL of {key} at version {expect} answered aversion {}",
+                            c.conn, stat.aversion
+                        ));
+                    }
+                }
+            }
+            Some(Pending::Persistent(key)) if h.err == 0 => {
+                c.persistent.insert(key);
+            }
             Some(Pending::Flagged(flags)) if h.err == 0 => {
                 let Ok(path) = String::read(&mut r) else {
                     return;
@@ -1105,7 +1149,9 @@ impl Sim {
                 | Pending::Flagged(_)
                 | Pending::Exists(_)
                 | Pending::Children(_)
-                | Pending::Sync(_),
+                | Pending::Sync(_)
+                | Pending::SetAcl(..)
+                | Pending::Persistent(_),
             )
             | None => {}
         }

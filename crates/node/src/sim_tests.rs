@@ -361,10 +361,19 @@ fn run_checked_history(
             }
             let key = KEYS[sim.rng.gen_range(0..KEYS.len())];
             if sim.rng.gen_bool(0.3) {
-                match sim.rng.gen_range(0..10) {
+                match sim.rng.gen_range(0..12) {
                     0 => sim.sync(c),
                     1 => sim.exists_watch(c, key),
                     2 => sim.children_watch(c, "/"),
+                    3 => {
+                        let expect = if sim.rng.gen_bool(0.5) {
+                            -1
+                        } else {
+                            sim.rng.gen_range(0..3)
+                        };
+                        sim.set_acl(c, key, expect)
+                    }
+                    4 => sim.persistent_watch(c, key),
                     n => sim.read(c, key, n % 2 == 0),
                 };
                 continue;
