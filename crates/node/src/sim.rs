@@ -455,16 +455,7 @@ impl Sim {
 
     /// Sends a create of `path` if the client is connected.
     pub fn create(&mut self, i: usize, path: &str) -> bool {
-        let req = Request::Create(
-            OpCode::Create,
-            CreateTtlRequest {
-                path: path.into(),
-                data: Some(b"v".to_vec()),
-                acl: acl::open_acl_unsafe(),
-                flags: 0,
-                ttl: -1,
-            },
-        );
+        let req = create_request(path, 0);
         self.send_request(i, OpCode::Create, req, Pending::Create(path.to_string()))
     }
 
@@ -548,16 +539,7 @@ impl Sim {
 
     /// Sends a create of `path` with `flags` (1 ephemeral, 2 sequential).
     pub fn create_flags(&mut self, i: usize, path: &str, flags: i32) -> bool {
-        let req = Request::Create(
-            OpCode::Create,
-            CreateTtlRequest {
-                path: path.into(),
-                data: Some(b"e".to_vec()),
-                acl: acl::open_acl_unsafe(),
-                flags,
-                ttl: -1,
-            },
-        );
+        let req = create_request(path, flags);
         self.send_request(i, OpCode::Create, req, Pending::Flagged(flags))
     }
 
@@ -1168,6 +1150,20 @@ impl Sim {
     pub fn has_node(&self, id: u64, path: &str) -> bool {
         self.nodes[&id].state().tree.get(path).is_some()
     }
+}
+
+/// A create of `path` with one byte of data, open to all.
+fn create_request(path: &str, flags: i32) -> Request {
+    Request::Create(
+        OpCode::Create,
+        CreateTtlRequest {
+            path: path.into(),
+            data: Some(b"v".to_vec()),
+            acl: acl::open_acl_unsafe(),
+            flags,
+            ttl: -1,
+        },
+    )
 }
 
 /// What a multi [check, setData] answered: per op a (type, done, err)
