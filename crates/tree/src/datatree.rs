@@ -45,7 +45,7 @@ pub const TTL_OWNER_MASK: i64 = 0xff00_0000_0000_0000u64 as i64;
 pub const MAX_TTL_MS: i64 = 0x0000_00ff_ffff_ffff;
 
 /// Slots per arena chunk: the unit a snapshot shares and a change copies.
-const CHUNK: usize = 256;
+pub(crate) const CHUNK: usize = 256;
 pub(crate) const ROOT: u32 = 0;
 /// The root's parent.
 pub(crate) const NO_PARENT: u32 = u32::MAX;

@@ -137,7 +137,18 @@ fn decode_tree(r: &mut Reader<'_>) -> Result<DataTree, DecodeError> {
     }
     let slots = r.i32()?;
     let count = r.i32()?;
-    if slots < 0 || count < 0 || count > slots || slots as usize > r.remaining() {
+    // Every node takes at least its fixed fields (ids, lengths, Stat), so
+    // the count is bounded by the bytes left; slots by the count, as every
+    // chunk of slots a snapshot spans holds a node. (Bounding slots by the
+    // bytes left refused a tree with few nodes spread over its chunks —
+    // found by the snapshot fuzz target.)
+    const MIN_NODE_BYTES: usize = 4 + 4 + 4 + 4 + 4 + 60;
+    if slots < 0
+        || count < 0
+        || count > slots
+        || count as usize > r.remaining() / MIN_NODE_BYTES
+        || slots as usize > (count as usize + 1) * crate::datatree::CHUNK
+    {
         return Err(bad());
     }
     let mut arena = Arena::default();
@@ -337,6 +348,76 @@ mod tests {
         put_i32(&mut no_nodes, 0);
         put_i32(&mut no_nodes, 0);
         assert!(StateMachine::decode_snapshot(&no_nodes, cfg).is_err());
+    }
+
+    /// A tree that shrank keeps its arena's chunks: few nodes in many
+    /// slots. Its snapshot must still load (the snapshot fuzz target found
+    /// the loader refusing more slots than bytes left).
+    #[test]
+    fn a_tree_that_shrank_loads_from_its_snapshot() {
+        let cfg = TreeConfig {
+            extended_types: true,
+        };
+        let mut sm = StateMachine::new(cfg);
+        let run = |sm: &mut StateMachine, zxid: i64, op: OpCode, req: Request| {
+            let mut body = Vec::new();
+            req.encode(&mut body);
+            sm.apply(
+                zxid,
+                &Entry {
+                    time_ms: 5,
+                    session_id: 0,
+                    xid: 0,
+                    origin: 1,
+                    conn: 1,
+                    kind: EntryKind::Request {
+                        op,
+                        body,
+                        auth: vec![],
+                    },
+                },
+            );
+        };
+        let mut zxid = 0;
+        for i in 0..2000 {
+            zxid += 1;
+            let req = Request::Create(
+                OpCode::Create,
+                CreateTtlRequest {
+                    path: format!("/n{i}"),
+                    data: None,
+                    acl: crate::acl::open_acl_unsafe(),
+                    flags: 0,
+                    ttl: -1,
+                },
+            );
+            run(&mut sm, zxid, OpCode::Create, req);
+        }
+        // One survivor per chunk of slots.
+        for i in (0..2000).filter(|i| i % 256 != 100) {
+            zxid += 1;
+            let req = Request::Delete(proto::PathVersionRequest {
+                path: format!("/n{i}"),
+                version: -1,
+            });
+            run(&mut sm, zxid, OpCode::Delete, req);
+        }
+        let bytes = sm.encode_snapshot();
+        let back = StateMachine::decode_snapshot(&bytes, cfg).expect("loads");
+        assert_eq!(back.tree.digest(), sm.tree.digest());
+        // The fuzz target's input: one root node whose chunk spans 256
+        // slots; it loaded, and the snapshot of what it loaded did not.
+        let found: &[u8] = &[
+            2, 0, 0, 156, 16, 0, 0, 33, 0, 0, 0, 0, 0, 0, 0, 119, 155, 155, 155, 155, 0, 0, 0, 0,
+            1, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0, 0, 255, 255, 255, 255, 0, 0, 0, 0, 0,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+            0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 2,
+            0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        if let Ok(loaded) = StateMachine::decode_snapshot(found, cfg) {
+            StateMachine::decode_snapshot(&loaded.encode_snapshot(), cfg)
+                .expect("what loaded encodes into a snapshot that loads");
+        }
     }
 
     /// Version 1, as the previous build wrote it.
