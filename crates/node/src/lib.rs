@@ -244,6 +244,9 @@ pub struct Node {
     /// would stop the process: no election ticks and no campaigns then —
     /// the simulation with slow fsyncs found that panic.
     install_unpersisted: Option<u64>,
+    /// Election timeouts that came while `install_unpersisted` held them
+    /// back (the simulation's regression test asserts it saw one).
+    pub campaigns_deferred: u64,
     /// Messages Raft allows out only once the Ready they came with is
     /// durable (votes, append responses), by Ready number.
     held: Vec<(u64, Vec<RaftMessage>)>,
@@ -367,6 +370,7 @@ impl Node {
             prev_snapshot_index: applied,
             incoming: None,
             install_unpersisted: None,
+            campaigns_deferred: 0,
             held: Vec::new(),
             leader_id: raft::INVALID_ID,
             campaign_at_ms: None,
@@ -862,6 +866,10 @@ impl Node {
         self.now_ms = now_ms;
         if self.install_unpersisted.is_none() {
             self.maybe_campaign();
+        } else if self.campaign_at_ms.is_some_and(|at| now_ms >= at)
+            && self.raw.raft.leader_id == raft::INVALID_ID
+        {
+            self.campaigns_deferred += 1;
         }
         let mut ticked = false;
         while now_ms - self.last_raft_tick_ms >= self.cfg.tick_ms as i64 {
@@ -869,6 +877,10 @@ impl Node {
             if self.install_unpersisted.is_none() {
                 self.raw.tick();
                 self.redraw_election_timeout();
+            } else if !self.is_leader()
+                && self.raw.raft.election_elapsed + 1 >= self.raw.raft.randomized_election_timeout()
+            {
+                self.campaigns_deferred += 1;
             }
             ticked = true;
         }

@@ -110,6 +110,15 @@ struct Client {
     last_sync_sent: Option<i64>,
     /// Keys with a persistent watch (addWatch) in place.
     persistent: BTreeSet<String>,
+    /// A recursive persistent watch on "/" is in place.
+    recursive: bool,
+    /// The session sent addauth digest `AUTH_USER`.
+    authed: bool,
+    /// Ephemerals this session created: acknowledged, and all it asked for.
+    own_ephemerals: BTreeSet<String>,
+    tried_ephemerals: BTreeSet<String>,
+    /// Persistent sequential nodes this session made (nobody deletes them).
+    own_sequentials: i32,
 }
 
 impl Client {
@@ -129,6 +138,11 @@ impl Client {
             synced: BTreeSet::new(),
             last_sync_sent: None,
             persistent: BTreeSet::new(),
+            recursive: false,
+            authed: false,
+            own_ephemerals: BTreeSet::new(),
+            tried_ephemerals: BTreeSet::new(),
+            own_sequentials: 0,
         }
     }
 }
@@ -153,7 +167,25 @@ enum Pending {
     Persistent(String),
     /// A create with these flags (ephemeral, sequential).
     Flagged(i32),
+    /// An addWatch (persistent recursive) of "/".
+    Recursive,
+    /// A getEphemerals("/"): the session's acknowledged ephemerals when it
+    /// was sent.
+    Ephemerals(BTreeSet<String>),
+    /// A getAllChildrenNumber("/"): the session's own persistent
+    /// sequential nodes when it was sent (a lower bound).
+    AllChildren(i32),
+    /// A create whose answer only counts (containers, TTL nodes).
+    Counted(&'static str),
+    /// A create of a node only `AUTH_USER` may use.
+    Protected(String),
+    /// A getData (false) or setData (true) of a protected node, by a
+    /// session with the digest (true) or without.
+    Guarded { write: bool, authed: bool },
 }
+
+/// The digest identity protected nodes are made for.
+const AUTH_USER: &str = "sim:secret";
 
 pub struct Sim {
     pub rng: StdRng,
@@ -217,6 +249,8 @@ pub struct Sim {
     pub history: Vec<Event>,
     /// Snapshots installed from a leader, counted.
     pub snapshots_installed: u64,
+    /// Protected nodes whose create was acknowledged.
+    pub protected: Vec<String>,
 }
 
 const TICK_MS: u64 = 100;
@@ -228,7 +262,7 @@ fn cfg(id: u64, ids: &[u64], seed: u64, snap_count: u64) -> NodeConfig {
         tick_ms: TICK_MS,
         min_session_timeout_ms: 4_000,
         max_session_timeout_ms: 40_000,
-        container_check_interval_ms: 60_000,
+        container_check_interval_ms: 1_000,
         super_digest: None,
         tree: TreeConfig {
             extended_types: true,
@@ -278,6 +312,7 @@ impl Sim {
             seed,
             snap_count,
             snapshots_installed: 0,
+            protected: Vec::new(),
             history: Vec::new(),
         };
         for id in ids {
@@ -314,7 +349,9 @@ impl Sim {
     /// reports with `peer_lost`.
     pub fn crash(&mut self, id: u64) {
         *self.stats.entry("crash").or_default() += 1;
-        self.nodes.remove(&id);
+        if let Some(n) = self.nodes.remove(&id) {
+            *self.stats.entry("campaign deferred").or_default() += n.campaigns_deferred;
+        }
         self.paused.remove(&id);
         // What was being written: a torn write leaves a prefix of the
         // first batch's records (recovery cuts the torn one), nothing after.
@@ -540,7 +577,11 @@ impl Sim {
     /// Sends a create of `path` with `flags` (1 ephemeral, 2 sequential).
     pub fn create_flags(&mut self, i: usize, path: &str, flags: i32) -> bool {
         let req = create_request(path, flags);
-        self.send_request(i, OpCode::Create, req, Pending::Flagged(flags))
+        let sent = self.send_request(i, OpCode::Create, req, Pending::Flagged(flags));
+        if sent && flags & 1 != 0 {
+            self.clients[i].tried_ephemerals.insert(path.into());
+        }
+        sent
     }
 
     /// A ping keeps an idle session alive.
@@ -681,6 +722,141 @@ impl Sim {
             self.clients[i].last_sync_sent = Some(t);
         }
         sent
+    }
+
+    /// addWatch("/", PERSISTENT_RECURSIVE): data events for every node.
+    pub fn recursive_watch(&mut self, i: usize) -> bool {
+        let req = Request::AddWatch(AddWatchRequest {
+            path: "/".into(),
+            mode: 1,
+        });
+        self.send_request(i, OpCode::AddWatch, req, Pending::Recursive)
+    }
+
+    /// getEphemerals("/"): must list every ephemeral the session was
+    /// answered for, and only ones it asked for.
+    pub fn get_ephemerals(&mut self, i: usize) -> bool {
+        let own = self.clients[i].own_ephemerals.clone();
+        let req = Request::GetEphemerals(PathRecord { path: "/".into() });
+        self.send_request(i, OpCode::GetEphemerals, req, Pending::Ephemerals(own))
+    }
+
+    /// getAllChildrenNumber("/"): counts at least the session's own
+    /// persistent sequential nodes.
+    pub fn get_all_children_number(&mut self, i: usize) -> bool {
+        let own = self.clients[i].own_sequentials;
+        let req = Request::GetAllChildrenNumber(PathRecord { path: "/".into() });
+        self.send_request(
+            i,
+            OpCode::GetAllChildrenNumber,
+            req,
+            Pending::AllChildren(own),
+        )
+    }
+
+    /// A container `path` with an ephemeral child: once the session ends
+    /// the child goes, and then the leader reaps the container.
+    pub fn create_container(&mut self, i: usize, path: &str) -> bool {
+        let mut req = create_request(path, 4);
+        if let Request::Create(op, _) = &mut req {
+            *op = OpCode::CreateContainer;
+        }
+        if !self.send_request(
+            i,
+            OpCode::CreateContainer,
+            req,
+            Pending::Counted("container"),
+        ) {
+            return false;
+        }
+        self.create_flags(i, &format!("{path}/x"), 1)
+    }
+
+    /// A persistent node with a TTL of `ttl_ms`: reaped once unchanged
+    /// that long with no children.
+    pub fn create_ttl(&mut self, i: usize, path: &str, ttl_ms: i64) -> bool {
+        let mut req = create_request(path, 5);
+        if let Request::Create(op, r) = &mut req {
+            *op = OpCode::CreateTtl;
+            r.ttl = ttl_ms;
+        }
+        self.send_request(i, OpCode::CreateTtl, req, Pending::Counted("TTL node"))
+    }
+
+    /// addauth digest `AUTH_USER` (answered with xid -4, unchecked).
+    pub fn add_auth(&mut self, i: usize) {
+        if self.is_paused(self.clients[i].node) {
+            return;
+        }
+        let now = self.clock(self.clients[i].node);
+        let c = &mut self.clients[i];
+        if let (true, Some(n)) = (c.connected, self.nodes.get_mut(&c.node)) {
+            let mut body = Vec::new();
+            Request::Auth(proto::AuthPacket {
+                auth_type: 0,
+                scheme: "digest".into(),
+                auth: Some(AUTH_USER.as_bytes().to_vec()),
+            })
+            .encode(&mut body);
+            n.request(c.conn, -4, OpCode::Auth.code(), &body, now);
+            c.authed = true;
+        }
+    }
+
+    /// A node readable and writable only with `AUTH_USER`'s digest.
+    pub fn create_protected(&mut self, i: usize, path: &str) -> bool {
+        let mut req = create_request(path, 0);
+        if let Request::Create(_, r) = &mut req {
+            r.acl = vec![proto::Acl {
+                perms: 31,
+                id: proto::Id {
+                    scheme: "digest".into(),
+                    id: acl::digest(AUTH_USER),
+                },
+            }];
+        }
+        self.send_request(i, OpCode::Create, req, Pending::Protected(path.into()))
+    }
+
+    /// getData or setData of a protected node: allowed exactly when the
+    /// session authenticated.
+    pub fn guarded(&mut self, i: usize, path: &str, write: bool) -> bool {
+        let authed = self.clients[i].authed;
+        let p = Pending::Guarded { write, authed };
+        if write {
+            let req = Request::SetData(SetDataRequest {
+                path: path.into(),
+                data: Some(b"w".to_vec()),
+                version: -1,
+            });
+            self.send_request(i, OpCode::SetData, req, p)
+        } else {
+            let req = Request::GetData(PathWatchRequest {
+                path: path.into(),
+                watch: false,
+            });
+            self.send_request(i, OpCode::GetData, req, p)
+        }
+    }
+
+    /// Containers that held a child and are empty, and TTL nodes with no
+    /// children, on replica `id`: the leader's reaper must have removed
+    /// them once they qualified long enough ago.
+    pub fn reapable_left(&self, id: u64) -> Vec<String> {
+        let tree = &self.nodes[&id].state().tree;
+        let empty = |p: &str, used: bool| {
+            tree.get(p)
+                .is_some_and(|n| n.children.is_empty() && (!used || n.stat.cversion > 0))
+        };
+        tree.containers()
+            .filter(|p| empty(p, true))
+            .chain(tree.ttls().filter(|p| empty(p, false)))
+            .map(str::to_string)
+            .collect()
+    }
+
+    pub fn client_authed(&self, i: usize) -> bool {
+        self.clients[i].authed
     }
 
     pub fn client_connected(&self, i: usize) -> bool {
@@ -973,6 +1149,9 @@ impl Sim {
                     return;
                 }
                 match removed {
+                    None if c.recursive => {
+                        *self.stats.entry("recursive watch event").or_default() += 1;
+                    }
                     None if c.persistent.contains(&ev.path) => {
                         *self.stats.entry("persistent watch event").or_default() += 1;
                     }
@@ -1119,14 +1298,103 @@ impl Sim {
                 };
                 if flags & 1 != 0 {
                     self.ephemerals.push((path.clone(), c.session_id));
+                    c.own_ephemerals.insert(path.clone());
+                } else if flags & 2 != 0 {
+                    c.own_sequentials += 1;
                 }
                 if flags & 2 != 0 && !self.sequential_names.insert(path.clone()) {
                     self.violations
                         .push(format!("sequential name {path} given twice"));
                 }
             }
+            Some(Pending::Recursive) if h.err == 0 => c.recursive = true,
+            Some(Pending::Ephemerals(own)) if h.err == 0 => {
+                let Ok(listed) = Vec::<String>::read(&mut r) else {
+                    return;
+                };
+                *self.stats.entry("getEphemerals").or_default() += 1;
+                let who = format!("session {:#x} on {node}", c.session_id);
+                for p in own.iter().filter(|p| !listed.contains(p)) {
+                    self.session_violations
+                        .push(format!("{who}: getEphemerals misses its own {p}"));
+                }
+                // Names asked for, or a sequential one made from a prefix.
+                let asked = |p: &String| {
+                    c.tried_ephemerals
+                        .iter()
+                        .any(|t| t == p || (t.ends_with('-') && p.starts_with(t.as_str())))
+                };
+                for p in listed.iter().filter(|p| !asked(p)) {
+                    self.session_violations
+                        .push(format!("{who}: getEphemerals lists {p} it never created"));
+                }
+            }
+            Some(Pending::AllChildren(own)) if h.err == 0 => {
+                *self.stats.entry("getAllChildrenNumber").or_default() += 1;
+                if let Ok(n) = r.i32() {
+                    // When the replica has applied nothing since, the
+                    // count is exact: walk its tree by paths.
+                    let tree = &self.nodes[&node].state().tree;
+                    if self.nodes[&node].last_zxid() == h.zxid {
+                        let mut walked = 0;
+                        let mut stack = vec![String::new()];
+                        while let Some(p) = stack.pop() {
+                            let at = if p.is_empty() { "/" } else { p.as_str() };
+                            for k in tree.get(at).iter().flat_map(|z| z.children.iter()) {
+                                walked += 1;
+                                stack.push(format!("{p}/{k}"));
+                            }
+                        }
+                        *self.stats.entry("getAllChildrenNumber exact").or_default() += 1;
+                        if n != walked {
+                            self.session_violations.push(format!(
+                                "replica {node} at zxid {:#x}: getAllChildrenNumber(/) = {n}, its tree has {walked} nodes below /",
+                                h.zxid
+                            ));
+                        }
+                    }
+                    if n < own {
+                        self.session_violations.push(format!(
+                            "session {:#x} on {node}: getAllChildrenNumber(/) = {n} below its own {own} sequential nodes",
+                            c.session_id
+                        ));
+                    }
+                }
+            }
+            Some(Pending::Counted(kind)) if h.err == 0 => {
+                *self.stats.entry(kind).or_default() += 1;
+            }
+            Some(Pending::Protected(path)) if h.err == 0 => self.protected.push(path),
+            Some(Pending::Guarded { write, authed }) => {
+                let what = if write { "setData" } else { "getData" };
+                let allowed = match h.err {
+                    0 => true,
+                    -102 => false,
+                    _ => return,
+                };
+                *self
+                    .stats
+                    .entry(if allowed {
+                        "ACL allowed"
+                    } else {
+                        "ACL refused"
+                    })
+                    .or_default() += 1;
+                if allowed != authed {
+                    self.session_violations.push(format!(
+                        "session {:#x} on {node}: {what} of a protected node {} with authenticated = {authed}",
+                        c.session_id,
+                        if allowed { "allowed" } else { "refused" }
+                    ));
+                }
+            }
             Some(
                 Pending::Create(_)
+                | Pending::Recursive
+                | Pending::Ephemerals(_)
+                | Pending::AllChildren(_)
+                | Pending::Counted(_)
+                | Pending::Protected(_)
                 | Pending::Read(..)
                 | Pending::Flagged(_)
                 | Pending::Exists(_)
