@@ -226,7 +226,7 @@ impl Arena {
         self.chunks.get(id / CHUNK)?[id % CHUNK].as_ref()
     }
 
-    fn get_mut(&mut self, id: u32) -> &mut NodeRec {
+    pub(crate) fn get_mut(&mut self, id: u32) -> &mut NodeRec {
         let id = id as usize;
         Arc::make_mut(&mut self.chunks[id / CHUNK])[id % CHUNK]
             .as_mut()

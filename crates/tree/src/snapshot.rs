@@ -138,43 +138,46 @@ fn decode_tree(r: &mut Reader<'_>) -> Result<DataTree, DecodeError> {
     let slots = r.i32()?;
     let count = r.i32()?;
     // Every node takes at least its fixed fields (ids, lengths, Stat), so
-    // the count is bounded by the bytes left; slots by the count, as every
-    // chunk of slots a snapshot spans holds a node. (Bounding slots by the
-    // bytes left refused a tree with few nodes spread over its chunks —
-    // found by the snapshot fuzz target.)
+    // the count is bounded by the bytes left, and all this allocates is
+    // bounded by the count: the slots are renumbered densely (a node's
+    // rank in slot order), so a tree that shrank — few nodes spread over
+    // many slots — loads as compactly as it can. (Bounding the slots
+    // themselves refused such a tree's snapshot at restart.)
     const MIN_NODE_BYTES: usize = 4 + 4 + 4 + 4 + 4 + 60;
-    if slots < 0
-        || count < 0
-        || count > slots
-        || count as usize > r.remaining() / MIN_NODE_BYTES
-        || slots as usize > (count as usize + 1) * crate::datatree::CHUNK
-    {
+    if slots < 0 || count < 0 || count > slots || count as usize > r.remaining() / MIN_NODE_BYTES {
         return Err(bad());
     }
     let mut arena = Arena::default();
-    let mut last = -1i64;
-    for _ in 0..count {
+    let mut ids: Vec<i32> = Vec::with_capacity(count as usize);
+    let mut parents: Vec<i32> = Vec::with_capacity(count as usize);
+    for rank in 0..count as u32 {
         let id = r.i32()?;
         let parent = r.i32()?;
         // Strictly increasing slots: none twice, all below the count given.
-        if id as i64 <= last || id >= slots || parent < -1 || parent >= slots {
+        if ids.last().is_some_and(|&last| id <= last)
+            || id < 0
+            || id >= slots
+            || parent < -1
+            || parent >= slots
+        {
             return Err(bad());
         }
-        last = id as i64;
+        ids.push(id);
+        parents.push(parent);
         let name = r.string()?;
         let data = r.bytes()?;
         let acl = r.i32()?;
         let acl = acls.get(acl as usize).ok_or_else(bad)?.clone();
         let stat = read_pstat(r)?;
-        let parent = if parent == -1 {
-            NO_PARENT
-        } else {
-            parent as u32
-        };
-        arena.put(
-            id as u32,
-            Some(NodeRec::new(&name, data, acl, stat, parent)),
-        );
+        arena.put(rank, Some(NodeRec::new(&name, data, acl, stat, NO_PARENT)));
+    }
+    // Parents by their new numbers: a parent that is not in the snapshot
+    // makes it no tree.
+    for (rank, &parent) in parents.iter().enumerate() {
+        if parent != -1 {
+            let p = ids.binary_search(&parent).map_err(|_| bad())?;
+            arena.get_mut(rank as u32).parent = p as u32;
+        }
     }
     DataTree::from_arena(arena).map_err(|_| bad())
 }
@@ -359,14 +362,33 @@ mod tests {
             extended_types: true,
         };
         let mut sm = StateMachine::new(cfg);
+        // Requests need a live session (else they answer SessionExpired
+        // and change nothing).
+        let created = sm.apply(
+            1,
+            &Entry {
+                time_ms: 5,
+                session_id: 0,
+                xid: 0,
+                origin: 1,
+                conn: 1,
+                kind: EntryKind::CreateSession {
+                    timeout_ms: 10_000,
+                    passwd: vec![0; 16],
+                },
+            },
+        );
+        let Some(crate::apply::SessionEffect::Created { session_id, .. }) = created.session else {
+            panic!("no session");
+        };
         let run = |sm: &mut StateMachine, zxid: i64, op: OpCode, req: Request| {
             let mut body = Vec::new();
             req.encode(&mut body);
-            sm.apply(
+            let done = sm.apply(
                 zxid,
                 &Entry {
                     time_ms: 5,
-                    session_id: 0,
+                    session_id,
                     xid: 0,
                     origin: 1,
                     conn: 1,
@@ -377,8 +399,13 @@ mod tests {
                     },
                 },
             );
+            assert!(
+                !matches!(done.reply, Some(crate::reply::Reply::Err(_))),
+                "{op:?} failed: {:?}",
+                done.reply
+            );
         };
-        let mut zxid = 0;
+        let mut zxid = 1;
         for i in 0..2000 {
             zxid += 1;
             let req = Request::Create(
@@ -402,6 +429,19 @@ mod tests {
             });
             run(&mut sm, zxid, OpCode::Delete, req);
         }
+        let bytes = sm.encode_snapshot();
+        let back = StateMachine::decode_snapshot(&bytes, cfg).expect("loads");
+        assert_eq!(back.tree.digest(), sm.tree.digest());
+        // Then only the last one is left, after chunks with no node at all.
+        for i in (0..1892).filter(|i| i % 256 == 100) {
+            zxid += 1;
+            let req = Request::Delete(proto::PathVersionRequest {
+                path: format!("/n{i}"),
+                version: -1,
+            });
+            run(&mut sm, zxid, OpCode::Delete, req);
+        }
+        assert!(sm.tree.get("/n1892").is_some() && sm.tree.get("/n100").is_none());
         let bytes = sm.encode_snapshot();
         let back = StateMachine::decode_snapshot(&bytes, cfg).expect("loads");
         assert_eq!(back.tree.digest(), sm.tree.digest());
