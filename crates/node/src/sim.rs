@@ -251,6 +251,8 @@ pub struct Sim {
     pub snapshots_installed: u64,
     /// Protected nodes whose create was acknowledged.
     pub protected: Vec<String>,
+    /// `campaigns_deferred` of replicas that crashed.
+    deferred_by_gone: u64,
 }
 
 const TICK_MS: u64 = 100;
@@ -313,6 +315,7 @@ impl Sim {
             snap_count,
             snapshots_installed: 0,
             protected: Vec::new(),
+            deferred_by_gone: 0,
             history: Vec::new(),
         };
         for id in ids {
@@ -350,7 +353,7 @@ impl Sim {
     pub fn crash(&mut self, id: u64) {
         *self.stats.entry("crash").or_default() += 1;
         if let Some(n) = self.nodes.remove(&id) {
-            *self.stats.entry("campaign deferred").or_default() += n.campaigns_deferred;
+            self.deferred_by_gone += n.campaigns_deferred;
         }
         self.paused.remove(&id);
         // What was being written: a torn write leaves a prefix of the
@@ -853,6 +856,17 @@ impl Sim {
             .chain(tree.ttls().filter(|p| empty(p, false)))
             .map(str::to_string)
             .collect()
+    }
+
+    /// Election timeouts held back during unpersisted snapshot installs,
+    /// on every replica this run had.
+    pub fn campaigns_deferred(&self) -> u64 {
+        self.deferred_by_gone
+            + self
+                .nodes
+                .values()
+                .map(|n| n.campaigns_deferred)
+                .sum::<u64>()
     }
 
     pub fn client_authed(&self, i: usize) -> bool {
