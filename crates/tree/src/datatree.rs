@@ -49,8 +49,6 @@ pub(crate) const CHUNK: usize = 256;
 pub(crate) const ROOT: u32 = 0;
 /// The root's parent.
 pub(crate) const NO_PARENT: u32 = u32::MAX;
-/// In a body's length word: the data is null (not empty).
-const NULL_DATA: u32 = 1 << 31;
 
 /// What an `ephemeral_owner` value says about its node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,32 +138,130 @@ impl PStat {
     }
 }
 
-/// A node as stored in the arena.
+/// A node as stored in the arena: its parent, its interned ACL list, and
+/// one allocation of exactly its size holding the rest — name, Stat and
+/// data — so no allocator size class rounds a node up much and no header
+/// comes with it (memory per znode is one of the race's measures).
+///
+/// The body: a varint `name length << 1 | data is null`, the name, the
+/// Stat as varints (zxids and times after the first as differences from
+/// czxid and ctime, which keeps a typical Stat near 16 bytes instead of
+/// 60), then the data to the end.
 #[derive(Debug, Clone)]
 pub(crate) struct NodeRec {
-    pub(crate) stat: PStat,
     pub(crate) parent: u32,
-    /// u32 (little-endian) name length with `NULL_DATA`, the name, the data.
-    body: Arc<[u8]>,
     pub(crate) acl: Arc<[Acl]>,
+    body: Box<[u8]>,
 }
 
-fn make_body(name: &str, data: Option<&[u8]>) -> Arc<[u8]> {
-    let d = data.unwrap_or(&[]);
-    let mut word = name.len() as u32;
-    if data.is_none() {
-        word |= NULL_DATA;
+/// A body's varints before they are copied into it: on the stack.
+struct Head {
+    buf: [u8; 10 * 10],
+    len: usize,
+}
+
+impl Head {
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
     }
-    // One allocation of the exact size, zeroed, then filled with memcpy (a
-    // fresh Arc is unique, so get_mut cannot fail); collecting the bytes
-    // one by one cost more than the rest of a create.
-    let (n, rest) = (name.len(), 4 + name.len());
-    let mut body: Arc<[u8]> = std::iter::repeat_n(0u8, rest + d.len()).collect();
-    let b = Arc::get_mut(&mut body).expect("a fresh Arc is unique");
-    b[..4].copy_from_slice(&word.to_le_bytes());
-    b[4..4 + n].copy_from_slice(name.as_bytes());
-    b[rest..].copy_from_slice(d);
-    body
+}
+
+fn put_varint(w: &mut Head, mut v: u64) {
+    while v >= 0x80 {
+        w.buf[w.len] = v as u8 | 0x80;
+        w.len += 1;
+        v >>= 7;
+    }
+    w.buf[w.len] = v as u8;
+    w.len += 1;
+}
+
+/// The varint at `*at`, moving past it. Bodies are only made by
+/// `make_body`, so a truncated one cannot occur; it would read as 0.
+fn get_varint(b: &[u8], at: &mut usize) -> u64 {
+    let mut v = 0u64;
+    let mut shift = 0;
+    while let Some(&byte) = b.get(*at) {
+        *at += 1;
+        if shift < 64 {
+            v |= ((byte & 0x7f) as u64) << shift;
+        }
+        shift += 7;
+        if byte < 0x80 {
+            break;
+        }
+    }
+    v
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    (v >> 1) as i64 ^ -((v & 1) as i64)
+}
+
+fn put_stat(w: &mut Head, s: &PStat) {
+    put_varint(w, zigzag(s.czxid));
+    put_varint(w, zigzag(s.mzxid.wrapping_sub(s.czxid)));
+    put_varint(w, zigzag(s.pzxid.wrapping_sub(s.czxid)));
+    put_varint(w, zigzag(s.ctime));
+    put_varint(w, zigzag(s.mtime.wrapping_sub(s.ctime)));
+    put_varint(w, s.ephemeral_owner as u64);
+    put_varint(w, zigzag(s.version as i64));
+    put_varint(w, zigzag(s.cversion as i64));
+    put_varint(w, zigzag(s.aversion as i64));
+}
+
+fn get_stat(b: &[u8], at: &mut usize) -> PStat {
+    let mut next = || get_varint(b, at);
+    let czxid = unzigzag(next());
+    let mzxid = czxid.wrapping_add(unzigzag(next()));
+    let pzxid = czxid.wrapping_add(unzigzag(next()));
+    let ctime = unzigzag(next());
+    let mtime = ctime.wrapping_add(unzigzag(next()));
+    let ephemeral_owner = next() as i64;
+    let version = unzigzag(next()) as i32;
+    let cversion = unzigzag(next()) as i32;
+    let aversion = unzigzag(next()) as i32;
+    PStat {
+        czxid,
+        mzxid,
+        pzxid,
+        ctime,
+        mtime,
+        ephemeral_owner,
+        version,
+        cversion,
+        aversion,
+    }
+}
+
+fn make_body(name: &str, stat: &PStat, data: Option<&[u8]>) -> Box<[u8]> {
+    let d = data.unwrap_or(&[]);
+    // The varints first, then one allocation of the exact length (an
+    // allocator keeps a block that shrinks by less than half where it is,
+    // so allocating more and cutting back would keep the larger block).
+    // At most 10 varints of at most 10 bytes.
+    let mut head = Head {
+        buf: [0; 100],
+        len: 0,
+    };
+    put_varint(
+        &mut head,
+        ((name.len() as u64) << 1) | data.is_none() as u64,
+    );
+    let name_at = head.len;
+    put_stat(&mut head, stat);
+    let head = head.bytes();
+    let mut w = Vec::with_capacity(head.len() + name.len() + d.len());
+    w.extend_from_slice(&head[..name_at]);
+    w.extend_from_slice(name.as_bytes());
+    w.extend_from_slice(&head[name_at..]);
+    w.extend_from_slice(d);
+    debug_assert_eq!(w.len(), w.capacity());
+    w.into_boxed_slice()
 }
 
 impl NodeRec {
@@ -177,35 +273,59 @@ impl NodeRec {
         parent: u32,
     ) -> NodeRec {
         NodeRec {
-            stat,
             parent,
-            body: make_body(name, data),
             acl,
+            body: make_body(name, &stat, data),
         }
     }
 
-    fn word(&self) -> u32 {
-        u32::from_le_bytes([self.body[0], self.body[1], self.body[2], self.body[3]])
+    /// (name length, data is null, where the name starts).
+    fn head(&self) -> (usize, bool, usize) {
+        let mut at = 0;
+        let w = get_varint(&self.body, &mut at);
+        ((w >> 1) as usize, w & 1 == 1, at)
     }
 
     pub(crate) fn name(&self) -> &str {
-        let n = (self.word() & !NULL_DATA) as usize;
+        let (n, _, at) = self.head();
         // Bodies are made from &str names only.
-        std::str::from_utf8(&self.body[4..4 + n]).unwrap_or("")
+        std::str::from_utf8(self.body.get(at..at + n).unwrap_or(&[])).unwrap_or("")
+    }
+
+    /// The Stat and where the data starts.
+    fn stat_at(&self) -> (PStat, usize, bool) {
+        let (n, null, at) = self.head();
+        let mut at = at + n;
+        let stat = get_stat(&self.body, &mut at);
+        (stat, at, null)
+    }
+
+    pub(crate) fn stat(&self) -> PStat {
+        self.stat_at().0
     }
 
     pub(crate) fn data(&self) -> Option<&[u8]> {
-        let w = self.word();
-        let n = (w & !NULL_DATA) as usize;
-        (w & NULL_DATA == 0).then(|| &self.body[4 + n..])
+        let (_, at, null) = self.stat_at();
+        (!null).then(|| self.body.get(at..).unwrap_or(&[]))
+    }
+
+    /// The Stat and the data, decoded once.
+    pub(crate) fn stat_and_data(&self) -> (PStat, Option<&[u8]>) {
+        let (stat, at, null) = self.stat_at();
+        (stat, (!null).then(|| self.body.get(at..).unwrap_or(&[])))
     }
 
     fn data_len(&self) -> usize {
         self.data().map_or(0, <[u8]>::len)
     }
 
-    fn set_data(&mut self, data: Option<&[u8]>) -> Arc<[u8]> {
-        let body = make_body(self.name(), data);
+    pub(crate) fn set_stat(&mut self, stat: PStat) {
+        self.body = make_body(self.name(), &stat, self.data());
+    }
+
+    /// New data and Stat; returns the body before (for the undo log).
+    fn set_data(&mut self, stat: PStat, data: Option<&[u8]>) -> Box<[u8]> {
+        let body = make_body(self.name(), &stat, data);
         std::mem::replace(&mut self.body, body)
     }
 }
@@ -355,7 +475,7 @@ enum Undo {
     Inserted(u32),
     Removed(u32, NodeRec),
     Stat(u32, PStat),
-    Data(u32, Arc<[u8]>),
+    Data(u32, Box<[u8]>),
     Acl(u32, Arc<[Acl]>),
 }
 
@@ -552,8 +672,9 @@ impl DataTree {
             }
             t.path_bytes += plen[id as usize] as u64;
             t.data_bytes += rec.data_len() as u64;
-            if owner_kind(rec.stat.ephemeral_owner) != OwnerKind::Persistent {
-                t.index_add(rec.stat.ephemeral_owner, &path_in(&arena, id));
+            let owner = rec.stat().ephemeral_owner;
+            if owner_kind(owner) != OwnerKind::Persistent {
+                t.index_add(owner, &path_in(&arena, id));
             }
             // Nodes mostly share a list: hash its content only on a change.
             if !last_acl.is_some_and(|a| std::ptr::eq(a, rec.acl.as_ptr()))
@@ -613,9 +734,10 @@ impl DataTree {
 
     fn view(&self, id: u32) -> Option<Znode<'_>> {
         let rec = self.arena.get(id)?;
+        let (stat, data) = rec.stat_and_data();
         Some(Znode {
-            stat: rec.stat.to_stat(),
-            data: rec.data(),
+            stat: stat.to_stat(),
+            data,
             acl: &rec.acl,
             children: self.children_of(id),
         })
@@ -768,7 +890,7 @@ impl DataTree {
                     }
                     self.link_at(id, rec, &p);
                 }
-                Undo::Stat(id, s) => self.arena.get_mut(id).stat = s,
+                Undo::Stat(id, s) => self.arena.get_mut(id).set_stat(s),
                 Undo::Data(id, body) => {
                     let n = self.arena.get_mut(id);
                     let old = n.data_len() as u64;
@@ -826,7 +948,7 @@ impl DataTree {
                     hasher.hash_one(arena.get(x).map_or(&b""[..], |r| r.name().as_bytes()))
                 });
         }
-        self.index_add(rec.stat.ephemeral_owner, path);
+        self.index_add(rec.stat().ephemeral_owner, path);
         self.data_bytes += rec.data_len() as u64;
         self.path_bytes += path.len() as u64;
         self.count += 1;
@@ -852,7 +974,7 @@ impl DataTree {
                 }
             }
         }
-        match owner_kind(rec.stat.ephemeral_owner) {
+        match owner_kind(rec.stat().ephemeral_owner) {
             OwnerKind::Ephemeral(s) => {
                 if let Some(set) = self.ephemerals.get_mut(&s) {
                     set.remove(path);
@@ -880,10 +1002,12 @@ impl DataTree {
         self.triggers.push(Trigger { kind, path, acl });
     }
 
-    fn save_stat(&mut self, id: u32) -> &mut NodeRec {
+    /// The node `id` and its Stat, which the undo log keeps.
+    fn save_stat(&mut self, id: u32) -> (&mut NodeRec, PStat) {
         let n = self.arena.get_mut(id);
-        self.undo.push(Undo::Stat(id, n.stat));
-        n
+        let stat = n.stat();
+        self.undo.push(Undo::Stat(id, stat));
+        (n, stat)
     }
 
     /// Creates `path` (its parent must exist, it must not) and updates the
@@ -922,10 +1046,11 @@ impl DataTree {
         zxid: i64,
     ) -> Stat {
         let (parent, name) = path::split(path).expect("absolute path");
-        let p = self.save_stat(pid);
-        assert!(parent_cversion >= p.stat.cversion, "cversion only grows");
-        p.stat.cversion = parent_cversion;
-        p.stat.pzxid = zxid;
+        let (p, mut pstat) = self.save_stat(pid);
+        assert!(parent_cversion >= pstat.cversion, "cversion only grows");
+        pstat.cversion = parent_cversion;
+        pstat.pzxid = zxid;
+        p.set_stat(pstat);
         let parent_acl = p.acl.clone();
         let acl = self.intern(acl);
         let stat = PStat::from_stat(&stat);
@@ -945,9 +1070,10 @@ impl DataTree {
         let (parent, _) = path::split(path).expect("absolute path");
         let id = self.lookup(path).expect("delete of a live node");
         let pid = self.arena.get(id).expect("a live node").parent;
-        let p = self.save_stat(pid);
-        if zxid > p.stat.pzxid {
-            p.stat.pzxid = zxid;
+        let (p, mut pstat) = self.save_stat(pid);
+        if zxid > pstat.pzxid {
+            pstat.pzxid = zxid;
+            p.set_stat(pstat);
         }
         let parent_acl = p.acl.clone();
         let rec = self.unlink(id, path);
@@ -979,14 +1105,14 @@ impl DataTree {
         time_ms: i64,
     ) -> Stat {
         let nkids = self.children_of(id).len();
-        let n = self.save_stat(id);
-        n.stat.version = n.stat.version.wrapping_add(1);
-        n.stat.mzxid = zxid;
-        n.stat.mtime = time_ms;
+        let (n, mut st) = self.save_stat(id);
+        st.version = st.version.wrapping_add(1);
+        st.mzxid = zxid;
+        st.mtime = time_ms;
         let old_len = n.data_len() as u64;
-        let old = n.set_data(data);
-        let new_len = n.data_len() as u64;
-        let stat = n.stat.client_stat(new_len as usize, nkids);
+        let old = n.set_data(st, data);
+        let new_len = data.map_or(0, <[u8]>::len) as u64;
+        let stat = st.client_stat(new_len as usize, nkids);
         let acl = n.acl.clone();
         self.data_bytes = self.data_bytes - old_len + new_len;
         self.undo.push(Undo::Data(id, old));
@@ -998,10 +1124,11 @@ impl DataTree {
         let id = self.lookup(path).expect("set of a live node");
         let nkids = self.children_of(id).len();
         let acl = self.intern(acl);
-        let n = self.save_stat(id);
-        n.stat.aversion = n.stat.aversion.wrapping_add(1);
+        let (n, mut st) = self.save_stat(id);
+        st.aversion = st.aversion.wrapping_add(1);
+        n.set_stat(st);
         let old = std::mem::replace(&mut n.acl, acl);
-        let stat = n.stat.client_stat(n.data_len(), nkids);
+        let stat = st.client_stat(n.data_len(), nkids);
         self.undo.push(Undo::Acl(id, old));
         stat
     }
@@ -1182,6 +1309,61 @@ mod tests {
             .is_err(),
             "a cycle"
         );
+    }
+
+    proptest::proptest! {
+        /// Any Stat, name and data come back from a node's body as they went
+        /// in, extremes included (the body keeps zxids and times as
+        /// differences, which must wrap and unwrap).
+        #[test]
+        fn node_bodies_keep_what_they_hold(
+            z in proptest::array::uniform6(proptest::prelude::any::<i64>()),
+            v in proptest::array::uniform3(proptest::prelude::any::<i32>()),
+            name in "[a-z0-9-]{0,40}",
+            data in proptest::option::of(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)),
+        ) {
+            let stat = PStat {
+                czxid: z[0],
+                mzxid: z[1],
+                pzxid: z[2],
+                ctime: z[3],
+                mtime: z[4],
+                ephemeral_owner: z[5],
+                version: v[0],
+                cversion: v[1],
+                aversion: v[2],
+            };
+            let open: Arc<[Acl]> = acl::open_acl_unsafe().into();
+            let mut rec = NodeRec::new(&name, data.as_deref(), open, stat, 7);
+            proptest::prop_assert_eq!(rec.stat(), stat);
+            proptest::prop_assert_eq!(rec.name(), name.as_str());
+            proptest::prop_assert_eq!(rec.data(), data.as_deref());
+            let other = PStat { version: stat.version.wrapping_add(1), ..PStat::default() };
+            rec.set_stat(other);
+            proptest::prop_assert_eq!(rec.stat(), other);
+            proptest::prop_assert_eq!(rec.name(), name.as_str());
+            proptest::prop_assert_eq!(rec.data(), data.as_deref());
+            rec.set_data(stat, None);
+            proptest::prop_assert_eq!((rec.stat(), rec.name(), rec.data()), (stat, name.as_str(), None));
+        }
+    }
+
+    #[test]
+    fn a_typical_node_body_fits_an_allocation_of_128_bytes() {
+        // The race's nodes: 100 bytes of data, names like "c-12-31234",
+        // zxids near a million, times in ms since 1970.
+        let stat = PStat {
+            czxid: 1 << 20,
+            mzxid: 1 << 20,
+            pzxid: 1 << 20,
+            ctime: 1_764_000_000_000,
+            mtime: 1_764_000_000_000,
+            ..PStat::default()
+        };
+        let open: Arc<[Acl]> = acl::open_acl_unsafe().into();
+        let rec = NodeRec::new("c-12-31234", Some(&[7; 100]), open, stat, 1);
+        assert!(rec.body.len() <= 128, "{}", rec.body.len());
+        assert_eq!(std::mem::size_of::<Option<NodeRec>>(), 40);
     }
 
     #[test]

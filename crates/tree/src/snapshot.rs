@@ -246,7 +246,7 @@ impl Frozen {
             put_str(&mut w, rec.name());
             put_bytes(&mut w, rec.data());
             put_i32(&mut w, index[&rec.acl.as_ptr()]);
-            put_pstat(&mut w, &rec.stat);
+            put_pstat(&mut w, &rec.stat());
         }
         w
     }
