@@ -319,8 +319,22 @@ impl NodeRec {
         self.data().map_or(0, <[u8]>::len)
     }
 
+    /// A new Stat: written over the old one when its varints take the same
+    /// room (a parent's pzxid and cversion on each create mostly do), else
+    /// into a new body.
     pub(crate) fn set_stat(&mut self, stat: PStat) {
-        self.body = make_body(self.name(), &stat, self.data());
+        let (n, _, at) = self.head();
+        let (_, data_at, _) = self.stat_at();
+        let mut head = Head {
+            buf: [0; 100],
+            len: 0,
+        };
+        put_stat(&mut head, &stat);
+        if head.len == data_at - (at + n) {
+            self.body[at + n..data_at].copy_from_slice(head.bytes());
+        } else {
+            self.body = make_body(self.name(), &stat, self.data());
+        }
     }
 
     /// New data and Stat; returns the body before (for the undo log).
@@ -948,8 +962,9 @@ impl DataTree {
                     hasher.hash_one(arena.get(x).map_or(&b""[..], |r| r.name().as_bytes()))
                 });
         }
-        self.index_add(rec.stat().ephemeral_owner, path);
-        self.data_bytes += rec.data_len() as u64;
+        let (stat, data) = rec.stat_and_data();
+        self.index_add(stat.ephemeral_owner, path);
+        self.data_bytes += data.map_or(0, <[u8]>::len) as u64;
         self.path_bytes += path.len() as u64;
         self.count += 1;
         let prev = self.arena.put(id, Some(rec));
@@ -974,7 +989,9 @@ impl DataTree {
                 }
             }
         }
-        match owner_kind(rec.stat().ephemeral_owner) {
+        let (stat, data) = rec.stat_and_data();
+        let data_len = data.map_or(0, <[u8]>::len) as u64;
+        match owner_kind(stat.ephemeral_owner) {
             OwnerKind::Ephemeral(s) => {
                 if let Some(set) = self.ephemerals.get_mut(&s) {
                     set.remove(path);
@@ -991,7 +1008,7 @@ impl DataTree {
             }
             OwnerKind::Persistent => {}
         }
-        self.data_bytes -= rec.data_len() as u64;
+        self.data_bytes -= data_len;
         self.path_bytes -= path.len() as u64;
         self.count -= 1;
         self.free.push(id);
@@ -1056,7 +1073,7 @@ impl DataTree {
         let stat = PStat::from_stat(&stat);
         let id = self.next_id();
         let rec = NodeRec::new(name, data, acl.clone(), stat, pid);
-        let client = stat.client_stat(rec.data_len(), 0);
+        let client = stat.client_stat(data.map_or(0, <[u8]>::len), 0);
         self.link_at(id, rec, path);
         self.undo.push(Undo::Inserted(id));
         self.trigger(TriggerKind::Created, path.to_string(), acl);

@@ -233,6 +233,8 @@ impl Frozen {
         }
         put_i32(&mut w, self.arena.slots() as i32);
         put_i32(&mut w, self.node_count as i32);
+        // Nodes mostly share their neighbour's list: look it up on a change.
+        let mut last = (std::ptr::null(), 0);
         for (id, rec) in self.arena.iter() {
             put_i32(&mut w, id as i32);
             put_i32(
@@ -243,10 +245,15 @@ impl Frozen {
                     rec.parent as i32
                 },
             );
+            let (stat, data) = rec.stat_and_data();
             put_str(&mut w, rec.name());
-            put_bytes(&mut w, rec.data());
-            put_i32(&mut w, index[&rec.acl.as_ptr()]);
-            put_pstat(&mut w, &rec.stat());
+            put_bytes(&mut w, data);
+            let acl = rec.acl.as_ptr();
+            if acl != last.0 {
+                last = (acl, index[&acl]);
+            }
+            put_i32(&mut w, last.1);
+            put_pstat(&mut w, &stat);
         }
         w
     }
