@@ -20,13 +20,12 @@
 //! nodes parents first by full path, with the ACL inline.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use proto::codec::{put_bytes, put_i32, put_i64, put_str, put_vec};
 use proto::{Acl, DecodeError, Jute, Reader};
 
 use crate::apply::{Session, StateMachine, TreeConfig};
-use crate::datatree::{Arena, DataTree, NodeRec, PStat, NO_PARENT};
+use crate::datatree::{AclList, Arena, DataTree, NodeRec, PStat, NO_PARENT};
 
 const VERSION: u8 = 2;
 const VERSION_1: u8 = 1;
@@ -131,7 +130,7 @@ fn decode_tree(r: &mut Reader<'_>) -> Result<DataTree, DecodeError> {
     if n < 0 || n as usize > r.remaining() / 4 {
         return Err(bad());
     }
-    let mut acls: Vec<Arc<[Acl]>> = Vec::with_capacity(n as usize);
+    let mut acls: Vec<AclList> = Vec::with_capacity(n as usize);
     for _ in 0..n {
         acls.push(Vec::<Acl>::read(r)?.into());
     }
