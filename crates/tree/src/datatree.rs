@@ -150,17 +150,122 @@ impl PStat {
 /// The body: a varint `name length << 1 | data is null`, the name, the
 /// Stat as varints (zxids and times after the first as differences from
 /// czxid and ctime, which keeps a typical Stat near 16 bytes instead of
-/// 60), then the data to the end.
+/// 60), a varint data length, the data. Its length is not stored: it
+/// follows from those varints, so the slot holds a thin pointer.
 #[derive(Debug, Clone)]
 pub(crate) struct NodeRec {
     pub(crate) parent: u32,
     pub(crate) acl: AclList,
-    body: Box<[u8]>,
+    body: Body,
+}
+
+/// A body's bytes behind a thin pointer (8 bytes in a slot where
+/// `Box<[u8]>` takes 16). Only `make_body` makes one, from a well-formed
+/// body; changes in place keep its length (`set_stat`).
+struct Body(std::ptr::NonNull<u8>);
+
+// SAFETY: a Body owns its allocation as a Box<[u8]> would; it has no
+// interior mutability.
+unsafe impl Send for Body {}
+unsafe impl Sync for Body {}
+
+/// The length of a well-formed body starting at `p`, read from its own
+/// varints.
+///
+/// SAFETY: `p` must point at a body made by `make_body` (possibly changed
+/// in place by `set_stat`): every byte read here is then inside it.
+unsafe fn body_len(p: *const u8) -> usize {
+    let mut at = 0usize;
+    let varint = |at: &mut usize| {
+        let mut v = 0u64;
+        let mut shift = 0;
+        loop {
+            // SAFETY: inside the body by the caller's contract.
+            let b = unsafe { *p.add(*at) };
+            *at += 1;
+            if shift < 64 {
+                v |= ((b & 0x7f) as u64) << shift;
+            }
+            shift += 7;
+            if b < 0x80 {
+                return v;
+            }
+        }
+    };
+    let name = (varint(&mut at) >> 1) as usize;
+    at += name;
+    for _ in 0..9 {
+        varint(&mut at);
+    }
+    let data = varint(&mut at) as usize;
+    at + data
+}
+
+impl Body {
+    /// A body of these parts, concatenated; they must form a well-formed
+    /// body (checked in debug builds).
+    fn from_parts(parts: [&[u8]; 4]) -> Body {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let layout = std::alloc::Layout::array::<u8>(len.max(1)).expect("a body fits memory");
+        // SAFETY: the layout has a nonzero size.
+        let p = unsafe { std::alloc::alloc(layout) };
+        let Some(ptr) = std::ptr::NonNull::new(p) else {
+            std::alloc::handle_alloc_error(layout);
+        };
+        let mut at = 0;
+        for part in parts {
+            // SAFETY: the parts add up to `len`, the allocation's size, and
+            // do not overlap a fresh allocation.
+            unsafe { std::ptr::copy_nonoverlapping(part.as_ptr(), p.add(at), part.len()) };
+            at += part.len();
+        }
+        let body = Body(ptr);
+        // SAFETY: all `len` bytes were written just above.
+        debug_assert_eq!(unsafe { body_len(p) }, len, "a well-formed body");
+        body
+    }
+}
+
+impl std::ops::Deref for Body {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: a Body is well-formed, and owns its bytes.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr(), body_len(self.0.as_ptr())) }
+    }
+}
+
+impl std::ops::DerefMut for Body {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in deref, and `&mut self` makes the access unique.
+        unsafe { std::slice::from_raw_parts_mut(self.0.as_ptr(), body_len(self.0.as_ptr())) }
+    }
+}
+
+impl Drop for Body {
+    fn drop(&mut self) {
+        let len = self.len();
+        let layout = std::alloc::Layout::array::<u8>(len.max(1)).expect("allocated with it");
+        // SAFETY: allocated in `from_parts` with this layout (the length
+        // never changes).
+        unsafe { std::alloc::dealloc(self.0.as_ptr(), layout) };
+    }
+}
+
+impl Clone for Body {
+    fn clone(&self) -> Body {
+        Body::from_parts([self, &[], &[], &[]])
+    }
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
 }
 
 /// A body's varints before they are copied into it: on the stack.
 struct Head {
-    buf: [u8; 10 * 10],
+    buf: [u8; 110],
     len: usize,
 }
 
@@ -207,10 +312,12 @@ fn unzigzag(v: u64) -> i64 {
 }
 
 fn put_stat(w: &mut Head, s: &PStat) {
-    put_varint(w, zigzag(s.czxid));
+    // czxid and ctime are never negative in practice: plain varints
+    // (zigzag would cost ctime a seventh byte).
+    put_varint(w, s.czxid as u64);
     put_varint(w, zigzag(s.mzxid.wrapping_sub(s.czxid)));
     put_varint(w, zigzag(s.pzxid.wrapping_sub(s.czxid)));
-    put_varint(w, zigzag(s.ctime));
+    put_varint(w, s.ctime as u64);
     put_varint(w, zigzag(s.mtime.wrapping_sub(s.ctime)));
     put_varint(w, s.ephemeral_owner as u64);
     put_varint(w, zigzag(s.version as i64));
@@ -220,10 +327,10 @@ fn put_stat(w: &mut Head, s: &PStat) {
 
 fn get_stat(b: &[u8], at: &mut usize) -> PStat {
     let mut next = || get_varint(b, at);
-    let czxid = unzigzag(next());
+    let czxid = next() as i64;
     let mzxid = czxid.wrapping_add(unzigzag(next()));
     let pzxid = czxid.wrapping_add(unzigzag(next()));
-    let ctime = unzigzag(next());
+    let ctime = next() as i64;
     let mtime = ctime.wrapping_add(unzigzag(next()));
     let ephemeral_owner = next() as i64;
     let version = unzigzag(next()) as i32;
@@ -242,14 +349,12 @@ fn get_stat(b: &[u8], at: &mut usize) -> PStat {
     }
 }
 
-fn make_body(name: &str, stat: &PStat, data: Option<&[u8]>) -> Box<[u8]> {
+fn make_body(name: &str, stat: &PStat, data: Option<&[u8]>) -> Body {
     let d = data.unwrap_or(&[]);
-    // The varints first, then one allocation of the exact length (an
-    // allocator keeps a block that shrinks by less than half where it is,
-    // so allocating more and cutting back would keep the larger block).
-    // At most 10 varints of at most 10 bytes.
+    // The varints on the stack, then one allocation of the exact length.
+    // At most 11 varints of at most 10 bytes.
     let mut head = Head {
-        buf: [0; 100],
+        buf: [0; 110],
         len: 0,
     };
     put_varint(
@@ -258,14 +363,9 @@ fn make_body(name: &str, stat: &PStat, data: Option<&[u8]>) -> Box<[u8]> {
     );
     let name_at = head.len;
     put_stat(&mut head, stat);
+    put_varint(&mut head, d.len() as u64);
     let head = head.bytes();
-    let mut w = Vec::with_capacity(head.len() + name.len() + d.len());
-    w.extend_from_slice(&head[..name_at]);
-    w.extend_from_slice(name.as_bytes());
-    w.extend_from_slice(&head[name_at..]);
-    w.extend_from_slice(d);
-    debug_assert_eq!(w.len(), w.capacity());
-    w.into_boxed_slice()
+    Body::from_parts([&head[..name_at], name.as_bytes(), &head[name_at..], d])
 }
 
 impl NodeRec {
@@ -296,12 +396,14 @@ impl NodeRec {
         std::str::from_utf8(self.body.get(at..at + n).unwrap_or(&[])).unwrap_or("")
     }
 
-    /// The Stat and where the data starts.
-    fn stat_at(&self) -> (PStat, usize, bool) {
+    /// The Stat, where it ends, where the data starts, and whether the data is null.
+    fn stat_at(&self) -> (PStat, usize, usize, bool) {
         let (n, null, at) = self.head();
         let mut at = at + n;
         let stat = get_stat(&self.body, &mut at);
-        (stat, at, null)
+        let stat_end = at;
+        get_varint(&self.body, &mut at);
+        (stat, stat_end, at, null)
     }
 
     pub(crate) fn stat(&self) -> PStat {
@@ -309,13 +411,13 @@ impl NodeRec {
     }
 
     pub(crate) fn data(&self) -> Option<&[u8]> {
-        let (_, at, null) = self.stat_at();
+        let (_, _, at, null) = self.stat_at();
         (!null).then(|| self.body.get(at..).unwrap_or(&[]))
     }
 
     /// The Stat and the data, decoded once.
     pub(crate) fn stat_and_data(&self) -> (PStat, Option<&[u8]>) {
-        let (stat, at, null) = self.stat_at();
+        let (stat, _, at, null) = self.stat_at();
         (stat, (!null).then(|| self.body.get(at..).unwrap_or(&[])))
     }
 
@@ -328,21 +430,21 @@ impl NodeRec {
     /// into a new body.
     pub(crate) fn set_stat(&mut self, stat: PStat) {
         let (n, _, at) = self.head();
-        let (_, data_at, _) = self.stat_at();
+        let (_, stat_end, _, _) = self.stat_at();
         let mut head = Head {
-            buf: [0; 100],
+            buf: [0; 110],
             len: 0,
         };
         put_stat(&mut head, &stat);
-        if head.len == data_at - (at + n) {
-            self.body[at + n..data_at].copy_from_slice(head.bytes());
+        if head.len == stat_end - (at + n) {
+            self.body[at + n..stat_end].copy_from_slice(head.bytes());
         } else {
             self.body = make_body(self.name(), &stat, self.data());
         }
     }
 
     /// New data and Stat; returns the body before (for the undo log).
-    fn set_data(&mut self, stat: PStat, data: Option<&[u8]>) -> Box<[u8]> {
+    fn set_data(&mut self, stat: PStat, data: Option<&[u8]>) -> Body {
         let body = make_body(self.name(), &stat, data);
         std::mem::replace(&mut self.body, body)
     }
@@ -493,7 +595,7 @@ enum Undo {
     Inserted(u32),
     Removed(u32, NodeRec),
     Stat(u32, PStat),
-    Data(u32, Box<[u8]>),
+    Data(u32, Body),
     Acl(u32, AclList),
 }
 
@@ -1384,7 +1486,7 @@ mod tests {
         let open: AclList = acl::open_acl_unsafe().into();
         let rec = NodeRec::new("c-12-31234", Some(&[7; 100]), open, stat, 1);
         assert!(rec.body.len() <= 128, "{}", rec.body.len());
-        assert_eq!(std::mem::size_of::<Option<NodeRec>>(), 32);
+        assert_eq!(std::mem::size_of::<Option<NodeRec>>(), 24);
     }
 
     #[test]
