@@ -64,14 +64,18 @@ pub(crate) fn spawn_snapshotter(
             let event = match job {
                 SnapJob::Write { meta, state } => {
                     let started = std::time::Instant::now();
-                    let body = state.encode_snapshot();
+                    // Encoded straight into the file: no copy of the whole
+                    // snapshot in memory.
+                    let written = storage::snap::write_with(&dirs.data_dir, &meta, |w| {
+                        state.encode_snapshot_to(w)
+                    });
                     drop(state);
-                    match storage::snap::write(&dirs.data_dir, &meta, &body) {
-                        Ok(path) => {
+                    match written {
+                        Ok((path, len)) => {
                             tracing::info!(
                                 "snapshot taken: {} ({} bytes, index {}) in {:.3} s",
                                 path.display(),
-                                body.len(),
+                                len,
                                 meta.index,
                                 started.elapsed().as_secs_f64()
                             );

@@ -86,6 +86,37 @@ pub fn list(data_dir: &Path) -> Result<Vec<(u64, PathBuf)>, SnapError> {
 
 /// Writes a snapshot durably; returns its path.
 pub fn write(data_dir: &Path, meta: &SnapshotMeta, body: &[u8]) -> Result<PathBuf, SnapError> {
+    write_with(data_dir, meta, |w| w.write_all(body)).map(|(path, _)| path)
+}
+
+/// Counts and checksums what passes through to the file.
+struct Tally<W> {
+    inner: W,
+    len: u64,
+    crc: u32,
+}
+
+impl<W: Write> Write for Tally<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc = crc32c::crc32c_append(self.crc, &buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes a snapshot durably whose body `body` writes as it is encoded,
+/// so the whole body never sits in memory; returns its path and the
+/// body's length. The header's length field is written last, in place,
+/// and the checksum is the header's combined with the body's.
+pub fn write_with(
+    data_dir: &Path,
+    meta: &SnapshotMeta,
+    body: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<(PathBuf, u64), SnapError> {
     let dir = snap_dir(data_dir);
     std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
     let path = dir.join(file_name(meta.index));
@@ -100,26 +131,39 @@ pub fn write(data_dir: &Path, meta: &SnapshotMeta, body: &[u8]) -> Result<PathBu
             head.extend_from_slice(&id.to_be_bytes());
         }
     }
-    head.extend_from_slice(&(body.len() as u64).to_be_bytes());
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&head), body);
+    let len_at = head.len() as u64;
     let mut f = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .open(&tmp)
         .map_err(io_err(&tmp))?;
-    let mut w = io::BufWriter::with_capacity(1 << 20, &mut f);
-    w.write_all(&head).map_err(io_err(&tmp))?;
-    w.write_all(body).map_err(io_err(&tmp))?;
-    w.write_all(&crc.to_be_bytes()).map_err(io_err(&tmp))?;
-    w.flush().map_err(io_err(&tmp))?;
-    drop(w);
+    let body_len = {
+        let mut w = io::BufWriter::with_capacity(1 << 20, &mut f);
+        w.write_all(&head).map_err(io_err(&tmp))?;
+        w.write_all(&[0; 8]).map_err(io_err(&tmp))?;
+        let mut t = Tally {
+            inner: w,
+            len: 0,
+            crc: 0,
+        };
+        body(&mut t).map_err(io_err(&tmp))?;
+        let (mut w, body_len, body_crc) = (t.inner, t.len, t.crc);
+        head.extend_from_slice(&body_len.to_be_bytes());
+        let crc = crc32c::crc32c_combine(crc32c::crc32c(&head), body_crc, body_len as usize);
+        w.write_all(&crc.to_be_bytes()).map_err(io_err(&tmp))?;
+        w.flush().map_err(io_err(&tmp))?;
+        body_len
+    };
+    use std::io::{Seek, SeekFrom};
+    f.seek(SeekFrom::Start(len_at)).map_err(io_err(&tmp))?;
+    f.write_all(&body_len.to_be_bytes()).map_err(io_err(&tmp))?;
     f.sync_all().map_err(io_err(&tmp))?;
     std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
     File::open(&dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err(&dir))?;
-    Ok(path)
+    Ok((path, body_len))
 }
 
 /// Reads and checks one snapshot file.
@@ -248,6 +292,34 @@ mod tests {
         assert_eq!(l, vec![(42, p.clone())]);
         let (m, body) = read(&p).unwrap();
         assert_eq!((m, body), (meta(42), b"body bytes".to_vec()));
+    }
+
+    #[test]
+    fn a_body_written_piece_by_piece_makes_the_same_file() {
+        let body: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let whole = write(a.path(), &meta(9), &body).unwrap();
+        let (pieces, len) = write_with(b.path(), &meta(9), |w| {
+            for c in body.chunks(1 << 20 | 17) {
+                w.write_all(c)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(len, body.len() as u64);
+        assert_eq!(
+            std::fs::read(&whole).unwrap(),
+            std::fs::read(&pieces).unwrap()
+        );
+        assert_eq!(read(&pieces).unwrap().1, body);
+        // A body that fails to encode leaves no snapshot behind.
+        let c = tempfile::tempdir().unwrap();
+        let failed = write_with(c.path(), &meta(9), |w| {
+            w.write_all(b"partial")?;
+            Err(io::Error::other("encoder failed"))
+        });
+        assert!(failed.is_err());
+        assert!(list(c.path()).unwrap().is_empty());
     }
 
     #[test]

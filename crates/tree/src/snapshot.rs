@@ -206,7 +206,18 @@ impl Frozen {
     }
 
     pub fn encode_snapshot(&self) -> Vec<u8> {
-        let mut w = Vec::with_capacity(64 + self.node_count * 100 + self.data_bytes as usize);
+        let mut v = Vec::with_capacity(64 + self.node_count * 100 + self.data_bytes as usize);
+        self.encode_snapshot_to(&mut v)
+            .expect("writing to a Vec cannot fail");
+        v
+    }
+
+    /// Encodes the snapshot into `out` a MiB at a time, so that a big
+    /// tree's snapshot never sits whole in memory (it did: half the tree's
+    /// size again, at every snapshot).
+    pub fn encode_snapshot_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        const FLUSH_AT: usize = 1 << 20;
+        let mut w = Vec::with_capacity(FLUSH_AT + (64 << 10));
         w.push(VERSION);
         put_i64(&mut w, self.last_zxid);
         put_i64(&mut w, self.next_session_id);
@@ -253,8 +264,12 @@ impl Frozen {
             }
             put_i32(&mut w, last.1);
             put_pstat(&mut w, &stat);
+            if w.len() >= FLUSH_AT {
+                out.write_all(&w)?;
+                w.clear();
+            }
         }
-        w
+        out.write_all(&w)
     }
 
     /// The live state machine this was (its indexes rebuilt).
@@ -489,6 +504,37 @@ mod tests {
             StateMachine::decode_snapshot(&loaded.encode_snapshot(), cfg)
                 .expect("what loaded encodes into a snapshot that loads");
         }
+    }
+
+    #[test]
+    fn a_snapshot_bigger_than_a_flush_streams_in_pieces_that_load() {
+        let mut d = Driver::new();
+        for i in 0..12_000 {
+            let req = CreateTtlRequest {
+                path: format!("/n{i}"),
+                data: Some(vec![(i % 251) as u8; 200]),
+                acl: crate::acl::open_acl_unsafe(),
+                flags: 0,
+                ttl: -1,
+            };
+            d.run(OpCode::Create, Request::Create(OpCode::Create, req));
+        }
+        struct Pieces(Vec<Vec<u8>>);
+        impl std::io::Write for Pieces {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.push(b.to_vec());
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut p = Pieces(Vec::new());
+        d.sm.freeze().encode_snapshot_to(&mut p).unwrap();
+        assert!(p.0.len() >= 3, "{} pieces", p.0.len());
+        assert!(p.0.iter().all(|b| b.len() < (1 << 20) + (64 << 10)));
+        assert_eq!(p.0.concat(), d.sm.encode_snapshot());
+        d.round_trip();
     }
 
     use proptest::prelude::{prop_oneof, Just, ProptestConfig};
