@@ -11,8 +11,9 @@
 //!   pointers only; the first later change to a chunk copies that chunk
 //!   (copy-on-write), so a snapshot costs O(chunks) on the applying thread
 //!   and is encoded on another.
-//! - A node is its Stat, its parent's id, one shared allocation holding
-//!   its name and data, and an interned ACL list: no path is stored; paths
+//! - A node is its parent's id, an interned ACL list, and one allocation
+//!   of exactly its size holding its name, its Stat (as varints) and its
+//!   data (`NodeRec`): 24 bytes of slot. No path is stored; paths
 //!   are walked component by component through the children tables.
 //! - Each node with children has a hash table of their ids (keyed by
 //!   name), outside the snapshot: it is rebuilt when a snapshot is loaded.
