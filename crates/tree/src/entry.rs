@@ -92,6 +92,20 @@ pub fn encode_request(h: Header, op: OpCode, body: &[u8], auth: &[Id]) -> Vec<u8
 }
 
 impl Entry {
+    /// An entry of `session_id` at time 5 from connection 1 of server 1,
+    /// for tests that apply entries by hand.
+    #[cfg(test)]
+    pub(crate) fn for_test(session_id: i64, kind: EntryKind) -> Entry {
+        Entry {
+            time_ms: 5,
+            session_id,
+            xid: 0,
+            origin: 1,
+            conn: 1,
+            kind,
+        }
+    }
+
     pub fn header(&self) -> Header {
         Header {
             time_ms: self.time_ms,

@@ -200,14 +200,7 @@ mod tests {
     #[test]
     fn read_into_answers_as_read() {
         let mut sm = StateMachine::new(TreeConfig::default());
-        let entry = |session_id, kind| Entry {
-            time_ms: 5,
-            session_id,
-            xid: 0,
-            origin: 1,
-            conn: 1,
-            kind,
-        };
+        let entry = Entry::for_test;
         let a = sm.apply(
             1,
             &entry(

@@ -298,14 +298,7 @@ mod tests {
         };
         let mut sm = StateMachine::new(cfg);
         let mut zxid = 0;
-        let entry = |kind| Entry {
-            time_ms: 5,
-            session_id: 0,
-            xid: 0,
-            origin: 1,
-            conn: 1,
-            kind,
-        };
+        let entry = |kind| Entry::for_test(0, kind);
         zxid += 1;
         let a = sm.apply(
             zxid,
@@ -393,7 +386,7 @@ mod tests {
             // and change nothing).
             let created = sm.apply(
                 1,
-                &entry(
+                &Entry::for_test(
                     0,
                     EntryKind::CreateSession {
                         timeout_ms: 10_000,
@@ -421,7 +414,9 @@ mod tests {
                 body,
                 auth: vec![],
             };
-            let done = self.sm.apply(self.zxid, &entry(self.session_id, kind));
+            let done = self
+                .sm
+                .apply(self.zxid, &Entry::for_test(self.session_id, kind));
             assert!(
                 !matches!(done.reply, Some(crate::reply::Reply::Err(_))),
                 "{op:?} failed: {:?}",
@@ -454,17 +449,6 @@ mod tests {
             let back = StateMachine::decode_snapshot(&bytes, CFG).expect("loads");
             assert_eq!(back.tree.digest(), self.sm.tree.digest());
             assert_eq!(back.tree.node_count(), self.sm.tree.node_count());
-        }
-    }
-
-    fn entry(session_id: i64, kind: EntryKind) -> Entry {
-        Entry {
-            time_ms: 5,
-            session_id,
-            xid: 0,
-            origin: 1,
-            conn: 1,
-            kind,
         }
     }
 
