@@ -1435,7 +1435,7 @@ impl Sim {
 }
 
 /// A create of `path` with one byte of data, open to all.
-fn create_request(path: &str, flags: i32) -> Request {
+pub(crate) fn create_request(path: &str, flags: i32) -> Request {
     Request::Create(
         OpCode::Create,
         CreateTtlRequest {

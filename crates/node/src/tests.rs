@@ -99,18 +99,7 @@ fn send(node: &mut Node, conn: ConnId, xid: i32, req: Request, now: i64) {
     node.request(conn, xid, req.op().code(), &body, now);
 }
 
-fn create(path: &str, flags: i32) -> Request {
-    Request::Create(
-        OpCode::Create,
-        CreateTtlRequest {
-            path: path.into(),
-            data: Some(b"v".to_vec()),
-            acl: acl::open_acl_unsafe(),
-            flags,
-            ttl: -1,
-        },
-    )
-}
+use crate::sim::create_request as create;
 
 #[test]
 fn reads_wait_behind_earlier_writes_of_the_connection() {
