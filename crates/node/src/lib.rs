@@ -250,6 +250,14 @@ pub struct Node {
     /// Messages Raft allows out only once the Ready they came with is
     /// durable (votes, append responses), by Ready number.
     held: Vec<(u64, Vec<RaftMessage>)>,
+    /// Entries proposed since the last `flush`, with the connection each
+    /// came from (0 for none), and their bytes: Raft takes them as one
+    /// proposal, so a batch of client writes goes to each follower in one
+    /// append message (and comes back in one response) instead of one per
+    /// write.
+    proposals: Vec<raft::prelude::Entry>,
+    proposal_conns: Vec<ConnId>,
+    proposal_bytes: u64,
     /// The leader as last seen, to notice changes.
     leader_id: u64,
     /// After losing the leader: when to start a pre-vote if no leader has
@@ -372,6 +380,9 @@ impl Node {
             install_unpersisted: None,
             campaigns_deferred: 0,
             held: Vec::new(),
+            proposals: Vec::new(),
+            proposal_conns: Vec::new(),
+            proposal_bytes: 0,
             leader_id: raft::INVALID_ID,
             campaign_at_ms: None,
             down: Default::default(),
@@ -1155,17 +1166,44 @@ impl Node {
     }
 
     /// Proposes an encoded entry; `conn` (0 for none) is closed when there
-    /// is no leader to take it.
+    /// is no leader to take it. Proposals wait for the next `flush` (or
+    /// until they fill an append message) and go to Raft together, in the
+    /// order they were made.
     fn propose_data(&mut self, data: Vec<u8>, conn: ConnId) {
-        if let Err(err) = self.raw.propose(vec![], data) {
-            // No leader: the client must retry elsewhere.
-            tracing::warn!(%err, "proposal dropped");
-            if conn != 0 {
-                self.outputs.push(Output::Close {
-                    conn,
-                    reason: "no leader to accept the write",
-                });
-                self.drop_conn(conn);
+        self.proposal_bytes += data.len() as u64;
+        self.proposals.push(raft::prelude::Entry {
+            data: data.into(),
+            ..Default::default()
+        });
+        self.proposal_conns.push(conn);
+        if self.proposal_bytes >= MAX_APPEND_BYTES {
+            self.propose_pending();
+        }
+    }
+
+    /// Hands the waiting proposals to Raft as one proposal message (what
+    /// `RawNode::propose` does for a single entry).
+    fn propose_pending(&mut self) {
+        if self.proposals.is_empty() {
+            return;
+        }
+        self.proposal_bytes = 0;
+        let mut m = RaftMessage::default();
+        m.set_msg_type(raft::prelude::MessageType::MsgPropose);
+        m.from = self.cfg.server_id;
+        m.set_entries(std::mem::take(&mut self.proposals).into());
+        let conns = std::mem::take(&mut self.proposal_conns);
+        if let Err(err) = self.raw.raft.step(m) {
+            // No leader: the clients must retry elsewhere.
+            tracing::warn!(%err, proposals = conns.len(), "proposals dropped");
+            for conn in conns {
+                if conn != 0 && self.conns.contains_key(&conn) {
+                    self.outputs.push(Output::Close {
+                        conn,
+                        reason: "no leader to accept the write",
+                    });
+                    self.drop_conn(conn);
+                }
             }
         }
     }
@@ -1174,6 +1212,7 @@ impl Node {
     /// send, apply what is committed, hand new entries to storage, advance.
     /// Call after a batch of inputs and after `persisted`.
     pub fn flush(&mut self) {
+        self.propose_pending();
         while self.raw.has_ready() {
             let mut ready = self.raw.ready();
             if let Some(ss) = ready.ss() {
