@@ -50,6 +50,7 @@ fn main() {
         panic!()
     };
     let t = Instant::now();
+    let mut slowest = std::time::Duration::ZERO;
     for i in 0..=n {
         let path = if i == 0 {
             "/load".to_string()
@@ -76,7 +77,9 @@ fn main() {
                 auth: vec![],
             },
         );
+        let one = Instant::now();
         sm.apply(2 + i as i64, &e);
+        slowest = slowest.max(one.elapsed());
     }
     let built = t.elapsed();
     let loaded = rss_mib() - base;
@@ -91,8 +94,8 @@ fn main() {
     drop(snap);
     let restored = rss_mib() - base;
     println!(
-        "{n} znodes: apply {:.2?} ({:.0}/s), RSS {:.0} MiB ({:.0} B/znode); snapshot {:.1} MiB encode {:.2?} decode {:.2?}; RSS after restore {:.0} MiB ({:.0} B/znode); digest {:x}",
-        built, n as f64 / built.as_secs_f64(), loaded, loaded * 1048576.0 / n as f64,
+        "{n} znodes: apply {:.2?} ({:.0}/s, slowest {:.2?}), RSS {:.0} MiB ({:.0} B/znode); snapshot {:.1} MiB encode {:.2?} decode {:.2?}; RSS after restore {:.0} MiB ({:.0} B/znode); digest {:x}",
+        built, n as f64 / built.as_secs_f64(), slowest, loaded, loaded * 1048576.0 / n as f64,
         snap_len as f64 / 1048576.0, enc, dec, restored, restored * 1048576.0 / n as f64, sm.tree.digest()
     );
 }
