@@ -471,10 +471,11 @@ impl NodeRec {
     }
 }
 
-/// The node slots, shared chunk by chunk with snapshots.
+/// The node slots, shared chunk by chunk with snapshots. A chunk's slots
+/// are inline in its `Arc`: a lookup follows one pointer to reach them.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Arena {
-    chunks: Vec<Arc<Vec<Option<NodeRec>>>>,
+    chunks: Vec<Arc<[Option<NodeRec>; CHUNK]>>,
 }
 
 impl Arena {
@@ -499,7 +500,7 @@ impl Arena {
     pub(crate) fn put(&mut self, id: u32, rec: Option<NodeRec>) -> Option<NodeRec> {
         let id = id as usize;
         while self.chunks.len() <= id / CHUNK {
-            self.chunks.push(Arc::new(vec![None; CHUNK]));
+            self.chunks.push(Arc::new(std::array::from_fn(|_| None)));
         }
         std::mem::replace(
             &mut Arc::make_mut(&mut self.chunks[id / CHUNK])[id % CHUNK],
@@ -1131,6 +1132,11 @@ impl DataTree {
                 }
                 if set.is_empty() {
                     self.kids[rec.parent as usize] = None;
+                } else if set.len() * 8 < set.capacity() && set.capacity() > 64 {
+                    // Tables do not shrink by themselves: a parent that had
+                    // a million children and now has a few would keep
+                    // megabytes, and its few children spread over them.
+                    set.shrink_to(set.len() * 2, |k| spread(k.hash));
                 }
             }
         }
@@ -1380,6 +1386,29 @@ mod tests {
         assert_eq!(t.get("/").unwrap().stat().num_children, 1);
         assert_eq!(t.get("/zookeeper").unwrap().stat().num_children, 2);
         assert_eq!(t.approximate_data_size(), 1 + 10 + 16 + 17);
+    }
+
+    #[test]
+    fn a_children_table_shrinks_when_its_children_are_deleted() {
+        let mut t = DataTree::new();
+        create(&mut t, "/p", 0, 1, 5);
+        for i in 0..10_000 {
+            create(&mut t, &format!("/p/n{i}"), 0, 1, 6);
+        }
+        let id = t.lookup("/p").unwrap() as usize;
+        let big = t.kids[id].as_ref().unwrap().capacity();
+        assert!(big >= 10_000, "{big}");
+        for i in 5..10_000 {
+            t.delete(&format!("/p/n{i}"), 7);
+        }
+        let small = t.kids[id].as_ref().unwrap().capacity();
+        assert!(small <= 64, "{big} -> {small}");
+        let mut names: Vec<&str> = t.get("/p").unwrap().children.iter().collect();
+        names.sort_unstable();
+        assert_eq!(names, ["n0", "n1", "n2", "n3", "n4"]);
+        for i in 0..5 {
+            assert!(t.get(&format!("/p/n{i}")).is_some());
+        }
     }
 
     #[test]
