@@ -143,10 +143,16 @@ impl Peers {
                 } else {
                     &self.quorum
                 };
-                let Ok(body) = m.write_to_bytes() else {
+                // Encoded straight after the frame's header: no second
+                // copy of the entries.
+                let mut f = Vec::with_capacity(5 + m.compute_size() as usize);
+                f.extend_from_slice(&[0, 0, 0, 0, KIND_RAFT]);
+                if m.write_to_vec(&mut f).is_err() {
                     return false;
-                };
-                (map, frame(KIND_RAFT, &body))
+                }
+                let len = (f.len() - 4) as u32;
+                f[..4].copy_from_slice(&len.to_be_bytes());
+                (map, f)
             }
             PeerOut::Liveness(sessions) => {
                 let mut body = Vec::with_capacity(4 + 8 * sessions.len());
