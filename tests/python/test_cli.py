@@ -8,6 +8,7 @@ import os
 import pty
 import re
 import select
+import signal
 import subprocess
 import time
 import unittest
@@ -223,8 +224,12 @@ class CliTest(unittest.TestCase):
         c.stop()
 
     def test_watch_streams_events_until_interrupted(self):
+        # SIGINT as at a terminal even when the suite itself runs in the
+        # background (a shell starts background jobs with SIGINT ignored,
+        # and children inherit that: the interrupt below was then lost).
         p = subprocess.Popen([harness.BINARY, "cli", "-server", "127.0.0.1:%d" % self.port, "watch", "-R", "/app"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             time.sleep(1)
             c = KazooClient(hosts=self.server.hosts)
