@@ -584,14 +584,20 @@ fn slow_fsync_faults(max_fsync_ms: i64) -> Faults {
 #[test]
 #[ignore]
 fn find_campaign_seeds() {
+    let mut found = 0;
     for seed in history_seeds() {
         for (voters, fsync_ms) in [(3, 60), (5, 60), (5, 15)] {
             let (_, stats) = run_checked_history(seed, voters, slow_fsync_faults(fsync_ms));
             if let Some(n) = stats.get("campaign deferred").filter(|n| **n > 0) {
                 println!("({seed}, {voters}, {fsync_ms}): {n} deferred");
+                found += 1;
             }
         }
     }
+    assert!(
+        found > 0,
+        "no seed reached the scenario; try more (SIM_SEEDS)"
+    );
 }
 
 /// Found by this simulation: a follower that installed the leader's

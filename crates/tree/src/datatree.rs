@@ -651,7 +651,7 @@ pub struct DataTree {
     arena: Arena,
     /// Vacant slots below the arena's end, reused last-freed first.
     free: Vec<u32>,
-    /// By id: the ids of the node's children, keyed by their names.
+    /// By id: the node's children (id and name hash), keyed by their names.
     kids: Vec<Option<Box<HashTable<Kid>>>>,
     hasher: Hasher,
     count: usize,
