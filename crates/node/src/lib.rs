@@ -8,9 +8,9 @@
 //!
 //! Not owned here: sockets, framing, config files (the `server` crate).
 //!
-//! Storage: the Raft log Raft reads lives in memory (raft's `MemStorage`,
-//! compacted after each snapshot); making it durable is an output
-//! (`Persist`), like sending.
+//! Storage: the Raft log Raft reads lives in memory (`log::Log`, compacted
+//! after each snapshot); making it durable is an output (`Persist`), like
+//! sending.
 //!
 //! Snapshot transfer: a replica that needs entries the leader has already
 //! compacted gets the leader's newest snapshot file. Raft's `MsgSnapshot`
@@ -27,6 +27,9 @@
 
 use std::collections::{HashMap, VecDeque};
 
+mod log;
+use log::Log;
+
 use proto::frame::{finish_frame, start_frame};
 use proto::{
     ConnectRequest, ConnectResponse, ErrorCode, Id, Jute, KeeperState, OpCode, Perms, ReplyHeader,
@@ -36,7 +39,6 @@ use raft::prelude::{
     ConfState, Entry as RaftEntry, EntryType, HardState, Message as RaftMessage, MessageType,
     Snapshot, SnapshotMetadata,
 };
-use raft::storage::MemStorage;
 use raft::RawNode;
 use rand::{Rng, SeedableRng};
 use tree::watches::{Notification, WatchKind};
@@ -161,11 +163,11 @@ struct Liveness {
     expiring: bool,
 }
 
-/// The log Raft reads: raft's `MemStorage`, plus the metadata of this
-/// replica's newest durable snapshot, which is what a leader offers a
-/// replica that needs compacted entries.
+/// The log Raft reads, plus the metadata of this replica's newest durable
+/// snapshot, which is what a leader offers a replica that needs compacted
+/// entries.
 struct Store {
-    mem: MemStorage,
+    mem: Log,
     snap: Option<SnapshotMetadata>,
 }
 
@@ -186,10 +188,10 @@ impl raft::Storage for Store {
         self.mem.term(idx)
     }
     fn first_index(&self) -> raft::Result<u64> {
-        self.mem.first_index()
+        Ok(self.mem.first_index())
     }
     fn last_index(&self) -> raft::Result<u64> {
-        self.mem.last_index()
+        Ok(self.mem.last_index())
     }
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
         match &self.snap {
@@ -297,8 +299,7 @@ impl Node {
         if !cfg.voters.contains(&cfg.server_id) {
             return Err(NodeError::NotAVoter(cfg.server_id, cfg.voters.clone()));
         }
-        let storage =
-            MemStorage::new_with_conf_state(ConfState::from((cfg.voters.clone(), vec![])));
+        let mut storage = Log::new(ConfState::from((cfg.voters.clone(), vec![])));
         let mut sm = StateMachine::new(cfg.tree);
         let mut applied = 0;
         let mut hard_state = restored.hard_state;
@@ -309,7 +310,7 @@ impl Node {
             s.mut_metadata().term = snap.term;
             s.mut_metadata().set_conf_state(snap.conf_state);
             snap_meta = Some(s.get_metadata().clone());
-            storage.wl().apply_snapshot(s)?;
+            storage.apply_snapshot(s.take_metadata())?;
             applied = snap.index;
             sm = snap.state;
             hard_state.commit = hard_state.commit.max(snap.index);
@@ -328,11 +329,8 @@ impl Node {
                 });
             }
         }
-        {
-            let mut w = storage.wl();
-            w.append(&entries)?;
-            w.set_hardstate(hard_state);
-        }
+        storage.append(&entries)?;
+        storage.set_hardstate(hard_state);
         let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
         // raft-rs draws each election timeout from thread_rng; we redraw it
         // from our seeded RNG whenever the term or role changes
@@ -1242,12 +1240,11 @@ impl Node {
                 self.raw
                     .mut_store()
                     .mem
-                    .wl()
                     .append(ready.entries())
                     .expect("entries follow the log");
             }
             if let Some(hs) = ready.hs() {
-                self.raw.mut_store().mem.wl().set_hardstate(hs.clone());
+                self.raw.mut_store().mem.set_hardstate(hs.clone());
             }
             // Votes and append responses promise what is on disk: they wait
             // until this Ready is durable, even when it adds nothing (then
@@ -1326,7 +1323,6 @@ impl Node {
             self.raw
                 .mut_store()
                 .mem
-                .wl()
                 .compact(keep_from)
                 .expect("compacting below the applied index");
         }
@@ -1362,8 +1358,7 @@ impl Node {
         self.raw
             .mut_store()
             .mem
-            .wl()
-            .apply_snapshot(snap)
+            .apply_snapshot(snap.get_metadata().clone())
             .expect("raft accepted a snapshot newer than the log");
         self.raw.mut_store().snap = Some(meta.clone());
         (meta.index, meta.term)

@@ -1,8 +1,14 @@
 //! Memory and restore time of a tree of N znodes (100 bytes each under one
-//! parent): `cargo run --release -p tree --example mem [N]`. A measuring
-//! tool, not a test.
+//! parent, named and timed as the race's load makes them: `c-<conn>-<n>`
+//! from 32 connections, wall-clock ctime, zxids from 2):
+//! `cargo run --release -p tree --example mem [N]`. A measuring tool, not
+//! a test.
 use proto::{CreateTtlRequest, OpCode, Request};
 use std::time::Instant;
+
+/// The server's allocator, so size classes round bodies as they do there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tree::{acl, Entry, EntryKind, SessionEffect, StateMachine, TreeConfig};
 
 fn rss_mib() -> f64 {
@@ -16,9 +22,16 @@ fn rss_mib() -> f64 {
         / 1024.0
 }
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
 fn entry(session_id: i64, kind: EntryKind) -> Entry {
     Entry {
-        time_ms: 1000,
+        time_ms: now_ms(),
         session_id,
         xid: 0,
         origin: 1,
@@ -55,7 +68,7 @@ fn main() {
         let path = if i == 0 {
             "/load".to_string()
         } else {
-            format!("/load/n{i}")
+            format!("/load/c-{}-{}", i % 32, i / 32)
         };
         let req = Request::Create(
             OpCode::Create,
@@ -92,6 +105,9 @@ fn main() {
     let dec = t.elapsed();
     let snap_len = snap.len();
     drop(snap);
+    // As the server does once serving: what loading freed goes back.
+    // SAFETY: a documented mimalloc call; no pointers.
+    unsafe { libmimalloc_sys::mi_collect(true) };
     let restored = rss_mib() - base;
     println!(
         "{n} znodes: apply {:.2?} ({:.0}/s, slowest {:.2?}), RSS {:.0} MiB ({:.0} B/znode); snapshot {:.1} MiB encode {:.2?} decode {:.2?}; RSS after restore {:.0} MiB ({:.0} B/znode); digest {:x}",
