@@ -254,6 +254,7 @@ impl StateMachine {
     /// before it report `Ok` (rolled back), it reports its error, ops after
     /// it `RuntimeInconsistency` — as ZooKeeper.
     fn multi(&mut self, ops: &[MultiOp], ctx: &Ctx<'_>) -> Vec<MultiResult> {
+        self.tree.keep_undo();
         let mut results = Vec::with_capacity(ops.len());
         for (i, op) in ops.iter().enumerate() {
             let r = match op {
