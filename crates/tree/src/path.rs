@@ -4,38 +4,25 @@
 /// absolute, no trailing slash, no empty, "." or ".." segment, no NUL or
 /// control / private-use / non-character code points.
 pub fn is_valid(path: &str) -> bool {
-    let b: Vec<char> = path.chars().collect();
-    if b.is_empty() || b[0] != '/' {
+    let Some(rest) = path.strip_prefix('/') else {
         return false;
-    }
-    if b.len() == 1 {
+    };
+    if rest.is_empty() {
         return true;
     }
-    if b[b.len() - 1] == '/' {
-        return false;
-    }
-    let mut last = '/';
-    for (i, &c) in b.iter().enumerate().skip(1) {
-        let bad_char = c == '\0'
-            || (c > '\u{0}' && c <= '\u{1f}')
-            || ('\u{7f}'..='\u{9f}').contains(&c)
-            || ('\u{e000}'..='\u{f8ff}').contains(&c)
-            || ('\u{fff0}'..='\u{ffff}').contains(&c);
-        if bad_char {
-            return false;
-        }
-        if c == '/' && last == '/' {
-            return false;
-        }
-        if c == '.' && last == '.' && b[i - 2] == '/' && (i + 1 == b.len() || b[i + 1] == '/') {
-            return false;
-        }
-        if c == '.' && last == '/' && (i + 1 == b.len() || b[i + 1] == '/') {
-            return false;
-        }
-        last = c;
-    }
-    true
+    // Every request's path passes here: no allocation.
+    !rest.chars().any(bad_char)
+        && rest
+            .split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+}
+
+/// The code points ZooKeeper's PathUtils refuses in a path.
+fn bad_char(c: char) -> bool {
+    c <= '\u{1f}'
+        || ('\u{7f}'..='\u{9f}').contains(&c)
+        || ('\u{e000}'..='\u{f8ff}').contains(&c)
+        || ('\u{fff0}'..='\u{ffff}').contains(&c)
 }
 
 /// Splits "/a/b" into ("/a", "b") and "/a" into ("/", "a"). `None` when
@@ -60,6 +47,49 @@ pub fn ancestors(path: &str) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The first, char-by-char transcription of PathUtils.validatePath.
+    fn reference(path: &str) -> bool {
+        let b: Vec<char> = path.chars().collect();
+        if b.is_empty() || b[0] != '/' {
+            return false;
+        }
+        if b.len() == 1 {
+            return true;
+        }
+        if b[b.len() - 1] == '/' {
+            return false;
+        }
+        let mut last = '/';
+        for (i, &c) in b.iter().enumerate().skip(1) {
+            let bad_char = c == '\0'
+                || (c > '\u{0}' && c <= '\u{1f}')
+                || ('\u{7f}'..='\u{9f}').contains(&c)
+                || ('\u{e000}'..='\u{f8ff}').contains(&c)
+                || ('\u{fff0}'..='\u{ffff}').contains(&c);
+            if bad_char {
+                return false;
+            }
+            if c == '/' && last == '/' {
+                return false;
+            }
+            if c == '.' && last == '.' && b[i - 2] == '/' && (i + 1 == b.len() || b[i + 1] == '/') {
+                return false;
+            }
+            if c == '.' && last == '/' && (i + 1 == b.len() || b[i + 1] == '/') {
+                return false;
+            }
+            last = c;
+        }
+        true
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn validation_matches_the_reference(p in "/?[/a.\u{0}\u{1}\u{7f}\u{e000}\u{fff0}é]{0,8}") {
+            proptest::prop_assert_eq!(is_valid(&p), reference(&p), "{:?}", p);
+        }
+    }
 
     #[test]
     fn validation_matches_zookeeper_path_utils() {
