@@ -1,7 +1,7 @@
 //! Memory and restore time of a tree of N znodes (100 bytes each under one
 //! parent, named and timed as the race's load makes them: `c-<conn>-<n>`
 //! from 32 connections, wall-clock ctime, zxids from 2):
-//! `cargo run --release -p tree --example mem [N]`. A measuring tool, not
+//! `cargo run --release -p tree --example mem [N [REPLAYED]]`. A measuring tool, not
 //! a test.
 use proto::{CreateTtlRequest, OpCode, Request};
 use std::time::Instant;
@@ -40,10 +40,43 @@ fn entry(session_id: i64, kind: EntryKind) -> Entry {
     }
 }
 
+/// Applies the create of the i-th node (the parent first), at zxid i + 2.
+fn create(sm: &mut StateMachine, session_id: i64, i: usize) {
+    let path = if i == 0 {
+        "/load".to_string()
+    } else {
+        format!("/load/c-{}-{}", i % 32, i / 32)
+    };
+    let req = Request::Create(
+        OpCode::Create,
+        CreateTtlRequest {
+            path,
+            data: Some(vec![b'x'; 100]),
+            acl: acl::open_acl_unsafe(),
+            flags: 0,
+            ttl: -1,
+        },
+    );
+    let mut body = Vec::new();
+    req.encode(&mut body);
+    let e = entry(
+        session_id,
+        EntryKind::Request {
+            op: req.op(),
+            body,
+            auth: vec![],
+        },
+    );
+    sm.apply(2 + i as i64, &e);
+}
+
 fn main() {
     let n: usize = std::env::args()
         .nth(1)
         .map_or(1_000_000, |a| a.parse().unwrap());
+    // The last this many are applied after the restore, as a restart
+    // replays the log written after its snapshot.
+    let replayed: usize = std::env::args().nth(2).map_or(0, |a| a.parse().unwrap());
     let config = TreeConfig {
         extended_types: true,
     };
@@ -64,34 +97,9 @@ fn main() {
     };
     let t = Instant::now();
     let mut slowest = std::time::Duration::ZERO;
-    for i in 0..=n {
-        let path = if i == 0 {
-            "/load".to_string()
-        } else {
-            format!("/load/c-{}-{}", i % 32, i / 32)
-        };
-        let req = Request::Create(
-            OpCode::Create,
-            CreateTtlRequest {
-                path,
-                data: Some(vec![b'x'; 100]),
-                acl: acl::open_acl_unsafe(),
-                flags: 0,
-                ttl: -1,
-            },
-        );
-        let mut body = Vec::new();
-        req.encode(&mut body);
-        let e = entry(
-            session_id,
-            EntryKind::Request {
-                op: req.op(),
-                body,
-                auth: vec![],
-            },
-        );
+    for i in 0..=n - replayed {
         let one = Instant::now();
-        sm.apply(2 + i as i64, &e);
+        create(&mut sm, session_id, i);
         slowest = slowest.max(one.elapsed());
     }
     let built = t.elapsed();
@@ -101,8 +109,11 @@ fn main() {
     let enc = t.elapsed();
     drop(sm);
     let t = Instant::now();
-    let sm = StateMachine::decode_snapshot(&snap, config).unwrap();
+    let mut sm = StateMachine::decode_snapshot(&snap, config).unwrap();
     let dec = t.elapsed();
+    for i in n - replayed + 1..=n {
+        create(&mut sm, session_id, i);
+    }
     let snap_len = snap.len();
     drop(snap);
     // As the server does once serving: what loading freed goes back.

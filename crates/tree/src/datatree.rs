@@ -32,7 +32,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use hashbrown::{HashSet, HashTable};
+use hashbrown::{HashMap, HashTable};
 use proto::{Acl, Stat};
 
 use crate::acl;
@@ -45,9 +45,12 @@ pub const TTL_OWNER_MASK: i64 = 0xff00_0000_0000_0000u64 as i64;
 /// `EphemeralType.TTL.maxValue()`.
 pub const MAX_TTL_MS: i64 = 0x0000_00ff_ffff_ffff;
 
-/// An interned ACL list: a thin pointer (8 bytes in every node's slot;
-/// `Arc<[Acl]>` would take 16).
+/// An ACL list, shared: interned by the tree, handed to triggers.
 pub type AclList = Arc<Vec<Acl>>;
+
+/// A node's ACL list: its number in the tree's table of interned lists
+/// (4 bytes in every node's slot, which is 16 bytes with it).
+pub(crate) type AclId = u32;
 
 /// Slots per arena chunk: the unit a snapshot shares and a change copies.
 pub(crate) const CHUNK: usize = 256;
@@ -156,7 +159,7 @@ impl PStat {
 #[derive(Debug, Clone)]
 pub(crate) struct NodeRec {
     pub(crate) parent: u32,
-    pub(crate) acl: AclList,
+    pub(crate) acl: AclId,
     body: Body,
 }
 
@@ -394,7 +397,7 @@ impl NodeRec {
     pub(crate) fn new(
         name: &str,
         data: Option<&[u8]>,
-        acl: AclList,
+        acl: AclId,
         stat: PStat,
         parent: u32,
     ) -> NodeRec {
@@ -503,12 +506,20 @@ impl NodeRec {
 
 /// The node slots, shared chunk by chunk with snapshots. A chunk's slots
 /// are inline in its `Arc`: a lookup follows one pointer to reach them.
+/// With them, the ACL lists their `AclId`s name (shared with snapshots
+/// too: the tree copies the table before changing it while one holds it).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Arena {
     chunks: Vec<Arc<[Option<NodeRec>; CHUNK]>>,
+    pub(crate) acls: Arc<Vec<AclList>>,
 }
 
 impl Arena {
+    /// The ACL list of a node of this arena.
+    pub(crate) fn acl(&self, rec: &NodeRec) -> &AclList {
+        &self.acls[rec.acl as usize]
+    }
+
     pub(crate) fn slots(&self) -> usize {
         self.chunks.len() * CHUNK
     }
@@ -671,7 +682,7 @@ enum Undo {
     Removed(u32, NodeRec),
     Stat(u32, PStat),
     Data(u32, Body),
-    Acl(u32, AclList),
+    Acl(u32, AclId),
 }
 
 type Hasher = foldhash::fast::RandomState;
@@ -728,9 +739,15 @@ pub struct DataTree {
     kids: Vec<Option<Box<HashTable<Kid>>>>,
     hasher: Hasher,
     count: usize,
-    /// Identical ACL lists share one allocation.
-    acls: HashSet<AclList, Hasher>,
-    /// Interned lists at the last sweep of unused ones.
+    /// The interned ACL lists (in `arena.acls`) by content.
+    acl_ids: HashMap<AclList, AclId, Hasher>,
+    /// Nodes using each list, by id.
+    acl_refs: Vec<u32>,
+    /// Ids of lists no node uses, to be reused.
+    acl_free: Vec<AclId>,
+    /// Lists interned since unused ones were last swept, and how many were
+    /// in use then.
+    acls_new: usize,
     acls_swept: usize,
     /// Session id -> its ephemeral paths (sorted: close deletes in this order).
     ephemerals: BTreeMap<i64, BTreeSet<String>>,
@@ -780,7 +797,7 @@ impl DataTree {
         assert_eq!(root, ROOT);
         t.link_at(
             root,
-            NodeRec::new("", Some(&[]), open.clone(), PStat::default(), NO_PARENT),
+            NodeRec::new("", Some(&[]), open, PStat::default(), NO_PARENT),
             "/",
         );
         // ZooKeeper sets the config node's ACL after creating it, which leaves
@@ -791,7 +808,7 @@ impl DataTree {
         };
         let read = t.intern(acl::read_acl_unsafe());
         for (p, a, stat) in [
-            (ZOOKEEPER, open.clone(), PStat::default()),
+            (ZOOKEEPER, open, PStat::default()),
             (QUOTA, open, PStat::default()),
             (CONFIG, read, config_stat),
         ] {
@@ -816,7 +833,10 @@ impl DataTree {
             kids: Vec::new(),
             hasher: Hasher::default(),
             count: 0,
-            acls: HashSet::with_hasher(Hasher::default()),
+            acl_ids: HashMap::with_hasher(Hasher::default()),
+            acl_refs: Vec::new(),
+            acl_free: Vec::new(),
+            acls_new: 0,
             acls_swept: 0,
             ephemerals: BTreeMap::new(),
             containers: BTreeSet::new(),
@@ -893,7 +913,7 @@ impl DataTree {
         let mut plen = vec![0u32; slots];
         plen[ROOT as usize] = 1;
         let mut chain = Vec::new();
-        let mut last_acl: Option<*const Acl> = None;
+        let mut acl_refs = vec![0u32; arena.acls.len()];
         for (id, rec) in arena.iter() {
             let mut at = id;
             while plen[at as usize] == 0 {
@@ -916,20 +936,35 @@ impl DataTree {
             if owner_kind(owner) != OwnerKind::Persistent {
                 t.index_add(owner, &path_in(&arena, id));
             }
-            // Nodes mostly share a list: hash its content only on a change.
-            if !last_acl.is_some_and(|a| std::ptr::eq(a, rec.acl.as_ptr()))
-                && t.acls.get(&*rec.acl).is_none()
-            {
-                t.acls.insert(rec.acl.clone());
+            match acl_refs.get_mut(rec.acl as usize) {
+                Some(r) => *r += 1,
+                None => return Err(BadTree(format!("node {id}: no ACL list {}", rec.acl))),
             }
-            last_acl = Some(rec.acl.as_ptr());
         }
         t.count = count;
         for id in (0..slots as u32).filter(|&id| arena.get(id).is_none()) {
             t.free.push(id);
         }
-        t.acls_swept = t.acls.len();
+        // Lists in use are interned (the first id of a content wins);
+        // unused ones are freed.
+        for (id, &refs) in acl_refs.iter().enumerate() {
+            if refs > 0 {
+                t.acl_ids
+                    .entry(arena.acls[id].clone())
+                    .or_insert(id as AclId);
+            } else {
+                t.acl_free.push(id as AclId);
+            }
+        }
+        t.acls_swept = t.acl_ids.len();
+        t.acl_refs = acl_refs;
         t.arena = arena;
+        if !t.acl_free.is_empty() {
+            let acls = Arc::make_mut(&mut t.arena.acls);
+            for &id in &t.acl_free {
+                acls[id as usize] = AclList::default();
+            }
+        }
         Ok(t)
     }
 
@@ -977,7 +1012,7 @@ impl DataTree {
         Some(Znode {
             stat: stat.to_stat(),
             data,
-            acl: &rec.acl,
+            acl: self.arena.acl(rec),
             children: self.children_of(id),
         })
     }
@@ -1078,21 +1113,64 @@ impl DataTree {
         self.ttls.iter().map(String::as_str)
     }
 
-    /// The shared copy of this ACL list. Lists no node uses any more are
-    /// dropped each time the set has doubled since the last sweep.
-    pub(crate) fn intern(&mut self, acl: Vec<Acl>) -> AclList {
-        if let Some(a) = self.acls.get(&acl) {
-            return a.clone();
-        }
-        if self.acls.len() >= 2 * self.acls_swept.max(32) {
-            // Held by the set only (and perhaps by a snapshot being written,
-            // which then keeps its own copy alive).
-            self.acls.retain(|a| Arc::strong_count(a) > 1);
-            self.acls_swept = self.acls.len();
+    /// The id of this ACL list, interned. A node linked with it counts as
+    /// a user; lists without users are swept between entries.
+    pub(crate) fn intern(&mut self, acl: Vec<Acl>) -> AclId {
+        if let Some(&id) = self.acl_ids.get(&acl) {
+            return id;
         }
         let a: AclList = acl.into();
-        self.acls.insert(a.clone());
-        a
+        let acls = Arc::make_mut(&mut self.arena.acls);
+        let id = match self.acl_free.pop() {
+            Some(id) => {
+                acls[id as usize] = a.clone();
+                id
+            }
+            None => {
+                acls.push(a.clone());
+                self.acl_refs.push(0);
+                (acls.len() - 1) as AclId
+            }
+        };
+        self.acl_ids.insert(a, id);
+        self.acls_new += 1;
+        id
+    }
+
+    fn acl_used(&mut self, id: AclId) {
+        self.acl_refs[id as usize] += 1;
+    }
+
+    fn acl_unused(&mut self, id: AclId) {
+        self.acl_refs[id as usize] -= 1;
+    }
+
+    /// Frees the ids of lists no node uses, once as many lists were
+    /// interned since the last sweep as were in use then. Only between
+    /// entries: a rollback may give a list its users back.
+    fn sweep_acls(&mut self) {
+        if self.acls_new < self.acls_swept.max(32) {
+            return;
+        }
+        let mut freed = Vec::new();
+        for (id, &refs) in self.acl_refs.iter().enumerate() {
+            // Interned under this id (a freed id's slot holds an empty
+            // placeholder, not interned under it).
+            let list = &self.arena.acls[id];
+            if refs == 0 && self.acl_ids.get(&**list) == Some(&(id as AclId)) {
+                self.acl_ids.remove(&**list);
+                freed.push(id as AclId);
+            }
+        }
+        if !freed.is_empty() {
+            let acls = Arc::make_mut(&mut self.arena.acls);
+            for &id in &freed {
+                acls[id as usize] = AclList::default();
+            }
+            self.acl_free.extend(freed);
+        }
+        self.acls_new = 0;
+        self.acls_swept = self.acl_refs.iter().filter(|&&r| r > 0).count();
     }
 
     /// Starts an entry: forgets the previous entry's undo log and triggers.
@@ -1100,6 +1178,7 @@ impl DataTree {
         self.undo.clear();
         self.triggers.clear();
         self.undoable = false;
+        self.sweep_acls();
     }
 
     /// The entry being applied may be rolled back (a multi): every change
@@ -1141,7 +1220,11 @@ impl DataTree {
                     let new = n.data_len() as u64;
                     self.data_bytes = self.data_bytes - old + new;
                 }
-                Undo::Acl(id, a) => self.arena.get_mut(id).acl = a,
+                Undo::Acl(id, a) => {
+                    let now = std::mem::replace(&mut self.arena.get_mut(id).acl, a);
+                    self.acl_unused(now);
+                    self.acl_used(a);
+                }
             }
         }
         self.triggers.clear();
@@ -1194,12 +1277,14 @@ impl DataTree {
         self.data_bytes += data.map_or(0, <[u8]>::len) as u64;
         self.path_bytes += path.len() as u64;
         self.count += 1;
+        self.acl_used(rec.acl);
         let prev = self.arena.put(id, Some(rec));
         assert!(prev.is_none(), "linked into a live slot");
     }
 
     fn unlink(&mut self, id: u32, path: &str) -> NodeRec {
         let rec = self.arena.put(id, None).expect("unlink of a live node");
+        self.acl_unused(rec.acl);
         let kids = self.kids[id as usize].take();
         assert!(
             kids.as_ref().is_none_or(|k| k.is_empty()),
@@ -1247,7 +1332,8 @@ impl DataTree {
         rec
     }
 
-    fn trigger(&mut self, kind: TriggerKind, path: String, acl: AclList) {
+    fn trigger(&mut self, kind: TriggerKind, path: String, acl: AclId) {
+        let acl = self.arena.acls[acl as usize].clone();
         self.triggers.push(Trigger { kind, path, acl });
     }
 
@@ -1300,11 +1386,11 @@ impl DataTree {
         pstat.cversion = parent_cversion;
         pstat.pzxid = zxid;
         p.set_stat(pstat);
-        let parent_acl = p.acl.clone();
+        let parent_acl = p.acl;
         let acl = self.intern(acl);
         let stat = PStat::from_stat(&stat);
         let id = self.next_id();
-        let rec = NodeRec::new(name, data, acl.clone(), stat, pid);
+        let rec = NodeRec::new(name, data, acl, stat, pid);
         let client = stat.client_stat(data.map_or(0, <[u8]>::len), 0);
         self.link_at(id, rec, path);
         self.undo.push(Undo::Inserted(id));
@@ -1324,9 +1410,9 @@ impl DataTree {
             pstat.pzxid = zxid;
             p.set_stat(pstat);
         }
-        let parent_acl = p.acl.clone();
+        let parent_acl = p.acl;
         let rec = self.unlink(id, path);
-        let acl = rec.acl.clone();
+        let acl = rec.acl;
         self.undo.push(Undo::Removed(id, rec));
         self.trigger(TriggerKind::Deleted, path.to_string(), acl);
         self.trigger(TriggerKind::ChildrenChanged, parent.to_string(), parent_acl);
@@ -1367,7 +1453,7 @@ impl DataTree {
         };
         let new_len = data.map_or(0, <[u8]>::len) as u64;
         let stat = st.client_stat(new_len as usize, nkids);
-        let acl = n.acl.clone();
+        let acl = n.acl;
         self.data_bytes = self.data_bytes - old_len + new_len;
         if let Some(old) = old {
             self.undo.push(Undo::Data(id, old));
@@ -1385,6 +1471,8 @@ impl DataTree {
         n.set_stat(st);
         let old = std::mem::replace(&mut n.acl, acl);
         let stat = st.client_stat(n.data_len(), nkids);
+        self.acl_used(acl);
+        self.acl_unused(old);
         self.undo.push(Undo::Acl(id, old));
         stat
     }
@@ -1557,11 +1645,10 @@ mod tests {
 
     #[test]
     fn from_arena_refuses_what_is_not_a_tree() {
-        let open: AclList = acl::open_acl_unsafe().into();
-        let rec =
-            |name: &str, parent| NodeRec::new(name, None, open.clone(), PStat::default(), parent);
+        let rec = |name: &str, parent| NodeRec::new(name, None, 0, PStat::default(), parent);
         let build = |nodes: Vec<(u32, NodeRec)>| {
             let mut a = Arena::default();
+            a.acls = Arc::new(vec![acl::open_acl_unsafe().into()]);
             for (id, r) in nodes {
                 a.put(id, Some(r));
             }
@@ -1573,6 +1660,12 @@ mod tests {
             "no root at 0"
         );
         assert!(build(vec![(0, rec("", NO_PARENT)), (1, rec("a", 7))]).is_err());
+        let mut no_acl = rec("a", 0);
+        no_acl.acl = 1;
+        assert!(
+            build(vec![(0, rec("", NO_PARENT)), (1, no_acl)]).is_err(),
+            "an ACL id not in the table"
+        );
         assert!(build(vec![
             (0, rec("", NO_PARENT)),
             (1, rec("a", 0)),
@@ -1640,8 +1733,7 @@ mod tests {
                 cversion: v[1],
                 aversion: v[2],
             };
-            let open: AclList = acl::open_acl_unsafe().into();
-            let mut rec = NodeRec::new(&name, data.as_deref(), open, stat, 7);
+            let mut rec = NodeRec::new(&name, data.as_deref(), 0, stat, 7);
             proptest::prop_assert_eq!(rec.stat(), stat);
             proptest::prop_assert_eq!(rec.name(), name.as_str());
             proptest::prop_assert_eq!(rec.data(), data.as_deref());
@@ -1667,10 +1759,48 @@ mod tests {
             mtime: 1_764_000_000_000,
             ..PStat::default()
         };
-        let open: AclList = acl::open_acl_unsafe().into();
-        let rec = NodeRec::new("c-12-31234", Some(&[7; 100]), open, stat, 1);
+        let rec = NodeRec::new("c-12-31234", Some(&[7; 100]), 0, stat, 1);
         assert!(rec.body.len() <= 128, "{}", rec.body.len());
-        assert_eq!(std::mem::size_of::<Option<NodeRec>>(), 24);
+        assert_eq!(std::mem::size_of::<Option<NodeRec>>(), 16);
+    }
+
+    #[test]
+    fn unused_acl_lists_are_swept_and_snapshots_keep_theirs() {
+        let mut t = DataTree::new();
+        create(&mut t, "/a", 0, 1, 5);
+        let list = |i: u32| {
+            vec![Acl {
+                perms: proto::Perms::ALL,
+                id: proto::Id {
+                    scheme: "digest".into(),
+                    id: format!("u{i}:x"),
+                },
+            }]
+        };
+        let mut frozen = Vec::new();
+        for i in 0..500 {
+            t.begin();
+            t.set_acl("/a", list(i));
+            if i % 50 == 0 {
+                frozen.push((t.freeze(), list(i)));
+            }
+        }
+        // A list per setACL, but the table keeps about as many as were in
+        // use at a sweep plus those interned since.
+        assert!(t.arena.acls.len() <= 100, "{} lists", t.arena.acls.len());
+        assert_eq!(**t.get("/a").unwrap().acl, list(499));
+        for (arena, want) in frozen {
+            let t = DataTree::from_arena(arena).unwrap();
+            assert_eq!(**t.get("/a").unwrap().acl, want);
+        }
+        // Rolled back: the list comes back even after a sweep freed others.
+        t.begin();
+        t.keep_undo();
+        t.set_acl("/a", list(1000));
+        t.rollback();
+        assert_eq!(**t.get("/a").unwrap().acl, list(499));
+        t.begin();
+        assert_eq!(**t.get("/a").unwrap().acl, list(499));
     }
 
     #[test]

@@ -19,7 +19,7 @@
 //! no path is parsed or hashed whole. Version 1 (still read) listed the
 //! nodes parents first by full path, with the ACL inline.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use proto::codec::{put_bytes, put_i32, put_i64, put_str, put_vec};
 use proto::{Acl, DecodeError, Jute, Reader};
@@ -147,6 +147,8 @@ fn decode_tree(r: &mut Reader<'_>) -> Result<DataTree, DecodeError> {
         return Err(bad());
     }
     let mut arena = Arena::default();
+    arena.acls = std::sync::Arc::new(acls);
+    let acls_len = arena.acls.len();
     let mut ids: Vec<i32> = Vec::with_capacity(count as usize);
     let mut parents: Vec<i32> = Vec::with_capacity(count as usize);
     for rank in 0..count as u32 {
@@ -166,9 +168,14 @@ fn decode_tree(r: &mut Reader<'_>) -> Result<DataTree, DecodeError> {
         let name = r.string()?;
         let data = r.bytes()?;
         let acl = r.i32()?;
-        let acl = acls.get(acl as usize).ok_or_else(bad)?.clone();
+        if acl < 0 || acl as usize >= acls_len {
+            return Err(bad());
+        }
         let stat = read_pstat(r)?;
-        arena.put(rank, Some(NodeRec::new(&name, data, acl, stat, NO_PARENT)));
+        arena.put(
+            rank,
+            Some(NodeRec::new(&name, data, acl as u32, stat, NO_PARENT)),
+        );
     }
     // Parents by their new numbers: a parent that is not in the snapshot
     // makes it no tree.
@@ -227,15 +234,16 @@ impl Frozen {
             put_i32(&mut w, s.timeout_ms);
             put_bytes(&mut w, Some(&s.passwd));
         }
-        // The distinct ACL lists, by identity (the tree interns them), in
-        // order of first use.
-        let mut index: HashMap<*const Acl, i32> = HashMap::new();
+        // The ACL lists in use (the tree interns them), in order of first
+        // use: index[id] is the list's number in the snapshot.
+        let mut index = vec![-1i32; self.arena.acls.len()];
         let mut lists: Vec<&[Acl]> = Vec::new();
         for (_, rec) in self.arena.iter() {
-            index.entry(rec.acl.as_ptr()).or_insert_with(|| {
-                lists.push(&rec.acl);
-                lists.len() as i32 - 1
-            });
+            let at = &mut index[rec.acl as usize];
+            if *at < 0 {
+                lists.push(self.arena.acl(rec));
+                *at = lists.len() as i32 - 1;
+            }
         }
         put_i32(&mut w, lists.len() as i32);
         for l in lists {
@@ -243,8 +251,6 @@ impl Frozen {
         }
         put_i32(&mut w, self.arena.slots() as i32);
         put_i32(&mut w, self.node_count as i32);
-        // Nodes mostly share their neighbour's list: look it up on a change.
-        let mut last = (std::ptr::null(), 0);
         for (id, rec) in self.arena.iter() {
             put_i32(&mut w, id as i32);
             put_i32(
@@ -258,11 +264,7 @@ impl Frozen {
             let (stat, data) = rec.stat_and_data();
             put_str(&mut w, rec.name());
             put_bytes(&mut w, data);
-            let acl = rec.acl.as_ptr();
-            if acl != last.0 {
-                last = (acl, index[&acl]);
-            }
-            put_i32(&mut w, last.1);
+            put_i32(&mut w, index[rec.acl as usize]);
             put_pstat(&mut w, &stat);
             if w.len() >= FLUSH_AT {
                 out.write_all(&w)?;
