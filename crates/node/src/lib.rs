@@ -233,6 +233,11 @@ pub struct Node {
     snapshot_after: u64,
     /// A snapshot is being written: no second one until it is done.
     snapshot_in_flight: Option<SnapshotMetadata>,
+    /// The next snapshot is the one a restart takes once it has applied
+    /// the log it replayed (as ZooKeeper's loadData snapshots): when it is
+    /// durable, the replayed entries leave memory but for the last
+    /// snapCount/10, instead of staying until the next regular snapshot.
+    startup_snapshot: bool,
     /// The newest durable snapshot before the current one: the in-memory
     /// log is kept from there, so a replica a little behind catches up
     /// from the log rather than by snapshot.
@@ -329,6 +334,10 @@ impl Node {
                 });
             }
         }
+        let replayed = entries
+            .iter()
+            .filter(|e| e.index <= hard_state.commit)
+            .count() as u64;
         storage.append(&entries)?;
         storage.set_hardstate(hard_state);
         let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
@@ -366,13 +375,18 @@ impl Node {
                 .set_randomized_election_timeout(rng.gen_range(ELECTION_TICKS..2 * ELECTION_TICKS));
         }
         let origin = (cfg.server_id << 48) | (rng.gen::<u64>() & ((1 << 48) - 1));
-        let snapshot_after = snapshot_threshold(cfg.snap_count, &mut rng);
+        let mut snapshot_after = snapshot_threshold(cfg.snap_count, &mut rng);
+        let startup_snapshot = replayed > 0 && replayed >= cfg.snap_count / 10;
+        if startup_snapshot {
+            snapshot_after = replayed;
+        }
         let mut node = Node {
             origin,
             since_snapshot: 0,
             since_snapshot_bytes: 0,
             snapshot_after,
             snapshot_in_flight: None,
+            startup_snapshot,
             prev_snapshot_index: applied,
             incoming: None,
             install_unpersisted: None,
@@ -1313,6 +1327,9 @@ impl Node {
         }
         let keep_from = if self.cfg.voters.len() == 1 {
             index
+        } else if std::mem::take(&mut self.startup_snapshot) {
+            self.prev_snapshot_index
+                .max(index.saturating_sub(self.cfg.snap_count / 10))
         } else {
             self.prev_snapshot_index
         };

@@ -148,13 +148,13 @@ impl Log {
         self.terms.truncate(keep);
         self.data.truncate(keep);
         let _ = self.context.split_off(&head.index);
-        let bytes: usize = ents.iter().map(|e| e.data.len()).sum();
-        if self.buf.capacity() - self.buf.len() < bytes {
-            // Data of one append stays in one buffer; a new buffer is made
-            // for the rest, and the old one lives while its entries do.
-            self.buf = BytesMut::with_capacity(bytes.max(CHUNK));
-        }
         for e in ents {
+            if self.buf.capacity() < e.data.len() {
+                // A new buffer when this entry does not fit; the old one
+                // lives while its entries do (so a long append, as a
+                // restart's, is not one buffer that any entry keeps alive).
+                self.buf = BytesMut::with_capacity(e.data.len().max(CHUNK));
+            }
             self.terms.push_back((e.term << 2) | e.entry_type as u64);
             self.buf.extend_from_slice(&e.data);
             self.data.push_back(self.buf.split().freeze());

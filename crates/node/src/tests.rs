@@ -576,6 +576,43 @@ fn snapshots_every_snap_count_and_restores_from_snapshot_plus_log() {
 }
 
 #[test]
+fn a_restart_that_replays_a_long_log_snapshots_once_it_is_applied() {
+    let cfg = |snap_count| NodeConfig {
+        snap_count,
+        snap_size_limit_bytes: u64::MAX,
+        ..cfg()
+    };
+    let mut disk = Disk::default();
+    // No snapshot before the restart (snapCount far away).
+    let mut n = Node::new(cfg(1_000_000), 0, Restored::default()).unwrap();
+    connect_client(&mut n, 1);
+    drain_to(&mut n, &mut disk);
+    for i in 0..40 {
+        send(&mut n, 1, i, create(&format!("/n{i}"), 0), 1);
+    }
+    drain_to(&mut n, &mut disk);
+    assert!(disk.snapshot.is_none());
+    let last = n.last_zxid() as u64;
+    drop(n);
+    let restored = || Restored {
+        hard_state: disk.log.hard_state.clone(),
+        entries: disk.log.entries.clone(),
+        snapshot: None,
+    };
+    // 40-odd entries replayed: under a tenth of snapCount 1,000 takes no
+    // snapshot; a tenth of snapCount 100 does, at the last replayed entry.
+    let mut d = Disk::default();
+    let mut n = Node::new(cfg(1_000), 1_000, restored()).unwrap();
+    drain_to(&mut n, &mut d);
+    assert!(d.snapshot.is_none());
+    drop(n);
+    let mut n = Node::new(cfg(100), 1_000, restored()).unwrap();
+    drain_to(&mut n, &mut d);
+    let (index, ..) = d.snapshot.clone().expect("a snapshot after the replay");
+    assert_eq!(index, last);
+}
+
+#[test]
 fn large_values_trigger_snapshots_by_bytes() {
     // snapSizeLimitInKb: a few big writes take a snapshot long before
     // snapCount entries, so the in-memory log stays bounded.
