@@ -689,9 +689,10 @@ type Hasher = foldhash::fast::RandomState;
 
 /// The vacant slots below the arena's end, a bit each, handed out lowest
 /// first: nodes made after mass deletes land packed at the arena's start
-/// instead of one per chunk wherever the last deletes left holes (a
-/// benchmark's thousand keys made after a million deletes were a cache and
-/// TLB miss each, and setData ran 20-30% slower than on a fresh tree).
+/// instead of one per chunk wherever the last deletes left holes, and the
+/// order no longer depends on the order of those deletes. (Suspected of
+/// making setData after a create-and-delete run 20-30% slower than on a
+/// fresh tree; measured, it was not the main cause, which is still open.)
 #[derive(Debug, Default)]
 struct FreeSlots {
     bits: Vec<u64>,
