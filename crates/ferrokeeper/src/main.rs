@@ -294,11 +294,27 @@ fn main() -> ExitCode {
         Cmd::StartForeground { config, log_file } => match start_foreground(config, log_file) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("ferrokeeper: {e:#}");
+                eprintln!("ferrokeeper: {}", causes(e.as_ref()));
                 ExitCode::FAILURE
             }
         },
     }
+}
+
+/// An error and its causes, each said once: a message that already ends
+/// with its cause's text (thiserror's `{source}`) does not repeat it.
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(c) = next {
+        let text = c.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = c.source();
+    }
+    out
 }
 
 fn exe() -> PathBuf {
@@ -325,63 +341,10 @@ fn print_or_fail(r: Result<String, server::tools::ToolError>) -> ExitCode {
     }
 }
 
-/// One line per event: time, `[myid:N]` (as ZooKeeper's log lines),
-/// level, module, message and fields.
-struct LineFormat {
-    myid: String,
-}
-
-impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for LineFormat
-where
-    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
-    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
-        mut w: tracing_subscriber::fmt::format::Writer<'_>,
-        event: &tracing::Event<'_>,
-    ) -> std::fmt::Result {
-        use tracing_subscriber::fmt::time::FormatTime;
-        tracing_subscriber::fmt::time::SystemTime.format_time(&mut w)?;
-        let meta = event.metadata();
-        write!(
-            w,
-            " [myid:{}] {:>5} {}: ",
-            self.myid,
-            meta.level(),
-            meta.target()
-        )?;
-        ctx.field_format().format_fields(w.by_ref(), event)?;
-        writeln!(w)
-    }
-}
-
 fn start_foreground(path: PathBuf, log_file: Option<PathBuf>) -> anyhow::Result<()> {
     // The config is read before logging starts: its errors go to stderr.
     let cfg = server::Config::load(&path)?;
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let format = LineFormat {
-        myid: cfg.server_id().map(|i| i.to_string()).unwrap_or_default(),
-    };
-    match log_file {
-        Some(f) => {
-            let file = server::lifecycle::RotatingFile::open(&f, LOG_MAX_BYTES, LOG_KEEP)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
-            let file: &'static server::lifecycle::RotatingFile = Box::leak(Box::new(file));
-            tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .event_format(format)
-                .with_writer(move || file)
-                .init();
-        }
-        None => tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .event_format(format)
-            .with_writer(std::io::stderr)
-            .init(),
-    }
+    server::logging::init(cfg.server_id(), log_file.as_deref())?;
     let cfg_workers = cfg.worker_threads;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cfg.worker_threads)
@@ -413,11 +376,6 @@ fn start_foreground(path: PathBuf, log_file: Option<PathBuf>) -> anyhow::Result<
         Ok(())
     })
 }
-
-/// A log file is rotated at this size, keeping this many old ones
-/// (ZooKeeper's log4j default: 10 MB x 10).
-const LOG_MAX_BYTES: u64 = 10 << 20;
-const LOG_KEEP: usize = 10;
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};

@@ -703,7 +703,12 @@ impl Node {
             return;
         };
         if let Request::Auth(a) = &req {
-            self.auth(conn, a.scheme.clone(), a.auth.clone().unwrap_or_default());
+            self.auth(
+                conn,
+                xid,
+                a.scheme.clone(),
+                a.auth.clone().unwrap_or_default(),
+            );
             return;
         }
         if req.is_write() {
@@ -742,11 +747,13 @@ impl Node {
     }
 
     /// addauth: digest identities are added; any other scheme fails and
-    /// closes the connection, as ZooKeeper.
-    fn auth(&mut self, conn: ConnId, scheme: String, auth: Vec<u8>) {
-        let zxid = self.sm.last_zxid();
+    /// closes the connection, as ZooKeeper. The reply carries the xid the
+    /// client sent (the Java client and kazoo send -4, the Go client an
+    /// ordinary one) and zxid 0, as ZooKeeper's `processPacket` answers.
+    fn auth(&mut self, conn: ConnId, xid: i32, scheme: String, auth: Vec<u8>) {
+        let zxid = 0;
         if scheme != "digest" {
-            self.send_reply(conn, Xid::AUTH, zxid, ErrorCode::AuthFailed, &Reply::Empty);
+            self.send_reply(conn, xid, zxid, ErrorCode::AuthFailed, &Reply::Empty);
             self.outputs.push(Output::Close {
                 conn,
                 reason: "authentication failed",
@@ -773,7 +780,7 @@ impl Node {
                 id,
             });
         }
-        self.send_reply(conn, Xid::AUTH, zxid, ErrorCode::Ok, &Reply::Empty);
+        self.send_reply(conn, xid, zxid, ErrorCode::Ok, &Reply::Empty);
     }
 
     fn serve_read(&mut self, conn: ConnId, xid: i32, req: &Request) {

@@ -1,6 +1,16 @@
 //! zoo.cfg: Java-properties syntax with ZooKeeper's keys. Unknown keys get
 //! a warning naming them; a bad value is an error naming file, line and
 //! key.
+//!
+//! ZooKeeper also takes many settings as JVM system properties, which
+//! zkServer.sh passes from `SERVER_JVMFLAGS` and `JVMFLAGS`
+//! (`-Dzookeeper.extendedTypesEnabled=true`, `-Djute.maxbuffer=...`). In
+//! ZooKeeper a zoo.cfg key that QuorumPeerConfig does not know *is* the
+//! system property `zookeeper.<key>`, so a `-D` property is read here as
+//! that zoo.cfg key, with or without its `zookeeper.` prefix, and a line
+//! of zoo.cfg wins over it (ZooKeeper sets the property from the file).
+//! Keys ZooKeeper reads only from zoo.cfg (dataDir, clientPort, …) are not
+//! taken from properties, as in ZooKeeper.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -20,7 +30,45 @@ pub enum ConfigError {
     },
     #[error("{file}: {msg}")]
     File { file: String, msg: String },
+    #[error("{var}: -D{name}: {msg}")]
+    Property {
+        var: &'static str,
+        name: String,
+        msg: String,
+    },
 }
+
+/// The environment variables zkServer.sh hands to the JVM, in the order
+/// it passes them (a later `-D` of the same name wins).
+pub const JVM_FLAG_VARS: [&str; 2] = ["SERVER_JVMFLAGS", "JVMFLAGS"];
+
+/// QuorumPeerConfig's own keys: ZooKeeper reads them from zoo.cfg only,
+/// never from a system property.
+const FILE_ONLY: &[&str] = &[
+    "dataDir",
+    "dataLogDir",
+    "clientPort",
+    "clientPortAddress",
+    "secureClientPort",
+    "secureClientPortAddress",
+    "tickTime",
+    "initLimit",
+    "syncLimit",
+    "maxClientCnxns",
+    "minSessionTimeout",
+    "maxSessionTimeout",
+    "electionAlg",
+    "quorumListenOnAllIPs",
+    "peerType",
+    "syncEnabled",
+    "dynamicConfigFile",
+    "autopurge.snapRetainCount",
+    "autopurge.purgeInterval",
+    "standaloneEnabled",
+    "reconfigEnabled",
+    "localSessionsEnabled",
+    "localSessionsUpgradingEnabled",
+];
 
 /// One `server.N=host:quorumPort:electionPort[:role][;[addr:]clientPort]` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,8 +118,8 @@ pub struct Config {
     pub autopurge_purge_interval_hours: u32,
     pub admin_enable_server: bool,
     pub admin_server_port: u16,
-    /// `admin.serverAddress` (default all addresses).
-    pub admin_server_address: IpAddr,
+    /// `admin.serverAddress` (None: every address of both families).
+    pub admin_server_address: Option<IpAddr>,
     /// `admin.commandURL` (default `/commands`).
     pub admin_command_url: String,
     /// Prometheus metrics: on when `metricsProvider.className` names
@@ -79,7 +127,8 @@ pub struct Config {
     /// is set), on `metricsProvider.httpHost`:`httpPort` (default 0.0.0.0:7000).
     pub metrics_enabled: bool,
     pub metrics_port: u16,
-    pub metrics_host: IpAddr,
+    /// `metricsProvider.httpHost` (None: every address of both families).
+    pub metrics_host: Option<IpAddr>,
     /// `globalOutstandingLimit`: requests in flight over all connections
     /// before the server stops reading from clients (default 1000).
     pub global_outstanding_limit: usize,
@@ -89,6 +138,10 @@ pub struct Config {
     /// servers (the one-host walkthrough) fewer threads cost fewer context
     /// switches.
     pub worker_threads: usize,
+    /// `nio.sessionlessCnxnTimeout` (ZooKeeper's system property
+    /// `zookeeper.nio.sessionlessCnxnTimeout`): a connection that has not
+    /// sent its connect request by then is closed (default 10 s).
+    pub sessionless_cnxn_timeout_ms: u64,
     /// Keys ZooKeeper knows that this build accepts but does not act on yet.
     pub warnings: Vec<String>,
 }
@@ -108,6 +161,46 @@ const ACCEPTED: &[&str] = &[
     "audit.enable",
 ];
 
+/// ZooKeeper settings this build does not support yet (TLS, SASL and
+/// quorum authentication, read-only mode, …): ignored with a warning that
+/// says so, not taken for typing mistakes.
+const NOT_YET: &[&str] = &[
+    "secureClientPort",
+    "secureClientPortAddress",
+    "serverCnxnFactory",
+    "clientCnxnSocket",
+    "client.secure",
+    "sslQuorum",
+    "portUnification",
+    "sslQuorumReloadCertFiles",
+    "client.portUnification",
+    "localSessionsEnabled",
+    "localSessionsUpgradingEnabled",
+    "readonlymode.enabled",
+    "emulate353TTLNodes",
+    "connectToLearnerMasterLimit",
+    "maxCnxns",
+    "enforceQuota",
+    "digest.enabled",
+    "snapshot.compression.method",
+    "X509AuthenticationProvider.superUser",
+    "allowSaslFailedClients",
+    "sessionRequireClientSASLAuth",
+    "enforce.auth.enabled",
+    "enforce.auth.schemes",
+    "kerberos.removeHostFromPrincipal",
+    "kerberos.removeRealmFromPrincipal",
+];
+const NOT_YET_PREFIXES: &[&str] = &[
+    "ssl.",
+    "authProvider.",
+    "group.",
+    "weight.",
+    "quorum.",
+    "multiAddress.",
+    "fips-mode",
+];
+
 fn parse_ip(v: &str) -> Result<IpAddr, String> {
     if v == "localhost" {
         return Ok(IpAddr::from([127, 0, 0, 1]));
@@ -115,10 +208,36 @@ fn parse_ip(v: &str) -> Result<IpAddr, String> {
     v.parse().map_err(|_| format!("'{v}' is not an IP address"))
 }
 
+/// Where a setting came from, for messages.
+#[derive(Clone, Copy)]
+enum Src<'a> {
+    /// A line of the file.
+    File(usize),
+    /// A `-Dname=value` in this environment variable.
+    Property(&'static str, &'a str),
+}
+
 struct Line<'a> {
-    no: usize,
+    src: Src<'a>,
     key: &'a str,
     value: String,
+}
+
+/// `-Dname=value` settings in the JVM flag variables' text, as
+/// `(variable, name, value)`; the shell splits the flags at whitespace.
+pub fn jvm_properties<'a>(
+    vars: &[(&'static str, &'a str)],
+) -> Vec<(&'static str, &'a str, &'a str)> {
+    let mut out = Vec::new();
+    for (var, text) in vars {
+        for flag in text.split_whitespace() {
+            if let Some(p) = flag.strip_prefix("-D") {
+                let (name, value) = p.split_once('=').unwrap_or((p, ""));
+                out.push((*var, name, value));
+            }
+        }
+    }
+    out
 }
 
 /// Java-properties lines: `#`/`!` comments, `key=value`, `key: value` or
@@ -148,7 +267,7 @@ fn parse_lines(text: &str) -> Vec<Line<'_>> {
             }
         }
         out.push(Line {
-            no: i + 1,
+            src: Src::File(i + 1),
             key,
             value,
         });
@@ -198,10 +317,25 @@ impl Config {
             file: file.clone(),
             msg: format!("cannot read: {e}"),
         })?;
-        Config::parse(path, &text)
+        let env: Vec<(&'static str, String)> = JVM_FLAG_VARS
+            .iter()
+            .filter_map(|v| Some((*v, std::env::var(v).ok()?)))
+            .collect();
+        let vars: Vec<(&'static str, &str)> = env.iter().map(|(v, t)| (*v, t.as_str())).collect();
+        Config::parse_with(path, &text, &jvm_properties(&vars))
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        Config::parse_with(path, text, &[])
+    }
+
+    /// zoo.cfg's text, then the `-D` properties (`jvm_properties`) for
+    /// keys the file does not set.
+    pub fn parse_with(
+        path: &Path,
+        text: &str,
+        properties: &[(&'static str, &str, &str)],
+    ) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
         let mut c = Config {
             path: path.to_path_buf(),
@@ -229,23 +363,57 @@ impl Config {
             autopurge_purge_interval_hours: 0,
             admin_enable_server: true,
             admin_server_port: 8080,
-            admin_server_address: IpAddr::from([0, 0, 0, 0]),
+            admin_server_address: None,
             admin_command_url: "/commands".into(),
             metrics_enabled: false,
             metrics_port: 7000,
-            metrics_host: IpAddr::from([0, 0, 0, 0]),
+            metrics_host: None,
             global_outstanding_limit: 1000,
             worker_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            sessionless_cnxn_timeout_ms: 10_000,
             warnings: Vec::new(),
         };
+        let mut lines = parse_lines(text);
+        let in_file: std::collections::HashSet<&str> = lines.iter().map(|l| l.key).collect();
+        // The last of several -D of one name wins, as in Java.
+        let mut props: Vec<(&'static str, &str, &str)> = Vec::new();
+        for &(var, name, value) in properties {
+            props.retain(|p| p.1 != name);
+            props.push((var, name, value));
+        }
+        for (var, name, value) in props {
+            let key = name.strip_prefix("zookeeper.").unwrap_or(name);
+            if FILE_ONLY.contains(&key) || key.starts_with("server.") {
+                c.warnings.push(format!(
+                    "{var}: -D{name}: ZooKeeper reads {key} from zoo.cfg only; ignored"
+                ));
+            } else if !in_file.contains(key) {
+                lines.push(Line {
+                    src: Src::Property(var, name),
+                    key,
+                    value: value.to_string(),
+                });
+            }
+        }
         let mut client_port_set = false;
         let mut data_dir_set = false;
-        for l in parse_lines(text) {
-            let err = |msg: String| ConfigError::Value {
-                file: file.clone(),
-                line: l.no,
-                key: l.key.to_string(),
-                msg,
+        for l in lines {
+            let err = |msg: String| match l.src {
+                Src::File(line) => ConfigError::Value {
+                    file: file.clone(),
+                    line,
+                    key: l.key.to_string(),
+                    msg,
+                },
+                Src::Property(var, name) => ConfigError::Property {
+                    var,
+                    name: name.to_string(),
+                    msg,
+                },
+            };
+            let at = match l.src {
+                Src::File(line) => format!("{file}:{line}"),
+                Src::Property(var, name) => format!("{var}: -D{name}"),
             };
             fn num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
                 v.parse::<T>()
@@ -341,7 +509,14 @@ impl Config {
                         .collect()
                 }
                 "autopurge.snapRetainCount" => {
-                    c.autopurge_snap_retain_count = num::<u32>(v).map_err(err)?.max(3)
+                    let n = num::<u32>(v).map_err(err)?;
+                    if n < 3 {
+                        // ZooKeeper's DatadirCleanupManager says the same.
+                        c.warnings.push(format!(
+                            "{at}: Invalid autopurge.snapRetainCount: {n}, the minimum is 3; using 3"
+                        ));
+                    }
+                    c.autopurge_snap_retain_count = n.max(3)
                 }
                 "autopurge.purgeInterval" => {
                     c.autopurge_purge_interval_hours = num(v).map_err(err)?
@@ -349,7 +524,7 @@ impl Config {
                 "admin.enableServer" => c.admin_enable_server = boolean(v).map_err(err)?,
                 "admin.serverPort" => c.admin_server_port = num(v).map_err(err)?,
                 "admin.serverAddress" => {
-                    c.admin_server_address = parse_ip(v).map_err(err)?;
+                    c.admin_server_address = Some(parse_ip(v).map_err(err)?);
                 }
                 "admin.commandURL" => {
                     if !v.starts_with('/') {
@@ -361,8 +536,7 @@ impl Config {
                     c.metrics_enabled = v.ends_with("PrometheusMetricsProvider");
                     if !c.metrics_enabled && !v.ends_with("NullMetricsProvider") {
                         c.warnings.push(format!(
-                            "{file}:{}: metricsProvider.className {v} is not supported; metrics are off",
-                            l.no
+                            "{at}: metricsProvider.className {v} is not supported; metrics are off"
                         ));
                     }
                 }
@@ -370,12 +544,15 @@ impl Config {
                     c.metrics_port = num(v).map_err(err)?;
                     c.metrics_enabled = true;
                 }
-                "metricsProvider.httpHost" => c.metrics_host = parse_ip(v).map_err(err)?,
+                "metricsProvider.httpHost" => c.metrics_host = Some(parse_ip(v).map_err(err)?),
                 "globalOutstandingLimit" => {
                     c.global_outstanding_limit = positive::<usize>(v).map_err(err)?;
                 }
                 "ferrokeeper.workerThreads" => {
                     c.worker_threads = positive::<usize>(v).map_err(err)?;
+                }
+                "nio.sessionlessCnxnTimeout" => {
+                    c.sessionless_cnxn_timeout_ms = positive::<u64>(v).map_err(err)?;
                 }
                 k if k.starts_with("server.") => {
                     let id: u64 = k["server.".len()..]
@@ -385,23 +562,19 @@ impl Config {
                     c.servers.insert(id, spec);
                 }
                 k if ACCEPTED.contains(&k) => c.warnings.push(format!(
-                    "{file}:{}: {k} is accepted but has no effect in this version",
-                    l.no
+                    "{at}: {k} is accepted but has no effect in this version"
                 )),
-                k if k.starts_with("ssl.")
-                    || k.starts_with("authProvider.")
-                    || k.starts_with("group.")
-                    || k.starts_with("weight.") =>
-                {
-                    c.warnings.push(format!(
-                        "{file}:{}: {k} is not supported yet and is ignored",
-                        l.no
-                    ))
-                }
-                k => c
+                k if NOT_YET.contains(&k) || NOT_YET_PREFIXES.iter().any(|p| k.starts_with(p)) => c
                     .warnings
-                    .push(format!("{file}:{}: unknown key {k} ignored", l.no)),
+                    .push(format!("{at}: {k} is not supported yet and is ignored")),
+                k => c.warnings.push(format!("{at}: unknown key {k} ignored")),
             }
+        }
+        if c.servers.len() > 1 && c.servers.values().filter(|s| !s.observer).count() % 2 == 0 {
+            c.warnings.push(format!(
+                "{file}: {} voting servers: Non-optimal configuration, consider an odd number of servers (an even ensemble tolerates no more failures than one server fewer)",
+                c.servers.values().filter(|s| !s.observer).count()
+            ));
         }
         if !data_dir_set {
             return Err(ConfigError::File {
@@ -547,6 +720,76 @@ mod tests {
         assert!(c.servers[&2].observer);
         assert_eq!(c.servers[&2].client, Some((Some("127.0.0.1".into()), 2182)));
         assert!(c.warnings.iter().any(|w| w.contains("unknown key foo")));
+    }
+
+    fn props<'a>(flags: &'a str, file: &str) -> Result<Config, ConfigError> {
+        let vars = [("SERVER_JVMFLAGS", flags)];
+        Config::parse_with(Path::new("zoo.cfg"), file, &jvm_properties(&vars))
+    }
+
+    #[test]
+    fn jvm_properties_set_keys_the_file_does_not() {
+        let base = "dataDir=/x\nclientPort=2181\n";
+        let c = props(
+            "-Xmx1g -Dzookeeper.extendedTypesEnabled=true -Djute.maxbuffer=4096 \
+             -Dzookeeper.DigestAuthenticationProvider.superDigest=super:abc= \
+             -Dzookeeper.nio.sessionlessCnxnTimeout=500 -Dzookeeper.4lw.commands.whitelist=*",
+            base,
+        )
+        .unwrap();
+        assert!(c.extended_types);
+        assert_eq!(c.jute_maxbuffer_bytes, 4096);
+        assert_eq!(c.super_digest.as_deref(), Some("super:abc="));
+        assert_eq!(c.sessionless_cnxn_timeout_ms, 500);
+        assert!(c.four_letter_allowed("ruok"));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        // zoo.cfg wins; the last of two -D wins.
+        let c = props(
+            "-DextendedTypesEnabled=true -Dzookeeper.snapCount=10 -Dzookeeper.snapCount=20",
+            &format!("{base}extendedTypesEnabled=false\n"),
+        )
+        .unwrap();
+        assert!(!c.extended_types);
+        assert_eq!(c.snap_count, 20);
+        // File-only keys are not taken; unsupported ones say so.
+        let c = props(
+            "-Dzookeeper.clientPort=1 -Dreadonlymode.enabled=true -Dzookeeper.nosuch=1",
+            base,
+        )
+        .unwrap();
+        assert_eq!(c.client_port, 2181);
+        let w = c.warnings.join("\n");
+        assert!(w.contains("SERVER_JVMFLAGS: -Dzookeeper.clientPort: ZooKeeper reads clientPort from zoo.cfg only"), "{w}");
+        assert!(w.contains("SERVER_JVMFLAGS: -Dreadonlymode.enabled: readonlymode.enabled is not supported yet"), "{w}");
+        assert!(
+            w.contains("SERVER_JVMFLAGS: -Dzookeeper.nosuch: unknown key nosuch"),
+            "{w}"
+        );
+        // A bad value names the variable and the property.
+        let e = props("-Dzookeeper.snapCount=many", base).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "SERVER_JVMFLAGS: -Dzookeeper.snapCount: 'many' is not a valid number"
+        );
+    }
+
+    #[test]
+    fn warnings_zookeeper_also_gives() {
+        let c = parse("dataDir=/x\nclientPort=1\nautopurge.snapRetainCount=1\nsecureClientPort=2281\nserver.1=a:1:2\nserver.2=b:1:2\n").unwrap();
+        let w = c.warnings.join("\n");
+        assert_eq!(c.autopurge_snap_retain_count, 3);
+        assert!(
+            w.contains("zoo.cfg:3: Invalid autopurge.snapRetainCount: 1"),
+            "{w}"
+        );
+        assert!(
+            w.contains("zoo.cfg:4: secureClientPort is not supported yet"),
+            "{w}"
+        );
+        assert!(
+            w.contains("Non-optimal configuration, consider an odd number of servers"),
+            "{w}"
+        );
     }
 
     #[test]

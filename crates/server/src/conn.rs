@@ -2,8 +2,9 @@
 //! one task per connection that owns its socket — it reads frames, passes
 //! them to the core task, and writes what the core sends back.
 //!
-//! A frame over `jute.maxbuffer`, a malformed header or connect request
-//! closes that connection with a log line; nothing else is affected.
+//! A frame over `jute.maxbuffer`, a malformed header or connect request,
+//! or no connect request within `nio.sessionlessCnxnTimeout`, closes that
+//! connection with a log line; nothing else is affected.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -155,7 +156,13 @@ async fn serve(
     let mut buf = BytesMut::with_capacity(4096);
     let max = cfg.jute_maxbuffer_bytes;
 
-    // The first frame: a four-letter word or a ConnectRequest.
+    // The first frame: a four-letter word or a ConnectRequest, within
+    // `sessionlessCnxnTimeout` — a silent socket must not hold one of its
+    // address's `maxClientCnxns` slots for good.
+    let sessionless = tokio::time::sleep(std::time::Duration::from_millis(
+        cfg.sessionless_cnxn_timeout_ms,
+    ));
+    tokio::pin!(sessionless);
     let connect = loop {
         if buf.len() >= 4 {
             if let Some(cmd) = fourlw::detect(&buf[..4]) {
@@ -199,6 +206,10 @@ async fn serve(
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             },
+            _ = &mut sessionless => {
+                tracing::info!(%peer, "no connect request within {} ms (zookeeper.nio.sessionlessCnxnTimeout); closing", cfg.sessionless_cnxn_timeout_ms);
+                return;
+            }
             _ = stop.recv() => return,
         }
     };

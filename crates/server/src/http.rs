@@ -2,7 +2,7 @@
 //! JSON) and Prometheus metrics (`metricsProvider.httpPort`). Both ask the
 //! core task, which owns the state, and never block it.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -75,11 +75,13 @@ async fn metrics(State(ctx): State<Arc<Ctx>>) -> Response {
 
 async fn serve(
     what: &'static str,
-    addr: SocketAddr,
+    ip: Option<IpAddr>,
+    port: u16,
     app: Router,
     mut stop: broadcast::Receiver<()>,
 ) {
-    let listener = match tokio::net::TcpListener::bind(addr).await {
+    let addr = crate::listen::shown(ip, port);
+    let listener = match crate::listen::bind(ip, port) {
         Ok(l) => l,
         Err(e) => {
             // As ZooKeeper: the server runs on without it.
@@ -112,8 +114,13 @@ pub(crate) fn start(
             .route(&format!("{base}/"), get(index))
             .route(&format!("{base}/{{name}}"), get(command))
             .with_state(ctx);
-        let addr = SocketAddr::new(cfg.admin_server_address, cfg.admin_server_port);
-        tasks.spawn(serve("AdminServer", addr, app, stop.subscribe()));
+        tasks.spawn(serve(
+            "AdminServer",
+            cfg.admin_server_address,
+            cfg.admin_server_port,
+            app,
+            stop.subscribe(),
+        ));
     }
     if cfg.metrics_enabled {
         let ctx = Arc::new(Ctx {
@@ -124,7 +131,12 @@ pub(crate) fn start(
             .route("/metrics", get(metrics))
             .route("/", get(metrics))
             .with_state(ctx);
-        let addr = SocketAddr::new(cfg.metrics_host, cfg.metrics_port);
-        tasks.spawn(serve("Prometheus metrics", addr, app, stop.subscribe()));
+        tasks.spawn(serve(
+            "Prometheus metrics",
+            cfg.metrics_host,
+            cfg.metrics_port,
+            app,
+            stop.subscribe(),
+        ));
     }
 }

@@ -14,6 +14,8 @@ mod core_task;
 pub mod fourlw;
 mod http;
 pub mod lifecycle;
+mod listen;
+pub mod logging;
 mod metrics;
 mod peer;
 mod snap_transfer;
@@ -23,7 +25,6 @@ pub mod tools;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc};
 
 pub use config::{Config, ConfigError};
@@ -86,9 +87,10 @@ pub(crate) const CORE_QUEUE: usize = 8192;
 pub enum ServerError {
     #[error("{0}")]
     Config(#[from] ConfigError),
-    #[error("cannot bind client port {addr}: {source}")]
+    #[error("cannot bind the {what} port {addr}: {source}")]
     Bind {
-        addr: SocketAddr,
+        what: &'static str,
+        addr: String,
         source: std::io::Error,
     },
     #[error("{what} {path}: {source}")]
@@ -105,6 +107,8 @@ pub enum ServerError {
     Storage(#[from] storage::WalError),
     #[error("{0}")]
     Snapshot(#[from] storage::SnapError),
+    #[error("{0}")]
+    Lock(#[from] storage::LockError),
     #[error("cannot start the storage thread: {0}")]
     Thread(std::io::Error),
 }
@@ -217,6 +221,8 @@ pub struct Server {
     /// End when the core task drops its job senders.
     storage: std::thread::JoinHandle<()>,
     snapshotter: std::thread::JoinHandle<()>,
+    /// dataDir's and dataLogDir's locks, released when the server is dropped.
+    _locks: Vec<storage::DirLock>,
 }
 
 impl Server {
@@ -248,6 +254,9 @@ impl Server {
                 source,
             })?;
         }
+        // Before anything in them is read, listed, cut or deleted.
+        let locks = storage::DirLock::acquire_both(&cfg.data_dir, cfg.log_dir())?;
+        storage::snap::remove_leftovers(&locks[0], &cfg.data_dir)?;
         for w in &cfg.warnings {
             tracing::warn!("{w}");
         }
@@ -316,16 +325,13 @@ impl Server {
             entries: recovered.entries,
             snapshot,
         };
-        let ip = cfg
-            .client_port_address
-            .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-        let addr = SocketAddr::new(ip, cfg.client_port);
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServerError::Bind { addr, source })?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|source| ServerError::Bind { addr, source })?;
+        let bind_err = |source| ServerError::Bind {
+            what: "client",
+            addr: listen::shown(cfg.client_port_address, cfg.client_port),
+            source,
+        };
+        let listener = listen::bind(cfg.client_port_address, cfg.client_port).map_err(bind_err)?;
+        let local_addr = listener.local_addr().map_err(bind_err)?;
         let cfg = Arc::new(cfg);
         let (stop, _) = broadcast::channel(1);
         let (core_tx, core_rx) = mpsc::channel(CORE_QUEUE);
@@ -360,11 +366,7 @@ impl Server {
                     &stop,
                     &mut tasks,
                 )
-                .await
-                .map_err(|source| ServerError::Bind {
-                    addr: t.quorum,
-                    source,
-                })?,
+                .await?,
             ),
         };
         let core = core_task::CoreTask::new(&cfg, &membership, restored, job_tx, snap_tx, peers)?;
@@ -383,13 +385,22 @@ impl Server {
             core_tx,
             stop.clone(),
         ));
-        tracing::info!(%local_addr, "serving clients (standalone)");
+        match &membership.transport {
+            None => tracing::info!(%local_addr, "serving clients (standalone)"),
+            Some(_) => tracing::info!(
+                %local_addr,
+                "listening for clients as server {} of an ensemble of {}; requests are served once a leader is elected",
+                membership.my_id,
+                membership.voters.len()
+            ),
+        }
         Ok(Server {
             local_addr,
             stop,
             tasks,
             storage,
             snapshotter,
+            _locks: locks,
         })
     }
 

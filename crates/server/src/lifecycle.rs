@@ -8,7 +8,6 @@
 //! (the server's log, rotated by size) and `ferrokeeper-server.out` (its
 //! stdout and stderr: anything printed before logging starts).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -363,107 +362,5 @@ pub fn restart(exe: &Path, cfg_path: &Path) -> Outcome {
         stdout: a.stdout + &b.stdout,
         stderr: a.stderr + &b.stderr,
         code: b.code,
-    }
-}
-
-/// A log file that is rotated by size: `NAME` is written; when it would
-/// pass `max_bytes` it becomes `NAME.1` (`NAME.1` becomes `NAME.2`, …, up
-/// to `keep` old files) and a new `NAME` is started.
-pub struct RotatingFile {
-    inner: std::sync::Mutex<Rotating>,
-}
-
-struct Rotating {
-    path: PathBuf,
-    file: std::fs::File,
-    size: u64,
-    max_bytes: u64,
-    keep: usize,
-}
-
-impl RotatingFile {
-    pub fn open(path: &Path, max_bytes: u64, keep: usize) -> std::io::Result<RotatingFile> {
-        if let Some(d) = path.parent() {
-            std::fs::create_dir_all(d)?;
-        }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        let size = file.metadata()?.len();
-        Ok(RotatingFile {
-            inner: std::sync::Mutex::new(Rotating {
-                path: path.to_path_buf(),
-                file,
-                size,
-                max_bytes,
-                keep,
-            }),
-        })
-    }
-}
-
-impl Rotating {
-    fn rotate(&mut self) -> std::io::Result<()> {
-        let name = |i: usize| {
-            let mut s = self.path.clone().into_os_string();
-            s.push(format!(".{i}"));
-            PathBuf::from(s)
-        };
-        let _ = std::fs::remove_file(name(self.keep));
-        for i in (1..self.keep).rev() {
-            let _ = std::fs::rename(name(i), name(i + 1));
-        }
-        std::fs::rename(&self.path, name(1))?;
-        self.file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
-        self.size = 0;
-        Ok(())
-    }
-}
-
-impl Write for &RotatingFile {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut r = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if r.size > 0 && r.size + buf.len() as u64 > r.max_bytes && r.keep > 0 {
-            // A failed rotation keeps writing to the current file.
-            let _ = r.rotate();
-        }
-        r.file.write_all(buf)?;
-        r.size += buf.len() as u64;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rotates_by_size_and_keeps_n_files() {
-        let d = tempfile::tempdir().unwrap();
-        let path = d.path().join("x.log");
-        let f = RotatingFile::open(&path, 100, 2).unwrap();
-        for i in 0..30 {
-            writeln!(&f, "line {i:03} of the log......").unwrap();
-        }
-        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
-        assert!(read(&path).len() <= 100);
-        assert!(read(&d.path().join("x.log.1")).len() <= 100);
-        assert!(d.path().join("x.log.2").exists());
-        assert!(!d.path().join("x.log.3").exists());
-        // The newest line is in the current file, older ones in .1.
-        assert!(read(&path).contains("line 029"));
-        let all = read(&d.path().join("x.log.2")) + &read(&d.path().join("x.log.1")) + &read(&path);
-        let nums: Vec<u32> = all.lines().map(|l| l[5..8].parse().unwrap()).collect();
-        assert!(
-            nums.windows(2).all(|w| w[1] == w[0] + 1),
-            "in order, none lost within the kept files"
-        );
     }
 }

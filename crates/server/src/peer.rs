@@ -185,9 +185,16 @@ pub(crate) async fn start(
     home: SnapshotHome,
     stop: &broadcast::Sender<()>,
     tasks: &mut tokio::task::JoinSet<()>,
-) -> std::io::Result<Peers> {
-    for addr in [quorum_addr, election_addr] {
-        let listener = TcpListener::bind(addr).await?;
+) -> Result<Peers, crate::ServerError> {
+    for (what, addr) in [("quorum", quorum_addr), ("election", election_addr)] {
+        let listener =
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| crate::ServerError::Bind {
+                    what,
+                    addr: addr.to_string(),
+                    source,
+                })?;
         tasks.spawn(accept_loop(
             listener,
             core.clone(),

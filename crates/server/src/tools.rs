@@ -1,6 +1,7 @@
-//! Offline tools on a stopped server's files, like ZooKeeper's
+//! Offline tools on a server's files, like ZooKeeper's
 //! zkSnapShotToolkit, zkTxnLogToolkit and zkCleanup.sh. They only read,
-//! except `purge`.
+//! except `purge`, so they work beside a running server too: none of them
+//! repairs, cuts or removes a file the running server may still use.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -17,6 +18,8 @@ pub enum ToolError {
     Log(#[from] storage::WalError),
     #[error("{path}: undecodable snapshot body: {reason}")]
     Body { path: String, reason: String },
+    #[error("{0}")]
+    Lock(#[from] storage::LockError),
 }
 
 /// `ferrokeeper snapshot dump FILE`: znodes with their Stat (and data when
@@ -149,8 +152,26 @@ fn request_paths(op: OpCode, body: &[u8]) -> String {
 
 /// `ferrokeeper purge DATADIR [DATALOGDIR] -n COUNT` (zkCleanup.sh).
 pub fn purge(data_dir: &Path, log_dir: &Path, count: usize) -> Result<String, ToolError> {
-    let p = storage::snap::purge(data_dir, log_dir, count)?;
     let mut out = String::new();
+    // Beside a running server, as zkCleanup.sh: only snapshots older than
+    // the newest `count` and segments wholly below the oldest kept one go,
+    // which the server itself no longer reads (its own autopurge removes
+    // the same). Otherwise the directories stay locked while purging, so
+    // a server starting meanwhile refuses instead of reading half a purge.
+    let running = [data_dir, log_dir]
+        .into_iter()
+        .find_map(storage::lock::holder);
+    let _locks = match &running {
+        Some(who) => {
+            let _ = writeln!(
+                out,
+                "a server ({who}) is running on these directories: removing only what it no longer needs"
+            );
+            Vec::new()
+        }
+        None => storage::DirLock::acquire_both(data_dir, log_dir)?,
+    };
+    let p = storage::snap::purge(data_dir, log_dir, count)?;
     for f in p.snapshots.iter().chain(&p.segments) {
         let _ = writeln!(out, "removed {}", f.display());
     }

@@ -17,8 +17,11 @@
 //!
 //! A snapshot is written to `snap-….snap.tmp`, fsynced, renamed to its
 //! name and the directory fsynced: a name always means a whole file. A
-//! leftover `.tmp` (a crash mid-write) is removed at startup. A named file
-//! that fails its checksum is corruption: the server refuses to start.
+//! leftover `.tmp` (a crash mid-write) is removed at startup by
+//! `remove_leftovers`, which only the server holding the directory's lock
+//! (`lock`) calls: another process's `.tmp` may be a snapshot in progress.
+//! A named file that fails its checksum is corruption: the server refuses
+//! to start.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -66,22 +69,46 @@ fn parse_name(name: &str) -> Option<u64> {
     (hex.len() == 16).then(|| u64::from_str_radix(hex, 16).ok())?
 }
 
-/// Snapshots in `data_dir`, oldest first. Removes leftover temp files.
+/// Snapshots in `data_dir`, oldest first. Changes nothing.
 pub fn list(data_dir: &Path) -> Result<Vec<(u64, PathBuf)>, SnapError> {
     let dir = snap_dir(data_dir);
-    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
     let mut out = Vec::new();
-    for e in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(io_err(&dir)(e)),
+    };
+    for e in entries {
         let e = e.map_err(io_err(&dir))?;
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".snap.tmp") {
-            std::fs::remove_file(e.path()).map_err(io_err(&e.path()))?;
-        } else if let Some(i) = parse_name(&name) {
+        if let Some(i) = parse_name(&e.file_name().to_string_lossy()) {
             out.push((i, e.path()));
         }
     }
     out.sort();
     Ok(out)
+}
+
+/// Removes the `.tmp` files a crash left mid-write. Only for the server
+/// that holds `data_dir`'s lock: anyone else's `.tmp` may be live.
+pub fn remove_leftovers(_lock: &crate::lock::DirLock, data_dir: &Path) -> Result<(), SnapError> {
+    let dir = snap_dir(data_dir);
+    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    for e in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
+        let e = e.map_err(io_err(&dir))?;
+        if e.file_name().to_string_lossy().ends_with(".snap.tmp") {
+            remove_if_there(&e.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// A file another purge (autopurge beside `ferrokeeper purge`) removed
+/// first is not an error.
+fn remove_if_there(path: &Path) -> Result<(), SnapError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(path)(e)),
+        _ => Ok(()),
+    }
 }
 
 /// Writes a snapshot durably; returns its path.
@@ -246,7 +273,7 @@ pub fn purge(data_dir: &Path, log_dir: &Path, retain: usize) -> Result<Purged, S
     let (old, kept) = snaps.split_at(snaps.len() - retain);
     let oldest_kept = kept[0].0;
     for (_, p) in old {
-        std::fs::remove_file(p).map_err(io_err(p))?;
+        remove_if_there(p)?;
         purged.snapshots.push(p.clone());
     }
     let segs = wal::list_segments(log_dir).map_err(|e| SnapError::Io {
@@ -258,7 +285,7 @@ pub fn purge(data_dir: &Path, log_dir: &Path, retain: usize) -> Result<Purged, S
         let (_, ref path) = w[0];
         let (next_first, _) = w[1];
         if next_first <= oldest_kept + 1 {
-            std::fs::remove_file(path).map_err(io_err(path))?;
+            remove_if_there(path)?;
             purged.segments.push(path.clone());
         }
     }
@@ -288,8 +315,13 @@ mod tests {
             b"half",
         )
         .unwrap();
-        let l = list(d.path()).unwrap();
-        assert_eq!(l, vec![(42, p.clone())]);
+        let tmp = snap_dir(d.path()).join("snap-0000000000000099.snap.tmp");
+        assert_eq!(list(d.path()).unwrap(), vec![(42, p.clone())]);
+        assert!(tmp.exists(), "listing removes nothing");
+        let lock = crate::lock::DirLock::acquire(d.path(), "dataDir").unwrap();
+        remove_leftovers(&lock, d.path()).unwrap();
+        assert!(!tmp.exists());
+        assert_eq!(list(d.path()).unwrap(), vec![(42, p.clone())]);
         let (m, body) = read(&p).unwrap();
         assert_eq!((m, body), (meta(42), b"body bytes".to_vec()));
     }

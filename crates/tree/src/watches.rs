@@ -2,10 +2,16 @@
 //! Not replicated — each server keeps the watches of its own clients.
 //!
 //! Model (ZooKeeper's `WatchManager` with `WatcherModeManager`): two
-//! tables, data and child, each path -> connection -> mode. Standard
-//! watches fire once; persistent ones stay; persistent-recursive ones stay
-//! and also fire for descendants, but never for NodeChildrenChanged.
-//! `addWatch` puts a watch in both tables.
+//! tables, data and child, each path -> connection -> what it holds there.
+//! Standard watches fire once; persistent ones stay; persistent-recursive
+//! ones stay and also fire for descendants, but never for
+//! NodeChildrenChanged. `addWatch` puts a watch in both tables.
+//!
+//! A connection may hold a one-shot watch and a persistent one on the same
+//! path at once (a Curator application's recursive cache beside a recipe's
+//! children watch, in one session): neither replaces the other, and an
+//! event that either would fire for reaches the connection once, as in
+//! ZooKeeper 3.8 and 3.9.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -32,9 +38,34 @@ pub enum Mode {
     PersistentRecursive,
 }
 
+/// What one connection holds on one path in one table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Held {
+    /// A one-shot watch (getData, exists, getChildren).
+    standard: bool,
+    /// `addWatch`: `Persistent` or `PersistentRecursive`.
+    lasting: Option<Mode>,
+}
+
+impl Held {
+    fn recursive(&self) -> bool {
+        self.lasting == Some(Mode::PersistentRecursive)
+    }
+
+    /// Does an event of this type at this very path reach the holder?
+    fn fires_for(&self, event: EventType) -> bool {
+        match self.lasting {
+            _ if self.standard => true,
+            Some(Mode::PersistentRecursive) => event != EventType::NodeChildrenChanged,
+            Some(_) => true,
+            None => false,
+        }
+    }
+}
+
 #[derive(Default, Debug)]
 struct Table {
-    by_path: HashMap<String, HashMap<ConnId, Mode>>,
+    by_path: HashMap<String, HashMap<ConnId, Held>>,
     /// How many recursive watches this table holds: zero skips the
     /// ancestor walk on every trigger.
     recursive: usize,
@@ -42,29 +73,33 @@ struct Table {
 
 impl Table {
     fn add(&mut self, path: &str, conn: ConnId, mode: Mode) {
-        let m = self.by_path.entry(path.to_string()).or_default();
-        let prev = m.get(&conn).copied();
-        // A standard watch does not downgrade a persistent one.
-        if prev.is_some() && mode == Mode::Standard {
+        let held = self
+            .by_path
+            .entry(path.to_string())
+            .or_default()
+            .entry(conn)
+            .or_default();
+        if mode == Mode::Standard {
+            held.standard = true;
             return;
         }
-        if prev == Some(Mode::PersistentRecursive) {
+        if held.recursive() {
             self.recursive -= 1;
         }
-        if mode == Mode::PersistentRecursive {
+        held.lasting = Some(mode);
+        if held.recursive() {
             self.recursive += 1;
         }
-        m.insert(conn, mode);
     }
 
     fn remove(&mut self, path: &str, conn: ConnId) -> bool {
         let Some(m) = self.by_path.get_mut(path) else {
             return false;
         };
-        let Some(mode) = m.remove(&conn) else {
+        let Some(held) = m.remove(&conn) else {
             return false;
         };
-        if mode == Mode::PersistentRecursive {
+        if held.recursive() {
             self.recursive -= 1;
         }
         if m.is_empty() {
@@ -79,7 +114,7 @@ impl Table {
             .is_some_and(|m| m.contains_key(&conn))
     }
 
-    /// Collects who hears `event` at `path`, removing fired standard watches.
+    /// Collects who hears `event` at `path`, consuming fired one-shot watches.
     fn trigger(
         &mut self,
         path: &str,
@@ -88,14 +123,12 @@ impl Table {
         seen: &mut HashSet<ConnId>,
     ) {
         if let Some(m) = self.by_path.get_mut(path) {
-            m.retain(|conn, mode| {
-                if *mode == Mode::PersistentRecursive && event == EventType::NodeChildrenChanged {
-                    return true;
-                }
-                if seen.insert(*conn) {
+            m.retain(|conn, held| {
+                if held.fires_for(event) && seen.insert(*conn) {
                     out.push(*conn);
                 }
-                *mode != Mode::Standard
+                held.standard = false;
+                held.lasting.is_some()
             });
             if m.is_empty() {
                 self.by_path.remove(path);
@@ -106,8 +139,8 @@ impl Table {
         }
         for anc in path::ancestors(path) {
             if let Some(m) = self.by_path.get(anc) {
-                for (conn, mode) in m {
-                    if *mode == Mode::PersistentRecursive && seen.insert(*conn) {
+                for (conn, held) in m {
+                    if held.recursive() && seen.insert(*conn) {
                         out.push(*conn);
                     }
                 }
@@ -356,6 +389,56 @@ mod tests {
         );
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].event, EventType::NodeChildrenChanged);
+    }
+
+    #[test]
+    fn a_one_shot_watch_beside_a_persistent_one_on_the_same_path_fires() {
+        // Curator: a recursive cache and a children watch in one session.
+        let mut w = WatchRegistry::default();
+        w.add_persistent("/p", 7, true);
+        w.add(WatchKind::Child, "/p", 7);
+        w.add(WatchKind::Data, "/p", 7);
+        let mut out = Vec::new();
+        let create = [
+            trig(TriggerKind::Created, "/p/c"),
+            trig(TriggerKind::ChildrenChanged, "/p"),
+        ];
+        w.fire(&create, &mut out, |_, _| true);
+        let events: Vec<_> = out.iter().map(|n| (n.event, n.path.as_str())).collect();
+        assert_eq!(
+            events,
+            vec![
+                (EventType::NodeCreated, "/p/c"),
+                (EventType::NodeChildrenChanged, "/p")
+            ]
+        );
+        // The child watch is spent, the recursive one stays, and so does
+        // the one-shot data watch (nothing changed /p's data).
+        out.clear();
+        w.fire(&create, &mut out, |_, _| true);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].event, EventType::NodeCreated);
+        out.clear();
+        w.fire(&[trig(TriggerKind::DataChanged, "/p")], &mut out, |_, _| {
+            true
+        });
+        w.fire(&[trig(TriggerKind::DataChanged, "/p")], &mut out, |_, _| {
+            true
+        });
+        assert_eq!(out.len(), 2, "the recursive watch fires each time: {out:?}");
+        // A one-shot watch added after a persistent one does not turn it one-shot.
+        let mut w = WatchRegistry::default();
+        w.add_persistent("/q", 1, false);
+        w.add(WatchKind::Child, "/q", 1);
+        out.clear();
+        for _ in 0..3 {
+            w.fire(
+                &[trig(TriggerKind::ChildrenChanged, "/q")],
+                &mut out,
+                |_, _| true,
+            );
+        }
+        assert_eq!(out.len(), 3);
     }
 
     #[test]
