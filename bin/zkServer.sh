@@ -3,7 +3,10 @@
 #   zkServer.sh [--config <conf-dir>] {start|start-foreground|stop|version|restart|status|print-cmd} [zoo.cfg]
 # A config name without a slash is looked up in the conf dir ($ZOOCFGDIR,
 # default ../conf next to this script), as ZooKeeper does; a path is used
-# as given. $ZOOPIDFILE and $ZOO_LOG_DIR are honoured. The binary is
+# as given. $ZOOPIDFILE and $ZOO_LOG_DIR are honoured, and so are the -D
+# settings in $SERVER_JVMFLAGS and $JVMFLAGS (also from $ZOOCFGDIR/java.env,
+# which zkEnv.sh sources), which the server reads as ZooKeeper's JVM
+# reads its system properties. The binary is
 # $FERROKEEPER_BIN, else the release build next to this script, else
 # `ferrokeeper` on PATH.
 set -eu
@@ -15,6 +18,11 @@ if [ "${1:-}" = "--config" ]; then
   shift 2
 fi
 ZOOCFG="$ZOOCFGDIR/zoo.cfg"
+if [ -f "$ZOOCFGDIR/java.env" ]; then
+  . "$ZOOCFGDIR/java.env"
+fi
+[ -z "${SERVER_JVMFLAGS:-}" ] || export SERVER_JVMFLAGS
+[ -z "${JVMFLAGS:-}" ] || export JVMFLAGS
 if [ -n "${2:-}" ]; then
   case "$2" in
     */*) ZOOCFG=$2 ;;

@@ -79,8 +79,10 @@ def wait_until(cond, timeout=20.0, what="condition"):
 class Server:
     """One server process on a free client port."""
 
-    def __init__(self, kind="ferrokeeper", extra=None, container_check_ms=60000):
+    def __init__(self, kind="ferrokeeper", extra=None, container_check_ms=60000, env=None):
         self.kind = kind
+        # Added to the process's environment (SERVER_JVMFLAGS, ...).
+        self.env = env
         self.container_check_ms = container_check_ms
         self.dir = tempfile.mkdtemp(prefix=kind + "-")
         self.port = free_port()
@@ -125,7 +127,8 @@ class Server:
                 "org.apache.zookeeper.server.ZooKeeperServerMain"
             cmd = ["java", "-cp", ZK_CLASSPATH, "-Dzookeeper.extendedTypesEnabled=true",
                    "-Dznode.container.checkIntervalMs=%d" % self.container_check_ms, main, self.cfg]
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir)
+        env = dict(os.environ, **self.env) if self.env else None
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir, env=env)
         try:
             ready = (lambda: four_letter(self.port, "ruok") == "imok") if probe == "ruok" else \
                 (lambda: "Mode: " in four_letter(self.port, "srvr"))

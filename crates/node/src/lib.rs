@@ -68,9 +68,14 @@ pub struct NodeConfig {
     /// replicas do not all snapshot at once.
     pub snap_count: u64,
     /// `snapSizeLimitInKb`, in bytes: a snapshot is also taken once the
-    /// entries applied since the last one add up to this many bytes, so the
-    /// in-memory log (kept back to the previous snapshot) stays bounded
-    /// when values are large.
+    /// entries applied since the last one add up to this many bytes — or
+    /// to the size of the tree at the last snapshot, when that is larger —
+    /// so the in-memory log (kept back to the previous snapshot) stays
+    /// bounded when values are large, and the snapshots written stay in
+    /// proportion to the log: each costs about the tree's size, and comes
+    /// after at least as many bytes of log. (A fixed limit alone wrote a
+    /// whole-tree snapshot per limit's worth of writes: with a tree larger
+    /// than the limit, disk use grew with the square of the writes.)
     pub snap_size_limit_bytes: u64,
     /// Server ids of the voting members (`server.N` lines); just
     /// `[server_id]` for a standalone server.
@@ -228,8 +233,10 @@ pub struct Node {
     origin: u64,
     /// Entries applied since the last snapshot, and how many trigger the next.
     since_snapshot: u64,
-    /// Bytes of those entries.
+    /// Bytes of those entries, and how many trigger the next snapshot
+    /// (see `NodeConfig::snap_size_limit_bytes`).
     since_snapshot_bytes: u64,
+    snapshot_after_bytes: u64,
     snapshot_after: u64,
     /// A snapshot is being written: no second one until it is done.
     snapshot_in_flight: Option<SnapshotMetadata>,
@@ -384,6 +391,7 @@ impl Node {
             origin,
             since_snapshot: 0,
             since_snapshot_bytes: 0,
+            snapshot_after_bytes: u64::MAX,
             snapshot_after,
             snapshot_in_flight: None,
             startup_snapshot,
@@ -422,6 +430,7 @@ impl Node {
         // simulation found ephemerals of dead clients kept forever after a
         // restart.)
         node.liveness = fresh_timers(&node.sm, now_ms);
+        node.snapshot_after_bytes = node.bytes_between_snapshots();
         if node.cfg.voters.len() > 1 {
             // Nobody leads yet as far as we know: take our turn as after a
             // lost leader (lowest live id first) instead of waiting out a
@@ -1378,6 +1387,8 @@ impl Node {
         self.close_all_clients("this server installed a snapshot from the leader");
         self.liveness = fresh_timers(&self.sm, self.now_ms);
         self.since_snapshot = 0;
+        self.since_snapshot_bytes = 0;
+        self.snapshot_after_bytes = self.bytes_between_snapshots();
         self.prev_snapshot_index = meta.index;
         self.raw
             .mut_store()
@@ -1392,7 +1403,7 @@ impl Node {
     /// a clone of the state between two entries, where it is consistent.
     fn maybe_snapshot(&mut self) {
         let due = self.since_snapshot >= self.snapshot_after
-            || self.since_snapshot_bytes >= self.cfg.snap_size_limit_bytes;
+            || self.since_snapshot_bytes >= self.snapshot_after_bytes;
         if self.snapshot_in_flight.is_some() || !due {
             return;
         }
@@ -1403,6 +1414,7 @@ impl Node {
         self.since_snapshot = 0;
         self.since_snapshot_bytes = 0;
         self.snapshot_after = snapshot_threshold(self.cfg.snap_count, &mut self.rng);
+        self.snapshot_after_bytes = self.bytes_between_snapshots();
         let conf_state = self.raw.raft.prs().conf().to_conf_state();
         let mut meta = SnapshotMetadata::default();
         meta.index = index;
@@ -1416,6 +1428,14 @@ impl Node {
             conf_state,
             state,
         });
+    }
+
+    /// Log bytes before the next snapshot: `snapSizeLimitInKb`, or the
+    /// tree's size when that is larger (a snapshot holds every path and
+    /// value, plus a Stat and an ACL id of about 32 bytes per znode).
+    fn bytes_between_snapshots(&self) -> u64 {
+        let tree = self.sm.tree.approximate_data_size() + 32 * self.sm.tree.node_count() as u64;
+        self.cfg.snap_size_limit_bytes.max(tree)
     }
 
     fn apply_all(&mut self, entries: Vec<RaftEntry>) {

@@ -405,6 +405,8 @@ mod no_panic_from_the_network {
 struct Disk {
     log: crate::sim::Disk,
     snapshot: Option<(u64, u64, ConfState, Vec<u8>)>,
+    /// Bytes of every snapshot written.
+    snapshot_bytes: usize,
 }
 
 /// A client on connection `conn` asks for a session (10 s timeout) at time 0.
@@ -445,7 +447,9 @@ fn drain_to(node: &mut Node, disk: &mut Disk) -> Vec<Output> {
                     conf_state,
                     state,
                 } => {
-                    disk.snapshot = Some((index, term, conf_state, state.encode_snapshot()));
+                    let body = state.encode_snapshot();
+                    disk.snapshot_bytes += body.len();
+                    disk.snapshot = Some((index, term, conf_state, body));
                     node.snapshotted(index);
                 }
                 o => all.push(o),
@@ -646,5 +650,48 @@ fn large_values_trigger_snapshots_by_bytes() {
     assert!(
         snap_index >= 3,
         "after about 256 KiB of entries: {snap_index}"
+    );
+}
+
+#[test]
+fn snapshots_by_bytes_stay_in_proportion_to_the_log() {
+    // A tree that grows past snapSizeLimitInKb: each snapshot holds the
+    // whole tree, so one per limit's worth of writes made the bytes of
+    // snapshots grow with the square of the bytes written (64 writes of
+    // 64 KiB here: about 50 snapshots and 50 MiB). The next snapshot waits
+    // for as many log bytes as the tree holds.
+    let cfg = NodeConfig {
+        snap_count: 1_000_000,
+        snap_size_limit_bytes: 128 << 10,
+        ..cfg()
+    };
+    let mut disk = Disk::default();
+    let mut n = Node::new(cfg, 0, Restored::default()).unwrap();
+    connect_client(&mut n, 1);
+    drain_to(&mut n, &mut disk);
+    let value = vec![b'x'; 64 << 10];
+    let writes = 64;
+    for i in 0..writes {
+        let req = Request::Create(
+            OpCode::Create,
+            CreateTtlRequest {
+                path: format!("/big{i}"),
+                data: Some(value.clone()),
+                acl: acl::open_acl_unsafe(),
+                flags: 0,
+                ttl: -1,
+            },
+        );
+        let mut body = Vec::new();
+        req.encode(&mut body);
+        n.request(1, i + 1, OpCode::Create.code(), &body, 1);
+        drain_to(&mut n, &mut disk);
+    }
+    let written = writes as usize * value.len();
+    assert!(disk.snapshot.is_some(), "snapshots by bytes still happen");
+    assert!(
+        disk.snapshot_bytes <= 2 * written,
+        "{} bytes of snapshots for {written} bytes written",
+        disk.snapshot_bytes
     );
 }

@@ -115,6 +115,10 @@ pub(crate) async fn accept_loop(
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
             r = listener.accept() => match r {
                 Ok((sock, peer)) => {
+                    // An IPv4 client of the dual-stack wildcard arrives as
+                    // ::ffff:a.b.c.d; per-IP limits, `ip` ACLs and cons
+                    // see a.b.c.d, as in ZooKeeper.
+                    let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
                     let Some(slot) = per_ip.take(peer.ip(), cfg.max_client_cnxns) else {
                         tracing::warn!("Too many connections from {} - max is {}", peer.ip(), cfg.max_client_cnxns);
                         continue;

@@ -105,10 +105,15 @@ fn read_pid(pid_file: &Path) -> Option<i32> {
     std::fs::read_to_string(pid_file).ok()?.trim().parse().ok()
 }
 
-/// The command `start` runs, as print-cmd shows it.
+/// The command `start` runs, as print-cmd shows it: the `-D` settings it
+/// hands on (`SERVER_JVMFLAGS`, `JVMFLAGS`) first, as the server reads them.
 fn command_line(exe: &Path, cfg_path: &Path, p: &Paths) -> String {
+    let flags: String = crate::config::JVM_FLAG_VARS
+        .iter()
+        .filter_map(|v| Some(format!("{v}=\"{}\" ", std::env::var(v).ok()?)))
+        .collect();
     format!(
-        "\"{}\" start-foreground --log-file \"{}\" \"{}\" > \"{}\" 2>&1 < /dev/null",
+        "{flags}\"{}\" start-foreground --log-file \"{}\" \"{}\" > \"{}\" 2>&1 < /dev/null",
         exe.display(),
         p.log_file.display(),
         cfg_path.display(),

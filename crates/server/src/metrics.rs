@@ -215,6 +215,13 @@ pub fn render(m: &Metrics, n: &Now) -> String {
     );
     metric(
         &mut out,
+        "log_writes_dropped_total",
+        c,
+        "Log lines dropped because writing them failed (a closed stderr, a full disk).",
+        crate::logging::dropped_writes(),
+    );
+    metric(
+        &mut out,
         "leader_elections_total",
         c,
         "Leader changes this server saw.",
