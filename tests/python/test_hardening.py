@@ -351,6 +351,58 @@ class TestAgainstZooKeeper(unittest.TestCase):
         self.assertEqual(got, want)
 
 
+class TestElection(unittest.TestCase):
+    def test_a_client_arriving_without_a_leader_waits_for_one(self):
+        ens = harness.Ensemble(3)
+        self.addCleanup(ens.close)
+        ens.start(1)  # alone: no quorum, no leader
+        s1 = ens.server(1)
+        waiting = RawConn.__new__(RawConn)
+        waiting.s = socket.create_connection(("127.0.0.1", s1.port), timeout=30)
+        waiting.send_frame(struct.pack(">iqiq", 0, 0, 30000, 0) + jute_buf(b"\0" * 16) + b"\0")
+        # A short session timeout: given up on when no leader comes in time.
+        short = RawConn.__new__(RawConn)
+        short.s = socket.create_connection(("127.0.0.1", s1.port), timeout=30)
+        short.send_frame(struct.pack(">iqiq", 0, 0, 4000, 0) + jute_buf(b"\0" * 16) + b"\0")
+        self.addCleanup(waiting.close)
+        self.addCleanup(short.close)
+        # The short one is closed after its 4 s without a leader.
+        short.s.settimeout(15)
+        self.assertIsNone(short.read_frame())
+        kz = KazooClient(hosts=s1.hosts, timeout=30)
+        started = []
+        t = threading.Thread(target=lambda: started.append(kz.start(timeout=60) or True), daemon=True)
+        t.start()
+        self.addCleanup(kz.stop)
+        ens.start(2)
+        ens.leader()
+        resp = waiting.read_frame()
+        self.assertIsNotNone(resp, "held, then answered once a leader was elected")
+        self.assertNotEqual(struct.unpack_from(">iiq", resp, 0)[2], 0, "a session")
+        t.join(60)
+        self.assertEqual(started, [True])
+        kz.create("/after-election")
+
+
+class TestSnapshotDisk(unittest.TestCase):
+    def test_snapshots_stay_in_proportion_to_what_was_written(self):
+        # A 64 KiB size limit and a tree that grows to 4 MB: one whole-tree
+        # snapshot per 64 KiB of log wrote about 30 times the data.
+        s = harness.Server(extra={"snapSizeLimitInKb": "64", "preAllocSize": "1024"}).start()
+        self.addCleanup(s.close)
+        zk = KazooClient(hosts=s.hosts, timeout=10)
+        zk.start()
+        self.addCleanup(zk.stop)
+        value = b"v" * 8192
+        for i in range(500):
+            zk.create("/big%d" % i, value)
+        written = 500 * len(value)
+        snaps = glob.glob(os.path.join(s.dir, "data", "ferrokeeper-snap", "*.snap"))
+        self.assertGreater(len(snaps), 0, "snapshots by bytes still happen")
+        on_disk = sum(os.path.getsize(p) for p in snaps)
+        self.assertLess(on_disk, 3 * written, "%d snapshots, %d bytes" % (len(snaps), on_disk))
+
+
 class TestJvmFlags(unittest.TestCase):
     def test_server_jvmflags_through_the_wrapper(self):
         s = harness.Server()

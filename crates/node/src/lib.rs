@@ -82,6 +82,15 @@ pub struct NodeConfig {
     pub voters: Vec<u64>,
 }
 
+/// A connect request waiting for a leader (`Node::held_connects`).
+struct HeldConnect {
+    conn: ConnId,
+    req: ConnectRequest,
+    ip: String,
+    /// When the client's session timeout has passed (ms since the epoch).
+    until_ms: i64,
+}
+
 /// What the driver must do.
 #[derive(Debug, Clone)]
 pub enum Output {
@@ -264,6 +273,11 @@ pub struct Node {
     /// Messages Raft allows out only once the Ready they came with is
     /// durable (votes, append responses), by Ready number.
     held: Vec<(u64, Vec<RaftMessage>)>,
+    /// Connect requests that came while this server had no leader: held,
+    /// unanswered, until one is elected (then served in arrival order) or
+    /// until the client's session timeout passes (then closed), so a client
+    /// that moves during an election waits instead of being turned away.
+    held_connects: Vec<HeldConnect>,
     /// Entries proposed since the last `flush`, with the connection each
     /// came from (0 for none), and their bytes: Raft takes them as one
     /// proposal, so a batch of client writes goes to each follower in one
@@ -400,6 +414,7 @@ impl Node {
             install_unpersisted: None,
             campaigns_deferred: 0,
             held: Vec::new(),
+            held_connects: Vec::new(),
             proposals: Vec::new(),
             proposal_conns: Vec::new(),
             proposal_bytes: 0,
@@ -557,11 +572,17 @@ impl Node {
     /// A client sent its ConnectRequest. `ip` becomes its ("ip", addr) identity.
     pub fn connect(&mut self, conn: ConnId, req: ConnectRequest, ip: String, now_ms: i64) {
         self.now_ms = now_ms;
+        let timeout_ms = req.timeout_ms.clamp(
+            self.cfg.min_session_timeout_ms,
+            self.cfg.max_session_timeout_ms,
+        );
         if self.raw.raft.leader_id == raft::INVALID_ID {
-            // As ZooKeeper: a server without a quorum serves no client.
-            self.outputs.push(Output::Close {
+            // A server without a quorum serves no client; this one waits.
+            self.held_connects.push(HeldConnect {
                 conn,
-                reason: "this server has no leader",
+                req,
+                ip,
+                until_ms: now_ms + timeout_ms as i64,
             });
             return;
         }
@@ -573,10 +594,6 @@ impl Node {
             });
             return;
         }
-        let timeout_ms = req.timeout_ms.clamp(
-            self.cfg.min_session_timeout_ms,
-            self.cfg.max_session_timeout_ms,
-        );
         let auth = vec![Id {
             scheme: "ip".into(),
             id: ip,
@@ -676,6 +693,7 @@ impl Node {
     }
 
     fn drop_conn(&mut self, conn: ConnId) {
+        self.held_connects.retain(|h| h.conn != conn);
         if let Some(c) = self.conns.remove(&conn) {
             if self.session_conn.get(&c.session_id) == Some(&conn) {
                 self.session_conn.remove(&c.session_id);
@@ -903,6 +921,17 @@ impl Node {
     /// Time passed: Raft ticks, session expiry, container/TTL checks.
     pub fn tick(&mut self, now_ms: i64) {
         self.now_ms = now_ms;
+        let outputs = &mut self.outputs;
+        self.held_connects.retain(|h| {
+            let waiting = h.until_ms > now_ms;
+            if !waiting {
+                outputs.push(Output::Close {
+                    conn: h.conn,
+                    reason: "no leader was elected within the session timeout",
+                });
+            }
+            waiting
+        });
         if self.install_unpersisted.is_none() {
             self.maybe_campaign();
         } else if self.campaign_at_ms.is_some_and(|at| now_ms >= at)
@@ -1303,6 +1332,12 @@ impl Node {
         }
         self.advance_applied();
         self.maybe_snapshot();
+        if self.raw.raft.leader_id != raft::INVALID_ID && !self.held_connects.is_empty() {
+            for h in std::mem::take(&mut self.held_connects) {
+                self.connect(h.conn, h.req, h.ip, self.now_ms);
+            }
+            self.flush();
+        }
     }
 
     /// Tells Raft what is applied. It counts only what is durable here:
