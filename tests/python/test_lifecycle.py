@@ -160,7 +160,7 @@ class LifecycleTest(unittest.TestCase):
         self.assertEqual(run(WRAPPER, "start", s.cfg)[0], 0)
         code, out, err = run(WRAPPER, "start", s2.cfg)
         self.assertEqual((code, out), (1, "Starting zookeeper ... FAILED TO START\n"))
-        self.assertIn("cannot bind client port", err)
+        self.assertIn("cannot bind the client port", err)
         self.assertIsNone(pid_of(s2), "no pid file left behind")
 
     def test_print_cmd_and_version(self):

@@ -201,7 +201,7 @@ enum LogCmd {
 
 fn main() -> ExitCode {
     return_freed_memory_at_once();
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(zookeeper_style_args(std::env::args_os()));
     match cli.cmd {
         Cmd::Version => {
             println!(
@@ -301,6 +301,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// `bench -server host:port`, as zkCli spells it (and the README once
+/// did): clap would read `-server` as `-s erver`.
+fn zookeeper_style_args(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<_> = args.collect();
+    if args.get(1).is_some_and(|a| a == "bench") {
+        for a in &mut args[2..] {
+            if a == "-server" {
+                *a = "--server".into();
+            }
+        }
+    }
+    args
+}
+
 /// An error and its causes, each said once: a message that already ends
 /// with its cause's text (thiserror's `{source}`) does not repeat it.
 fn causes(e: &(dyn std::error::Error + 'static)) -> String {
@@ -352,7 +366,8 @@ fn start_foreground(path: PathBuf, log_file: Option<PathBuf>) -> anyhow::Result<
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let server = server::Server::start(cfg).await?;
+        let mut server = server::Server::start(cfg).await?;
+        server.started().await;
         keep_freed_memory_for_reuse();
         tracing::info!(config = %path.display(), addr = %server.local_addr, workers = cfg_workers, "ferrokeeper started");
         server::lifecycle::signal_ready();

@@ -460,6 +460,13 @@ impl Node {
         self.sm.last_zxid()
     }
 
+    /// False until the snapshot a restart takes after replaying a long
+    /// log (`startup_snapshot`) is durable: until then a failing disk can
+    /// still stop the server, so `start` does not yet report it started.
+    pub fn startup_done(&self) -> bool {
+        !self.startup_snapshot
+    }
+
     pub fn state(&self) -> &StateMachine {
         &self.sm
     }
@@ -1376,9 +1383,10 @@ impl Node {
         if meta.index != index {
             return;
         }
+        let startup = std::mem::take(&mut self.startup_snapshot);
         let keep_from = if self.cfg.voters.len() == 1 {
             index
-        } else if std::mem::take(&mut self.startup_snapshot) {
+        } else if startup {
             self.prev_snapshot_index
                 .max(index.saturating_sub(self.cfg.snap_count / 10))
         } else {

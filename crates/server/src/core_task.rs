@@ -93,6 +93,10 @@ impl CoreTask {
         })
     }
 
+    pub(crate) fn startup_done(&self) -> bool {
+        self.node.startup_done()
+    }
+
     pub(crate) fn node_count(&self) -> usize {
         self.node.state().tree.node_count()
     }
@@ -106,6 +110,7 @@ impl CoreTask {
         mut rx: mpsc::Receiver<CoreInput>,
         mut storage: mpsc::Receiver<Event>,
         mut stop: broadcast::Receiver<()>,
+        mut started: Option<tokio::sync::oneshot::Sender<()>>,
     ) {
         // Startup produced work already (the new term's entry).
         self.dispatch();
@@ -158,6 +163,9 @@ impl CoreTask {
             let step = std::time::Instant::now();
             self.node.flush();
             self.dispatch_timed(step);
+            if started.is_some() && self.node.startup_done() {
+                let _ = started.take().map(|s| s.send(()));
+            }
         }
     }
 

@@ -24,10 +24,13 @@ pub fn not_whitelisted(cmd: &str) -> String {
     format!("{cmd} is not executed because it is not in the whitelist.\n")
 }
 
+/// As ZooKeeper's: `<version>-<build id>, built on YYYY-MM-DD HH:MM UTC`
+/// (the date from build.rs), the form tools parse.
 pub const VERSION: &str = concat!(
     "3.8.4-ferrokeeper-",
     env!("CARGO_PKG_VERSION"),
-    ", built on unknown"
+    ", built on ",
+    env!("FERROKEEPER_BUILD_DATE")
 );
 
 /// ZooKeeper's default trace mask, answered by gtmk.

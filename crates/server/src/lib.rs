@@ -223,6 +223,8 @@ pub struct Server {
     snapshotter: std::thread::JoinHandle<()>,
     /// dataDir's and dataLogDir's locks, released when the server is dropped.
     _locks: Vec<storage::DirLock>,
+    /// Fires when startup's own work is durable (see `started`).
+    started: Option<tokio::sync::oneshot::Receiver<()>>,
 }
 
 impl Server {
@@ -377,7 +379,9 @@ impl Server {
             replay.elapsed().as_secs_f64()
         );
         release_freed_memory();
-        tasks.spawn(core.run(core_rx, event_rx, stop.subscribe()));
+        let (started_tx, started) = tokio::sync::oneshot::channel();
+        let started_tx = (!core.startup_done()).then_some(started_tx);
+        tasks.spawn(core.run(core_rx, event_rx, stop.subscribe(), started_tx));
         http::start(&cfg, &core_tx, &stop, &mut tasks);
         tasks.spawn(conn::accept_loop(
             listener,
@@ -401,7 +405,19 @@ impl Server {
             storage,
             snapshotter,
             _locks: locks,
+            started: Some(started),
         })
+    }
+
+    /// Returns once what startup still had to do is durable — the snapshot
+    /// a restart takes after replaying a long log — so `start` reports
+    /// STARTED only for a server that got through it (a failure there
+    /// exits the process, and `start` says FAILED TO START with the
+    /// reason). At once when there was nothing left to do.
+    pub async fn started(&mut self) {
+        if let Some(rx) = self.started.take() {
+            let _ = rx.await;
+        }
     }
 
     /// Stops accepting, closes connections, waits for every task.

@@ -64,6 +64,12 @@ fn load(cfg_path: &Path, out: &mut Outcome) -> Option<Config> {
     }
 }
 
+/// A process's state letter from `/proc/PID/stat` (R, S, D, T, Z, …).
+fn proc_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
 /// Is a process with this pid alive (not a zombie)?
 pub fn alive(pid: i32) -> bool {
     // SAFETY: kill with signal 0 only checks that the process exists.
@@ -72,12 +78,17 @@ pub fn alive(pid: i32) -> bool {
     }
     // A zombie (exited, not yet reaped: e.g. in a container whose init
     // does not reap) counts as gone.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .map(|(_, rest)| !rest.trim_start().starts_with('Z'))
-            .unwrap_or(true),
-        Err(_) => true,
+    proc_state(pid) != Some('Z')
+}
+
+/// Why a process may not have acted on SIGTERM, from its state.
+fn why_not_stopped(pid: i32) -> String {
+    match proc_state(pid) {
+        Some('T') | Some('t') => format!(
+            "; it is stopped (SIGSTOP, Ctrl-Z or a debugger) and acts on no signal until continued: kill -CONT {pid}"
+        ),
+        Some('D') => "; it is waiting on the disk (uninterruptible sleep)".into(),
+        _ => String::new(),
     }
 }
 
@@ -343,8 +354,9 @@ pub fn stop(cfg_path: &Path) -> Outcome {
             if Instant::now() > deadline {
                 out.stdout.push_str("NOT STOPPED\n");
                 out.stderr.push_str(&format!(
-                    "process {pid} is still running {} s after SIGTERM\n",
-                    STOP_TIMEOUT.as_secs()
+                    "process {pid} is still running {} s after SIGTERM{}\n",
+                    STOP_TIMEOUT.as_secs(),
+                    why_not_stopped(pid)
                 ));
                 out.code = 1;
                 return out;
@@ -367,5 +379,30 @@ pub fn restart(exe: &Path, cfg_path: &Path) -> Outcome {
         stdout: a.stdout + &b.stdout,
         stderr: a.stderr + &b.stderr,
         code: b.code,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stopped_process_is_named_as_such() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        assert_eq!(why_not_stopped(pid), "");
+        // SAFETY: signals to the child this test started.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while proc_state(pid) != Some('T') && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let why = why_not_stopped(pid);
+        assert!(why.contains(&format!("kill -CONT {pid}")), "{why}");
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }

@@ -94,6 +94,12 @@ pub enum WalError {
     },
     #[error("the log is poisoned by an earlier write or fsync failure; restart the server to recover from disk")]
     Poisoned,
+    #[error("{path}: no room to preallocate a log segment of {bytes} bytes ({source}); free space on the dataLogDir's disk, or lower preAllocSize (KiB) in zoo.cfg")]
+    NoRoom {
+        path: PathBuf,
+        bytes: u64,
+        source: io::Error,
+    },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> WalError + '_ {
@@ -633,9 +639,15 @@ impl Wal {
         let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, size as libc::off_t) };
         if rc != 0 {
             let _ = std::fs::remove_file(&path);
-            return Err(WalError::Io {
-                path,
-                source: io::Error::from_raw_os_error(rc),
+            let source = io::Error::from_raw_os_error(rc);
+            return Err(if rc == libc::ENOSPC {
+                WalError::NoRoom {
+                    path,
+                    bytes: size,
+                    source,
+                }
+            } else {
+                WalError::Io { path, source }
             });
         }
         let mut header = Vec::with_capacity(HEADER_BYTES as usize);
