@@ -344,6 +344,18 @@ class TestAgainstZooKeeper(unittest.TestCase):
         self.assertEqual(want[0][0], (5, "zero", 0), "ZooKeeper answers addauth with the client's xid")
         self.assertEqual(got, want)
 
+    def test_version_line_parses_as_zookeepers(self):
+        import re
+        form = re.compile(r"^Zookeeper version: \d+\.\d+\.\d+-\S+, built on \d{4}-\d\d-\d\d \d\d:\d\d UTC$")
+        for s in (self.zk, self.fk):
+            first = harness.four_letter(s.port, "srvr").splitlines()[0]
+            self.assertRegex(first, form)
+
+    def test_bench_takes_zkclis_server_flag(self):
+        r = run([harness.BINARY, "bench", "-server", self.fk.hosts, "-w", "create", "-c", "1", "-i", "1",
+                 "-d", "0.5", "--no-progress"], timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
     def test_one_shot_children_watch_beside_a_recursive_watch(self):
         want = _watch_events(self.zk.port)
         got = _watch_events(self.fk.port)
