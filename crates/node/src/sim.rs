@@ -1220,6 +1220,15 @@ impl Sim {
                             ));
                         }
                     }
+                    // Likewise a data or exists watch still unfired.
+                    if let Some(&set_at) = c.watches.get(&key) {
+                        if d.stat.mzxid > set_at {
+                            self.session_violations.push(format!(
+                                "session of conn {} on {node}: watch on {key} set at mzxid {set_at:#x} did not fire, yet a later read shows mzxid {:#x}",
+                                c.conn, d.stat.mzxid
+                            ));
+                        }
+                    }
                     if watch {
                         let seen = c.watches.entry(key.clone()).or_insert(0);
                         *seen = (*seen).max(d.stat.mzxid);
@@ -1284,6 +1293,18 @@ impl Sim {
             }
             Some(Pending::Children(path)) if h.err == 0 => {
                 if let Ok(d) = GetChildren2Response::read(&mut r) {
+                    // A child watch still unfired must not be older than
+                    // what this read shows: the event comes before the
+                    // reply to any later read (a watch that never fired
+                    // went unseen while only "at most once" was checked).
+                    if let Some(&set_at) = c.child_watches.get(&path) {
+                        if d.stat.pzxid > set_at {
+                            self.session_violations.push(format!(
+                                "session of conn {} on {node}: child watch on {path} set at pzxid {set_at:#x} did not fire, yet a later read shows pzxid {:#x}",
+                                c.conn, d.stat.pzxid
+                            ));
+                        }
+                    }
                     let seen = c.child_watches.entry(path).or_insert(0);
                     *seen = (*seen).max(d.stat.pzxid);
                 }
