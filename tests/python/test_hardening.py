@@ -415,6 +415,21 @@ class TestSnapshotDisk(unittest.TestCase):
         self.assertLess(on_disk, 3 * written, "%d snapshots, %d bytes" % (len(snaps), on_disk))
 
 
+class TestSmallLogDisk(unittest.TestCase):
+    def test_a_log_disk_smaller_than_a_segment_names_the_setting(self):
+        mnt = harness.tempfile.mkdtemp(prefix="fk-small-")
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", mnt]).returncode != 0:
+            self.skipTest("cannot mount a tmpfs here (needs root)")
+        self.addCleanup(lambda: subprocess.run(["umount", "-l", mnt]))
+        s = harness.Server(extra={"dataLogDir": mnt})  # preAllocSize: the default 64 MiB
+        self.addCleanup(s.close)
+        r = run([harness.BINARY, "start", s.cfg])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("FAILED TO START", r.stdout)
+        self.assertIn("lower preAllocSize", r.stderr)
+        self.assertIn("No space left on device", r.stderr)
+
+
 class TestJvmFlags(unittest.TestCase):
     def test_server_jvmflags_through_the_wrapper(self):
         s = harness.Server()
