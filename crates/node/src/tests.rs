@@ -616,6 +616,24 @@ fn a_restart_that_replays_a_long_log_snapshots_once_it_is_applied() {
     assert_eq!(index, last);
 }
 
+/// Connection 1 creates `/big{i}` holding `value`, and the node runs to rest.
+fn create_big(n: &mut Node, disk: &mut Disk, i: i32, value: &[u8]) {
+    let req = Request::Create(
+        OpCode::Create,
+        CreateTtlRequest {
+            path: format!("/big{i}"),
+            data: Some(value.to_vec()),
+            acl: acl::open_acl_unsafe(),
+            flags: 0,
+            ttl: -1,
+        },
+    );
+    let mut body = Vec::new();
+    req.encode(&mut body);
+    n.request(1, i + 1, OpCode::Create.code(), &body, 1);
+    drain_to(n, disk);
+}
+
 #[test]
 fn large_values_trigger_snapshots_by_bytes() {
     // snapSizeLimitInKb: a few big writes take a snapshot long before
@@ -631,20 +649,7 @@ fn large_values_trigger_snapshots_by_bytes() {
     drain_to(&mut n, &mut disk);
     let big = vec![b'x'; 100 << 10];
     for i in 0..6 {
-        let req = Request::Create(
-            OpCode::Create,
-            CreateTtlRequest {
-                path: format!("/big{i}"),
-                data: Some(big.clone()),
-                acl: acl::open_acl_unsafe(),
-                flags: 0,
-                ttl: -1,
-            },
-        );
-        let mut body = Vec::new();
-        req.encode(&mut body);
-        n.request(1, i + 1, OpCode::Create.code(), &body, 1);
-        drain_to(&mut n, &mut disk);
+        create_big(&mut n, &mut disk, i, &big);
     }
     let (snap_index, ..) = disk.snapshot.clone().expect("a snapshot by bytes");
     assert!(
@@ -672,20 +677,7 @@ fn snapshots_by_bytes_stay_in_proportion_to_the_log() {
     let value = vec![b'x'; 64 << 10];
     let writes = 64;
     for i in 0..writes {
-        let req = Request::Create(
-            OpCode::Create,
-            CreateTtlRequest {
-                path: format!("/big{i}"),
-                data: Some(value.clone()),
-                acl: acl::open_acl_unsafe(),
-                flags: 0,
-                ttl: -1,
-            },
-        );
-        let mut body = Vec::new();
-        req.encode(&mut body);
-        n.request(1, i + 1, OpCode::Create.code(), &body, 1);
-        drain_to(&mut n, &mut disk);
+        create_big(&mut n, &mut disk, i, &value);
     }
     let written = writes as usize * value.len();
     assert!(disk.snapshot.is_some(), "snapshots by bytes still happen");
