@@ -67,7 +67,14 @@ pub fn dump_snapshot(path: &Path, with_data: bool) -> Result<String, ToolError> 
 /// `ferrokeeper log dump DIR`: one line per entry — index, term, session,
 /// op, path.
 pub fn dump_log(log_dir: &Path) -> Result<String, ToolError> {
-    let rec = storage::wal::read_only(log_dir)?;
+    // Beside a running server the newest segment is being written: where
+    // it stops checking out is where the writer is, not a torn tail.
+    let live = storage::lock::holder(log_dir).is_some();
+    let rec = if live {
+        storage::wal::read_live(log_dir)?
+    } else {
+        storage::wal::read_only(log_dir)?
+    };
     let mut out = String::new();
     for e in &rec.entries {
         let _ = write!(out, "index=0x{:x} term={} ", e.index, e.term);
@@ -110,7 +117,7 @@ pub fn dump_log(log_dir: &Path) -> Result<String, ToolError> {
             }
         }
     }
-    if let Some(t) = &rec.torn_tail {
+    if let Some(t) = rec.torn_tail.as_ref().filter(|_| !live) {
         let _ = writeln!(
             out,
             "torn tail at {} offset {}: {}",

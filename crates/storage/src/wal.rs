@@ -413,18 +413,36 @@ pub fn list_segments(log_dir: &Path) -> Result<Vec<(u64, PathBuf)>, WalError> {
 /// Reads the log under `log_dir` without changing anything (for
 /// inspection tools): the same rules as `Wal::open`, no repairs.
 pub fn read_only(log_dir: &Path) -> Result<Recovered, WalError> {
-    scan(log_dir, false, 0).map(|(rec, _)| rec)
+    scan(log_dir, Scan::ReadOnly, 0).map(|(rec, _)| rec)
 }
 
-/// Reads every segment by the recovery rules. With `repair`, a segment
-/// whose creation never completed is removed. Returns where appends go
-/// next (the last segment and offset).
+/// As `read_only`, for a log a running server is appending to: its newest
+/// segment ends where the first record does not check out, whatever the
+/// bytes after it look like (a read racing the writer can see a later
+/// page of the file written and an earlier one not yet).
+pub fn read_live(log_dir: &Path) -> Result<Recovered, WalError> {
+    scan(log_dir, Scan::Live, 0).map(|(rec, _)| rec)
+}
+
+/// How `scan` treats what it finds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scan {
+    /// Recovery at startup: a segment whose creation never completed is removed.
+    Repair,
+    ReadOnly,
+    /// Read-only, beside the writer (`read_live`).
+    Live,
+}
+
+/// Reads every segment by the recovery rules (`Scan` says what else).
+/// Returns where appends go next (the last segment and offset).
 /// `keep_from`: entries below this index are checked but not kept.
 fn scan(
     log_dir: &Path,
-    repair: bool,
+    how: Scan,
     keep_from: u64,
 ) -> Result<(Recovered, Option<(PathBuf, u64)>), WalError> {
+    let repair = how == Scan::Repair;
     let dir = log_dir.join(DIR_NAME);
     let names = list_segments(log_dir)?;
 
@@ -519,7 +537,8 @@ fn scan(
         } else {
             off + 8
         };
-        if let Some(at) = valid_record_after(&buf, resume) {
+        let writer_here = how == Scan::Live && last;
+        if let Some(at) = valid_record_after(&buf, resume).filter(|_| !writer_here) {
             let why = stop.unwrap_or_else(|| "a zeroed record header".into());
             return Err(corrupt(
                 off,
@@ -567,7 +586,7 @@ impl Wal {
     ) -> Result<(Wal, Recovered), WalError> {
         let dir = log_dir.join(DIR_NAME);
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        let (rec, tail) = scan(log_dir, true, keep_from)?;
+        let (rec, tail) = scan(log_dir, Scan::Repair, keep_from)?;
         let next_index = [
             rec.entries.last().map(|e| e.index),
             rec.restart.map(|(i, _)| i),

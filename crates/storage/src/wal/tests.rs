@@ -135,6 +135,10 @@ fn flipped_byte_in_the_middle_is_fatal() {
         err.to_string().contains("yet a valid record follows"),
         "{err}"
     );
+    // Read beside a writer, the newest segment ends at the first bad record.
+    assert!(read_only(d.path()).is_err());
+    let live = read_live(d.path()).unwrap();
+    assert_eq!(live.entries.len(), 5);
 }
 
 #[test]
