@@ -149,7 +149,9 @@ class TestSilentConnections(unittest.TestCase):
                            env={"SERVER_JVMFLAGS": "-Dzookeeper.nio.sessionlessCnxnTimeout=1500"})
         s.start(probe="srvr")
         self.addCleanup(s.close)
-        # The probe's own connections are gone once srvr answered.
+        # The probe's own connections free their slots as their tasks end,
+        # just after the answer: give them a moment.
+        time.sleep(0.5)
         silent = [socket.create_connection(("127.0.0.1", s.port)) for _ in range(5)]
         self.addCleanup(lambda: [c.close() for c in silent])
         time.sleep(0.2)
