@@ -129,56 +129,6 @@ fn cli_message(e: &ClientError, path: &str) -> String {
     }
 }
 
-/// ZooKeeper's client-side path check (PathUtils.validatePath).
-pub fn validate_path(path: &str, sequential: bool) -> Result<(), String> {
-    if path.is_empty() {
-        return Err("Path length must be > 0".into());
-    }
-    if !path.starts_with('/') {
-        return Err("Path must start with / character".into());
-    }
-    if path.len() == 1 {
-        return Ok(());
-    }
-    if path.ends_with('/') && !sequential {
-        return Err("Path must not end with / character".into());
-    }
-    let b: Vec<char> = path.chars().collect();
-    for i in 1..b.len() {
-        let c = b[i];
-        let last = b[i - 1];
-        let reason = if c == '\0' {
-            Some(format!("null character not allowed @{i}"))
-        } else if c == '/' && last == '/' {
-            Some(format!("empty node name specified @{i}"))
-        } else if c == '.' && last == '.' {
-            if b[i - 2] == '/' && (i + 1 == b.len() || b[i + 1] == '/') {
-                Some(format!("relative paths not allowed @{i}"))
-            } else {
-                None
-            }
-        } else if c == '.' {
-            if b[i - 1] == '/' && (i + 1 == b.len() || b[i + 1] == '/') {
-                Some(format!("relative paths not allowed @{i}"))
-            } else {
-                None
-            }
-        } else if ('\u{1}'..='\u{1f}').contains(&c)
-            || ('\u{7f}'..='\u{9f}').contains(&c)
-            || ('\u{e000}'..='\u{f8ff}').contains(&c)
-            || ('\u{fff0}'..='\u{ffff}').contains(&c)
-        {
-            Some(format!("invalid character @{i}"))
-        } else {
-            None
-        };
-        if let Some(r) = reason {
-            return Err(format!("Invalid path string \"{path}\" caused by {r}"));
-        }
-    }
-    Ok(())
-}
-
 /// Parsed options: flags seen, option values, positional arguments.
 struct Args {
     flags: Vec<char>,
@@ -546,7 +496,7 @@ impl Shell {
 
     fn path_arg(&mut self, a: &Args, cmd: &str, idx: usize) -> Result<String, ()> {
         match a.pos.get(idx) {
-            Some(p) => match validate_path(p, false) {
+            Some(p) => match proto::path::validate(p, false) {
                 Ok(()) => Ok(p.clone()),
                 Err(m) => {
                     self.complain(&m);
@@ -647,7 +597,7 @@ impl Shell {
             self.complain("TTLs cannot be used with Ephemeral znodes");
             return Err(());
         }
-        if let Err(m) = validate_path(&path, seq) {
+        if let Err(m) = proto::path::validate(&path, seq) {
             self.complain(&m);
             return Err(());
         }
@@ -802,7 +752,7 @@ impl Shell {
             }
         }
         for p in order.iter().rev() {
-            if proto_special(p) {
+            if proto::path::is_system(p) {
                 continue;
             }
             match self.call(&Request::Delete(PathVersionRequest {
@@ -1109,7 +1059,7 @@ impl Shell {
 
     fn get_ephemerals(&mut self, args: &[String]) -> Outcome {
         let path = args.first().cloned().unwrap_or_else(|| "/".into());
-        if let Err(m) = validate_path(&path, false) {
+        if let Err(m) = proto::path::validate(&path, false) {
             self.complain(&m);
             return Err(());
         }
@@ -1269,7 +1219,7 @@ impl Shell {
     /// ferrokeeper: draws a subtree.
     fn tree(&mut self, args: &[String]) -> Outcome {
         let path = args.first().cloned().unwrap_or_else(|| "/".into());
-        if let Err(m) = validate_path(&path, false) {
+        if let Err(m) = proto::path::validate(&path, false) {
             self.complain(&m);
             return Err(());
         }
@@ -1335,13 +1285,6 @@ impl Shell {
     }
 }
 
-fn proto_special(p: &str) -> bool {
-    matches!(
-        p,
-        "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config"
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1367,15 +1310,15 @@ mod tests {
 
     #[test]
     fn paths_as_zookeeper_checks_them() {
-        assert!(validate_path("/a/b", false).is_ok());
+        assert!(proto::path::validate("/a/b", false).is_ok());
         assert_eq!(
-            validate_path("a", false).unwrap_err(),
+            proto::path::validate("a", false).unwrap_err(),
             "Path must start with / character"
         );
         assert_eq!(
-            validate_path("/a//b", false).unwrap_err(),
+            proto::path::validate("/a//b", false).unwrap_err(),
             "Invalid path string \"/a//b\" caused by empty node name specified @3"
         );
-        assert!(validate_path("/a/", true).is_ok());
+        assert!(proto::path::validate("/a/", true).is_ok());
     }
 }

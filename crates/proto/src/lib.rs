@@ -1,8 +1,10 @@
 //! The ZooKeeper client wire protocol: the jute encoding, the records of
-//! `zookeeper.jute`, op codes, error codes and framing.
+//! `zookeeper.jute`, op codes, error codes and framing — and ZooKeeper's
+//! facts that every other crate needs once: the path rules and system
+//! paths (`path`), each op's name and class (`op`).
 //!
 //! Owns: bytes <-> typed records. Does not own: any I/O, sockets, time or
-//! ZooKeeper semantics (that is the `tree` crate).
+//! the tree's semantics (that is the `tree` crate).
 //!
 //! Invariants: every record round-trips (`decode(encode(r)) == r`); decoding
 //! never panics on any input and never allocates more than the input could
@@ -11,6 +13,7 @@
 pub mod codec;
 pub mod consts;
 pub mod frame;
+pub mod path;
 pub mod records;
 pub mod request;
 pub mod time;

@@ -364,7 +364,7 @@ impl StateMachine {
     fn delete(&mut self, d: &PathVersionRequest, ctx: &Ctx<'_>) -> Result<MultiResult, ErrorCode> {
         // ZooKeeper checks only for a slash and NUL here, not the full path
         // rules, and refuses "/", "/zookeeper" and its two system children.
-        if d.path.contains('\0') || DataTree::is_special(&d.path) {
+        if d.path.contains('\0') || path::is_system(&d.path) {
             return Err(ErrorCode::BadArguments);
         }
         let (parent_path, _) = path::split(&d.path).ok_or(ErrorCode::BadArguments)?;

@@ -774,9 +774,7 @@ impl Clone for DataTree {
     }
 }
 
-pub const ZOOKEEPER: &str = "/zookeeper";
-pub const QUOTA: &str = "/zookeeper/quota";
-pub const CONFIG: &str = "/zookeeper/config";
+pub use proto::path::{CONFIG, QUOTA, ZOOKEEPER};
 
 impl Default for DataTree {
     fn default() -> Self {
@@ -819,11 +817,6 @@ impl DataTree {
             t.link_at(id, NodeRec::new(name, Some(&[]), a, stat, pid), p);
         }
         t
-    }
-
-    /// ZooKeeper's `isSpecialPath`: nodes no client may delete.
-    pub fn is_special(path: &str) -> bool {
-        matches!(path, "/" | ZOOKEEPER | QUOTA | CONFIG)
     }
 
     /// A tree with no nodes at all, for restoring a snapshot into.

@@ -14,7 +14,7 @@ pub mod acl;
 pub mod apply;
 pub mod datatree;
 pub mod entry;
-pub mod path;
+pub use proto::path;
 pub mod read;
 pub mod reply;
 pub mod snapshot;

@@ -1,4 +1,19 @@
-//! ZooKeeper's path rules (`PathUtils.validatePath`) and path arithmetic.
+//! ZooKeeper's path rules (`PathUtils.validatePath`), its system paths,
+//! and path arithmetic: one copy for the server (`is_valid`, which every
+//! request's path passes) and the shell (`validate`, with the messages
+//! zkCli prints).
+
+/// The znodes every tree has, which no client may delete.
+pub const ROOT: &str = "/";
+pub const ZOOKEEPER: &str = "/zookeeper";
+pub const QUOTA: &str = "/zookeeper/quota";
+pub const CONFIG: &str = "/zookeeper/config";
+
+/// Is this one of the system nodes (`ROOT` … `CONFIG`)? ZooKeeper's
+/// `isSpecialPath`: no client may delete them.
+pub fn is_system(path: &str) -> bool {
+    matches!(path, ROOT | ZOOKEEPER | QUOTA | CONFIG)
+}
 
 /// Whether `path` is a valid znode path, exactly as ZooKeeper decides:
 /// absolute, no trailing slash, no empty, "." or ".." segment, no NUL or
@@ -23,6 +38,46 @@ fn bad_char(c: char) -> bool {
         || ('\u{7f}'..='\u{9f}').contains(&c)
         || ('\u{e000}'..='\u{f8ff}').contains(&c)
         || ('\u{fff0}'..='\u{ffff}').contains(&c)
+}
+
+/// The client's check (PathUtils.validatePath(path, isSequential)), with
+/// the reason zkCli prints: "Invalid path string \"…\" caused by …". A
+/// sequential create's path may end in "/" (the server appends the number).
+pub fn validate(path: &str, sequential: bool) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("Path length must be > 0".into());
+    }
+    if !path.starts_with('/') {
+        return Err("Path must start with / character".into());
+    }
+    if path.len() == 1 {
+        return Ok(());
+    }
+    if path.ends_with('/') && !sequential {
+        return Err("Path must not end with / character".into());
+    }
+    let b: Vec<char> = path.chars().collect();
+    for i in 1..b.len() {
+        let (c, last) = (b[i], b[i - 1]);
+        let ends_segment = i + 1 == b.len() || b[i + 1] == '/';
+        let reason = if c == '\0' {
+            Some("null character not allowed")
+        } else if c == '/' && last == '/' {
+            Some("empty node name specified")
+        } else if c == '.' && last == '.' && b[i - 2] == '/' && ends_segment {
+            Some("relative paths not allowed")
+        } else if c == '.' && last == '/' && ends_segment {
+            Some("relative paths not allowed")
+        } else if bad_char(c) {
+            Some("invalid character")
+        } else {
+            None
+        };
+        if let Some(r) = reason {
+            return Err(format!("Invalid path string \"{path}\" caused by {r} @{i}"));
+        }
+    }
+    Ok(())
 }
 
 /// Splits "/a/b" into ("/a", "b") and "/a" into ("/", "a"). `None` when
@@ -88,6 +143,8 @@ mod tests {
         #[test]
         fn validation_matches_the_reference(p in "/?[/a.\u{0}\u{1}\u{7f}\u{e000}\u{fff0}é]{0,8}") {
             proptest::prop_assert_eq!(is_valid(&p), reference(&p), "{:?}", p);
+            // The shell's check with its messages accepts exactly the same.
+            proptest::prop_assert_eq!(validate(&p, false).is_ok(), is_valid(&p), "{:?}", p);
         }
     }
 
