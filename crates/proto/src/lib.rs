@@ -13,6 +13,7 @@
 pub mod codec;
 pub mod consts;
 pub mod frame;
+pub mod op;
 pub mod path;
 pub mod records;
 pub mod request;

@@ -251,22 +251,9 @@ impl Request {
         }
     }
 
-    /// True for requests that go through the log: those that change
-    /// replicated state, and `sync`, whose entry being applied here means
-    /// everything committed before it is applied here too.
+    /// True for requests that go through the log (`OpCode::is_write`).
     pub fn is_write(&self) -> bool {
-        matches!(
-            self,
-            Request::Sync(_)
-                | Request::Create(..)
-                | Request::Delete(_)
-                | Request::SetData(_)
-                | Request::SetAcl(_)
-                | Request::Check(_)
-                | Request::Multi(_)
-                | Request::Reconfig(_)
-                | Request::CloseSession
-        )
+        self.op().is_write()
     }
 }
 

@@ -332,11 +332,7 @@ impl CoreTask {
         c.last_zxid = zxid;
         c.last_resp_ms = self.started.elapsed().as_millis() as u64;
         if op != proto::OpCode::Auth.code() {
-            c.last_op = if err != 0 && fourlw::is_write_op(op) {
-                "NA"
-            } else {
-                fourlw::op_name(op)
-            };
+            c.last_op = proto::op::last_op(op, err);
         }
     }
 

@@ -144,42 +144,6 @@ impl ConnStats {
     }
 }
 
-/// ZooKeeper's `lastOp` name for a request that succeeded (a failed
-/// write leaves "NA", as ZooKeeper's error transactions do).
-pub fn op_name(op: i32) -> &'static str {
-    match op {
-        1 | 15 | 19 | 21 => "CREA",
-        2 | 20 => "DELE",
-        3 => "EXIS",
-        4 => "GETD",
-        5 => "SETD",
-        6 => "GETA",
-        7 => "SETA",
-        8 | 12 => "GETC",
-        9 => "SYNC",
-        11 => "PING",
-        13 => "CHEC",
-        14 => "MULT",
-        16 => "RECO",
-        17 => "CHKW",
-        18 => "REMW",
-        22 => "MLTR",
-        103 => "GETE",
-        104 => "GETACN",
-        105 | 101 => "SETW",
-        106 => "ADDW",
-        107 => "HOMI",
-        -10 => "SESS",
-        -11 => "CLOS",
-        _ => "NA",
-    }
-}
-
-/// Is this op a write (its error replies leave lastOp at "NA")?
-pub fn is_write_op(op: i32) -> bool {
-    matches!(op, 1 | 2 | 5 | 7 | 15 | 16 | 19 | 20 | 21)
-}
-
 /// Everything the commands print, gathered by the core task.
 pub struct View<'a> {
     pub cfg: &'a crate::Config,

@@ -5,6 +5,8 @@
 
 use std::fmt::Write as _;
 
+use proto::OpCode;
+
 /// Upper bounds of the latency buckets, in microseconds.
 const BUCKETS_US: &[u64] = &[
     100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
@@ -61,36 +63,42 @@ impl Histogram {
     }
 }
 
-/// Request kinds with their own latency histogram.
-const OPS: &[(&str, &[i32])] = &[
-    ("create", &[1, 15, 19, 21]),
-    ("delete", &[2, 20]),
-    ("exists", &[3]),
-    ("getData", &[4]),
-    ("setData", &[5]),
-    ("getACL", &[6]),
-    ("setACL", &[7]),
-    ("getChildren", &[8, 12]),
-    ("sync", &[9]),
-    ("ping", &[11]),
-    ("multi", &[14]),
-    ("multiRead", &[22]),
-    ("other", &[]),
+/// Request kinds with their own latency histogram (by `OpCode::family`,
+/// labelled with its name); the rest count as "other".
+const OPS: [OpCode; 12] = [
+    OpCode::Create,
+    OpCode::Delete,
+    OpCode::Exists,
+    OpCode::GetData,
+    OpCode::SetData,
+    OpCode::GetAcl,
+    OpCode::SetAcl,
+    OpCode::GetChildren,
+    OpCode::Sync,
+    OpCode::Ping,
+    OpCode::Multi,
+    OpCode::MultiRead,
 ];
+
+fn label(i: usize) -> &'static str {
+    OPS.get(i).map_or("other", |o| o.name())
+}
 
 #[derive(Debug, Default)]
 pub struct Metrics {
-    latency: [Histogram; 13],
+    /// One per `OPS` entry, then "other".
+    latency: [Histogram; OPS.len() + 1],
     pub fsync: Histogram,
     pub snapshot: Histogram,
 }
 
 impl Metrics {
     pub fn observe_request(&mut self, op: i32, us: u64) {
+        let family = OpCode::from_code(op).map(OpCode::family);
         let i = OPS
             .iter()
-            .position(|(_, codes)| codes.contains(&op))
-            .unwrap_or(OPS.len() - 1);
+            .position(|o| Some(*o) == family)
+            .unwrap_or(OPS.len());
         self.latency[i].observe_us(us);
     }
 }
@@ -274,8 +282,12 @@ pub fn render(m: &Metrics, n: &Now) -> String {
         format!("{:.3}", n.uptime_s),
     );
     let _ = writeln!(out, "# HELP request_latency_seconds Client request latency at this server, by operation.\n# TYPE request_latency_seconds histogram");
-    for ((op, _), h) in OPS.iter().zip(m.latency.iter()) {
-        h.render(&mut out, "request_latency_seconds", &format!("op=\"{op}\""));
+    for (i, h) in m.latency.iter().enumerate() {
+        h.render(
+            &mut out,
+            "request_latency_seconds",
+            &format!("op=\"{}\"", label(i)),
+        );
     }
     let _ = writeln!(out, "# HELP fsync_seconds Time of each transaction log write and fsync (one per batch).\n# TYPE fsync_seconds histogram");
     m.fsync.render(&mut out, "fsync_seconds", "");

@@ -111,7 +111,7 @@ pub fn dump_log(log_dir: &Path) -> Result<String, ToolError> {
                         writeln!(out, "op=deleteContainer paths={paths:?}")
                     }
                     EntryKind::Request { op, body, .. } => {
-                        writeln!(out, "op={} {}", op_name(*op), request_paths(*op, body))
+                        writeln!(out, "op={} {}", op.name(), request_paths(*op, body))
                     }
                 };
             }
@@ -129,21 +129,13 @@ pub fn dump_log(log_dir: &Path) -> Result<String, ToolError> {
     Ok(out)
 }
 
-fn op_name(op: OpCode) -> String {
-    let name = format!("{op:?}");
-    let mut c = name.chars();
-    c.next()
-        .map(|f| f.to_lowercase().chain(c).collect())
-        .unwrap_or_default()
-}
-
 fn request_paths(op: OpCode, body: &[u8]) -> String {
     match Request::decode(op, body) {
         Err(e) => format!("undecodable: {e}"),
         Ok(Request::Multi(ops)) => {
             let parts: Vec<String> = ops
                 .iter()
-                .map(|o| format!("{}:{}", op_name(o.op()), o.path()))
+                .map(|o| format!("{}:{}", o.op().name(), o.path()))
                 .collect();
             format!("ops=[{}]", parts.join(", "))
         }
