@@ -18,6 +18,7 @@ mod listen;
 pub mod logging;
 mod metrics;
 mod peer;
+mod peer_frame;
 mod snap_transfer;
 mod storage_thread;
 pub mod tools;

@@ -6,8 +6,7 @@
 //! Each server dials every peer on both ports and keeps those connections
 //! up, reconnecting with backoff; it accepts peers' connections on its own
 //! two ports. A connection starts with the dialer's server id (u64 BE),
-//! then carries frames: u32 length, u8 kind (1 raft message in protobuf,
-//! 2 liveness report: u32 n + n × i64 session ids), body.
+//! then carries frames (`peer_frame`).
 //!
 //! Raft tolerates lost messages: when a peer's queue is full or its
 //! connection is down, messages to it are dropped.
@@ -28,7 +27,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::CoreInput;
+use crate::{peer_frame, CoreInput};
 
 /// Frames queued per peer and port before new ones are dropped.
 const PEER_QUEUE: usize = 4096;
@@ -36,9 +35,6 @@ const PEER_QUEUE: usize = 4096;
 const MAX_FRAME_BYTES: usize = 64 << 20;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
-
-const KIND_RAFT: u8 = 1;
-const KIND_LIVENESS: u8 = 2;
 
 /// What goes to a peer.
 pub(crate) enum PeerOut {
@@ -143,36 +139,30 @@ impl Peers {
                 } else {
                     &self.quorum
                 };
-                // Encoded straight after the frame's header: no second
-                // copy of the entries.
-                let mut f = Vec::with_capacity(5 + m.compute_size() as usize);
-                f.extend_from_slice(&[0, 0, 0, 0, KIND_RAFT]);
-                if m.write_to_vec(&mut f).is_err() {
+                let size = m.compute_size() as usize;
+                let Ok(f) = peer_frame::build(peer_frame::KIND_RAFT, size, |f| m.write_to_vec(f))
+                else {
                     return false;
-                }
-                let len = (f.len() - 4) as u32;
-                f[..4].copy_from_slice(&len.to_be_bytes());
+                };
                 (map, f)
             }
             PeerOut::Liveness(sessions) => {
-                let mut body = Vec::with_capacity(4 + 8 * sessions.len());
-                body.extend_from_slice(&(sessions.len() as u32).to_be_bytes());
-                for s in sessions {
-                    body.extend_from_slice(&s.to_be_bytes());
-                }
-                (&self.quorum, frame(KIND_LIVENESS, &body))
+                let f = peer_frame::build::<()>(
+                    peer_frame::KIND_LIVENESS,
+                    4 + 8 * sessions.len(),
+                    |f| {
+                        f.extend_from_slice(&(sessions.len() as u32).to_be_bytes());
+                        for s in sessions {
+                            f.extend_from_slice(&s.to_be_bytes());
+                        }
+                        Ok(())
+                    },
+                );
+                (&self.quorum, f.unwrap_or_default())
             }
         };
         map.get(&to).is_some_and(|tx| tx.try_send(frame).is_ok())
     }
-}
-
-fn frame(kind: u8, body: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(5 + body.len());
-    f.extend_from_slice(&((body.len() + 1) as u32).to_be_bytes());
-    f.push(kind);
-    f.extend_from_slice(body);
-    f
 }
 
 /// Starts listeners on our two ports and dialers to every peer.
@@ -359,28 +349,23 @@ async fn read_frames<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> bool {
     let mut buf = Vec::new();
     loop {
-        let mut len = [0u8; 4];
-        if sock.read_exact(&mut len).await.is_err() {
-            return true;
-        }
-        let len = u32::from_be_bytes(len) as usize;
-        if len == 0 || len > MAX_FRAME_BYTES {
-            tracing::warn!(from, len, "bad frame from a peer; closing its connection");
-            return true;
-        }
-        buf.resize(len, 0);
-        if sock.read_exact(&mut buf).await.is_err() {
-            return true;
+        match peer_frame::read(sock, &mut buf, MAX_FRAME_BYTES).await {
+            Ok(()) => {}
+            Err(peer_frame::ReadError::Io(_)) => return true,
+            Err(e) => {
+                tracing::warn!(from, "bad frame from a peer ({e}); closing its connection");
+                return true;
+            }
         }
         let input = match buf[0] {
-            KIND_RAFT => match RaftMessage::parse_from_bytes(&buf[1..]) {
+            peer_frame::KIND_RAFT => match RaftMessage::parse_from_bytes(&buf[1..]) {
                 Ok(m) => CoreInput::Peer(Box::new(m)),
                 Err(e) => {
                     tracing::warn!(from, error = %e, "undecodable raft message; closing");
                     return true;
                 }
             },
-            KIND_LIVENESS => {
+            peer_frame::KIND_LIVENESS => {
                 let b = &buf[1..];
                 let n = b
                     .get(..4)
@@ -398,7 +383,7 @@ async fn read_frames<S: AsyncRead + AsyncWrite + Unpin>(
                     }
                 }
             }
-            crate::snap_transfer::KIND_SNAP_OFFER => {
+            peer_frame::KIND_SNAP_OFFER => {
                 if let Err(e) =
                     crate::snap_transfer::receive(sock, &buf[1..], &home.data_dir, home.tree, core)
                         .await

@@ -29,10 +29,9 @@ use raft::prelude::Message as RaftMessage;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+use crate::peer_frame::{self, KIND_SNAP_CHUNK, KIND_SNAP_OFFER};
 use crate::CoreInput;
 
-pub(crate) const KIND_SNAP_OFFER: u8 = 3;
-const KIND_SNAP_CHUNK: u8 = 4;
 /// Bytes per chunk.
 const CHUNK: usize = 1 << 20;
 /// How long the receiver may take to verify and decode a whole snapshot.
@@ -50,20 +49,6 @@ fn protocol(s: impl Into<String>) -> TransferError {
     TransferError::Protocol(s.into())
 }
 
-async fn write_frame<W: AsyncWrite + Unpin>(
-    w: &mut W,
-    kind: u8,
-    parts: &[&[u8]],
-) -> std::io::Result<()> {
-    let len: usize = 1 + parts.iter().map(|p| p.len()).sum::<usize>();
-    w.write_all(&(len as u32).to_be_bytes()).await?;
-    w.write_all(&[kind]).await?;
-    for p in parts {
-        w.write_all(p).await?;
-    }
-    Ok(())
-}
-
 /// Leader side, after the greeting: sends `file` (the snapshot `msg`
 /// names) and waits for the replica's verdict. Ok(true) once installed.
 pub(crate) async fn send<S: AsyncRead + AsyncWrite + Unpin>(
@@ -76,7 +61,7 @@ pub(crate) async fn send<S: AsyncRead + AsyncWrite + Unpin>(
     let body = msg
         .write_to_bytes()
         .map_err(|e| protocol(format!("encode: {e}")))?;
-    write_frame(sock, KIND_SNAP_OFFER, &[&size.to_be_bytes(), &body]).await?;
+    peer_frame::write(sock, KIND_SNAP_OFFER, &[&size.to_be_bytes(), &body]).await?;
     sock.flush().await?;
     let mut have = [0u8; 8];
     sock.read_exact(&mut have).await?;
@@ -99,7 +84,7 @@ pub(crate) async fn send<S: AsyncRead + AsyncWrite + Unpin>(
         let n = ((size - offset) as usize).min(CHUNK);
         f.read_exact(&mut buf[..n]).await?;
         let crc = crc32c::crc32c(&buf[..n]);
-        write_frame(
+        peer_frame::write(
             sock,
             KIND_SNAP_CHUNK,
             &[&offset.to_be_bytes(), &crc.to_be_bytes(), &buf[..n]],
@@ -165,14 +150,14 @@ pub(crate) async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
     sock.flush().await?;
     let mut buf = Vec::with_capacity(CHUNK + 16);
     while have < size {
-        let mut len = [0u8; 4];
-        sock.read_exact(&mut len).await?;
-        let len = u32::from_be_bytes(len) as usize;
-        if !(1 + 12..=1 + 12 + CHUNK).contains(&len) {
-            return Err(protocol(format!("bad snapshot chunk length {len}")));
+        match peer_frame::read(sock, &mut buf, 1 + 12 + CHUNK).await {
+            Err(peer_frame::ReadError::Io(e)) => return Err(e.into()),
+            Err(e) => return Err(protocol(format!("bad snapshot chunk: {e}"))),
+            Ok(()) if buf.len() < 1 + 12 => {
+                return Err(protocol(format!("bad snapshot chunk length {}", buf.len())))
+            }
+            Ok(()) => {}
         }
-        buf.resize(len, 0);
-        sock.read_exact(&mut buf).await?;
         if buf[0] != KIND_SNAP_CHUNK {
             return Err(protocol("expected a snapshot chunk"));
         }
