@@ -17,16 +17,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::channels::{CoreInput, ToConn, CONN_QUEUE};
 use crate::config::Config;
-use crate::{fourlw, CoreInput};
-
-/// Frames queued for one connection before it counts as too slow and is closed.
-pub(crate) const CONN_QUEUE: usize = 4096;
-
-pub(crate) enum ToConn {
-    Frame(Vec<u8>),
-    Close(&'static str),
-}
+use crate::fourlw;
 
 /// Requests in flight over all connections (`globalOutstandingLimit`):
 /// at the limit, connections stop reading from their sockets until

@@ -9,8 +9,8 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{broadcast, mpsc};
 use tree::TreeConfig;
 
+use crate::channels::ToConn;
 use crate::config::Config;
-use crate::conn::ToConn;
 use crate::fourlw;
 use crate::storage_thread::{Event, Job, SnapJob};
 use crate::{CoreInput, ServerError};

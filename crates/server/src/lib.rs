@@ -1,21 +1,34 @@
-//! The tokio shell around the replica core: the client listener and
-//! connections, the task that owns the `node::Node`, four-letter words,
-//! and the server's lifecycle.
+//! The tokio shell around the replica core: `Server::start` wires it up.
 //!
-//! Tasks: one accept loop; one task per connection (it owns its socket);
-//! one core task (it owns the Node, so the tree has one owner and no lock).
-//! They talk over bounded channels. Shutdown: a broadcast stop, then every
-//! task ends.
+//! Threads and tasks, and what each owns:
+//! - the main thread: startup (config, the directory locks, snapshot and
+//!   log recovery), then signals;
+//! - the core task (`core_task`): the `node::Node` — tree, sessions, Raft
+//!   — so the state has one owner and no lock;
+//! - the accept loop and one task per client connection (`conn`): its
+//!   socket, its framing and its back-pressure;
+//! - the peer tasks (`peer`, `snap_transfer`): a dialer per peer and port,
+//!   and the connections peers open to us;
+//! - the HTTP servers (`http`): the AdminServer and metrics, which ask
+//!   the core task;
+//! - the log thread (`storage_thread`): appends and fsyncs the
+//!   transaction log; the snapshot thread: writes snapshots, purges.
+//!
+//! They talk over the bounded channels of `channels`. Shutdown: a
+//! broadcast stop, every task ends, then the two threads drain.
 
 pub mod admin;
+mod channels;
 pub mod config;
 mod conn;
 mod core_task;
+mod error;
 pub mod fourlw;
 mod http;
 pub mod lifecycle;
 mod listen;
 pub mod logging;
+mod membership;
 mod metrics;
 mod peer;
 mod peer_frame;
@@ -28,181 +41,10 @@ use std::sync::Arc;
 
 use tokio::sync::{broadcast, mpsc};
 
+pub(crate) use channels::CoreInput;
 pub use config::{Config, ConfigError};
-
-/// Inputs of the core task; bounded (see `CORE_QUEUE`).
-pub(crate) enum CoreInput {
-    Connect {
-        conn: u64,
-        req: proto::ConnectRequest,
-        addr: SocketAddr,
-        tx: mpsc::Sender<conn::ToConn>,
-    },
-    Request {
-        conn: u64,
-        xid: i32,
-        op: i32,
-        /// The frame after its header, not copied out of the read buffer.
-        body: bytes::Bytes,
-    },
-    Disconnect {
-        conn: u64,
-    },
-    FourLetter {
-        cmd: String,
-        /// The connection asking: cons and dump list it.
-        from: SocketAddr,
-        reply: tokio::sync::oneshot::Sender<String>,
-    },
-    /// A Raft message from a peer.
-    Peer(Box<raft::prelude::Message>),
-    /// A peer's report of sessions alive on it.
-    Liveness(Vec<i64>),
-    /// The connection from or to this peer broke.
-    PeerLost(u64),
-    /// The leader's snapshot arrived whole and is durable here.
-    InstallSnapshot {
-        msg: Box<raft::prelude::Message>,
-        state: Box<tree::StateMachine>,
-    },
-    /// An AdminServer command (a resolved name).
-    Admin {
-        cmd: &'static str,
-        reply: tokio::sync::oneshot::Sender<serde_json::Value>,
-    },
-    /// A Prometheus scrape.
-    Metrics {
-        reply: tokio::sync::oneshot::Sender<String>,
-    },
-    /// A snapshot transfer this leader started ended.
-    SnapshotSent {
-        peer: u64,
-        ok: bool,
-    },
-}
-
-/// Requests queued for the core task before connections wait.
-pub(crate) const CORE_QUEUE: usize = 8192;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ServerError {
-    #[error("{0}")]
-    Config(#[from] ConfigError),
-    #[error("cannot bind the {what} port {addr}: {source}")]
-    Bind {
-        what: &'static str,
-        addr: String,
-        source: std::io::Error,
-    },
-    #[error("{what} {path}: {source}")]
-    Dir {
-        what: &'static str,
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Unsupported(String),
-    #[error("raft: {0}")]
-    Node(#[from] node::NodeError),
-    #[error("{0}")]
-    Storage(#[from] storage::WalError),
-    #[error("{0}")]
-    Snapshot(#[from] storage::SnapError),
-    #[error("{0}")]
-    Lock(#[from] storage::LockError),
-    #[error("cannot start the storage thread: {0}")]
-    Thread(std::io::Error),
-}
-
-/// Who this server is in its ensemble.
-pub(crate) struct Membership {
-    pub my_id: u64,
-    pub voters: Vec<u64>,
-    /// Our quorum/election addresses and the peers'; none when standalone.
-    pub transport: Option<Transport>,
-}
-
-pub(crate) struct Transport {
-    pub quorum: SocketAddr,
-    pub election: SocketAddr,
-    pub peers: Vec<peer::PeerAddr>,
-}
-
-fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
-    use std::net::ToSocketAddrs;
-    let mut addrs: Vec<SocketAddr> = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .collect();
-    addrs.sort_by_key(|a| !a.is_ipv4());
-    addrs
-        .first()
-        .copied()
-        .ok_or_else(|| format!("{host} has no address"))
-}
-
-impl Membership {
-    /// Standalone with no or one `server.N` line; otherwise an ensemble
-    /// member whose id is in `<dataDir>/myid`, as ZooKeeper.
-    fn of(cfg: &Config) -> Result<Membership, ServerError> {
-        if cfg.servers.len() <= 1 {
-            return Ok(Membership {
-                my_id: 1,
-                voters: vec![1],
-                transport: None,
-            });
-        }
-        let file = cfg.path.display();
-        if let Some((id, _)) = cfg.servers.iter().find(|(_, s)| s.observer) {
-            return Err(ServerError::Unsupported(format!(
-                "{file}: server.{id} is an observer: observers are not supported yet"
-            )));
-        }
-        let myid_path = cfg.data_dir.join("myid");
-        let text = std::fs::read_to_string(&myid_path).map_err(|e| {
-            ServerError::Unsupported(format!(
-                "{}: cannot read it ({e}); an ensemble member needs its id there, one of {:?} from the server.N lines of {file}",
-                myid_path.display(),
-                cfg.servers.keys().collect::<Vec<_>>()
-            ))
-        })?;
-        let my_id: u64 = text.trim().parse().map_err(|_| {
-            ServerError::Unsupported(format!(
-                "{}: '{}' is not a server id",
-                myid_path.display(),
-                text.trim()
-            ))
-        })?;
-        let Some(me) = cfg.servers.get(&my_id) else {
-            return Err(ServerError::Unsupported(format!(
-                "{}: id {my_id} has no server.{my_id} line in {file}",
-                myid_path.display()
-            )));
-        };
-        let bad = |e: String| ServerError::Unsupported(format!("{file}: server.{my_id}: {e}"));
-        let quorum = resolve(&me.host, me.quorum_port).map_err(bad)?;
-        let election = resolve(&me.host, me.election_port).map_err(bad)?;
-        let peers = cfg
-            .servers
-            .iter()
-            .filter(|(id, _)| **id != my_id)
-            .map(|(id, s)| peer::PeerAddr {
-                id: *id,
-                quorum: format!("{}:{}", s.host, s.quorum_port),
-                election: format!("{}:{}", s.host, s.election_port),
-            })
-            .collect();
-        Ok(Membership {
-            my_id,
-            voters: cfg.servers.keys().copied().collect(),
-            transport: Some(Transport {
-                quorum,
-                election,
-                peers,
-            }),
-        })
-    }
-}
+pub use error::ServerError;
+use membership::Membership;
 
 /// Recovery reads whole segments and snapshots into buffers that are freed
 /// by now; glibc keeps freed memory for reuse, so give it back to the OS.
@@ -234,15 +76,13 @@ impl Server {
         let membership = Membership::of(&cfg)?;
         if cfg.client_port == 0 {
             // From this server's own server.N line.
-            let (host, port) = cfg.client_endpoint().map_err(ServerError::Unsupported)?;
+            let (host, port) = cfg.client_endpoint().map_err(ServerError::ClientPort)?;
             cfg.client_port = port;
             if let Some(h) = host {
-                let a = resolve(&h, port).map_err(|e| {
-                    ServerError::Unsupported(format!(
-                        "{}: server.{}: {e}",
-                        cfg.path.display(),
-                        membership.my_id
-                    ))
+                let a = membership::resolve(&h, port).map_err(|msg| ServerError::Address {
+                    file: cfg.path.display().to_string(),
+                    id: membership.my_id,
+                    msg,
                 })?;
                 cfg.client_port_address = Some(a.ip());
             }
@@ -337,7 +177,7 @@ impl Server {
         let local_addr = listener.local_addr().map_err(bind_err)?;
         let cfg = Arc::new(cfg);
         let (stop, _) = broadcast::channel(1);
-        let (core_tx, core_rx) = mpsc::channel(CORE_QUEUE);
+        let (core_tx, core_rx) = mpsc::channel(channels::CORE_QUEUE);
         let (job_tx, job_rx) = std::sync::mpsc::sync_channel(storage_thread::JOB_QUEUE);
         let (event_tx, event_rx) = mpsc::channel(storage_thread::JOB_QUEUE);
         let (snap_tx, snap_rx) = std::sync::mpsc::sync_channel(4);

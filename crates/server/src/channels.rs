@@ -1,0 +1,70 @@
+//! The messages the server's tasks pass each other over their bounded
+//! channels, and the bounds: what the core task takes in (`CoreInput`,
+//! from connections, peers, storage and the HTTP endpoints) and what it
+//! sends a connection (`ToConn`). A leaf: it names no task.
+
+use std::net::SocketAddr;
+
+use tokio::sync::mpsc;
+
+/// Inputs of the core task; bounded (see `CORE_QUEUE`).
+pub(crate) enum CoreInput {
+    Connect {
+        conn: u64,
+        req: proto::ConnectRequest,
+        addr: SocketAddr,
+        tx: mpsc::Sender<ToConn>,
+    },
+    Request {
+        conn: u64,
+        xid: i32,
+        op: i32,
+        /// The frame after its header, not copied out of the read buffer.
+        body: bytes::Bytes,
+    },
+    Disconnect {
+        conn: u64,
+    },
+    FourLetter {
+        cmd: String,
+        /// The connection asking: cons and dump list it.
+        from: SocketAddr,
+        reply: tokio::sync::oneshot::Sender<String>,
+    },
+    /// A Raft message from a peer.
+    Peer(Box<raft::prelude::Message>),
+    /// A peer's report of sessions alive on it.
+    Liveness(Vec<i64>),
+    /// The connection from or to this peer broke.
+    PeerLost(u64),
+    /// The leader's snapshot arrived whole and is durable here.
+    InstallSnapshot {
+        msg: Box<raft::prelude::Message>,
+        state: Box<tree::StateMachine>,
+    },
+    /// An AdminServer command (a resolved name).
+    Admin {
+        cmd: &'static str,
+        reply: tokio::sync::oneshot::Sender<serde_json::Value>,
+    },
+    /// A Prometheus scrape.
+    Metrics {
+        reply: tokio::sync::oneshot::Sender<String>,
+    },
+    /// A snapshot transfer this leader started ended.
+    SnapshotSent {
+        peer: u64,
+        ok: bool,
+    },
+}
+
+/// Requests queued for the core task before connections wait.
+pub(crate) const CORE_QUEUE: usize = 8192;
+
+/// Frames queued for one connection before it counts as too slow and is closed.
+pub(crate) const CONN_QUEUE: usize = 4096;
+
+pub(crate) enum ToConn {
+    Frame(Vec<u8>),
+    Close(&'static str),
+}

@@ -1,0 +1,40 @@
+//! Why a server did not start: each failure its own variant, with what
+//! an operator needs to fix it (the file, the key, the port, the holder).
+
+use crate::config::ConfigError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("cannot bind the {what} port {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("{what} {path}: {source}")]
+    Dir {
+        what: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{file}: server.{id} is an observer: observers are not supported yet")]
+    Observer { file: String, id: u64 },
+    #[error("{path}: {msg}")]
+    Myid { path: String, msg: String },
+    #[error("{file}: server.{id}: {msg}")]
+    Address { file: String, id: u64, msg: String },
+    #[error("{0}")]
+    ClientPort(String),
+    #[error("raft: {0}")]
+    Node(#[from] node::NodeError),
+    #[error("{0}")]
+    Storage(#[from] storage::WalError),
+    #[error("{0}")]
+    Snapshot(#[from] storage::SnapError),
+    #[error("{0}")]
+    Lock(#[from] storage::LockError),
+    #[error("cannot start the storage thread: {0}")]
+    Thread(std::io::Error),
+}
