@@ -9,7 +9,8 @@
 //! Each must return for any input without panicking, hanging or allocating
 //! without bound.
 
-use node::{Node, NodeConfig, Output, Restored};
+use node::testing::{run_to_rest, MemDisk};
+use node::{Node, NodeConfig, Restored};
 use proto::{ConnectRequest, Jute, OpCode, Request};
 use tree::{StateMachine, TreeConfig};
 
@@ -69,22 +70,14 @@ pub fn wal(data: &[u8]) {
 /// made durable at once.
 pub fn core(data: &[u8]) {
     let cfg = NodeConfig {
-        server_id: 1,
-        tick_ms: 2000,
-        min_session_timeout_ms: 4000,
-        max_session_timeout_ms: 40000,
-        container_check_interval_ms: 60_000,
-        super_digest: None,
-        tree: TreeConfig {
-            extended_types: true,
-        },
         seed: 1,
         snap_count: 64,
-        snap_size_limit_bytes: u64::MAX,
-        voters: vec![1],
+        ..NodeConfig::for_test()
     };
     let mut n = Node::new(cfg, 0, Restored::default()).expect("a core starts");
-    settle(&mut n);
+    // Every write durable at once; the log kept is what a restart would read.
+    let mut disk = MemDisk::default();
+    run_to_rest(&mut n, &mut disk);
     for conn in [1, 2] {
         n.connect(
             conn,
@@ -95,7 +88,7 @@ pub fn core(data: &[u8]) {
             "127.0.0.1".into(),
             0,
         );
-        settle(&mut n);
+        run_to_rest(&mut n, &mut disk);
     }
     const OPS: [i32; 24] = [
         1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 101, 104, 105,
@@ -117,25 +110,7 @@ pub fn core(data: &[u8]) {
         xid += 1;
         now += 7;
         n.tick(now);
-        settle(&mut n);
-    }
-}
-
-/// Runs the core until it has nothing more to do, durable at once.
-fn settle(n: &mut Node) {
-    loop {
-        n.flush();
-        let outs = n.take_outputs();
-        if outs.is_empty() {
-            return;
-        }
-        for o in outs {
-            match o {
-                Output::Persist { number, .. } => n.persisted(number),
-                Output::Snapshot { index, .. } => n.snapshotted(index),
-                _ => {}
-            }
-        }
+        run_to_rest(&mut n, &mut disk);
     }
 }
 

@@ -28,6 +28,7 @@
 use std::collections::{HashMap, VecDeque};
 
 mod log;
+pub mod testing;
 use log::Log;
 
 use proto::frame::{finish_frame, start_frame};

@@ -10,63 +10,17 @@ use proto::{
     GetDataResponse, Jute, MultiOp, OpCode, PathRecord, PathVersionRequest, PathWatchRequest,
     Reader, ReplyHeader, Request, SetAclRequest, SetDataRequest, Stat, WatcherEvent,
 };
-use raft::prelude::{
-    ConfState, Entry as RaftEntry, HardState, Message as RaftMessage, MessageType,
-};
+use raft::prelude::{Entry as RaftEntry, HardState, Message as RaftMessage, MessageType};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tree::{acl, ConnId, Frozen, StateMachine, TreeConfig};
+use tree::{acl, ConnId};
 
 use crate::lincheck::{Event, Op, Outcome};
+use crate::testing::{load, MemDisk as Disk, SnapFile};
 use crate::{Node, NodeConfig, Output, Restored, RestoredSnapshot};
-
-/// A durable snapshot: (index, term, membership, state).
-type SnapFile = (u64, u64, ConfState, Frozen);
 
 /// A `Persist` on its way to disk: restart, entries, hard state.
 type PendingPersist = (Option<(u64, u64)>, Vec<RaftEntry>, Option<HardState>);
-
-/// A snapshot file's state as a restarted or receiving replica loads it:
-/// through the real encoding.
-fn load(f: &Frozen) -> StateMachine {
-    StateMachine::decode_snapshot(&f.encode_snapshot(), f.config()).expect("own snapshot decodes")
-}
-
-/// What one replica has on disk: exactly what `Persist` and `Snapshot`
-/// asked for, and snapshots received from a leader.
-#[derive(Default, Clone)]
-pub(crate) struct Disk {
-    pub entries: Vec<RaftEntry>,
-    pub hard_state: HardState,
-    pub snapshot: Option<SnapFile>,
-}
-
-impl Disk {
-    /// Applies one `Persist`: a restart voids the log before it; a lower
-    /// index replaces the entries from there.
-    pub fn persist(
-        &mut self,
-        restart: Option<(u64, u64)>,
-        entries: Vec<RaftEntry>,
-        hard_state: Option<HardState>,
-    ) {
-        if restart.is_some() {
-            self.entries.clear();
-        }
-        for e in entries {
-            let keep = self
-                .entries
-                .iter()
-                .take_while(|d| d.index < e.index)
-                .count();
-            self.entries.truncate(keep);
-            self.entries.push(e);
-        }
-        if let Some(hs) = hard_state {
-            self.hard_state = hs;
-        }
-    }
-}
 
 enum Msg {
     Raft(RaftMessage),
@@ -262,17 +216,11 @@ fn cfg(id: u64, ids: &[u64], seed: u64, snap_count: u64) -> NodeConfig {
     NodeConfig {
         server_id: id,
         tick_ms: TICK_MS,
-        min_session_timeout_ms: 4_000,
-        max_session_timeout_ms: 40_000,
         container_check_interval_ms: 1_000,
-        super_digest: None,
-        tree: TreeConfig {
-            extended_types: true,
-        },
         seed: seed.wrapping_mul(31).wrapping_add(id),
         snap_count,
-        snap_size_limit_bytes: u64::MAX,
         voters: ids.to_vec(),
+        ..NodeConfig::for_test()
     }
 }
 

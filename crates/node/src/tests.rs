@@ -1,24 +1,11 @@
 //! The core driven directly: no sockets, time given by the test.
 
 use super::*;
+use crate::testing::{load, run_to_rest, MemDisk};
 use proto::{CreateTtlRequest, PathWatchRequest, Reader, SetDataRequest};
 
 fn cfg() -> NodeConfig {
-    NodeConfig {
-        server_id: 1,
-        tick_ms: 2000,
-        min_session_timeout_ms: 4000,
-        max_session_timeout_ms: 40000,
-        container_check_interval_ms: 60_000,
-        super_digest: None,
-        tree: TreeConfig {
-            extended_types: true,
-        },
-        seed: 7,
-        snap_count: 100_000,
-        snap_size_limit_bytes: u64::MAX,
-        voters: vec![1],
-    }
+    NodeConfig::for_test()
 }
 
 /// A decoded server frame.
@@ -29,23 +16,9 @@ enum Frame {
     Close,
 }
 
-/// Runs the node to quiescence, making every Persist durable at once (an
-/// instant disk), and returns the other outputs in order.
+/// Runs the node to rest on an instant disk; the other outputs in order.
 fn drain(node: &mut Node) -> Vec<Output> {
-    let mut all = Vec::new();
-    loop {
-        node.flush();
-        let outs = node.take_outputs();
-        if outs.is_empty() {
-            return all;
-        }
-        for o in outs {
-            match o {
-                Output::Persist { number, .. } => node.persisted(number),
-                o => all.push(o),
-            }
-        }
-    }
+    run_to_rest(node, &mut MemDisk::default())
 }
 
 fn frames(node: &mut Node, conn: ConnId) -> Vec<Frame> {
@@ -400,15 +373,6 @@ mod no_panic_from_the_network {
     }
 }
 
-/// A disk that keeps what `Persist` and `Snapshot` asked for, for restart tests.
-#[derive(Default)]
-struct Disk {
-    log: crate::sim::Disk,
-    snapshot: Option<(u64, u64, ConfState, Vec<u8>)>,
-    /// Bytes of every snapshot written.
-    snapshot_bytes: usize,
-}
-
 /// A client on connection `conn` asks for a session (10 s timeout) at time 0.
 fn connect_client(n: &mut Node, conn: ConnId) {
     n.connect(
@@ -422,49 +386,13 @@ fn connect_client(n: &mut Node, conn: ConnId) {
     );
 }
 
-fn drain_to(node: &mut Node, disk: &mut Disk) -> Vec<Output> {
-    let mut all = Vec::new();
-    loop {
-        node.flush();
-        let outs = node.take_outputs();
-        if outs.is_empty() {
-            return all;
-        }
-        for o in outs {
-            match o {
-                Output::Persist {
-                    number,
-                    restart,
-                    entries,
-                    hard_state,
-                } => {
-                    disk.log.persist(restart, entries, hard_state);
-                    node.persisted(number);
-                }
-                Output::Snapshot {
-                    index,
-                    term,
-                    conf_state,
-                    state,
-                } => {
-                    let body = state.encode_snapshot();
-                    disk.snapshot_bytes += body.len();
-                    disk.snapshot = Some((index, term, conf_state, body));
-                    node.snapshotted(index);
-                }
-                o => all.push(o),
-            }
-        }
-    }
-}
-
 #[test]
 fn restart_restores_tree_and_sessions_from_what_was_persisted() {
-    let mut disk = Disk::default();
+    let mut disk = MemDisk::default();
     let mut n = Node::new(cfg(), 0, Restored::default()).unwrap();
-    drain_to(&mut n, &mut disk);
+    run_to_rest(&mut n, &mut disk);
     connect_client(&mut n, 1);
-    drain_to(&mut n, &mut disk);
+    run_to_rest(&mut n, &mut disk);
     let sid = *n.state().sessions.keys().next().unwrap();
     let passwd = n.state().sessions[&sid].passwd.clone();
     for (i, p) in ["/a", "/a/b", "/e"].iter().enumerate() {
@@ -476,18 +404,18 @@ fn restart_restores_tree_and_sessions_from_what_was_persisted() {
             1,
         );
     }
-    drain_to(&mut n, &mut disk);
+    run_to_rest(&mut n, &mut disk);
     let digest = n.state().tree.digest();
     let zxid = n.last_zxid();
     drop(n);
 
     let restored = Restored {
-        hard_state: disk.log.hard_state.clone(),
-        entries: disk.log.entries.clone(),
+        hard_state: disk.hard_state.clone(),
+        entries: disk.entries.clone(),
         snapshot: None,
     };
     let mut n = Node::new(cfg(), 5_000, restored).unwrap();
-    drain_to(&mut n, &mut disk);
+    run_to_rest(&mut n, &mut disk);
     assert_eq!(n.state().tree.digest(), digest);
     assert!(n.last_zxid() > zxid, "a new leader term adds its own entry");
     // The session survived; its timer restarted with the server.
@@ -502,7 +430,7 @@ fn restart_restores_tree_and_sessions_from_what_was_persisted() {
         "127.0.0.1".into(),
         14_000,
     );
-    let out = drain_to(&mut n, &mut disk);
+    let out = run_to_rest(&mut n, &mut disk);
     assert!(
         matches!(&out[..], [Output::Send { conn: 7, .. }]),
         "{out:?}"
@@ -517,13 +445,13 @@ fn snapshots_every_snap_count_and_restores_from_snapshot_plus_log() {
         snap_size_limit_bytes: u64::MAX,
         ..cfg()
     };
-    let mut disk = Disk::default();
+    let mut disk = MemDisk::default();
     let mut n = Node::new(cfg(), 0, Restored::default()).unwrap();
     connect_client(&mut n, 1);
-    drain_to(&mut n, &mut disk);
+    run_to_rest(&mut n, &mut disk);
     for i in 0..50 {
         send(&mut n, 1, i, create(&format!("/n{i}"), 0), 1);
-        drain_to(&mut n, &mut disk);
+        run_to_rest(&mut n, &mut disk);
     }
     let (snap_index, term, conf_state, data) = disk.snapshot.clone().expect("a snapshot was taken");
     // snapCount 20: the first after 10..20 entries, later ones as often.
@@ -535,15 +463,14 @@ fn snapshots_every_snap_count_and_restores_from_snapshot_plus_log() {
     drop(n);
     // Only the log after the snapshot is needed.
     let entries: Vec<RaftEntry> = disk
-        .log
         .entries
         .iter()
         .filter(|e| e.index > snap_index)
         .cloned()
         .collect();
-    let state = StateMachine::decode_snapshot(&data, cfg().tree).unwrap();
+    let state = load(&data);
     let restored = Restored {
-        hard_state: disk.log.hard_state.clone(),
+        hard_state: disk.hard_state.clone(),
         entries,
         snapshot: Some(RestoredSnapshot {
             index: snap_index,
@@ -553,14 +480,13 @@ fn snapshots_every_snap_count_and_restores_from_snapshot_plus_log() {
         }),
     };
     let mut n = Node::new(cfg(), 1_000, restored).unwrap();
-    drain_to(&mut n, &mut disk);
+    run_to_rest(&mut n, &mut disk);
     assert_eq!(n.state().tree.digest(), digest);
     // A log that does not reach back to the snapshot is refused.
-    let state = StateMachine::decode_snapshot(&data, cfg().tree).unwrap();
+    let state = load(&data);
     let gap = Restored {
-        hard_state: disk.log.hard_state.clone(),
+        hard_state: disk.hard_state.clone(),
         entries: disk
-            .log
             .entries
             .iter()
             .filter(|e| e.index > snap_index + 2)
@@ -586,38 +512,38 @@ fn a_restart_that_replays_a_long_log_snapshots_once_it_is_applied() {
         snap_size_limit_bytes: u64::MAX,
         ..cfg()
     };
-    let mut disk = Disk::default();
+    let mut disk = MemDisk::default();
     // No snapshot before the restart (snapCount far away).
     let mut n = Node::new(cfg(1_000_000), 0, Restored::default()).unwrap();
     connect_client(&mut n, 1);
-    drain_to(&mut n, &mut disk);
+    run_to_rest(&mut n, &mut disk);
     for i in 0..40 {
         send(&mut n, 1, i, create(&format!("/n{i}"), 0), 1);
     }
-    drain_to(&mut n, &mut disk);
+    run_to_rest(&mut n, &mut disk);
     assert!(disk.snapshot.is_none());
     let last = n.last_zxid() as u64;
     drop(n);
     let restored = || Restored {
-        hard_state: disk.log.hard_state.clone(),
-        entries: disk.log.entries.clone(),
+        hard_state: disk.hard_state.clone(),
+        entries: disk.entries.clone(),
         snapshot: None,
     };
     // 40-odd entries replayed: under a tenth of snapCount 1,000 takes no
     // snapshot; a tenth of snapCount 100 does, at the last replayed entry.
-    let mut d = Disk::default();
+    let mut d = MemDisk::default();
     let mut n = Node::new(cfg(1_000), 1_000, restored()).unwrap();
-    drain_to(&mut n, &mut d);
+    run_to_rest(&mut n, &mut d);
     assert!(d.snapshot.is_none());
     drop(n);
     let mut n = Node::new(cfg(100), 1_000, restored()).unwrap();
-    drain_to(&mut n, &mut d);
+    run_to_rest(&mut n, &mut d);
     let (index, ..) = d.snapshot.clone().expect("a snapshot after the replay");
     assert_eq!(index, last);
 }
 
 /// Connection 1 creates `/big{i}` holding `value`, and the node runs to rest.
-fn create_big(n: &mut Node, disk: &mut Disk, i: i32, value: &[u8]) {
+fn create_big(n: &mut Node, disk: &mut MemDisk, i: i32, value: &[u8]) {
     let req = Request::Create(
         OpCode::Create,
         CreateTtlRequest {
@@ -631,7 +557,7 @@ fn create_big(n: &mut Node, disk: &mut Disk, i: i32, value: &[u8]) {
     let mut body = Vec::new();
     req.encode(&mut body);
     n.request(1, i + 1, OpCode::Create.code(), &body, 1);
-    drain_to(n, disk);
+    run_to_rest(n, disk);
 }
 
 #[test]
@@ -643,10 +569,10 @@ fn large_values_trigger_snapshots_by_bytes() {
         snap_size_limit_bytes: 256 << 10,
         ..cfg()
     };
-    let mut disk = Disk::default();
+    let mut disk = MemDisk::default();
     let mut n = Node::new(cfg, 0, Restored::default()).unwrap();
     connect_client(&mut n, 1);
-    drain_to(&mut n, &mut disk);
+    run_to_rest(&mut n, &mut disk);
     let big = vec![b'x'; 100 << 10];
     for i in 0..6 {
         create_big(&mut n, &mut disk, i, &big);
@@ -670,20 +596,28 @@ fn snapshots_by_bytes_stay_in_proportion_to_the_log() {
         snap_size_limit_bytes: 128 << 10,
         ..cfg()
     };
-    let mut disk = Disk::default();
+    let mut disk = MemDisk::default();
     let mut n = Node::new(cfg, 0, Restored::default()).unwrap();
     connect_client(&mut n, 1);
-    drain_to(&mut n, &mut disk);
+    run_to_rest(&mut n, &mut disk);
     let value = vec![b'x'; 64 << 10];
     let writes = 64;
+    // Each write runs to rest: at most one snapshot is taken per write.
+    let (mut snapshots, mut snapshot_bytes, mut last) = (0, 0, None);
     for i in 0..writes {
         create_big(&mut n, &mut disk, i, &value);
+        if let Some((index, .., state)) = &disk.snapshot {
+            if last != Some(*index) {
+                last = Some(*index);
+                snapshots += 1;
+                snapshot_bytes += state.encode_snapshot().len();
+            }
+        }
     }
     let written = writes as usize * value.len();
-    assert!(disk.snapshot.is_some(), "snapshots by bytes still happen");
+    assert!(snapshots > 0, "snapshots by bytes still happen");
     assert!(
-        disk.snapshot_bytes <= 2 * written,
-        "{} bytes of snapshots for {written} bytes written",
-        disk.snapshot_bytes
+        snapshot_bytes <= 2 * written,
+        "{snapshots} snapshots, {snapshot_bytes} bytes, for {written} bytes written"
     );
 }
