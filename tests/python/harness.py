@@ -64,6 +64,16 @@ def four_letter(port, cmd, timeout=5.0):
             out += b
 
 
+def tmpfs(test, size):
+    """A tmpfs of `size` (e.g. "8m") mounted for `test` and unmounted after
+    it; skips the test where mounting is not allowed (not root)."""
+    mnt = tempfile.mkdtemp(prefix="fk-tmpfs-")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + size, "tmpfs", mnt]).returncode != 0:
+        test.skipTest("cannot mount a tmpfs here (needs root)")
+    test.addCleanup(lambda: subprocess.run(["umount", "-l", mnt]))
+    return mnt
+
+
 def wait_until(cond, timeout=20.0, what="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

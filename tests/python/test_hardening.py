@@ -419,10 +419,7 @@ class TestSnapshotDisk(unittest.TestCase):
 
 class TestSmallLogDisk(unittest.TestCase):
     def test_a_log_disk_smaller_than_a_segment_names_the_setting(self):
-        mnt = harness.tempfile.mkdtemp(prefix="fk-small-")
-        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", mnt]).returncode != 0:
-            self.skipTest("cannot mount a tmpfs here (needs root)")
-        self.addCleanup(lambda: subprocess.run(["umount", "-l", mnt]))
+        mnt = harness.tmpfs(self, "8m")
         s = harness.Server(extra={"dataLogDir": mnt})  # preAllocSize: the default 64 MiB
         self.addCleanup(s.close)
         r = run([harness.BINARY, "start", s.cfg])
