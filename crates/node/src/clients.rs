@@ -1,0 +1,504 @@
+//! Client connections on this replica: connect (held while there is no
+//! leader), sessions attached to connections, requests in each
+//! connection's FIFO queue (writes proposed, reads served locally once the
+//! connection's earlier writes are applied), addauth, and the frames of
+//! replies and watch events.
+//!
+//! Not here: the log hand-off (`ready`), session expiry (`timers`).
+//! Invariants: a connection's replies leave in request order; a watch
+//! event leaves before any reply that follows its change.
+
+use super::*;
+
+/// A connect request waiting for a leader (`Node::held_connects`).
+pub(crate) struct HeldConnect {
+    pub(crate) conn: ConnId,
+    pub(crate) req: ConnectRequest,
+    pub(crate) ip: String,
+    /// When the client's session timeout has passed (ms since the epoch).
+    pub(crate) until_ms: i64,
+}
+
+/// A request waiting in a connection's FIFO queue.
+#[derive(Debug)]
+pub(crate) enum Pending {
+    /// Proposed; completes when its entry is applied.
+    Write { xid: i32 },
+    /// Served once every earlier write of the connection has applied.
+    Read { xid: i32, req: Request },
+}
+
+#[derive(Debug)]
+pub(crate) struct Conn {
+    /// 0 until the session is established.
+    pub(crate) session_id: i64,
+    /// The negotiated timeout, answered on connect.
+    pub(crate) timeout_ms: i32,
+    /// ip plus identities added by `addauth`; ACL checks use them.
+    pub(crate) auth: Vec<Id>,
+    pub(crate) queue: VecDeque<Pending>,
+}
+
+impl Node {
+    /// A client sent its ConnectRequest. `ip` becomes its ("ip", addr) identity.
+    pub fn connect(&mut self, conn: ConnId, req: ConnectRequest, ip: String, now_ms: i64) {
+        self.now_ms = now_ms;
+        let timeout_ms = req.timeout_ms.clamp(
+            self.cfg.min_session_timeout_ms,
+            self.cfg.max_session_timeout_ms,
+        );
+        if self.raw.raft.leader_id == raft::INVALID_ID {
+            // A server without a quorum serves no client; this one waits.
+            self.held_connects.push(HeldConnect {
+                conn,
+                req,
+                ip,
+                until_ms: now_ms + timeout_ms as i64,
+            });
+            return;
+        }
+        if req.last_zxid_seen > self.sm.last_zxid() {
+            // ZooKeeper refuses a client that has seen a newer state than ours.
+            self.outputs.push(Output::Close {
+                conn,
+                reason: "client has seen a zxid newer than this server's",
+            });
+            return;
+        }
+        let auth = vec![Id {
+            scheme: "ip".into(),
+            id: ip,
+        }];
+        self.conns.insert(
+            conn,
+            Conn {
+                session_id: 0,
+                timeout_ms,
+                auth,
+                queue: VecDeque::new(),
+            },
+        );
+        if req.session_id == 0 {
+            let mut passwd = vec![0u8; 16];
+            self.rng.fill(&mut passwd[..]);
+            self.propose(Entry {
+                time_ms: now_ms,
+                session_id: 0,
+                xid: 0,
+                origin: self.origin,
+                conn,
+                kind: EntryKind::CreateSession { timeout_ms, passwd },
+            });
+            return;
+        }
+        let valid = self
+            .sm
+            .sessions
+            .get(&req.session_id)
+            .is_some_and(|s| Some(&s.passwd) == req.passwd.as_ref());
+        if !valid {
+            // As ZooKeeper: a zero session in the response tells the client it expired.
+            let resp = ConnectResponse {
+                passwd: Some(vec![0; 16]),
+                ..Default::default()
+            };
+            self.send_record(conn, &resp);
+            self.outputs.push(Output::Close {
+                conn,
+                reason: "session expired or wrong password",
+            });
+            self.conns.remove(&conn);
+            return;
+        }
+        self.attach(
+            conn,
+            req.session_id,
+            timeout_ms,
+            req.passwd.unwrap_or_default(),
+        );
+    }
+
+    /// Binds a connection to an established session and answers it.
+    pub(crate) fn attach(
+        &mut self,
+        conn: ConnId,
+        session_id: i64,
+        timeout_ms: i32,
+        passwd: Vec<u8>,
+    ) {
+        tracing::debug!(
+            conn,
+            "Established session 0x{session_id:x} with negotiated timeout {timeout_ms} ms"
+        );
+        if let Some(old) = self.session_conn.insert(session_id, conn) {
+            if old != conn {
+                self.drop_conn(old);
+                self.outputs.push(Output::Close {
+                    conn: old,
+                    reason: "session moved to another connection",
+                });
+            }
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.session_id = session_id;
+        }
+        let session_timeout = self
+            .sm
+            .sessions
+            .get(&session_id)
+            .map_or(timeout_ms, |s| s.timeout_ms);
+        let l = self.liveness.entry(session_id).or_insert(Liveness {
+            timeout_ms: session_timeout as i64,
+            last_heard_ms: self.now_ms,
+            expiring: false,
+        });
+        l.last_heard_ms = self.now_ms;
+        let resp = ConnectResponse {
+            protocol_version: 0,
+            timeout_ms,
+            session_id,
+            passwd: Some(passwd),
+            read_only: false,
+        };
+        self.send_record(conn, &resp);
+    }
+
+    /// The connection is gone (socket closed or failed). Its session lives
+    /// on until it expires.
+    pub fn disconnect(&mut self, conn: ConnId) {
+        self.drop_conn(conn);
+    }
+
+    pub(crate) fn drop_conn(&mut self, conn: ConnId) {
+        self.held_connects.retain(|h| h.conn != conn);
+        if let Some(c) = self.conns.remove(&conn) {
+            if self.session_conn.get(&c.session_id) == Some(&conn) {
+                self.session_conn.remove(&c.session_id);
+            }
+        }
+        self.watches.remove_conn(conn);
+    }
+
+    /// A request frame arrived on an established connection. An
+    /// undecodable one closes the connection.
+    pub fn request(&mut self, conn: ConnId, xid: i32, op: i32, body: &[u8], now_ms: i64) {
+        self.now_ms = now_ms;
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let session_id = c.session_id;
+        if session_id == 0 {
+            self.outputs.push(Output::Close {
+                conn,
+                reason: "request before the session was established",
+            });
+            self.drop_conn(conn);
+            return;
+        }
+        if let Some(l) = self.liveness.get_mut(&session_id) {
+            l.last_heard_ms = now_ms;
+        }
+        let Some(req) = OpCode::from_code(op).and_then(|op| Request::decode(op, body).ok()) else {
+            self.outputs.push(Output::Close {
+                conn,
+                reason: "malformed or unknown request",
+            });
+            self.drop_conn(conn);
+            return;
+        };
+        if let Request::Auth(a) = &req {
+            self.auth(
+                conn,
+                xid,
+                a.scheme.clone(),
+                a.auth.clone().unwrap_or_default(),
+            );
+            return;
+        }
+        if req.is_write() {
+            let c = self.conns.get_mut(&conn).expect("checked above");
+            c.queue.push_back(Pending::Write { xid });
+            let header = tree::entry::Header {
+                time_ms: now_ms,
+                session_id,
+                xid,
+                origin: self.origin,
+                conn,
+            };
+            let data = match req {
+                Request::CloseSession => Entry {
+                    time_ms: now_ms,
+                    session_id,
+                    xid,
+                    origin: self.origin,
+                    conn,
+                    kind: EntryKind::CloseSession { expired: false },
+                }
+                .encode(),
+                // Straight from the request's bytes: no copy of the body,
+                // no clone of the connection's identities.
+                _ => tree::entry::encode_request(header, req.op(), body, &c.auth),
+            };
+            self.propose_data(data, conn);
+            return;
+        }
+        let c = self.conns.get_mut(&conn).expect("checked above");
+        if c.queue.is_empty() {
+            self.serve_read(conn, xid, &req);
+        } else {
+            c.queue.push_back(Pending::Read { xid, req });
+        }
+    }
+
+    /// addauth: digest identities are added; any other scheme fails and
+    /// closes the connection, as ZooKeeper. The reply carries the xid the
+    /// client sent (the Java client and kazoo send -4, the Go client an
+    /// ordinary one) and zxid 0, as ZooKeeper's `processPacket` answers.
+    pub(crate) fn auth(&mut self, conn: ConnId, xid: i32, scheme: String, auth: Vec<u8>) {
+        let zxid = 0;
+        if scheme != "digest" {
+            self.send_reply(conn, xid, zxid, ErrorCode::AuthFailed, &Reply::Empty);
+            self.outputs.push(Output::Close {
+                conn,
+                reason: "authentication failed",
+            });
+            self.drop_conn(conn);
+            return;
+        }
+        let id = acl::digest(&String::from_utf8_lossy(&auth));
+        let is_super = self.cfg.super_digest.as_deref() == Some(id.as_str());
+        if let Some(c) = self.conns.get_mut(&conn) {
+            let mut add = |i: Id| {
+                if !c.auth.contains(&i) {
+                    c.auth.push(i)
+                }
+            };
+            if is_super {
+                add(Id {
+                    scheme: "super".into(),
+                    id: String::new(),
+                });
+            }
+            add(Id {
+                scheme: "digest".into(),
+                id,
+            });
+        }
+        self.send_reply(conn, xid, zxid, ErrorCode::Ok, &Reply::Empty);
+    }
+
+    pub(crate) fn serve_read(&mut self, conn: ConnId, xid: i32, req: &Request) {
+        let zxid = self.sm.last_zxid();
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let session_id = c.session_id;
+        let reply = match req {
+            Request::Ping => Reply::Empty,
+            Request::SetWatches(sw) => {
+                // Events for what changed since the client's zxid first, then the reply.
+                let tree = &self.sm.tree;
+                let mut notes = Vec::new();
+                let mut note = |event, path: &String| {
+                    notes.push(Notification {
+                        conn,
+                        event,
+                        path: path.clone(),
+                    })
+                };
+                for p in &sw.data_watches {
+                    match tree.get(p) {
+                        None => note(proto::EventType::NodeDeleted, p),
+                        Some(n) if n.stat.mzxid > sw.relative_zxid => {
+                            note(proto::EventType::NodeDataChanged, p)
+                        }
+                        Some(_) => self.watches.add(WatchKind::Data, p, conn),
+                    }
+                }
+                for p in &sw.exist_watches {
+                    match tree.get(p) {
+                        Some(_) => note(proto::EventType::NodeCreated, p),
+                        None => self.watches.add(WatchKind::Data, p, conn),
+                    }
+                }
+                for p in &sw.child_watches {
+                    match tree.get(p) {
+                        None => note(proto::EventType::NodeDeleted, p),
+                        Some(n) if n.stat.pzxid > sw.relative_zxid => {
+                            note(proto::EventType::NodeChildrenChanged, p)
+                        }
+                        Some(_) => self.watches.add(WatchKind::Child, p, conn),
+                    }
+                }
+                for p in &sw.persistent_watches {
+                    self.watches.add_persistent(p, conn, false);
+                }
+                for p in &sw.persistent_recursive_watches {
+                    self.watches.add_persistent(p, conn, true);
+                }
+                for n in notes {
+                    self.send_notification(&n);
+                }
+                Reply::Empty
+            }
+            Request::AddWatch(a) => match a.mode {
+                0 | 1 => {
+                    self.watches.add_persistent(&a.path, conn, a.mode == 1);
+                    Reply::ErrorRecord
+                }
+                _ => Reply::Err(ErrorCode::BadArguments),
+            },
+            Request::RemoveWatches(r) => {
+                match self
+                    .watches
+                    .remove_or_check(&r.path, conn, r.watcher_type, true)
+                {
+                    ErrorCode::Ok => Reply::Empty,
+                    e => Reply::Err(e),
+                }
+            }
+            Request::CheckWatches(r) => {
+                match self
+                    .watches
+                    .remove_or_check(&r.path, conn, r.watcher_type, false)
+                {
+                    ErrorCode::Ok => Reply::Empty,
+                    e => Reply::Err(e),
+                }
+            }
+            Request::Exists(r)
+            | Request::GetData(r)
+            | Request::GetChildren(r)
+            | Request::GetChildren2(r) => {
+                // The hot reads: answered straight into the frame.
+                let mut w = Vec::with_capacity(160);
+                let at = start_frame(&mut w);
+                let header = w.len();
+                ReplyHeader { xid, zxid, err: 0 }.write(&mut w);
+                let (err, watch) = self.sm.read_into(req, &c.auth, &mut w).expect("a hot read");
+                w[header + 12..header + 16].copy_from_slice(&err.code().to_be_bytes());
+                if let Some(kind) = watch {
+                    self.watches.add(kind, &r.path, conn);
+                }
+                finish_frame(&mut w, at);
+                self.outputs.push(Output::Send { conn, frame: w });
+                return;
+            }
+            _ => {
+                let r = self.sm.read(req, session_id, &c.auth);
+                if let Some((kind, path)) = r.watch {
+                    self.watches.add(kind, &path, conn);
+                }
+                r.reply
+            }
+        };
+        self.send_reply(conn, xid, zxid, reply.err(), &reply);
+    }
+
+    /// Closes every client connection (in id order, for replay).
+    pub(crate) fn close_all_clients(&mut self, reason: &'static str) {
+        let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        conns.sort_unstable();
+        for conn in conns {
+            self.drop_conn(conn);
+            self.outputs.push(Output::Close { conn, reason });
+        }
+    }
+
+    /// Answers the write at the head of the connection's queue, then every
+    /// read queued behind it up to the next write.
+    pub(crate) fn complete_write(&mut self, conn: ConnId, xid: i32, zxid: i64, reply: &Reply) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        match c.queue.front() {
+            Some(Pending::Write { xid: head }) if *head == xid => {
+                c.queue.pop_front();
+            }
+            _ => {
+                // An earlier write of this connection never reached the log
+                // (a forwarded proposal lost with a leader change or a broken
+                // link): answering this one would break the connection's
+                // order. Close it; the client sees ConnectionLoss and
+                // retries, as with ZooKeeper.
+                if c.queue
+                    .iter()
+                    .any(|p| matches!(p, Pending::Write { xid: w } if *w == xid))
+                {
+                    self.drop_conn(conn);
+                    self.outputs.push(Output::Close {
+                        conn,
+                        reason: "an earlier write of this connection was lost",
+                    });
+                }
+                return;
+            }
+        }
+        self.send_reply(conn, xid, zxid, reply.err(), reply);
+        loop {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
+            match c.queue.front() {
+                Some(Pending::Read { .. }) => {
+                    let Some(Pending::Read { xid, req }) = c.queue.pop_front() else {
+                        unreachable!()
+                    };
+                    self.serve_read(conn, xid, &req);
+                }
+                _ => return,
+            }
+        }
+    }
+
+    pub(crate) fn send_record<R: Jute>(&mut self, conn: ConnId, r: &R) {
+        let mut w = Vec::with_capacity(64);
+        let at = start_frame(&mut w);
+        r.write(&mut w);
+        finish_frame(&mut w, at);
+        self.outputs.push(Output::Send { conn, frame: w });
+    }
+
+    pub(crate) fn send_reply(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        zxid: i64,
+        err: ErrorCode,
+        reply: &Reply,
+    ) {
+        let mut w = Vec::with_capacity(64);
+        let at = start_frame(&mut w);
+        ReplyHeader {
+            xid,
+            zxid,
+            err: err.code(),
+        }
+        .write(&mut w);
+        reply.encode(&mut w);
+        finish_frame(&mut w, at);
+        self.outputs.push(Output::Send { conn, frame: w });
+    }
+
+    pub(crate) fn send_notification(&mut self, n: &Notification) {
+        let mut w = Vec::with_capacity(32 + n.path.len());
+        let at = start_frame(&mut w);
+        ReplyHeader {
+            xid: Xid::NOTIFICATION,
+            zxid: -1,
+            err: 0,
+        }
+        .write(&mut w);
+        WatcherEvent {
+            event_type: n.event.code(),
+            state: KeeperState::SyncConnected.code(),
+            path: n.path.clone(),
+        }
+        .write(&mut w);
+        finish_frame(&mut w, at);
+        self.outputs.push(Output::Send {
+            conn: n.conn,
+            frame: w,
+        });
+    }
+}

@@ -1,0 +1,147 @@
+//! Elections: Raft messages from peers, turns to campaign after a lost
+//! leader (lowest live id first, so replicas do not split the vote), the
+//! seeded election timeout, and what a leader change does to clients and
+//! session timers.
+
+use super::*;
+
+/// Ticks between the turns of replicas that lost their leader (`peer_lost`).
+pub(crate) const CAMPAIGN_TURN_TICKS: i64 = 2;
+
+/// Ticks without a leader's heartbeat before an election: between this
+/// and twice this, drawn per election from the replica's seeded RNG.
+pub(crate) const ELECTION_TICKS: usize = 10;
+
+impl Node {
+    /// A Raft message from a peer. A `MsgSnapshot` only counts through
+    /// `install_snapshot`, with its state.
+    pub fn step(&mut self, mut msg: RaftMessage) {
+        self.down.remove(&msg.from);
+        match msg.get_msg_type() {
+            MessageType::MsgSnapshot => return,
+            MessageType::MsgHeartbeat => {
+                // A leader sends the commit index it believes we have. A
+                // replica whose data was lost (a replaced disk, a wiped
+                // dataDir) has less: Raft would abort on it. Take only what
+                // we hold; the leader then finds our log short and sends
+                // entries or its snapshot.
+                let last = self.raw.raft.raft_log.last_index();
+                if msg.commit > last {
+                    msg.commit = last;
+                }
+            }
+            _ => {}
+        }
+        // A message from an unknown peer or for an old term is not ours to act on.
+        let _ = self.raw.step(msg);
+        self.redraw_election_timeout();
+    }
+
+    /// The transport lost its connection to peer `id` (it died, or the link
+    /// broke). If that peer is our leader, do what ZooKeeper's followers do
+    /// and look for a new one now instead of waiting out the election
+    /// timeout: forget the leader (leaving its lease, so we may grant votes)
+    /// and start a pre-vote — in turns by server id, the lowest surviving id
+    /// first, so that the replicas which all saw the leader go do not split
+    /// the vote. Pre-vote keeps this safe: while the leader is alive for a
+    /// majority, they stay in its lease and refuse.
+    pub fn peer_lost(&mut self, id: u64) {
+        if id == raft::INVALID_ID || id == self.cfg.server_id {
+            return;
+        }
+        self.down.insert(id);
+        if self.is_leader() {
+            self.raw.report_unreachable(id);
+            return;
+        }
+        if self.raw.raft.leader_id == id {
+            let term = self.raw.raft.term;
+            self.raw.raft.become_follower(term, raft::INVALID_ID);
+            // become_follower drew a timeout from thread_rng: redraw ours.
+            self.timeout_drawn_for = (u64::MAX, 0);
+            self.redraw_election_timeout();
+            self.leader_lost_at_ms = self.now_ms;
+            self.campaign_at_ms = None;
+            self.schedule_campaign();
+        } else if self.campaign_at_ms.is_some() && self.raw.raft.leader_id == raft::INVALID_ID {
+            // Another peer went with the leader: our turn may come sooner.
+            self.schedule_campaign();
+        }
+    }
+
+    /// Our turn to pre-vote after the leader was lost: one tick first, so
+    /// every replica that saw the leader go has left its lease before the
+    /// first pre-vote asks them; then one turn per lower id still up.
+    pub(crate) fn schedule_campaign(&mut self) {
+        let turn = self
+            .cfg
+            .voters
+            .iter()
+            .filter(|v| **v < self.cfg.server_id && !self.down.contains(v))
+            .count() as i64;
+        let at =
+            self.leader_lost_at_ms + (1 + turn * CAMPAIGN_TURN_TICKS) * self.cfg.tick_ms as i64;
+        self.campaign_at_ms = Some(self.campaign_at_ms.map_or(at, |c| c.min(at)));
+    }
+
+    /// A new term or role: draw the next election timeout from our RNG
+    /// (raft-rs just drew one from thread_rng, which no tick has used yet).
+    pub(crate) fn redraw_election_timeout(&mut self) {
+        let now = (self.raw.raft.term, self.raw.raft.state as u8);
+        if now != self.timeout_drawn_for {
+            self.timeout_drawn_for = now;
+            let t = self.rng.gen_range(ELECTION_TICKS..2 * ELECTION_TICKS);
+            self.raw.raft.set_randomized_election_timeout(t);
+        }
+    }
+
+    /// Starts the pre-vote scheduled by `peer_lost`, unless a leader came.
+    pub(crate) fn maybe_campaign(&mut self) {
+        let Some(at) = self.campaign_at_ms else {
+            return;
+        };
+        if self.raw.raft.leader_id != raft::INVALID_ID {
+            self.campaign_at_ms = None;
+        } else if self.now_ms >= at {
+            let _ = self.raw.campaign();
+            self.redraw_election_timeout();
+            // Still no leader a full round of turns later: try again.
+            let round =
+                self.cfg.voters.len() as i64 * CAMPAIGN_TURN_TICKS * self.cfg.tick_ms as i64;
+            self.campaign_at_ms = Some(self.now_ms + round);
+        }
+    }
+
+    /// The leader changed (or was lost): as ZooKeeper's followers do when
+    /// they lose their leader, close every client connection — their
+    /// forwarded writes may be lost, and clients reconnect and retry. A new
+    /// leader restarts every session's timer, so no healthy session expires
+    /// because of the failover.
+    pub(crate) fn on_leader_change(&mut self, leader: u64) {
+        self.leader_changes += 1;
+        let had = self.leader_id;
+        let term = self.raw.raft.term;
+        if self.cfg.voters.len() > 1 {
+            if leader == self.cfg.server_id {
+                tracing::info!(
+                    "LEADING: elected leader in term {term} (zxid 0x{:x})",
+                    self.sm.last_zxid()
+                );
+            } else if leader != raft::INVALID_ID {
+                tracing::info!("FOLLOWING: server {leader} is the leader in term {term}");
+            } else {
+                tracing::info!("LOOKING: lost leader {had} in term {term}; not serving clients until a new one is elected");
+            }
+        }
+        self.leader_id = leader;
+        if had != raft::INVALID_ID {
+            self.close_all_clients("the leader changed");
+        }
+        if leader == self.cfg.server_id {
+            for l in self.liveness.values_mut() {
+                l.last_heard_ms = self.now_ms;
+                l.expiring = false;
+            }
+        }
+    }
+}

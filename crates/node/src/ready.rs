@@ -1,0 +1,245 @@
+//! The Raft hand-off: proposals batched between two flushes into one
+//! proposal message, the one commented Ready loop (send, apply what is
+//! committed, hand new entries to storage, advance), durability reports,
+//! and applying committed entries to the tree.
+
+use super::*;
+
+/// The most entry bytes one append message to a follower carries.
+pub(crate) const MAX_APPEND_BYTES: u64 = 1 << 20;
+
+impl Node {
+    pub(crate) fn propose(&mut self, e: Entry) {
+        self.propose_data(e.encode(), e.conn);
+    }
+
+    /// Proposes an encoded entry; `conn` (0 for none) is closed when there
+    /// is no leader to take it. Proposals wait for the next `flush` (or
+    /// until they fill an append message) and go to Raft together, in the
+    /// order they were made.
+    pub(crate) fn propose_data(&mut self, data: Vec<u8>, conn: ConnId) {
+        self.proposal_bytes += data.len() as u64;
+        self.proposals.push(raft::prelude::Entry {
+            data: data.into(),
+            ..Default::default()
+        });
+        self.proposal_conns.push(conn);
+        if self.proposal_bytes >= MAX_APPEND_BYTES {
+            self.propose_pending();
+        }
+    }
+
+    /// Hands the waiting proposals to Raft as one proposal message (what
+    /// `RawNode::propose` does for a single entry).
+    pub(crate) fn propose_pending(&mut self) {
+        if self.proposals.is_empty() {
+            return;
+        }
+        self.proposal_bytes = 0;
+        let mut m = RaftMessage::default();
+        m.set_msg_type(raft::prelude::MessageType::MsgPropose);
+        m.from = self.cfg.server_id;
+        m.set_entries(std::mem::take(&mut self.proposals).into());
+        let conns = std::mem::take(&mut self.proposal_conns);
+        if let Err(err) = self.raw.raft.step(m) {
+            // No leader: the clients must retry elsewhere.
+            tracing::warn!(%err, proposals = conns.len(), "proposals dropped");
+            for conn in conns {
+                if conn != 0 && self.conns.contains_key(&conn) {
+                    self.outputs.push(Output::Close {
+                        conn,
+                        reason: "no leader to accept the write",
+                    });
+                    self.drop_conn(conn);
+                }
+            }
+        }
+    }
+
+    /// Runs the Raft hand-off until nothing is ready, top to bottom:
+    /// send, apply what is committed, hand new entries to storage, advance.
+    /// Call after a batch of inputs and after `persisted`.
+    pub fn flush(&mut self) {
+        self.propose_pending();
+        while self.raw.has_ready() {
+            let mut ready = self.raw.ready();
+            if let Some(ss) = ready.ss() {
+                if ss.leader_id != self.leader_id {
+                    self.on_leader_change(ss.leader_id);
+                }
+            }
+            // A leader may send before its own append is durable (Raft
+            // thesis §10.2.1): these go now.
+            for m in ready.take_messages() {
+                self.outputs.push(Output::Message(Box::new(m)));
+            }
+            // A snapshot from the leader, accepted by Raft: it replaces
+            // the state (no committed entries come with it).
+            let mut restart = None;
+            if !ready.snapshot().is_empty() {
+                let snap = ready.snapshot().clone();
+                restart = Some(self.take_snapshot(snap));
+            }
+            // Committed entries are durable already (commit needs our own
+            // persisted index): apply them, in index order.
+            let committed = ready.take_committed_entries();
+            self.apply_all(committed);
+            // New entries must be readable by Raft before advancing, and are
+            // not durable until the driver reports `persisted(number)`.
+            if !ready.entries().is_empty() {
+                self.raw
+                    .mut_store()
+                    .mem
+                    .append(ready.entries())
+                    .expect("entries follow the log");
+            }
+            if let Some(hs) = ready.hs() {
+                self.raw.mut_store().mem.set_hardstate(hs.clone());
+            }
+            // Votes and append responses promise what is on disk: they wait
+            // until this Ready is durable, even when it adds nothing (then
+            // the Persist is empty and only keeps the order).
+            let held = ready.take_persisted_messages();
+            if !ready.entries().is_empty()
+                || ready.hs().is_some()
+                || !held.is_empty()
+                || restart.is_some()
+            {
+                if !held.is_empty() {
+                    self.held.push((ready.number(), held));
+                }
+                if restart.is_some() {
+                    self.install_unpersisted = Some(ready.number());
+                }
+                self.outputs.push(Output::Persist {
+                    number: ready.number(),
+                    restart,
+                    entries: ready.take_entries(),
+                    hard_state: ready.hs().cloned(),
+                });
+            }
+            self.raw.advance_append_async(ready);
+            self.advance_applied();
+        }
+        self.advance_applied();
+        self.maybe_snapshot();
+        if self.raw.raft.leader_id != raft::INVALID_ID && !self.held_connects.is_empty() {
+            for h in std::mem::take(&mut self.held_connects) {
+                self.connect(h.conn, h.req, h.ip, self.now_ms);
+            }
+            self.flush();
+        }
+    }
+
+    /// Tells Raft what is applied. It counts only what is durable here:
+    /// after a snapshot install, that is once its Persist is done.
+    pub(crate) fn advance_applied(&mut self) {
+        let log = &self.raw.raft.raft_log;
+        let applied = (self.sm.last_zxid() as u64).min(log.persisted);
+        if applied > log.applied {
+            self.raw.advance_apply_to(applied);
+        }
+    }
+
+    /// Storage made every `Persist` up to `number` durable.
+    pub fn persisted(&mut self, number: u64) {
+        let due = self.held.iter().take_while(|(n, _)| *n <= number).count();
+        for (_, msgs) in self.held.drain(..due) {
+            for m in msgs {
+                self.outputs.push(Output::Message(Box::new(m)));
+            }
+        }
+        if self.install_unpersisted.is_some_and(|n| n <= number) {
+            self.install_unpersisted = None;
+        }
+        self.raw.on_persist_ready(number);
+        self.flush();
+    }
+
+    pub(crate) fn apply_all(&mut self, entries: Vec<RaftEntry>) {
+        for e in entries {
+            self.since_snapshot += 1;
+            self.since_snapshot_bytes += e.data.len() as u64;
+            let zxid = e.index as i64;
+            if e.data.is_empty() || e.get_entry_type() != EntryType::EntryNormal {
+                // The leader's no-op at election, or a membership change.
+                self.sm.skip(zxid);
+                continue;
+            }
+            let entry =
+                Entry::decode(&e.data).expect("a committed entry this build wrote must decode");
+            let applied = self.sm.apply(zxid, &entry);
+            self.after_apply(zxid, &entry, applied);
+        }
+    }
+
+    pub(crate) fn after_apply(&mut self, zxid: i64, entry: &Entry, applied: Applied) {
+        // Watch events first: a client must see the event before the reply
+        // to any later request (programmer's guide, "ZooKeeper Watches").
+        self.notes.clear();
+        let mut notes = std::mem::take(&mut self.notes);
+        let conns = &self.conns;
+        self.watches
+            .fire(&applied.triggers, &mut notes, |conn, acl| {
+                conns
+                    .get(&conn)
+                    .is_some_and(|c| acl::check(acl, Perms::READ, &c.auth).is_ok())
+            });
+        for n in &notes {
+            self.send_notification(n);
+        }
+        self.notes = notes;
+
+        match &applied.session {
+            Some(SessionEffect::Created {
+                session_id,
+                timeout_ms,
+                passwd,
+            }) => {
+                self.liveness.insert(
+                    *session_id,
+                    Liveness {
+                        timeout_ms: *timeout_ms as i64,
+                        last_heard_ms: self.now_ms,
+                        expiring: false,
+                    },
+                );
+                if entry.origin == self.origin && self.conns.contains_key(&entry.conn) {
+                    let negotiated = self.conns[&entry.conn].timeout_ms;
+                    self.attach(entry.conn, *session_id, negotiated, passwd.clone());
+                }
+                return;
+            }
+            Some(SessionEffect::Closed {
+                session_id,
+                expired,
+            }) => {
+                if *expired {
+                    tracing::info!("Expiring session 0x{session_id:x}");
+                } else {
+                    tracing::debug!("Closed session 0x{session_id:x}");
+                }
+                self.liveness.remove(session_id);
+                if let Some(conn) = self.session_conn.get(session_id).copied() {
+                    if !*expired && entry.conn == conn && entry.origin == self.origin {
+                        self.complete_write(conn, entry.xid, zxid, &Reply::Empty);
+                    }
+                    let reason = if *expired {
+                        "session expired"
+                    } else {
+                        "session closed by the client"
+                    };
+                    self.outputs.push(Output::Close { conn, reason });
+                    self.drop_conn(conn);
+                }
+                return;
+            }
+            None => {}
+        }
+        if entry.origin == self.origin && entry.conn != 0 {
+            if let Some(reply) = &applied.reply {
+                self.complete_write(entry.conn, entry.xid, zxid, reply);
+            }
+        }
+    }
+}
