@@ -19,7 +19,10 @@ if [ "${1:-}" = "--config" ]; then
 fi
 ZOOCFG="$ZOOCFGDIR/zoo.cfg"
 if [ -f "$ZOOCFGDIR/java.env" ]; then
+  # Written for zkEnv.sh, which does not run under set -u.
+  set +u
   . "$ZOOCFGDIR/java.env"
+  set -u
 fi
 [ -z "${SERVER_JVMFLAGS:-}" ] || export SERVER_JVMFLAGS
 [ -z "${JVMFLAGS:-}" ] || export JVMFLAGS

@@ -454,6 +454,12 @@ class TestJvmFlags(unittest.TestCase):
         r2 = run([WRAPPER, "print-cmd", s.cfg], env={"FERROKEEPER_BIN": harness.BINARY,
                                                      "SERVER_JVMFLAGS": "-Dzookeeper.snapCount=7"})
         self.assertIn('SERVER_JVMFLAGS="-Dzookeeper.snapCount=7"', r2.stdout + r2.stderr)
+        # conf/java.env, as zkEnv.sh sources it (written for a shell without set -u).
+        with open(os.path.join(s.dir, "java.env"), "w") as f:
+            f.write('SERVER_JVMFLAGS="$SERVER_JVMFLAGS -Dzookeeper.snapCount=9"\n')
+        r3 = run([WRAPPER, "--config", s.dir, "print-cmd", "zoo.cfg"], env={"FERROKEEPER_BIN": harness.BINARY})
+        self.assertEqual(r3.returncode, 0, r3.stderr)
+        self.assertIn("-Dzookeeper.snapCount=9", r3.stdout)
 
 
 if __name__ == "__main__":
