@@ -102,7 +102,7 @@ impl Node {
                 passwd: Some(vec![0; 16]),
                 ..Default::default()
             };
-            self.send_record(conn, &resp);
+            self.send_connect_response(conn, &resp);
             self.outputs.push(Output::Close {
                 conn,
                 reason: "session expired or wrong password",
@@ -160,7 +160,7 @@ impl Node {
             passwd: Some(passwd),
             read_only: false,
         };
-        self.send_record(conn, &resp);
+        self.send_connect_response(conn, &resp);
     }
 
     /// The connection is gone (socket closed or failed). Its session lives
@@ -381,7 +381,15 @@ impl Node {
                     self.watches.add(kind, &r.path, conn);
                 }
                 finish_frame(&mut w, at);
-                self.outputs.push(Output::Send { conn, frame: w });
+                self.outputs.push(Output::Send {
+                    conn,
+                    frame: w,
+                    kind: FrameKind::Reply {
+                        xid,
+                        zxid,
+                        err: err.code(),
+                    },
+                });
                 return;
             }
             _ => {
@@ -451,12 +459,17 @@ impl Node {
         }
     }
 
-    pub(crate) fn send_record<R: Jute>(&mut self, conn: ConnId, r: &R) {
+    /// The connect response (ConnectResponse, no reply header).
+    pub(crate) fn send_connect_response(&mut self, conn: ConnId, r: &ConnectResponse) {
         let mut w = Vec::with_capacity(64);
         let at = start_frame(&mut w);
         r.write(&mut w);
         finish_frame(&mut w, at);
-        self.outputs.push(Output::Send { conn, frame: w });
+        self.outputs.push(Output::Send {
+            conn,
+            frame: w,
+            kind: FrameKind::Connect,
+        });
     }
 
     pub(crate) fn send_reply(
@@ -477,7 +490,15 @@ impl Node {
         .write(&mut w);
         reply.encode(&mut w);
         finish_frame(&mut w, at);
-        self.outputs.push(Output::Send { conn, frame: w });
+        self.outputs.push(Output::Send {
+            conn,
+            frame: w,
+            kind: FrameKind::Reply {
+                xid,
+                zxid,
+                err: err.code(),
+            },
+        });
     }
 
     pub(crate) fn send_notification(&mut self, n: &Notification) {
@@ -499,6 +520,7 @@ impl Node {
         self.outputs.push(Output::Send {
             conn: n.conn,
             frame: w,
+            kind: FrameKind::Event,
         });
     }
 }

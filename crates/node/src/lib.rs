@@ -103,11 +103,28 @@ pub struct NodeConfig {
     pub voters: Vec<u64>,
 }
 
+/// What a frame the core sends is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameKind {
+    /// The answer to the connection's ConnectRequest (the first frame).
+    Connect,
+    /// The reply to one request, with its header: it completes the
+    /// connection's oldest request in flight.
+    Reply { xid: i32, zxid: i64, err: i32 },
+    /// A watch event (xid -1).
+    Event,
+}
+
 /// What the driver must do.
 #[derive(Debug, Clone)]
 pub enum Output {
-    /// Send one complete frame (length prefix included) to a connection.
-    Send { conn: ConnId, frame: Vec<u8> },
+    /// Send one complete frame (length prefix included) to a connection;
+    /// `kind` says what it is, so the driver never parses it.
+    Send {
+        conn: ConnId,
+        frame: Vec<u8>,
+        kind: FrameKind,
+    },
     /// Close a connection once what was sent before is written.
     Close { conn: ConnId, reason: &'static str },
     /// Make these entries and this hard state durable — in order, one

@@ -994,7 +994,7 @@ impl Sim {
                     }
                     Output::Message(m) => self.send(id, m.to, Msg::Raft(*m)),
                     Output::Liveness { to, sessions } => self.send(id, to, Msg::Liveness(sessions)),
-                    Output::Send { conn, frame } => self.deliver(id, conn, &frame),
+                    Output::Send { conn, frame, .. } => self.deliver(id, conn, &frame),
                     Output::Close { conn, .. } => {
                         for c in self
                             .clients

@@ -25,7 +25,7 @@ fn frames(node: &mut Node, conn: ConnId) -> Vec<Frame> {
     drain(node)
         .into_iter()
         .filter_map(|o| match o {
-            Output::Send { conn: c, frame } if c == conn => Some(frame),
+            Output::Send { conn: c, frame, .. } if c == conn => Some(frame),
             Output::Close { conn: c, .. } if c == conn => Some(vec![]),
             _ => None,
         })

@@ -65,6 +65,11 @@ pub(crate) const CORE_QUEUE: usize = 8192;
 pub(crate) const CONN_QUEUE: usize = 4096;
 
 pub(crate) enum ToConn {
-    Frame(Vec<u8>),
+    /// A frame to write; `reply` when it answers one of the connection's
+    /// requests (not the connect response, not a watch event).
+    Frame {
+        frame: Vec<u8>,
+        reply: bool,
+    },
     Close(&'static str),
 }

@@ -224,10 +224,8 @@ async fn serve(
     {
         return;
     }
-    // This connection's requests not yet answered, and whether the
-    // connect response (not a reply to a request) went out.
+    // This connection's requests not yet answered.
     let mut in_flight = 0usize;
-    let mut connect_answered = false;
     let mut was_throttled = false;
     let ended = 'io: loop {
         // Hand over every complete frame already buffered.
@@ -268,7 +266,17 @@ async fn serve(
                 }
             }
         }
-        let throttled = outstanding.over();
+        // Over the limit: wait to be told it is below again. The waiter is
+        // registered before the second look, so a wake-up between that look
+        // and the wait is not lost (`notify_waiters` wakes only registered
+        // waiters); below the limit, nothing is registered (no lock).
+        let below = outstanding.below.notified();
+        tokio::pin!(below);
+        let mut throttled = outstanding.over();
+        if throttled {
+            below.as_mut().enable();
+            throttled = outstanding.over();
+        }
         if throttled && !was_throttled {
             tracing::debug!(%peer, "globalOutstandingLimit reached: not reading from this client until replies go out");
         }
@@ -278,24 +286,19 @@ async fn serve(
                 Ok(0) | Err(_) => break Ended::Eof,
                 Ok(_) => {}
             },
-            _ = outstanding.below.notified(), if throttled => {}
-            // A wake-up lost between the check and the wait costs 10 ms, not a stall.
-            _ = tokio::time::sleep(std::time::Duration::from_millis(10)), if throttled => {}
+            _ = &mut below, if throttled => {}
             m = rx.recv() => match m {
-                Some(ToConn::Frame(f)) => {
+                Some(first @ ToConn::Frame { .. }) => {
                     // Write everything queued, then flush once.
-                    let mut out = Some(ToConn::Frame(f));
+                    let mut out = Some(first);
                     while let Some(m) = out.take() {
                         match m {
-                            ToConn::Frame(f) => {
-                                if !connect_answered {
-                                    connect_answered = true;
-                                } else if in_flight > 0 && f.get(4..8) != Some(&[0xff; 4][..]) {
-                                    // A reply, not a watch event (xid -1).
+                            ToConn::Frame { frame, reply } => {
+                                if reply && in_flight > 0 {
                                     in_flight -= 1;
                                     outstanding.done(1);
                                 }
-                                if wr.write_all(&f).await.is_err() {
+                                if wr.write_all(&frame).await.is_err() {
                                     break 'io Ended::Eof;
                                 }
                             }

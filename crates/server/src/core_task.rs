@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use node::{Node, NodeConfig, Output, Restored};
+use node::{FrameKind, Node, NodeConfig, Output, Restored};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{broadcast, mpsc};
 use tree::TreeConfig;
@@ -297,31 +297,25 @@ impl CoreTask {
         }
     }
 
-    /// Counts a frame sent to a connection; a reply (not a watch event,
-    /// not the connect response) completes its oldest pending request.
-    fn count_sent(&mut self, conn: u64, frame: &[u8]) {
+    /// Counts a frame sent to a connection; a reply completes its oldest
+    /// pending request.
+    fn count_sent(&mut self, conn: u64, kind: FrameKind) {
         self.stats.sent += 1;
         let Some(c) = self.conn_stats.get_mut(&conn) else {
             return;
         };
         c.sent += 1;
-        if !c.answered {
-            c.answered = true;
-            c.established_ms = now_ms();
-            return;
-        }
-        if frame.len() < 20 {
-            return;
-        }
-        let xid = i32::from_be_bytes(frame[4..8].try_into().unwrap());
-        if xid == proto::Xid::NOTIFICATION {
-            return;
-        }
+        let (xid, zxid, err) = match kind {
+            FrameKind::Connect => {
+                c.established_ms = now_ms();
+                return;
+            }
+            FrameKind::Event => return,
+            FrameKind::Reply { xid, zxid, err } => (xid, zxid, err),
+        };
         let Some((at, op)) = c.pending.pop_front() else {
             return;
         };
-        let zxid = i64::from_be_bytes(frame[8..16].try_into().unwrap());
-        let err = i32::from_be_bytes(frame[16..20].try_into().unwrap());
         let took = at.elapsed();
         self.metrics.observe_request(op, took.as_micros() as u64);
         let ms = took.as_millis() as u64;
@@ -361,16 +355,13 @@ impl CoreTask {
             }
             for o in outputs {
                 match o {
-                    Output::Send { conn, frame } => {
+                    Output::Send { conn, frame, kind } => {
                         let Some(tx) = self.conns.get(&conn) else {
                             continue;
                         };
-                        // The reply header, for the stats (no copy of the frame).
-                        let mut head = [0u8; 20];
-                        let n = frame.len().min(20);
-                        head[..n].copy_from_slice(&frame[..n]);
-                        match tx.try_send(ToConn::Frame(frame)) {
-                            Ok(()) => self.count_sent(conn, &head[..n]),
+                        let reply = matches!(kind, FrameKind::Reply { .. });
+                        match tx.try_send(ToConn::Frame { frame, reply }) {
+                            Ok(()) => self.count_sent(conn, kind),
                             Err(TrySendError::Full(_)) => {
                                 tracing::warn!(
                                     conn,

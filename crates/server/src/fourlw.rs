@@ -102,8 +102,6 @@ pub struct ConnStats {
     pub sent: u64,
     /// Requests waiting for their reply: (arrival, op code).
     pub pending: std::collections::VecDeque<(Instant, i32)>,
-    /// The connect response went out (frames after it are replies).
-    pub answered: bool,
     pub last_op: &'static str,
     pub last_cxid: i32,
     pub last_zxid: i64,
@@ -121,7 +119,6 @@ impl ConnStats {
             recved: 1,
             sent: 0,
             pending: Default::default(),
-            answered: false,
             last_op: "NA",
             last_cxid: -1,
             last_zxid: -1,
