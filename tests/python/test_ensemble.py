@@ -251,5 +251,56 @@ class SnapshotTransferTest(unittest.TestCase):
             c.stop()
 
 
+class ChildrenOrderTest(unittest.TestCase):
+    def listings(self, ens, path):
+        out = {}
+        for i in range(1, len(ens.servers) + 1):
+            c = connect(ens.server(i).hosts)
+            try:
+                c.sync(path)
+                out[i] = c.get_children(path)
+            finally:
+                c.stop()
+        return out
+
+    def test_every_server_lists_children_in_one_order_after_restarts_and_snapshots(self):
+        # snapCount 100: the follower wiped below comes back by the leader's
+        # snapshot, so its children tables are built by restore, not by
+        # replaying the history the others went through.
+        ens = harness.Ensemble(3, extra={"snapCount": "100"})
+        self.addCleanup(ens.close)
+        ens.start()
+        leader = ens.leader()
+        c = connect(ens.server(leader).hosts)
+        try:
+            c.create("/p")
+            names = ["n%d" % i for i in range(600)] + ["seq-"] * 100
+            for op in [c.create_async("/p/" + n, sequence=n == "seq-") for n in names]:
+                op.get(timeout=30)
+            for op in [c.delete_async("/p/n%d" % i) for i in range(0, 600, 3)]:
+                op.get(timeout=30)
+            want = c.get_children("/p")
+            self.assertEqual(len(want), 500)
+            self.assertNotEqual(want, sorted(want))
+            self.assertEqual(self.listings(ens, "/p"), {1: want, 2: want, 3: want})
+
+            wipe = next(i for i in (1, 2, 3) if i != leader)
+            ens.server(wipe).kill()
+            shutil.rmtree(os.path.join(ens.server(wipe).dir, "data", "ferrokeeper-snap"))
+            shutil.rmtree(os.path.join(ens.server(wipe).dir, "datalog", "ferrokeeper-wal"))
+            ens.server(wipe).start()
+            harness.wait_until(lambda: converged(ens, (1, 2, 3)), timeout=60, what="identical trees")
+            self.assertIn("installed the leader's snapshot", ens.server(wipe).log())
+        finally:
+            c.stop()
+        self.assertEqual(self.listings(ens, "/p"), {1: want, 2: want, 3: want})
+
+        for s in ens.servers:
+            s.kill()
+        ens.start()
+        ens.serving_follower()
+        self.assertEqual(self.listings(ens, "/p"), {1: want, 2: want, 3: want})
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -23,11 +23,15 @@ impl Node {
                 // A leader sends the commit index it believes we have. A
                 // replica whose data was lost (a replaced disk, a wiped
                 // dataDir) has less: Raft would abort on it. Take only what
-                // we hold; the leader then finds our log short and sends
-                // entries or its snapshot.
+                // we hold, and tell the leader our log is short.
                 let last = self.raw.raft.raft_log.last_index();
                 if msg.commit > last {
+                    let (leader, believed) = (msg.from, msg.commit);
                     msg.commit = last;
+                    let _ = self.raw.step(msg);
+                    self.redraw_election_timeout();
+                    self.report_short_log(leader, believed, last);
+                    return;
                 }
             }
             _ => {}
@@ -35,6 +39,31 @@ impl Node {
         // A message from an unknown peer or for an old term is not ours to act on.
         let _ = self.raw.step(msg);
         self.redraw_election_timeout();
+    }
+
+    /// Answers a leader who believes we hold `believed` entries while we
+    /// hold `last`: a rejected append at `believed`, as a replica answers an
+    /// append its log cannot take. Heartbeats alone would never tell the
+    /// leader (its progress for us says we have everything), so an idle
+    /// ensemble would leave a wiped replica empty — and serving its empty
+    /// tree to clients — until the next write. The leader (which put us in
+    /// probe when our connection dropped) then goes back to where our log
+    /// ends and sends entries from there, or its snapshot.
+    fn report_short_log(&mut self, leader: u64, believed: u64, last: u64) {
+        let r = &mut self.raw.raft;
+        if r.leader_id != leader || r.state != raft::StateRole::Follower {
+            return;
+        }
+        let mut m = RaftMessage::default();
+        m.set_msg_type(MessageType::MsgAppendResponse);
+        m.from = r.id;
+        m.to = leader;
+        m.term = r.term;
+        m.index = believed;
+        m.reject = true;
+        m.reject_hint = last;
+        m.log_term = r.raft_log.term(last).unwrap_or(0);
+        r.msgs.push(m);
     }
 
     /// The transport lost its connection to peer `id` (it died, or the link

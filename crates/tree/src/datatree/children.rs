@@ -1,32 +1,64 @@
 //! A node's children table: ids with their names' hashes, so the table
-//! grows without reading every child's body, and the view callers get.
+//! grows without reading every child's body, and the view callers get,
+//! which lists children in one order on every replica.
+//!
+//! Two hashes, for two jobs. A child's kept `hash` is XXH3-64 of its name
+//! (truncated to 32 bits): an algorithm with a published specification,
+//! so it is the same on every replica, after every restart and in every
+//! release, and listings are ordered by it. Where the table places a
+//! child is that hash mixed with this tree's random key (`Placement`), so
+//! a client who can compute the public hash still cannot choose names
+//! that pile into one bucket of the table (hash flooding).
 
 use super::*;
 
 /// A child in its parent's table: its id and the hash of its name, kept
 /// so that growing the table rehashes without reading every child's name
 /// from its body (for a parent of 500,000 children that was a pause of
-/// tens of milliseconds, a cache miss per child), and so that a lookup
-/// reads only the body of the child whose hash matches.
+/// tens of milliseconds, a cache miss per child), so that a lookup reads
+/// only the body of the child whose hash matches, and so that a listing
+/// is put in order without reading names.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Kid {
     pub(crate) id: u32,
     pub(crate) hash: u32,
 }
 
-/// The hash of a child's name, as kept in `Kid`.
-pub(crate) fn name_hash(hasher: &Hasher, name: &str) -> u32 {
-    hasher.hash_one(name.as_bytes()) as u32
+/// The hash of a child's name, as kept in `Kid`: the same everywhere.
+pub(crate) fn name_hash(name: &str) -> u32 {
+    xxhash_rust::xxh3::xxh3_64(name.as_bytes()) as u32
 }
 
-/// A kept 32-bit hash as the table's 64-bit one: the table takes its
-/// control byte from the top bits and its bucket from the low bits, so
-/// both come from the 32 bits.
-pub(crate) fn spread(hash: u32) -> u64 {
-    (u64::from(hash) << 32) | u64::from(hash)
+/// This tree's secret for placing children in their tables: a kept hash
+/// mixed with it (a folded multiply) gives the table's 64-bit hash, whose
+/// control byte (top bits) and bucket (low bits) both depend on every bit
+/// of the kept hash and on the key.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Placement {
+    k0: u64,
+    k1: u64,
 }
 
-/// A node's children, in no particular order.
+impl Placement {
+    pub(crate) fn random() -> Placement {
+        use std::hash::BuildHasher;
+        let s = foldhash::fast::RandomState::default();
+        Placement {
+            k0: s.hash_one(0u64),
+            k1: s.hash_one(1u64) | 1,
+        }
+    }
+
+    pub(crate) fn spread(&self, hash: u32) -> u64 {
+        let full = u128::from(u64::from(hash) ^ self.k0) * u128::from(self.k1);
+        (full as u64) ^ ((full >> 64) as u64)
+    }
+}
+
+/// A node's children, listed in the order of their names' kept hashes
+/// (names break a tie): a function of the set of names alone, so every
+/// replica lists the same children in the same order, whatever the
+/// history of its table.
 #[derive(Debug, Clone, Copy)]
 pub struct Children<'a> {
     pub(crate) arena: &'a Arena,
@@ -42,11 +74,14 @@ impl<'a> Children<'a> {
         self.len() == 0
     }
 
+    /// The names, in listing order. Sorting moves 8-byte records and
+    /// compares integers; names are read only where two hashes are equal.
     pub fn iter(&self) -> impl Iterator<Item = &'a str> + 'a {
         let arena = self.arena;
-        self.set
-            .into_iter()
-            .flat_map(HashTable::iter)
+        let name = move |k: &Kid| arena.get(k.id).map_or("", NodeRec::name);
+        let mut kids: Vec<Kid> = self.set.map_or_else(Vec::new, |s| s.iter().copied().collect());
+        kids.sort_unstable_by(|a, b| a.hash.cmp(&b.hash).then_with(|| name(a).cmp(name(b))));
+        kids.into_iter()
             .filter_map(move |k| arena.get(k.id).map(NodeRec::name))
     }
 

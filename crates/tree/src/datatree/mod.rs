@@ -36,7 +36,6 @@
 //! says so; cversion and pzxid of a node never decrease.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use hashbrown::{HashMap, HashTable};
@@ -155,7 +154,8 @@ pub struct DataTree {
     free: FreeSlots,
     /// By id: the node's children (id and name hash), keyed by their names.
     kids: Vec<Option<Box<HashTable<Kid>>>>,
-    hasher: Hasher,
+    /// Where children go in their tables (see `children`).
+    placement: Placement,
     count: usize,
     /// The interned ACL lists (in `arena.acls`) by content.
     acl_ids: HashMap<AclList, AclId, Hasher>,
@@ -257,8 +257,8 @@ impl DataTree {
     /// The child of `parent` named `name`.
     fn child(&self, parent: u32, name: &str) -> Option<u32> {
         let set = self.kids.get(parent as usize)?.as_deref()?;
-        let hash = name_hash(&self.hasher, name);
-        set.find(spread(hash), |k| {
+        let hash = name_hash(name);
+        set.find(self.placement.spread(hash), |k| {
             k.hash == hash && self.arena.get(k.id).is_some_and(|r| r.name() == name)
         })
         .map(|k| k.id)
@@ -437,10 +437,13 @@ impl DataTree {
             self.kids.resize_with(id as usize + 1, || None);
         }
         if rec.parent != NO_PARENT {
-            let hash = name_hash(&self.hasher, rec.name());
+            let hash = name_hash(rec.name());
+            let placement = self.placement;
             self.kids[rec.parent as usize]
                 .get_or_insert_with(Default::default)
-                .insert_unique(spread(hash), Kid { id, hash }, |k| spread(k.hash));
+                .insert_unique(placement.spread(hash), Kid { id, hash }, |k| {
+                    placement.spread(k.hash)
+                });
         }
         let (stat, data) = rec.stat_and_data();
         self.index_add(stat.ephemeral_owner, path);
@@ -461,9 +464,10 @@ impl DataTree {
             "unlink of a node with children"
         );
         if rec.parent != NO_PARENT {
-            let hash = name_hash(&self.hasher, rec.name());
+            let hash = name_hash(rec.name());
+            let placement = self.placement;
             if let Some(set) = self.kids[rec.parent as usize].as_mut() {
-                if let Ok(e) = set.find_entry(spread(hash), |k| k.id == id) {
+                if let Ok(e) = set.find_entry(placement.spread(hash), |k| k.id == id) {
                     e.remove();
                 }
                 if set.is_empty() {
@@ -472,7 +476,7 @@ impl DataTree {
                     // Tables do not shrink by themselves: a parent that had
                     // a million children and now has a few would keep
                     // megabytes, and its few children spread over them.
-                    set.shrink_to(set.len() * 2, |k| spread(k.hash));
+                    set.shrink_to(set.len() * 2, |k| placement.spread(k.hash));
                 }
             }
         }
@@ -716,6 +720,36 @@ mod tests {
         for i in 0..5 {
             assert!(t.get(&format!("/p/n{i}")).is_some());
         }
+    }
+
+    /// Two trees holding the same children after different histories (one
+    /// grew to 3,000 and shrank, one only ever held the survivors; each with
+    /// its own random placement key), and a copy restored from one of them,
+    /// list the children in the same order: the order is a function of the
+    /// set of names.
+    #[test]
+    fn children_are_listed_in_one_order_whatever_the_history() {
+        let mut grown = DataTree::new();
+        create(&mut grown, "/p", 0, 1, 5);
+        for i in 0..3_000 {
+            create(&mut grown, &format!("/p/n{i}"), 0, 1, 6);
+        }
+        for i in (0..3_000).filter(|i| i % 7 != 0) {
+            grown.delete(&format!("/p/n{i}"), 7);
+        }
+        let mut fresh = DataTree::new();
+        create(&mut fresh, "/p", 0, 1, 5);
+        for i in (0..3_000).filter(|i| i % 7 == 0).rev() {
+            create(&mut fresh, &format!("/p/n{i}"), 0, 1, 6);
+        }
+        let list = |t: &DataTree| t.get("/p").unwrap().children.names();
+        let want = list(&grown);
+        assert_eq!(want.len(), 429);
+        assert_eq!(list(&fresh), want);
+        assert_eq!(list(&grown.clone()), want);
+        let mut sorted = want.clone();
+        sorted.sort_unstable();
+        assert_ne!(sorted, want, "listed by hash, not by name");
     }
 
     #[test]

@@ -11,7 +11,7 @@ impl DataTree {
             arena: Arena::default(),
             free: FreeSlots::default(),
             kids: Vec::new(),
-            hasher: Hasher::default(),
+            placement: Placement::random(),
             count: 0,
             acl_ids: HashMap::with_hasher(Hasher::default()),
             acl_refs: Vec::new(),
@@ -70,12 +70,13 @@ impl DataTree {
                     rec.parent
                 )));
             }
-            let hash = name_hash(&t.hasher, name);
+            let hash = name_hash(name);
+            let placement = t.placement;
             let set = t.kids[rec.parent as usize].get_or_insert_with(Default::default);
             match set.entry(
-                spread(hash),
+                placement.spread(hash),
                 |k| k.hash == hash && arena.get(k.id).is_some_and(|r| r.name() == name),
-                |k| spread(k.hash),
+                |k| placement.spread(k.hash),
             ) {
                 hashbrown::hash_table::Entry::Occupied(_) => {
                     return Err(BadTree(format!("node {id}: a sibling has its name {name}")))
