@@ -204,6 +204,7 @@ fn decode_tree_v1(r: &mut Reader<'_>) -> Result<DataTree, DecodeError> {
     if tree.get("/").is_none() {
         return Err(bad());
     }
+    tree.recompute_digest();
     Ok(tree)
 }
 

@@ -55,6 +55,7 @@ pub(crate) use arena::*;
 pub(crate) use body::*;
 pub use children::Children;
 pub(crate) use children::*;
+pub(crate) use digest::{data_hash, meta_hash};
 
 /// `EphemeralType.CONTAINER_EPHEMERAL_OWNER`.
 pub const CONTAINER_OWNER: i64 = i64::MIN;
@@ -182,6 +183,10 @@ pub struct DataTree {
     triggers: Vec<Trigger>,
     /// The entry being applied may be rolled back (`keep_undo`).
     undoable: bool,
+    /// The tree digest (see `digest`), kept as the tree changes, and its
+    /// value when the entry being applied began (rollback restores it).
+    digest: u64,
+    digest_at_begin: u64,
 }
 
 /// A full copy (the indexes are rebuilt); snapshots use `freeze`.
@@ -233,6 +238,7 @@ impl DataTree {
             let id = t.next_id();
             t.link_at(id, NodeRec::new(name, Some(&[]), a, stat, pid), p);
         }
+        t.recompute_digest();
         t
     }
 
@@ -348,6 +354,7 @@ impl DataTree {
         self.undo.clear();
         self.triggers.clear();
         self.undoable = false;
+        self.digest_at_begin = self.digest;
         self.sweep_acls();
     }
 
@@ -397,6 +404,7 @@ impl DataTree {
                 }
             }
         }
+        self.digest = self.digest_at_begin;
         self.triggers.clear();
     }
 
@@ -555,6 +563,7 @@ impl DataTree {
         zxid: i64,
     ) -> Stat {
         let (parent, name) = path::split(path).expect("absolute path");
+        let parent_before = self.meta_of(pid, parent);
         let (p, mut pstat) = self.save_stat(pid);
         assert!(parent_cversion >= pstat.cversion, "cversion only grows");
         pstat.cversion = parent_cversion;
@@ -567,6 +576,12 @@ impl DataTree {
         let rec = NodeRec::new(name, data, acl, stat, pid);
         let client = stat.client_stat(data.map_or(0, <[u8]>::len), 0);
         self.link_at(id, rec, path);
+        self.digest = self
+            .digest
+            .wrapping_sub(parent_before)
+            .wrapping_add(self.meta_of(pid, parent))
+            .wrapping_add(meta_hash(path, &client, self.arena.acl(self.arena.get(id).expect("linked"))))
+            .wrapping_add(data_hash(path, data));
         self.undo.push(Undo::Inserted(id));
         self.trigger(TriggerKind::Created, path.to_string(), acl);
         self.trigger(TriggerKind::ChildrenChanged, parent.to_string(), parent_acl);
@@ -579,6 +594,7 @@ impl DataTree {
         let (parent, _) = path::split(path).expect("absolute path");
         let id = self.lookup(path).expect("delete of a live node");
         let pid = self.arena.get(id).expect("a live node").parent;
+        let before = self.meta_of(pid, parent).wrapping_add(self.hashes_of(id, path));
         let (p, mut pstat) = self.save_stat(pid);
         if zxid > pstat.pzxid {
             pstat.pzxid = zxid;
@@ -586,6 +602,10 @@ impl DataTree {
         }
         let parent_acl = p.acl;
         let rec = self.unlink(id, path);
+        self.digest = self
+            .digest
+            .wrapping_sub(before)
+            .wrapping_add(self.meta_of(pid, parent));
         let acl = rec.acl;
         self.undo.push(Undo::Removed(id, rec));
         self.trigger(TriggerKind::Deleted, path.to_string(), acl);
@@ -615,6 +635,7 @@ impl DataTree {
     ) -> Stat {
         let nkids = self.children_of(id).len();
         let undoable = self.undoable;
+        let before = self.hashes_of(id, path);
         let (n, mut st) = self.save_stat(id);
         st.version = st.version.wrapping_add(1);
         st.mzxid = zxid;
@@ -628,6 +649,11 @@ impl DataTree {
         let new_len = data.map_or(0, <[u8]>::len) as u64;
         let stat = st.client_stat(new_len as usize, nkids);
         let acl = n.acl;
+        self.digest = self
+            .digest
+            .wrapping_sub(before)
+            .wrapping_add(meta_hash(path, &stat, &self.arena.acls[acl as usize]))
+            .wrapping_add(data_hash(path, data));
         self.data_bytes = self.data_bytes - old_len + new_len;
         if let Some(old) = old {
             self.undo.push(Undo::Data(id, old));
@@ -640,6 +666,7 @@ impl DataTree {
         let id = self.lookup(path).expect("set of a live node");
         let nkids = self.children_of(id).len();
         let acl = self.intern(acl);
+        let before = self.meta_of(id, path);
         let (n, mut st) = self.save_stat(id);
         st.aversion = st.aversion.wrapping_add(1);
         n.set_stat(st);
@@ -648,6 +675,10 @@ impl DataTree {
         self.acl_used(acl);
         self.acl_unused(old);
         self.undo.push(Undo::Acl(id, old));
+        self.digest = self
+            .digest
+            .wrapping_sub(before)
+            .wrapping_add(meta_hash(path, &stat, &self.arena.acls[acl as usize]));
         stat
     }
 
@@ -1102,6 +1133,7 @@ mod tests {
 
         fn check(t: &DataTree, m: &Model) {
             assert_eq!(t.node_count(), m.len() + 4);
+            assert_eq!(t.digest(), t.digest_full(), "the kept digest is the walked one");
             let mut size = 1 + 10 + 16 + 17;
             let mut eph: BTreeMap<i64, Vec<String>> = BTreeMap::new();
             for (p, (d, ro, owner)) in m {

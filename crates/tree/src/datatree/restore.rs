@@ -26,6 +26,8 @@ impl DataTree {
             undo: Vec::new(),
             triggers: Vec::new(),
             undoable: false,
+            digest: 0,
+            digest_at_begin: 0,
         }
     }
 
@@ -146,6 +148,7 @@ impl DataTree {
                 acls[id as usize] = AclList::default();
             }
         }
+        t.recompute_digest();
         Ok(t)
     }
 
