@@ -251,7 +251,7 @@ class SnapshotTransferTest(unittest.TestCase):
             c.stop()
 
 
-class ChildrenOrderTest(unittest.TestCase):
+class ReplicaAgreementTest(unittest.TestCase):
     def listings(self, ens, path):
         out = {}
         for i in range(1, len(ens.servers) + 1):
@@ -283,6 +283,12 @@ class ChildrenOrderTest(unittest.TestCase):
             self.assertEqual(len(want), 500)
             self.assertNotEqual(want, sorted(want))
             self.assertEqual(self.listings(ens, "/p"), {1: want, 2: want, 3: want})
+            # Every replica compared the leader's tree digests (one per 128
+            # log indexes) with its own.
+            for i in (1, 2, 3):
+                m = ens.mntr(i)
+                self.assertGreater(int(m["ferrokeeper_digest_checks"]), 0, i)
+                self.assertEqual(m["zk_digest_mismatches_count"], "0")
 
             wipe = next(i for i in (1, 2, 3) if i != leader)
             ens.server(wipe).kill()

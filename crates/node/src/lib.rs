@@ -12,7 +12,8 @@
 //! `NodeConfig`, `Restored`, errors); the rest lives in rooms named after
 //! what they own: `clients` (connections, sessions on them, FIFO queues,
 //! reads, replies), `ready` (proposal batching and the Raft hand-off),
-//! `election` (campaign turns, leader changes), `timers` (ticks, liveness,
+//! `election` (campaign turns, leader changes), `digest_check` (replicas
+//! comparing tree digests through the log), `timers` (ticks, liveness,
 //! expiry, reaping), `snapshots` (policy, compaction, install), `store`
 //! and `log` (what Raft reads), `testing` (drivers for tests and fuzzing).
 //!
@@ -36,6 +37,7 @@
 use std::collections::{HashMap, VecDeque};
 
 mod clients;
+mod digest_check;
 mod election;
 mod log;
 mod ready;
@@ -44,6 +46,7 @@ mod store;
 pub mod testing;
 mod timers;
 use clients::{Conn, HeldConnect};
+use digest_check::DigestNotes;
 use election::ELECTION_TICKS;
 use log::Log;
 use ready::MAX_APPEND_BYTES;
@@ -101,6 +104,9 @@ pub struct NodeConfig {
     /// Server ids of the voting members (`server.N` lines); just
     /// `[server_id]` for a standalone server.
     pub voters: Vec<u64>,
+    /// Replicas compare tree digests after every index that is a multiple
+    /// of this (0: never; `digest.enabled=false`). See `digest_check`.
+    pub digest_every: u64,
 }
 
 /// What a frame the core sends is.
@@ -157,6 +163,15 @@ pub enum Output {
     /// Tell the leader which sessions spoke to this server lately, so it
     /// does not expire them (only the leader proposes expiry).
     Liveness { to: u64, sessions: Vec<i64> },
+    /// This replica's tree differs from the one server `server` had after
+    /// the same `index` (digests `ours` and `theirs`): it must stop, as on
+    /// a storage fault, and serve nothing more.
+    Diverged {
+        index: u64,
+        ours: u64,
+        theirs: u64,
+        server: u64,
+    },
 }
 
 /// The Raft state read back from disk at startup.
@@ -258,6 +273,8 @@ pub struct Node {
     /// When this follower last reported liveness: only sessions heard from
     /// since then are reported again.
     last_liveness_report_ms: i64,
+    /// Digests noted for comparison with the leader's (`digest_check`).
+    digest_notes: DigestNotes,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -381,6 +398,7 @@ impl Node {
             leader_lost_at_ms: now_ms,
             timeout_drawn_for: (u64::MAX, 0),
             last_liveness_report_ms: now_ms,
+            digest_notes: DigestNotes::default(),
             rng,
             sm,
             cfg,
@@ -425,6 +443,13 @@ impl Node {
 
     pub fn state(&self) -> &StateMachine {
         &self.sm
+    }
+
+    /// The state, to change behind the log's back (the simulation plants
+    /// a divergence with it).
+    #[cfg(test)]
+    pub(crate) fn state_mut(&mut self) -> &mut StateMachine {
+        &mut self.sm
     }
 
     pub fn watch_count(&self) -> usize {

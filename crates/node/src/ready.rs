@@ -164,12 +164,19 @@ impl Node {
             if e.data.is_empty() || e.get_entry_type() != EntryType::EntryNormal {
                 // The leader's no-op at election, or a membership change.
                 self.sm.skip(zxid);
+                self.note_digest(e.index);
                 continue;
             }
             let entry =
                 Entry::decode(&e.data).expect("a committed entry this build wrote must decode");
-            let applied = self.sm.apply(zxid, &entry);
-            self.after_apply(zxid, &entry, applied);
+            if let EntryKind::Digest { index, digest } = entry.kind {
+                self.sm.skip(zxid);
+                self.check_digest(e.index, index, digest, entry.origin);
+            } else {
+                let applied = self.sm.apply(zxid, &entry);
+                self.after_apply(zxid, &entry, applied);
+            }
+            self.note_digest(e.index);
         }
     }
 

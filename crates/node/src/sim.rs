@@ -207,6 +207,8 @@ pub struct Sim {
     pub protected: Vec<String>,
     /// `campaigns_deferred` of replicas that crashed.
     deferred_by_gone: u64,
+    /// Replicas stopped by the digest check: (replica, index it named).
+    pub diverged: Vec<(u64, u64)>,
 }
 
 const TICK_MS: u64 = 100;
@@ -265,6 +267,7 @@ impl Sim {
             protected: Vec::new(),
             deferred_by_gone: 0,
             history: Vec::new(),
+            diverged: Vec::new(),
         };
         for id in ids {
             sim.start(id);
@@ -889,6 +892,18 @@ impl Sim {
         }
     }
 
+    /// Changes replica `id`'s data at `path` behind the log's back, as a
+    /// replica whose apply has a bug would.
+    pub fn plant_divergence(&mut self, id: u64, path: &str) {
+        let n = self.nodes.get_mut(&id).expect("a live replica");
+        n.state_mut().tree.plant_divergence(path, b"planted");
+    }
+
+    /// Digest entries replica `id` compared and found equal.
+    pub fn digest_checks(&self, id: u64) -> u64 {
+        self.nodes.get(&id).map_or(0, Node::digest_checks)
+    }
+
     fn record_digest(&mut self, id: u64) {
         let Some(n) = self.nodes.get(&id) else {
             return;
@@ -991,6 +1006,13 @@ impl Sim {
                             }
                             _ => self.nodes.get_mut(&id).unwrap().snapshot_sent(m.to, false),
                         }
+                    }
+                    Output::Diverged { index, .. } => {
+                        // The server exits: a crash that the test is not to
+                        // restart.
+                        self.diverged.push((id, index));
+                        self.crash(id);
+                        return;
                     }
                     Output::Message(m) => self.send(id, m.to, Msg::Raft(*m)),
                     Output::Liveness { to, sessions } => self.send(id, to, Msg::Liveness(sessions)),

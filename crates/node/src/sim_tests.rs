@@ -613,7 +613,7 @@ fn find_campaign_seeds() {
 #[test]
 fn regression_campaign_while_a_snapshot_install_is_not_durable() {
     let mut deferred = 0;
-    for (seed, voters, fsync_ms) in [(325, 3, 60)] {
+    for (seed, voters, fsync_ms) in [(731, 3, 60), (253, 5, 60)] {
         let (_, stats) = run_checked_history(seed, voters, slow_fsync_faults(fsync_ms));
         let n = stats.get("campaign deferred").copied().unwrap_or(0);
         eprintln!("seed {seed}: {n} election timeouts deferred");
@@ -661,5 +661,42 @@ fn regression_sessions_restored_from_disk_expire() {
             );
             assert!(sim.has_node(id, "/n9"), "seed {seed}");
         }
+    }
+}
+
+#[test]
+fn a_replica_whose_tree_diverged_stops_naming_the_index_and_the_others_go_on() {
+    // Issue 16: replicas compare tree digests through the log (every 64
+    // indexes in tests); one whose tree differs stops, the others serve.
+    for seed in seeds() {
+        let mut sim = Sim::new(seed, 3);
+        let leader = settle(&mut sim);
+        let c = sim.add_client(leader);
+        sim.run(500);
+        for i in 0..100 {
+            sim.create(c, &format!("/a{i}"));
+        }
+        converge(&mut sim, seed);
+        assert!(sim.diverged.is_empty(), "seed {seed}: {:?}", sim.diverged);
+        let checked = sim.digest_checks(leader);
+        assert!(checked > 0, "seed {seed}: the leader checked its own digests");
+        let bad = sim.live().into_iter().find(|&i| i != leader).unwrap();
+        let good = sim.live().into_iter().find(|&i| i != leader && i != bad).unwrap();
+        let at = sim.states()[&bad].0 as u64;
+        sim.plant_divergence(bad, "/a7");
+        for i in 100..300 {
+            sim.create(c, &format!("/a{i}"));
+            sim.run(20);
+        }
+        sim.run(2_000);
+        let due = (at / 64 + 1) * 64;
+        assert_eq!(sim.diverged, vec![(bad, due)], "seed {seed}: planted after {at}");
+        assert!(!sim.live().contains(&bad), "seed {seed}");
+        for i in 100..300 {
+            assert!(sim.acked.contains_key(&format!("/a{i}")), "seed {seed}: /a{i}");
+        }
+        converge(&mut sim, seed);
+        assert!(sim.digest_checks(good) > 0 && sim.digest_checks(leader) > checked);
+        assert_acked_everywhere(&sim, seed);
     }
 }

@@ -107,6 +107,10 @@ pub struct Config {
     pub prealloc_bytes: u64,
     /// `forceSync`: fsync the log before acknowledging (default yes).
     pub force_sync: bool,
+    /// `digest.enabled` (ZooKeeper's `zookeeper.digest.enabled`, default
+    /// true): replicas compare tree digests through the log and one that
+    /// differs from the leader stops.
+    pub digest_enabled: bool,
     /// `snapCount`: entries between snapshots (randomised in [snapCount/2, snapCount)).
     pub snap_count: u64,
     /// `snapSizeLimitInKb` in bytes: a snapshot also after this many bytes
@@ -181,7 +185,6 @@ const NOT_YET: &[&str] = &[
     "connectToLearnerMasterLimit",
     "maxCnxns",
     "enforceQuota",
-    "digest.enabled",
     "snapshot.compression.method",
     "X509AuthenticationProvider.superUser",
     "allowSaslFailedClients",
@@ -357,6 +360,7 @@ impl Config {
             servers: BTreeMap::new(),
             prealloc_bytes: 64 << 20,
             force_sync: true,
+            digest_enabled: true,
             snap_count: 100_000,
             snap_size_limit_bytes: 64 << 20,
             autopurge_snap_retain_count: 3,
@@ -472,6 +476,7 @@ impl Config {
                     c.prealloc_bytes = kib.saturating_mul(1024);
                 }
                 "forceSync" => c.force_sync = boolean(v).map_err(err)?,
+                "digest.enabled" => c.digest_enabled = boolean(v).map_err(err)?,
                 "snapCount" => {
                     c.snap_count = num::<u64>(v)
                         .and_then(|n| {

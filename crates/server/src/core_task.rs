@@ -20,6 +20,10 @@ use crate::{CoreInput, ServerError};
 const MAX_BATCH: usize = 1024;
 /// How often time is given to the core (session expiry, Raft ticks).
 const TICK: Duration = Duration::from_millis(50);
+/// Replicas compare tree digests every this many log indexes (see
+/// node's `digest_check`): one small entry per 128, a divergence caught
+/// within 128 entries of where it began.
+const DIGEST_EVERY: u64 = 128;
 
 pub(crate) struct CoreTask {
     node: Node,
@@ -76,6 +80,7 @@ impl CoreTask {
             snap_count: cfg.snap_count,
             snap_size_limit_bytes: cfg.snap_size_limit_bytes,
             voters: membership.voters.clone(),
+            digest_every: if cfg.digest_enabled { DIGEST_EVERY } else { 0 },
         };
         Ok(CoreTask {
             node: Node::new(ncfg, now, restored)?,
@@ -253,6 +258,7 @@ impl CoreTask {
                     commit_index: commit,
                     applied_index: applied,
                     leader_changes: self.node.leader_changes(),
+                    digest_checks: self.node.digest_checks(),
                     followers,
                     synced_followers: synced,
                     max_follower_lag: self.node.max_follower_lag(),
@@ -429,6 +435,21 @@ impl CoreTask {
                         if let Some(p) = &self.peers {
                             p.send(to, crate::peer::PeerOut::Liveness(sessions));
                         }
+                    }
+                    Output::Diverged {
+                        index,
+                        ours,
+                        theirs,
+                        server,
+                    } => {
+                        // Fail-fast: a replica whose tree differs serves and
+                        // snapshots nothing more.
+                        tracing::error!(
+                            "this replica's tree differs from server {server}'s after log index {index} (zxid 0x{index:x}): tree digest 0x{ours:x} here, 0x{theirs:x} there; exiting. To recover, delete this server's {snap} and {wal} (keep myid) and start it again: it takes the leader's snapshot",
+                            snap = self.cfg.data_dir.join("ferrokeeper-snap").display(),
+                            wal = self.cfg.log_dir().join("ferrokeeper-wal").display(),
+                        );
+                        std::process::exit(2);
                     }
                     Output::Close { conn, reason } => {
                         if reason == "session expired" {

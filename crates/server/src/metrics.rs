@@ -119,6 +119,7 @@ pub struct Now {
     pub commit_index: u64,
     pub applied_index: u64,
     pub leader_changes: u64,
+    pub digest_checks: u64,
     pub followers: usize,
     pub synced_followers: usize,
     pub max_follower_lag: u64,
@@ -234,6 +235,13 @@ pub fn render(m: &Metrics, n: &Now) -> String {
         c,
         "Leader changes this server saw.",
         n.leader_changes,
+    );
+    metric(
+        &mut out,
+        "digest_checks_total",
+        c,
+        "Leader's tree digests in the log this replica compared with its own and found equal (one that differs stops the server).",
+        n.digest_checks,
     );
     let _ = writeln!(
         out,

@@ -110,6 +110,9 @@ pub fn dump_log(log_dir: &Path) -> Result<String, ToolError> {
                     EntryKind::Reap { paths } => {
                         writeln!(out, "op=deleteContainer paths={paths:?}")
                     }
+                    EntryKind::Digest { index, digest } => {
+                        writeln!(out, "op=digest index=0x{index:x} digest=0x{digest:x}")
+                    }
                     EntryKind::Request { op, body, .. } => {
                         writeln!(out, "op={} {}", op.name(), request_paths(*op, body))
                     }

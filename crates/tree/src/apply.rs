@@ -185,6 +185,8 @@ impl StateMachine {
                 }
                 None
             }
+            // Checked by the replica core, against its own digest.
+            EntryKind::Digest { .. } => None,
             EntryKind::Request { op, body, auth } => {
                 let ctx = Ctx {
                     zxid,

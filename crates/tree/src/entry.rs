@@ -4,7 +4,8 @@
 //! Byte layout (all integers big-endian, jute encoding from `proto`):
 //! ```text
 //! u8   format version (1)
-//! u8   kind tag: 1 request, 2 createSession, 3 closeSession, 4 reap
+//! u8   kind tag: 1 request, 2 createSession, 3 closeSession, 4 reap,
+//!                5 digest
 //! i64  time_ms      proposer's clock; becomes ctime/mtime
 //! i64  session_id   0 for createSession and reap
 //! i32  xid          the client's xid (cxid), 0 when none
@@ -17,6 +18,8 @@
 //!   createSession: i32 timeout_ms, buffer passwd
 //!   closeSession:  boolean expired
 //!   reap:          vector<ustring> paths
+//!   digest:        i64 index, i64 digest (the proposer's tree digest
+//!                  after applying that index; changes nothing)
 //! ```
 //! The Raft layer checksums and frames entries; this format does not.
 
@@ -44,6 +47,12 @@ pub enum EntryKind {
     /// Remove these containers / expired TTL nodes if they still qualify.
     Reap {
         paths: Vec<String>,
+    },
+    /// The proposer's tree digest after it applied `index`, for every
+    /// replica to compare with its own (changes nothing in the tree).
+    Digest {
+        index: u64,
+        digest: u64,
     },
 }
 
@@ -126,6 +135,7 @@ impl Entry {
             EntryKind::CreateSession { .. } => 2,
             EntryKind::CloseSession { .. } => 3,
             EntryKind::Reap { .. } => 4,
+            EntryKind::Digest { .. } => 5,
         };
         put_header(&mut w, tag, self.header());
         match &self.kind {
@@ -136,6 +146,10 @@ impl Entry {
             }
             EntryKind::CloseSession { expired } => put_bool(&mut w, *expired),
             EntryKind::Reap { paths } => put_vec(&mut w, paths),
+            EntryKind::Digest { index, digest } => {
+                put_i64(&mut w, *index as i64);
+                put_i64(&mut w, *digest as i64);
+            }
         }
         w
     }
@@ -167,6 +181,10 @@ impl Entry {
             },
             3 => EntryKind::CloseSession { expired: r.bool()? },
             4 => EntryKind::Reap { paths: r.vec()? },
+            5 => EntryKind::Digest {
+                index: r.i64()? as u64,
+                digest: r.i64()? as u64,
+            },
             t => return Err(DecodeError::UnknownOpCode(t as i32)),
         };
         r.finish()?;
@@ -203,6 +221,10 @@ mod tests {
             EntryKind::CloseSession { expired: true },
             EntryKind::Reap {
                 paths: vec!["/c".into()],
+            },
+            EntryKind::Digest {
+                index: 1000,
+                digest: u64::MAX - 7,
             },
         ] {
             let e = Entry {

@@ -112,6 +112,18 @@ impl DataTree {
         sum
     }
 
+    /// Test hook: gives the node at `path` this data as a replica with a
+    /// bug in apply would — the kept digest follows, no log entry records
+    /// it — so a test can see the replicas' digest check catch it.
+    #[cfg(feature = "testing")]
+    pub fn plant_divergence(&mut self, path: &str, data: &[u8]) {
+        let id = self.lookup(path).expect("a live node");
+        let s = self.view(id).expect("live").stat;
+        self.begin();
+        self.set_data_at(id, path, Some(data), s.mzxid, s.mtime);
+        self.take_triggers();
+    }
+
     /// Sets the kept digest from a full walk (after building a tree).
     pub(crate) fn recompute_digest(&mut self) {
         self.digest = self.digest_full();
