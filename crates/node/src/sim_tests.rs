@@ -679,9 +679,16 @@ fn a_replica_whose_tree_diverged_stops_naming_the_index_and_the_others_go_on() {
         converge(&mut sim, seed);
         assert!(sim.diverged.is_empty(), "seed {seed}: {:?}", sim.diverged);
         let checked = sim.digest_checks(leader);
-        assert!(checked > 0, "seed {seed}: the leader checked its own digests");
+        assert!(
+            checked > 0,
+            "seed {seed}: the leader checked its own digests"
+        );
         let bad = sim.live().into_iter().find(|&i| i != leader).unwrap();
-        let good = sim.live().into_iter().find(|&i| i != leader && i != bad).unwrap();
+        let good = sim
+            .live()
+            .into_iter()
+            .find(|&i| i != leader && i != bad)
+            .unwrap();
         let at = sim.states()[&bad].0 as u64;
         sim.plant_divergence(bad, "/a7");
         for i in 100..300 {
@@ -690,10 +697,17 @@ fn a_replica_whose_tree_diverged_stops_naming_the_index_and_the_others_go_on() {
         }
         sim.run(2_000);
         let due = (at / 64 + 1) * 64;
-        assert_eq!(sim.diverged, vec![(bad, due)], "seed {seed}: planted after {at}");
+        assert_eq!(
+            sim.diverged,
+            vec![(bad, due)],
+            "seed {seed}: planted after {at}"
+        );
         assert!(!sim.live().contains(&bad), "seed {seed}");
         for i in 100..300 {
-            assert!(sim.acked.contains_key(&format!("/a{i}")), "seed {seed}: /a{i}");
+            assert!(
+                sim.acked.contains_key(&format!("/a{i}")),
+                "seed {seed}: /a{i}"
+            );
         }
         converge(&mut sim, seed);
         assert!(sim.digest_checks(good) > 0 && sim.digest_checks(leader) > checked);

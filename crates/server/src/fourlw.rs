@@ -507,7 +507,10 @@ impl View<'_> {
             kv("zk_pending_syncs", "0".into());
         }
         kv("ferrokeeper_tree_digest", sm.tree.digest().to_string());
-        kv("ferrokeeper_digest_checks", self.node.digest_checks().to_string());
+        kv(
+            "ferrokeeper_digest_checks",
+            self.node.digest_checks().to_string(),
+        );
         // ZooKeeper's counter; here a mismatch stops the server, so a
         // running one has seen none.
         kv("zk_digest_mismatches_count", "0".into());

@@ -79,7 +79,9 @@ impl<'a> Children<'a> {
     pub fn iter(&self) -> impl Iterator<Item = &'a str> + 'a {
         let arena = self.arena;
         let name = move |k: &Kid| arena.get(k.id).map_or("", NodeRec::name);
-        let mut kids: Vec<Kid> = self.set.map_or_else(Vec::new, |s| s.iter().copied().collect());
+        let mut kids: Vec<Kid> = self
+            .set
+            .map_or_else(Vec::new, |s| s.iter().copied().collect());
         kids.sort_unstable_by(|a, b| a.hash.cmp(&b.hash).then_with(|| name(a).cmp(name(b))));
         kids.into_iter()
             .filter_map(move |k| arena.get(k.id).map(NodeRec::name))

@@ -94,7 +94,9 @@ impl DataTree {
         let mut buf = String::new();
         let mut stack = vec![(ROOT, 0usize)];
         while let Some((id, plen)) = stack.pop() {
-            let Some(rec) = self.arena.get(id) else { continue };
+            let Some(rec) = self.arena.get(id) else {
+                continue;
+            };
             buf.truncate(plen);
             if id == ROOT {
                 buf.push('/');

@@ -580,7 +580,11 @@ impl DataTree {
             .digest
             .wrapping_sub(parent_before)
             .wrapping_add(self.meta_of(pid, parent))
-            .wrapping_add(meta_hash(path, &client, self.arena.acl(self.arena.get(id).expect("linked"))))
+            .wrapping_add(meta_hash(
+                path,
+                &client,
+                self.arena.acl(self.arena.get(id).expect("linked")),
+            ))
             .wrapping_add(data_hash(path, data));
         self.undo.push(Undo::Inserted(id));
         self.trigger(TriggerKind::Created, path.to_string(), acl);
@@ -594,7 +598,9 @@ impl DataTree {
         let (parent, _) = path::split(path).expect("absolute path");
         let id = self.lookup(path).expect("delete of a live node");
         let pid = self.arena.get(id).expect("a live node").parent;
-        let before = self.meta_of(pid, parent).wrapping_add(self.hashes_of(id, path));
+        let before = self
+            .meta_of(pid, parent)
+            .wrapping_add(self.hashes_of(id, path));
         let (p, mut pstat) = self.save_stat(pid);
         if zxid > pstat.pzxid {
             pstat.pzxid = zxid;
@@ -675,10 +681,11 @@ impl DataTree {
         self.acl_used(acl);
         self.acl_unused(old);
         self.undo.push(Undo::Acl(id, old));
-        self.digest = self
-            .digest
-            .wrapping_sub(before)
-            .wrapping_add(meta_hash(path, &stat, &self.arena.acls[acl as usize]));
+        self.digest = self.digest.wrapping_sub(before).wrapping_add(meta_hash(
+            path,
+            &stat,
+            &self.arena.acls[acl as usize],
+        ));
         stat
     }
 
@@ -1133,7 +1140,11 @@ mod tests {
 
         fn check(t: &DataTree, m: &Model) {
             assert_eq!(t.node_count(), m.len() + 4);
-            assert_eq!(t.digest(), t.digest_full(), "the kept digest is the walked one");
+            assert_eq!(
+                t.digest(),
+                t.digest_full(),
+                "the kept digest is the walked one"
+            );
             let mut size = 1 + 10 + 16 + 17;
             let mut eph: BTreeMap<i64, Vec<String>> = BTreeMap::new();
             for (p, (d, ro, owner)) in m {

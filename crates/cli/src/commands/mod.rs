@@ -1,13 +1,23 @@
 //! zkCli 3.8's commands: the same options, the same output on stdout, the
 //! same messages on stderr, so scripts that parse zkCli keep working.
 //! `--output json` turns the read commands' answers into JSON.
+//!
+//! This file is the shell and the node commands (ls, create, get, set,
+//! delete, stat, ACLs, sync, config, whoami, tree); `text` holds zkCli's
+//! words and answer formats, `watches` and `quota` their commands.
 
 use std::io::Write;
 
+mod quota;
+mod text;
+mod watches;
+
+use text::*;
+pub use text::{code_message, split_words, stat_text};
+
 use proto::{
-    Acl, AddWatchRequest, CreateTtlRequest, ErrorCode, Id, Jute, OpCode, PathRecord,
-    PathVersionRequest, PathWatchRequest, Reader, Request, SetAclRequest, SetDataRequest, Stat,
-    WatchTypeRequest,
+    CreateTtlRequest, ErrorCode, Jute, OpCode, PathRecord, PathVersionRequest, Reader, Request,
+    SetAclRequest, SetDataRequest,
 };
 use serde_json::json;
 
@@ -65,245 +75,6 @@ pub const USAGE: &[(&str, &str)] = &[
     ("tree", "tree [path] # ferrokeeper: draws the subtree"),
     ("watch", "watch [-R] path # ferrokeeper: prints events until Ctrl-C"),
 ];
-
-/// zkCli's KeeperException messages ("KeeperErrorCode = X for /path").
-pub fn code_message(c: ErrorCode) -> &'static str {
-    use ErrorCode::*;
-    match c {
-        Ok => "ok",
-        SystemError => "SystemError",
-        RuntimeInconsistency => "RuntimeInconsistency",
-        DataInconsistency => "DataInconsistency",
-        ConnectionLoss => "ConnectionLoss",
-        MarshallingError => "MarshallingError",
-        Unimplemented => "Unimplemented",
-        OperationTimeout => "OperationTimeout",
-        BadArguments => "BadArguments",
-        UnknownSession => "Unknown session",
-        NewConfigNoQuorum => "NewConfigNoQuorum",
-        ReconfigInProgress => "ReconfigInProgress",
-        ApiError => "APIError",
-        NoNode => "NoNode",
-        NoAuth => "NoAuth",
-        BadVersion => "BadVersion",
-        NoChildrenForEphemerals => "NoChildrenForEphemerals",
-        NodeExists => "NodeExists",
-        NotEmpty => "Directory not empty",
-        SessionExpired => "Session expired",
-        InvalidCallback => "Invalid callback",
-        InvalidAcl => "InvalidACL",
-        AuthFailed => "AuthFailed",
-        SessionMoved => "Session moved",
-        NotReadOnly => "Not a read-only call",
-        EphemeralOnLocalSession => "Ephemeral node on local session",
-        NoWatcher => "No such watcher",
-        RequestTimeout => "Request timeout",
-        ReconfigDisabled => "Reconfig is disabled",
-        SessionClosedRequireSaslAuth => "Session closed because client failed to authenticate",
-        QuotaExceeded => "Quota has exceeded",
-        Throttled => "Op throttled due to high load",
-    }
-}
-
-fn keeper_message(e: &ClientError, path: &str) -> String {
-    format!("KeeperErrorCode = {} for {path}", code_message(e.code()))
-}
-
-/// zkCli's CliWrapperException wording for an error on `path`.
-fn cli_message(e: &ClientError, path: &str) -> String {
-    match e.code() {
-        ErrorCode::NoNode => format!("Node does not exist: {path}"),
-        ErrorCode::NoChildrenForEphemerals => format!("Ephemerals cannot have children: {path}"),
-        ErrorCode::NodeExists => format!("Node already exists: {path}"),
-        ErrorCode::NotEmpty => format!("Node not empty: {path}"),
-        ErrorCode::NotReadOnly => format!("Not a read-only call: {path}"),
-        ErrorCode::InvalidAcl => format!("Acl is not valid : {path}"),
-        ErrorCode::NoAuth => format!("Insufficient permission : {path}"),
-        ErrorCode::BadArguments => format!("Argument error : {path}"),
-        ErrorCode::BadVersion => format!("version No is not valid : {path}"),
-        ErrorCode::ReconfigInProgress => {
-            "Another reconfiguration is in progress -- concurrent reconfigs not supported (yet)"
-                .into()
-        }
-        _ => keeper_message(e, path),
-    }
-}
-
-/// Parsed options: flags seen, option values, positional arguments.
-struct Args {
-    flags: Vec<char>,
-    values: Vec<(char, String)>,
-    pos: Vec<String>,
-}
-
-impl Args {
-    /// `with_value` lists the options that take a value.
-    fn parse(words: &[String], with_value: &str) -> Result<Args, String> {
-        let mut a = Args {
-            flags: vec![],
-            values: vec![],
-            pos: vec![],
-        };
-        let mut i = 0;
-        while i < words.len() {
-            let w = &words[i];
-            if w.len() == 2
-                && w.starts_with('-')
-                && !w[1..].starts_with(|c: char| c.is_ascii_digit())
-            {
-                let c = w.chars().nth(1).unwrap();
-                if with_value.contains(c) {
-                    let v = words
-                        .get(i + 1)
-                        .ok_or_else(|| format!("Missing argument for option: {c}"))?;
-                    a.values.push((c, v.clone()));
-                    i += 2;
-                    continue;
-                }
-                a.flags.push(c);
-            } else {
-                a.pos.push(w.clone());
-            }
-            i += 1;
-        }
-        Ok(a)
-    }
-    fn has(&self, c: char) -> bool {
-        self.flags.contains(&c)
-    }
-    fn value(&self, c: char) -> Option<&str> {
-        self.values
-            .iter()
-            .find(|(k, _)| *k == c)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// zkCli's way of splitting a command line: on spaces, with "double" or
-/// 'single' quoted words.
-pub fn split_words(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut quote: Option<char> = None;
-    let mut any = false;
-    for c in line.chars() {
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some(_) => cur.push(c),
-            None if c == '"' || c == '\'' => {
-                quote = Some(c);
-                any = true;
-            }
-            None if c.is_whitespace() => {
-                if any || !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
-                    any = false;
-                }
-            }
-            None => cur.push(c),
-        }
-    }
-    if any || !cur.is_empty() {
-        out.push(cur);
-    }
-    out
-}
-
-fn perms_string(p: i32) -> String {
-    let mut s = String::new();
-    for (bit, c) in [(4, 'c'), (8, 'd'), (1, 'r'), (2, 'w'), (16, 'a')] {
-        if p & bit != 0 {
-            s.push(c);
-        }
-    }
-    s
-}
-
-/// zkCli's AclParser: "scheme:id:perms[,scheme:id:perms...]".
-fn parse_acl(text: &str, err: &mut dyn Write) -> Vec<Acl> {
-    let mut out = Vec::new();
-    for a in text.split(',') {
-        let (Some(first), Some(last)) = (a.find(':'), a.rfind(':')) else {
-            let _ = writeln!(err, "{a} does not have the form scheme:id:perm");
-            continue;
-        };
-        if first == last {
-            let _ = writeln!(err, "{a} does not have the form scheme:id:perm");
-            continue;
-        }
-        let mut perms = 0;
-        for c in a[last + 1..].chars() {
-            perms |= match c {
-                'r' | 'R' => 1,
-                'w' | 'W' => 2,
-                'c' | 'C' => 4,
-                'd' | 'D' => 8,
-                'a' | 'A' => 16,
-                other => {
-                    let _ = writeln!(err, "Unknown perm type: {other}");
-                    0
-                }
-            };
-        }
-        out.push(Acl {
-            perms,
-            id: Id {
-                scheme: a[..first].to_string(),
-                id: a[first + 1..last].to_string(),
-            },
-        });
-    }
-    out
-}
-
-fn open_acl() -> Vec<Acl> {
-    Acl::open_unsafe()
-}
-
-pub fn stat_text(s: &Stat) -> String {
-    format!(
-        "cZxid = 0x{:x}\nctime = {}\nmZxid = 0x{:x}\nmtime = {}\npZxid = 0x{:x}\ncversion = {}\ndataVersion = {}\naclVersion = {}\nephemeralOwner = 0x{:x}\ndataLength = {}\nnumChildren = {}\n",
-        s.czxid,
-        proto::java_date(s.ctime),
-        s.mzxid,
-        proto::java_date(s.mtime),
-        s.pzxid,
-        s.cversion,
-        s.version,
-        s.aversion,
-        s.ephemeral_owner,
-        s.data_length,
-        s.num_children
-    )
-}
-
-fn stat_json(s: &Stat) -> serde_json::Value {
-    json!({
-        "czxid": s.czxid, "mzxid": s.mzxid, "pzxid": s.pzxid,
-        "ctime": s.ctime, "mtime": s.mtime,
-        "version": s.version, "cversion": s.cversion, "aversion": s.aversion,
-        "ephemeralOwner": s.ephemeral_owner, "dataLength": s.data_length,
-        "numChildren": s.num_children,
-    })
-}
-
-fn data_text(d: &Option<Vec<u8>>) -> String {
-    match d {
-        None => "null".into(),
-        Some(b) => String::from_utf8_lossy(b).into_owned(),
-    }
-}
-
-fn decode<T: Jute>(b: &[u8]) -> Result<T, ClientError> {
-    T::read(&mut Reader::new(b)).map_err(|e| ClientError::Protocol(e.to_string()))
-}
-
-fn pw(path: &str, watch: bool) -> PathWatchRequest {
-    PathWatchRequest {
-        path: path.to_string(),
-        watch,
-    }
-}
 
 impl Shell {
     pub fn new(client: Client, format: Format) -> Shell {
@@ -980,83 +751,6 @@ impl Shell {
         }
     }
 
-    fn add_watch(&mut self, args: &[String]) -> Outcome {
-        let a = Args::parse(args, "m").map_err(|m| self.complain(&m))?;
-        let path = self.path_arg(&a, "addWatch", 0)?;
-        let mode = match a.value('m') {
-            None | Some("PERSISTENT_RECURSIVE") => 1,
-            Some("PERSISTENT") => 0,
-            Some(_) => return self.usage_of("addWatch"),
-        };
-        match self.call(&Request::AddWatch(AddWatchRequest {
-            path: path.clone(),
-            mode,
-        })) {
-            Ok(_) => Ok(()),
-            Err(e) => self.fail(&e, &path),
-        }
-    }
-
-    fn remove_watches(&mut self, args: &[String]) -> Outcome {
-        let a = Args::parse(args, "").map_err(|m| self.complain(&m))?;
-        let path = self.path_arg(&a, "removewatches", 0)?;
-        let kind = if a.has('c') {
-            1
-        } else if a.has('d') {
-            2
-        } else {
-            3
-        };
-        match self.call(&Request::RemoveWatches(WatchTypeRequest {
-            path: path.clone(),
-            watcher_type: kind,
-        })) {
-            Ok(_) => {
-                // The Java client tells its own watchers they were removed;
-                // printed here, before the next command runs (a following
-                // `printwatches off` must not swallow them).
-                for kind in self.client.forget_watches(&path, kind) {
-                    let e = crate::client::Event {
-                        state: "SyncConnected",
-                        kind,
-                        path: Some(path.clone()),
-                    };
-                    if self.print_watches {
-                        self.say(&format!("\nWATCHER::\n\n{e}\n"));
-                    }
-                }
-                Ok(())
-            }
-            Err(e) if e.code() == ErrorCode::NoWatcher => {
-                let m = keeper_message(&e, &path);
-                self.complain(&m);
-                Err(())
-            }
-            Err(e) => self.fail(&e, &path),
-        }
-    }
-
-    fn printwatches(&mut self, args: &[String]) -> Outcome {
-        match args.first().map(String::as_str) {
-            None => {
-                let s = format!(
-                    "printwatches is {}",
-                    if self.print_watches { "on" } else { "off" }
-                );
-                self.line(&s);
-            }
-            Some("on") => {
-                self.print_watches = true;
-                crate::PRINT_WATCHES.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
-            Some(_) => {
-                self.print_watches = false;
-                crate::PRINT_WATCHES.store(false, std::sync::atomic::Ordering::Relaxed);
-            }
-        }
-        Ok(())
-    }
-
     fn get_ephemerals(&mut self, args: &[String]) -> Outcome {
         let path = args.first().cloned().unwrap_or_else(|| "/".into());
         if let Err(m) = proto::path::validate(&path, false) {
@@ -1098,121 +792,6 @@ impl Shell {
                 Ok(())
             }
             Err(e) => self.fail(&e, &path),
-        }
-    }
-
-    /// Quotas live in /zookeeper/quota/<path>/zookeeper_limits (and
-    /// zookeeper_stats), maintained by the client as zkCli does. They are
-    /// not enforced (ZooKeeper's default).
-    fn quota(&mut self, cmd: &str, args: &[String]) -> Outcome {
-        let a = Args::parse(args, "nbNB").map_err(|m| self.complain(&m))?;
-        let path = self.path_arg(&a, cmd, 0)?;
-        let qpath = format!("/zookeeper/quota{path}");
-        let limits = format!("{qpath}/zookeeper_limits");
-        let stats = format!("{qpath}/zookeeper_stats");
-        match cmd {
-            "listquota" => {
-                self.complain(&format!("absolute path is {limits}"));
-                for (node, label) in [(&limits, "Output quota"), (&stats, "Output stat")] {
-                    match self.call(&Request::GetData(pw(node, false))) {
-                        Ok(b) => {
-                            let r = decode::<proto::GetDataResponse>(&b).map_err(|_| ())?;
-                            if self.format == Format::Json {
-                                let key = if node == &limits { "quota" } else { "stat" };
-                                self.json(json!({ "path": path, key: data_text(&r.data) }));
-                            } else {
-                                self.line(&format!("{label} for {path} {}", data_text(&r.data)));
-                            }
-                        }
-                        Err(e) if e.code() == ErrorCode::NoNode => {
-                            self.complain(&format!("quota for {path} does not exist."));
-                            return Ok(());
-                        }
-                        Err(e) => return self.fail(&e, node),
-                    }
-                }
-                Ok(())
-            }
-            "setquota" => {
-                let val = |c: char| a.value(c).and_then(|v| v.parse::<i64>().ok()).unwrap_or(-1);
-                let (n, b, hn, hb) = (val('n'), val('b'), val('N'), val('B'));
-                if n < 0 && b < 0 && hn < 0 && hb < 0 {
-                    return self.usage_of("setquota");
-                }
-                // zkCli's StatsTrack text, its stray "=" included.
-                let text = format!("count={n},bytes={b}=;byteHardLimit={hb};countHardLimit={hn}");
-                // As zkCli: the server keeps zookeeper_stats up to date.
-                let stats_text = "count=0,bytes=0".to_string();
-                // Parents of the quota node.
-                let mut p = String::from("/zookeeper/quota");
-                for part in path.split('/').filter(|s| !s.is_empty()) {
-                    p = format!("{p}/{part}");
-                    let _ = self.call(&Request::Create(
-                        OpCode::Create,
-                        CreateTtlRequest {
-                            path: p.clone(),
-                            data: None,
-                            acl: open_acl(),
-                            flags: 0,
-                            ttl: -1,
-                        },
-                    ));
-                }
-                for (node, data) in [(&limits, text.clone()), (&stats, stats_text)] {
-                    let created = self.call(&Request::Create(
-                        OpCode::Create,
-                        CreateTtlRequest {
-                            path: node.clone(),
-                            data: Some(data.as_bytes().to_vec()),
-                            acl: open_acl(),
-                            flags: 0,
-                            ttl: -1,
-                        },
-                    ));
-                    if let Err(e) = created {
-                        if e.code() != ErrorCode::NodeExists {
-                            return self.fail(&e, node);
-                        }
-                        if node == &limits {
-                            let _ = self.call(&Request::SetData(SetDataRequest {
-                                path: node.clone(),
-                                data: Some(data.as_bytes().to_vec()),
-                                version: -1,
-                            }));
-                        }
-                    }
-                }
-                Ok(())
-            }
-            _ => {
-                // delquota: without an option, the whole quota goes.
-                for node in [&limits, &stats] {
-                    match self.call(&Request::Delete(PathVersionRequest {
-                        path: node.clone(),
-                        version: -1,
-                    })) {
-                        Ok(_) => {}
-                        Err(e) if e.code() == ErrorCode::NoNode => {
-                            self.complain(&format!("Quota does not exist for {path}"));
-                            return Err(());
-                        }
-                        Err(e) => return self.fail(&e, node),
-                    }
-                }
-                // And the quota path itself, with parents left empty.
-                let mut p = qpath.clone();
-                while p.len() > "/zookeeper/quota".len() {
-                    let gone = self.call(&Request::Delete(PathVersionRequest {
-                        path: p.clone(),
-                        version: -1,
-                    }));
-                    if gone.is_err() {
-                        break;
-                    }
-                    p.truncate(p.rfind('/').unwrap_or(0));
-                }
-                Ok(())
-            }
         }
     }
 
@@ -1260,28 +839,6 @@ impl Shell {
             self.line(&l);
         }
         Ok(())
-    }
-
-    /// ferrokeeper: a persistent (recursive with -R) watch whose events
-    /// print until the process is interrupted.
-    fn watch(&mut self, args: &[String]) -> Outcome {
-        let a = Args::parse(args, "").map_err(|m| self.complain(&m))?;
-        let path = self.path_arg(&a, "watch", 0)?;
-        let mode = if a.has('R') { 1 } else { 0 };
-        if let Err(e) = self.call(&Request::AddWatch(AddWatchRequest {
-            path: path.clone(),
-            mode,
-        })) {
-            return self.fail(&e, &path);
-        }
-        crate::WATCHING.store(true, std::sync::atomic::Ordering::Relaxed);
-        loop {
-            std::thread::sleep(std::time::Duration::from_millis(500));
-            if !self.client.connected() && self.client.connect().is_err() {
-                self.complain("connection lost");
-                return Err(());
-            }
-        }
     }
 }
 
