@@ -738,11 +738,13 @@ mod tests {
         let c = props(
             "-Xmx1g -Dzookeeper.extendedTypesEnabled=true -Djute.maxbuffer=4096 \
              -Dzookeeper.DigestAuthenticationProvider.superDigest=super:abc= \
-             -Dzookeeper.nio.sessionlessCnxnTimeout=500 -Dzookeeper.4lw.commands.whitelist=*",
+             -Dzookeeper.nio.sessionlessCnxnTimeout=500 -Dzookeeper.4lw.commands.whitelist=* \
+             -Dzookeeper.digest.enabled=false",
             base,
         )
         .unwrap();
         assert!(c.extended_types);
+        assert!(!c.digest_enabled);
         assert_eq!(c.jute_maxbuffer_bytes, 4096);
         assert_eq!(c.super_digest.as_deref(), Some("super:abc="));
         assert_eq!(c.sessionless_cnxn_timeout_ms, 500);

@@ -10,6 +10,8 @@
 //! a client who can compute the public hash still cannot choose names
 //! that pile into one bucket of the table (hash flooding).
 
+use std::cell::RefCell;
+
 use super::*;
 
 /// A child in its parent's table: its id and the hash of its name, kept
@@ -55,6 +57,14 @@ impl Placement {
     }
 }
 
+/// Listings of at least this many children are kept until the children
+/// change: a parent listed again and again is sorted once.
+const KEEP_ORDER_FROM: usize = 32;
+
+/// Kept listing orders, by parent id (`DataTree::orders`): child ids in
+/// listing order. A parent's entry goes when its children change.
+pub(crate) type Orders = RefCell<HashMap<u32, Arc<[u32]>, Hasher>>;
+
 /// A node's children, listed in the order of their names' kept hashes
 /// (names break a tie): a function of the set of names alone, so every
 /// replica lists the same children in the same order, whatever the
@@ -63,6 +73,8 @@ impl Placement {
 pub struct Children<'a> {
     pub(crate) arena: &'a Arena,
     pub(crate) set: Option<&'a HashTable<Kid>>,
+    pub(crate) id: u32,
+    pub(crate) orders: &'a Orders,
 }
 
 impl<'a> Children<'a> {
@@ -74,17 +86,11 @@ impl<'a> Children<'a> {
         self.len() == 0
     }
 
-    /// The names, in listing order. Sorting moves 8-byte records and
-    /// compares integers; names are read only where two hashes are equal.
+    /// The names, in listing order.
     pub fn iter(&self) -> impl Iterator<Item = &'a str> + 'a {
         let arena = self.arena;
-        let name = move |k: &Kid| arena.get(k.id).map_or("", NodeRec::name);
-        let mut kids: Vec<Kid> = self
-            .set
-            .map_or_else(Vec::new, |s| s.iter().copied().collect());
-        kids.sort_unstable_by(|a, b| a.hash.cmp(&b.hash).then_with(|| name(a).cmp(name(b))));
-        kids.into_iter()
-            .filter_map(move |k| arena.get(k.id).map(NodeRec::name))
+        let ids = self.ordered();
+        (0..ids.len()).filter_map(move |i| arena.get(ids[i]).map(NodeRec::name))
     }
 
     /// The names as owned strings, for a reply.
@@ -92,6 +98,40 @@ impl<'a> Children<'a> {
         let mut v = Vec::with_capacity(self.len());
         v.extend(self.iter().map(str::to_string));
         v
+    }
+
+    /// Child ids in listing order: kept, or sorted now (and kept when the
+    /// list is long). Sorting moves 8-byte keys (hash, id) and compares
+    /// integers; names are read only where two hashes are equal.
+    fn ordered(&self) -> Arc<[u32]> {
+        let Some(set) = self.set else {
+            return Arc::new([]);
+        };
+        if let Some(ids) = self.orders.borrow().get(&self.id) {
+            return ids.clone();
+        }
+        let mut keys: Vec<u64> = set
+            .iter()
+            .map(|k| (u64::from(k.hash) << 32) | u64::from(k.id))
+            .collect();
+        keys.sort_unstable();
+        let name = |k: &u64| self.arena.get(*k as u32).map_or("", NodeRec::name);
+        let mut at = 0;
+        while at < keys.len() {
+            let run = keys[at..]
+                .iter()
+                .take_while(|k| *k >> 32 == keys[at] >> 32)
+                .count();
+            if run > 1 {
+                keys[at..at + run].sort_unstable_by(|a, b| name(a).cmp(name(b)));
+            }
+            at += run;
+        }
+        let ids: Arc<[u32]> = keys.iter().map(|k| *k as u32).collect();
+        if ids.len() >= KEEP_ORDER_FROM {
+            self.orders.borrow_mut().insert(self.id, ids.clone());
+        }
+        ids
     }
 }
 

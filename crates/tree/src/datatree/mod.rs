@@ -55,7 +55,7 @@ pub(crate) use arena::*;
 pub(crate) use body::*;
 pub use children::Children;
 pub(crate) use children::*;
-pub(crate) use digest::{data_hash, meta_hash};
+pub(crate) use digest::{acl_hash, data_hash, meta_hash, path_hash};
 
 /// `EphemeralType.CONTAINER_EPHEMERAL_OWNER`.
 pub const CONTAINER_OWNER: i64 = i64::MIN;
@@ -157,6 +157,8 @@ pub struct DataTree {
     kids: Vec<Option<Box<HashTable<Kid>>>>,
     /// Where children go in their tables (see `children`).
     placement: Placement,
+    /// Listing orders kept until the children change (see `children`).
+    orders: Orders,
     count: usize,
     /// The interned ACL lists (in `arena.acls`) by content.
     acl_ids: HashMap<AclList, AclId, Hasher>,
@@ -257,6 +259,8 @@ impl DataTree {
         Children {
             arena: &self.arena,
             set: self.kids.get(id as usize).and_then(|s| s.as_deref()),
+            id,
+            orders: &self.orders,
         }
     }
 
@@ -447,6 +451,7 @@ impl DataTree {
         if rec.parent != NO_PARENT {
             let hash = name_hash(rec.name());
             let placement = self.placement;
+            self.orders.get_mut().remove(&rec.parent);
             self.kids[rec.parent as usize]
                 .get_or_insert_with(Default::default)
                 .insert_unique(placement.spread(hash), Kid { id, hash }, |k| {
@@ -471,9 +476,11 @@ impl DataTree {
             kids.as_ref().is_none_or(|k| k.is_empty()),
             "unlink of a node with children"
         );
+        self.orders.get_mut().remove(&id);
         if rec.parent != NO_PARENT {
             let hash = name_hash(rec.name());
             let placement = self.placement;
+            self.orders.get_mut().remove(&rec.parent);
             if let Some(set) = self.kids[rec.parent as usize].as_mut() {
                 if let Ok(e) = set.find_entry(placement.spread(hash), |k| k.id == id) {
                     e.remove();
@@ -563,12 +570,20 @@ impl DataTree {
         zxid: i64,
     ) -> Stat {
         let (parent, name) = path::split(path).expect("absolute path");
-        let parent_before = self.meta_of(pid, parent);
+        // Digest: the parent's meta hash from its Stat before and after,
+        // the new node's hashes (no node is read back for them).
+        let (pp, p_new) = (path_hash(parent), path_hash(path));
+        let nkids = self.children_of(pid).len();
+        let parent_acl_hash = acl_hash(self.arena.acl(self.arena.get(pid).expect("live")));
+        let acl_h = acl_hash(&acl);
         let (p, mut pstat) = self.save_stat(pid);
+        let plen = p.data_len();
+        let parent_before = meta_hash(pp, &pstat.client_stat(plen, nkids), parent_acl_hash);
         assert!(parent_cversion >= pstat.cversion, "cversion only grows");
         pstat.cversion = parent_cversion;
         pstat.pzxid = zxid;
         p.set_stat(pstat);
+        let parent_after = meta_hash(pp, &pstat.client_stat(plen, nkids + 1), parent_acl_hash);
         let parent_acl = p.acl;
         let acl = self.intern(acl);
         let stat = PStat::from_stat(&stat);
@@ -579,13 +594,9 @@ impl DataTree {
         self.digest = self
             .digest
             .wrapping_sub(parent_before)
-            .wrapping_add(self.meta_of(pid, parent))
-            .wrapping_add(meta_hash(
-                path,
-                &client,
-                self.arena.acl(self.arena.get(id).expect("linked")),
-            ))
-            .wrapping_add(data_hash(path, data));
+            .wrapping_add(parent_after)
+            .wrapping_add(meta_hash(p_new, &client, acl_h))
+            .wrapping_add(data_hash(p_new, data));
         self.undo.push(Undo::Inserted(id));
         self.trigger(TriggerKind::Created, path.to_string(), acl);
         self.trigger(TriggerKind::ChildrenChanged, parent.to_string(), parent_acl);
@@ -598,20 +609,32 @@ impl DataTree {
         let (parent, _) = path::split(path).expect("absolute path");
         let id = self.lookup(path).expect("delete of a live node");
         let pid = self.arena.get(id).expect("a live node").parent;
-        let before = self
-            .meta_of(pid, parent)
-            .wrapping_add(self.hashes_of(id, path));
+        // Digest: the parent's meta hash from its Stat before and after,
+        // the node's hashes from the record unlinked.
+        let pp = path_hash(parent);
+        let nkids = self.children_of(pid).len();
+        let parent_acl_hash = acl_hash(self.arena.acl(self.arena.get(pid).expect("live")));
         let (p, mut pstat) = self.save_stat(pid);
+        let plen = p.data_len();
+        let parent_before = meta_hash(pp, &pstat.client_stat(plen, nkids), parent_acl_hash);
         if zxid > pstat.pzxid {
             pstat.pzxid = zxid;
             p.set_stat(pstat);
         }
+        let parent_after = meta_hash(pp, &pstat.client_stat(plen, nkids - 1), parent_acl_hash);
         let parent_acl = p.acl;
         let rec = self.unlink(id, path);
+        let node = {
+            let pn = path_hash(path);
+            let (st, data) = rec.stat_and_data();
+            let client = st.client_stat(data.map_or(0, <[u8]>::len), 0);
+            meta_hash(pn, &client, acl_hash(self.arena.acl(&rec))).wrapping_add(data_hash(pn, data))
+        };
         self.digest = self
             .digest
-            .wrapping_sub(before)
-            .wrapping_add(self.meta_of(pid, parent));
+            .wrapping_sub(parent_before)
+            .wrapping_sub(node)
+            .wrapping_add(parent_after);
         let acl = rec.acl;
         self.undo.push(Undo::Removed(id, rec));
         self.trigger(TriggerKind::Deleted, path.to_string(), acl);
@@ -641,8 +664,12 @@ impl DataTree {
     ) -> Stat {
         let nkids = self.children_of(id).len();
         let undoable = self.undoable;
-        let before = self.hashes_of(id, path);
+        // Digest: the node's hashes from its Stat and data before and after.
+        let p = path_hash(path);
+        let acl_h = acl_hash(self.arena.acl(self.arena.get(id).expect("live")));
         let (n, mut st) = self.save_stat(id);
+        let before = meta_hash(p, &st.client_stat(n.data_len(), nkids), acl_h)
+            .wrapping_add(data_hash(p, n.data()));
         st.version = st.version.wrapping_add(1);
         st.mzxid = zxid;
         st.mtime = time_ms;
@@ -658,8 +685,8 @@ impl DataTree {
         self.digest = self
             .digest
             .wrapping_sub(before)
-            .wrapping_add(meta_hash(path, &stat, &self.arena.acls[acl as usize]))
-            .wrapping_add(data_hash(path, data));
+            .wrapping_add(meta_hash(p, &stat, acl_h))
+            .wrapping_add(data_hash(p, data));
         self.data_bytes = self.data_bytes - old_len + new_len;
         if let Some(old) = old {
             self.undo.push(Undo::Data(id, old));
@@ -671,9 +698,14 @@ impl DataTree {
     pub(crate) fn set_acl(&mut self, path: &str, acl: Vec<Acl>) -> Stat {
         let id = self.lookup(path).expect("set of a live node");
         let nkids = self.children_of(id).len();
+        let p = path_hash(path);
+        let (old_h, new_h) = (
+            acl_hash(self.arena.acl(self.arena.get(id).expect("live"))),
+            acl_hash(&acl),
+        );
         let acl = self.intern(acl);
-        let before = self.meta_of(id, path);
         let (n, mut st) = self.save_stat(id);
+        let before = meta_hash(p, &st.client_stat(n.data_len(), nkids), old_h);
         st.aversion = st.aversion.wrapping_add(1);
         n.set_stat(st);
         let old = std::mem::replace(&mut n.acl, acl);
@@ -681,11 +713,10 @@ impl DataTree {
         self.acl_used(acl);
         self.acl_unused(old);
         self.undo.push(Undo::Acl(id, old));
-        self.digest = self.digest.wrapping_sub(before).wrapping_add(meta_hash(
-            path,
-            &stat,
-            &self.arena.acls[acl as usize],
-        ));
+        self.digest = self
+            .digest
+            .wrapping_sub(before)
+            .wrapping_add(meta_hash(p, &stat, new_h));
         stat
     }
 
@@ -788,6 +819,43 @@ mod tests {
         let mut sorted = want.clone();
         sorted.sort_unstable();
         assert_ne!(sorted, want, "listed by hash, not by name");
+    }
+
+    /// A long listing is kept until the children change: every change
+    /// (create, delete, and their rollback) shows in the next listing.
+    #[test]
+    fn a_kept_listing_follows_every_change() {
+        let mut t = DataTree::new();
+        create(&mut t, "/p", 0, 1, 5);
+        for i in 0..40 {
+            create(&mut t, &format!("/p/n{i}"), 0, 1, 6);
+        }
+        let list = |t: &DataTree| {
+            let mut v = t.get("/p").unwrap().children.names();
+            v.sort_unstable();
+            v
+        };
+        let mut want: Vec<String> = (0..40).map(|i| format!("n{i}")).collect();
+        want.sort_unstable();
+        assert_eq!(list(&t), want);
+        assert!(t.orders.borrow().contains_key(&t.lookup("/p").unwrap()));
+        create(&mut t, "/p/x", 0, 2, 7);
+        want.push("x".into());
+        assert_eq!(list(&t), want);
+        t.delete("/p/n3", 8);
+        want.retain(|n| n != "n3");
+        assert_eq!(list(&t), want);
+        t.begin();
+        t.keep_undo();
+        create(&mut t, "/p/y", 0, 3, 9);
+        t.delete("/p/n4", 9);
+        let mut during = want.clone();
+        during.push("y".into());
+        during.retain(|n| n != "n4");
+        during.sort_unstable();
+        assert_eq!(list(&t), during);
+        t.rollback();
+        assert_eq!(list(&t), want);
     }
 
     #[test]

@@ -12,6 +12,7 @@ impl DataTree {
             free: FreeSlots::default(),
             kids: Vec::new(),
             placement: Placement::random(),
+            orders: Default::default(),
             count: 0,
             acl_ids: HashMap::with_hasher(Hasher::default()),
             acl_refs: Vec::new(),
