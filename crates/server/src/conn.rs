@@ -14,6 +14,7 @@ use bytes::{Buf, BytesMut};
 use proto::frame::{frame_len, FrameError};
 use proto::{ConnectRequest, Jute};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -91,15 +92,28 @@ impl Drop for Slot {
     }
 }
 
+/// What every connection task shares.
+struct Shared {
+    cfg: Arc<Config>,
+    core: mpsc::Sender<CoreInput>,
+    outstanding: Arc<Outstanding>,
+    stop: broadcast::Sender<()>,
+}
+
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     cfg: Arc<Config>,
     core: mpsc::Sender<CoreInput>,
     stop: broadcast::Sender<()>,
 ) {
-    let outstanding = Outstanding::new(cfg.global_outstanding_limit);
+    let shared = Arc::new(Shared {
+        outstanding: Outstanding::new(cfg.global_outstanding_limit),
+        cfg,
+        core,
+        stop,
+    });
     let per_ip = PerIp::default();
-    let mut stop_rx = stop.subscribe();
+    let mut stop_rx = shared.stop.subscribe();
     let mut next_conn: u64 = 1;
     let mut conns = tokio::task::JoinSet::new();
     loop {
@@ -112,13 +126,14 @@ pub(crate) async fn accept_loop(
                     // ::ffff:a.b.c.d; per-IP limits, `ip` ACLs and cons
                     // see a.b.c.d, as in ZooKeeper.
                     let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-                    let Some(slot) = per_ip.take(peer.ip(), cfg.max_client_cnxns) else {
-                        tracing::warn!("Too many connections from {} - max is {}", peer.ip(), cfg.max_client_cnxns);
+                    let max = shared.cfg.max_client_cnxns;
+                    let Some(slot) = per_ip.take(peer.ip(), max) else {
+                        tracing::warn!("Too many connections from {} - max is {max}", peer.ip());
                         continue;
                     };
                     let id = next_conn;
                     next_conn += 1;
-                    conns.spawn(serve(sock, peer, id, cfg.clone(), core.clone(), stop.subscribe(), slot, outstanding.clone()));
+                    conns.spawn(serve(Framed::new(sock, peer, shared.cfg.jute_maxbuffer_bytes), id, shared.clone(), slot));
                 }
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
@@ -131,41 +146,91 @@ pub(crate) async fn accept_loop(
     while conns.join_next().await.is_some() {}
 }
 
-enum Ended {
-    Eof,
-    ClosedByServer,
-    Stop,
+/// The framing of one connection: the socket's halves, what has been read
+/// and not yet handed on, and the frame bound (`jute.maxbuffer`).
+struct Framed {
+    rd: OwnedReadHalf,
+    wr: BufWriter<OwnedWriteHalf>,
+    buf: BytesMut,
+    max: usize,
+    peer: SocketAddr,
 }
 
-async fn serve(
-    sock: TcpStream,
-    peer: SocketAddr,
-    conn: u64,
-    cfg: Arc<Config>,
-    core: mpsc::Sender<CoreInput>,
-    mut stop: broadcast::Receiver<()>,
-    _slot: Slot,
-    outstanding: Arc<Outstanding>,
-) {
-    let _ = sock.set_nodelay(true);
-    let (mut rd, wr) = sock.into_split();
-    let mut wr = BufWriter::new(wr);
-    let mut buf = BytesMut::with_capacity(4096);
-    let max = cfg.jute_maxbuffer_bytes;
+/// What the buffer holds next.
+enum Next {
+    /// A complete frame (its length prefix removed).
+    Frame(BytesMut),
+    /// Not a whole frame yet: read more.
+    More,
+    /// Bytes no frame can be made of: the connection must close (the
+    /// reason is logged).
+    Bad,
+}
 
-    // The first frame: a four-letter word or a ConnectRequest, within
-    // `sessionlessCnxnTimeout` — a silent socket must not hold one of its
-    // address's `maxClientCnxns` slots for good.
+impl Framed {
+    fn new(sock: TcpStream, peer: SocketAddr, max: usize) -> Framed {
+        let _ = sock.set_nodelay(true);
+        let (rd, wr) = sock.into_split();
+        Framed {
+            rd,
+            wr: BufWriter::new(wr),
+            buf: BytesMut::with_capacity(4096),
+            max,
+            peer,
+        }
+    }
+
+    /// Reads what the socket has; false at its end or on an error.
+    async fn fill(&mut self) -> bool {
+        matches!(self.rd.read_buf(&mut self.buf).await, Ok(n) if n > 0)
+    }
+
+    fn next(&mut self) -> Next {
+        let peer = self.peer;
+        match frame_len(&self.buf, self.max) {
+            Ok(Some(len)) => {
+                let mut frame = self.buf.split_to(4 + len);
+                frame.advance(4);
+                Next::Frame(frame)
+            }
+            Ok(None) => Next::More,
+            Err(FrameError::TooLarge { len, max_bytes }) => {
+                tracing::warn!(%peer, len, max_bytes, "Len error: request larger than jute.maxbuffer; closing");
+                Next::Bad
+            }
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "closing connection");
+                Next::Bad
+            }
+        }
+    }
+}
+
+/// How a connection's first frame turned out.
+enum Hello {
+    Connect(ConnectRequest),
+    /// A four-letter word (answered) or nothing usable: the connection ends.
+    Done,
+}
+
+/// The first frame: a four-letter word (answered here, then the
+/// connection closes) or a ConnectRequest, within
+/// `sessionlessCnxnTimeout` — a silent socket must not hold one of its
+/// address's `maxClientCnxns` slots for good.
+async fn handshake(io: &mut Framed, shared: &Shared, stop: &mut broadcast::Receiver<()>) -> Hello {
+    let cfg = &shared.cfg;
+    let peer = io.peer;
     let sessionless = tokio::time::sleep(std::time::Duration::from_millis(
         cfg.sessionless_cnxn_timeout_ms,
     ));
     tokio::pin!(sessionless);
-    let connect = loop {
-        if buf.len() >= 4 {
-            if let Some(cmd) = fourlw::detect(&buf[..4]) {
+    loop {
+        if io.buf.len() >= 4 {
+            if let Some(cmd) = fourlw::detect(&io.buf[..4]) {
                 let text = if cfg.four_letter_allowed(cmd) {
                     let (tx, rx) = oneshot::channel();
-                    let _ = core
+                    let _ = shared
+                        .core
                         .send(CoreInput::FourLetter {
                             cmd: cmd.to_string(),
                             from: peer,
@@ -176,94 +241,107 @@ async fn serve(
                 } else {
                     fourlw::not_whitelisted(cmd)
                 };
-                let _ = wr.write_all(text.as_bytes()).await;
-                let _ = wr.shutdown().await;
-                return;
+                let _ = io.wr.write_all(text.as_bytes()).await;
+                let _ = io.wr.shutdown().await;
+                return Hello::Done;
             }
-            match frame_len(&buf, max) {
-                Ok(Some(len)) => {
-                    let body = buf.split_to(4 + len);
-                    match ConnectRequest::from_bytes(&body[4..]) {
-                        Ok(c) => break c,
+            match io.next() {
+                Next::Frame(body) => {
+                    return match ConnectRequest::from_bytes(&body) {
+                        Ok(c) => Hello::Connect(c),
                         Err(e) => {
                             tracing::warn!(%peer, error = %e, "malformed connect request; closing");
-                            return;
+                            Hello::Done
                         }
                     }
                 }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(%peer, error = %e, "closing connection");
-                    return;
-                }
+                Next::More => {}
+                Next::Bad => return Hello::Done,
             }
         }
         tokio::select! {
-            r = rd.read_buf(&mut buf) => match r {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            },
+            more = io.fill() => if !more { return Hello::Done },
             _ = &mut sessionless => {
                 tracing::info!(%peer, "no connect request within {} ms (zookeeper.nio.sessionlessCnxnTimeout); closing", cfg.sessionless_cnxn_timeout_ms);
-                return;
+                return Hello::Done;
             }
-            _ = stop.recv() => return,
+            _ = stop.recv() => return Hello::Done,
         }
-    };
+    }
+}
 
-    let (tx, mut rx) = mpsc::channel(CONN_QUEUE);
-    if core
-        .send(CoreInput::Connect {
-            conn,
-            req: connect,
-            addr: peer,
-            tx,
-        })
-        .await
-        .is_err()
-    {
+enum Ended {
+    Eof,
+    ClosedByServer,
+    Stop,
+}
+
+/// One connection: the handshake, then the loop that hands request frames
+/// to the core and writes what the core sends back, until either side
+/// ends it.
+async fn serve(mut io: Framed, conn: u64, shared: Arc<Shared>, _slot: Slot) {
+    let mut stop = shared.stop.subscribe();
+    let connect = match handshake(&mut io, &shared, &mut stop).await {
+        Hello::Connect(c) => c,
+        Hello::Done => return,
+    };
+    let (tx, rx) = mpsc::channel(CONN_QUEUE);
+    let hello = CoreInput::Connect {
+        conn,
+        req: connect,
+        addr: io.peer,
+        tx,
+    };
+    if shared.core.send(hello).await.is_err() {
         return;
     }
-    // This connection's requests not yet answered.
+    // This connection's requests not yet answered: its share of
+    // `globalOutstandingLimit`, given back as replies go out or at the end.
     let mut in_flight = 0usize;
+    let ended = requests_and_replies(&mut io, conn, &shared, rx, &mut stop, &mut in_flight).await;
+    shared.outstanding.done(in_flight);
+    if !matches!(ended, Ended::Stop) {
+        let _ = shared.core.send(CoreInput::Disconnect { conn }).await;
+    }
+    let _ = io.wr.shutdown().await;
+}
+
+/// The connection's loop after the handshake.
+async fn requests_and_replies(
+    io: &mut Framed,
+    conn: u64,
+    shared: &Shared,
+    mut rx: mpsc::Receiver<ToConn>,
+    stop: &mut broadcast::Receiver<()>,
+    in_flight: &mut usize,
+) -> Ended {
+    let (peer, outstanding) = (io.peer, &shared.outstanding);
     let mut was_throttled = false;
-    let ended = 'io: loop {
+    loop {
         // Hand over every complete frame already buffered.
         loop {
-            match frame_len(&buf, max) {
-                Ok(Some(len)) if len >= 8 => {
-                    let mut frame = buf.split_to(4 + len);
-                    frame.advance(4);
+            match io.next() {
+                Next::Frame(mut frame) if frame.len() >= 8 => {
                     let xid = frame.get_i32();
                     let op = frame.get_i32();
-                    in_flight += 1;
+                    *in_flight += 1;
                     outstanding.add(1);
-                    if core
-                        .send(CoreInput::Request {
-                            conn,
-                            xid,
-                            op,
-                            body: frame.freeze(),
-                        })
-                        .await
-                        .is_err()
-                    {
-                        break 'io Ended::Stop;
+                    let req = CoreInput::Request {
+                        conn,
+                        xid,
+                        op,
+                        body: frame.freeze(),
+                    };
+                    if shared.core.send(req).await.is_err() {
+                        return Ended::Stop;
                     }
                 }
-                Ok(Some(len)) => {
-                    tracing::warn!(%peer, len, "request shorter than its header; closing");
-                    break 'io Ended::Eof;
+                Next::Frame(frame) => {
+                    tracing::warn!(%peer, len = frame.len(), "request shorter than its header; closing");
+                    return Ended::Eof;
                 }
-                Ok(None) => break,
-                Err(FrameError::TooLarge { len, max_bytes }) => {
-                    tracing::warn!(%peer, len, max_bytes, "Len error: request larger than jute.maxbuffer; closing");
-                    break 'io Ended::Eof;
-                }
-                Err(e) => {
-                    tracing::warn!(%peer, error = %e, "closing connection");
-                    break 'io Ended::Eof;
-                }
+                Next::More => break,
+                Next::Bad => return Ended::Eof,
             }
         }
         // Over the limit: wait to be told it is below again. The waiter is
@@ -282,51 +360,36 @@ async fn serve(
         }
         was_throttled = throttled;
         tokio::select! {
-            r = rd.read_buf(&mut buf), if !throttled => match r {
-                Ok(0) | Err(_) => break Ended::Eof,
-                Ok(_) => {}
-            },
+            more = io.fill(), if !throttled => if !more { return Ended::Eof },
             _ = &mut below, if throttled => {}
-            m = rx.recv() => match m {
-                Some(first @ ToConn::Frame { .. }) => {
-                    // Write everything queued, then flush once.
-                    let mut out = Some(first);
-                    while let Some(m) = out.take() {
-                        match m {
-                            ToConn::Frame { frame, reply } => {
-                                if reply && in_flight > 0 {
-                                    in_flight -= 1;
-                                    outstanding.done(1);
-                                }
-                                if wr.write_all(&frame).await.is_err() {
-                                    break 'io Ended::Eof;
-                                }
+            m = rx.recv() => {
+                let Some(first) = m else { return Ended::ClosedByServer };
+                // Write everything queued, then flush once.
+                let mut next = Some(first);
+                while let Some(m) = next.take() {
+                    match m {
+                        ToConn::Frame { frame, reply } => {
+                            if reply && *in_flight > 0 {
+                                *in_flight -= 1;
+                                outstanding.done(1);
                             }
-                            ToConn::Close(reason) => {
-                                let _ = wr.flush().await;
-                                tracing::debug!(%peer, reason, "closing connection");
-                                break 'io Ended::ClosedByServer;
+                            if io.wr.write_all(&frame).await.is_err() {
+                                return Ended::Eof;
                             }
                         }
-                        out = rx.try_recv().ok();
+                        ToConn::Close(reason) => {
+                            let _ = io.wr.flush().await;
+                            tracing::debug!(%peer, reason, "closing connection");
+                            return Ended::ClosedByServer;
+                        }
                     }
-                    if wr.flush().await.is_err() {
-                        break Ended::Eof;
-                    }
+                    next = rx.try_recv().ok();
                 }
-                Some(ToConn::Close(reason)) => {
-                    let _ = wr.flush().await;
-                    tracing::debug!(%peer, reason, "closing connection");
-                    break Ended::ClosedByServer;
+                if io.wr.flush().await.is_err() {
+                    return Ended::Eof;
                 }
-                None => break Ended::ClosedByServer,
-            },
-            _ = stop.recv() => break Ended::Stop,
+            }
+            _ = stop.recv() => return Ended::Stop,
         }
-    };
-    outstanding.done(in_flight);
-    if !matches!(ended, Ended::Stop) {
-        let _ = core.send(CoreInput::Disconnect { conn }).await;
     }
-    let _ = wr.shutdown().await;
 }

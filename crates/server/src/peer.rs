@@ -59,6 +59,8 @@ pub(crate) struct Peers {
     core: mpsc::Sender<CoreInput>,
     /// Peers a snapshot is being sent to: one transfer each at a time.
     sending_snapshot: Arc<Mutex<BTreeSet<u64>>>,
+    /// Shutdown: a transfer still running when it comes is dropped.
+    stop: broadcast::Sender<()>,
 }
 
 /// Where a receiver keeps snapshots, and how it decodes them.
@@ -94,7 +96,8 @@ impl Peers {
         let index = msg.get_snapshot().get_metadata().index;
         let file = storage::snap::snap_dir(data_dir).join(storage::snap::file_name(index));
         let (my_id, core, running) = (self.my_id, self.core.clone(), self.sending_snapshot.clone());
-        tokio::spawn(async move {
+        let mut stop = self.stop.subscribe();
+        let transfer = async move {
             tracing::info!("sending snapshot at index {index} to server {to} at {addr}");
             let started = std::time::Instant::now();
             let result = async {
@@ -127,6 +130,13 @@ impl Peers {
             };
             running.lock().unwrap().remove(&to);
             let _ = core.send(CoreInput::SnapshotSent { peer: to, ok }).await;
+        };
+        // Ends with the server: shutdown does not wait for a transfer.
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stop.recv() => {}
+                _ = transfer => {}
+            }
         });
     }
 
@@ -199,6 +209,7 @@ pub(crate) async fn start(
         quorum_addr: peers.iter().map(|p| (p.id, p.quorum.clone())).collect(),
         core: core.clone(),
         sending_snapshot: Arc::new(Mutex::new(BTreeSet::new())),
+        stop: stop.clone(),
     };
     for p in peers {
         for (port, addr) in [
@@ -300,14 +311,18 @@ async fn accept_loop(
 ) {
     let core = Arc::new(core);
     let home = Arc::new(home);
+    // The peers' connections, read by tasks of their own: aborted when
+    // this loop ends at shutdown (dropping the set aborts them).
+    let mut readers = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             _ = stop.recv() => return,
+            Some(_) = readers.join_next(), if !readers.is_empty() => {}
             r = listener.accept() => match r {
                 Ok((sock, _)) => {
                     let core = core.clone();
                     let home = home.clone();
-                    tokio::spawn(async move { read_peer(sock, &core, &home).await });
+                    readers.spawn(async move { read_peer(sock, &core, &home).await });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "peer accept failed");
