@@ -297,46 +297,7 @@ impl Node {
             Request::Ping => Reply::Empty,
             Request::SetWatches(sw) => {
                 // Events for what changed since the client's zxid first, then the reply.
-                let tree = &self.sm.tree;
-                let mut notes = Vec::new();
-                let mut note = |event, path: &String| {
-                    notes.push(Notification {
-                        conn,
-                        event,
-                        path: path.clone(),
-                    })
-                };
-                for p in &sw.data_watches {
-                    match tree.get(p) {
-                        None => note(proto::EventType::NodeDeleted, p),
-                        Some(n) if n.stat.mzxid > sw.relative_zxid => {
-                            note(proto::EventType::NodeDataChanged, p)
-                        }
-                        Some(_) => self.watches.add(WatchKind::Data, p, conn),
-                    }
-                }
-                for p in &sw.exist_watches {
-                    match tree.get(p) {
-                        Some(_) => note(proto::EventType::NodeCreated, p),
-                        None => self.watches.add(WatchKind::Data, p, conn),
-                    }
-                }
-                for p in &sw.child_watches {
-                    match tree.get(p) {
-                        None => note(proto::EventType::NodeDeleted, p),
-                        Some(n) if n.stat.pzxid > sw.relative_zxid => {
-                            note(proto::EventType::NodeChildrenChanged, p)
-                        }
-                        Some(_) => self.watches.add(WatchKind::Child, p, conn),
-                    }
-                }
-                for p in &sw.persistent_watches {
-                    self.watches.add_persistent(p, conn, false);
-                }
-                for p in &sw.persistent_recursive_watches {
-                    self.watches.add_persistent(p, conn, true);
-                }
-                for n in notes {
+                for n in self.watches.replay(&self.sm.tree, sw, conn) {
                     self.send_notification(&n);
                 }
                 Reply::Empty

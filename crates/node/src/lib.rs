@@ -65,7 +65,7 @@ use raft::prelude::{
 };
 use raft::RawNode;
 use rand::{Rng, SeedableRng};
-use tree::watches::{Notification, WatchKind};
+use tree::watches::Notification;
 use tree::{
     acl, Applied, ConnId, Entry, EntryKind, Reply, SessionEffect, StateMachine, TreeConfig,
     WatchRegistry,

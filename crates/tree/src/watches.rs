@@ -15,9 +15,9 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use proto::{ErrorCode, EventType};
+use proto::{ErrorCode, EventType, SetWatches2};
 
-use crate::datatree::{Trigger, TriggerKind};
+use crate::datatree::{DataTree, Trigger, TriggerKind};
 use crate::path;
 
 /// A server-local connection id.
@@ -178,6 +178,51 @@ impl WatchRegistry {
     }
 
     /// `addWatch`: persistent (recursive or not) in both tables.
+    /// setWatches (a client reconnecting, perhaps to another server): its
+    /// watches registered again here — or, for what changed in `tree`
+    /// since `sw.relative_zxid` (the last zxid the client saw), the event
+    /// it missed instead, as ZooKeeper's `DataTree.setWatches`. Returns the
+    /// events, to send before the reply.
+    pub fn replay(&mut self, tree: &DataTree, sw: &SetWatches2, conn: ConnId) -> Vec<Notification> {
+        let mut notes = Vec::new();
+        let mut note = |event, path: &String| {
+            notes.push(Notification {
+                conn,
+                event,
+                path: path.clone(),
+            })
+        };
+        for p in &sw.data_watches {
+            match tree.get(p) {
+                None => note(EventType::NodeDeleted, p),
+                Some(n) if n.stat.mzxid > sw.relative_zxid => note(EventType::NodeDataChanged, p),
+                Some(_) => self.add(WatchKind::Data, p, conn),
+            }
+        }
+        for p in &sw.exist_watches {
+            match tree.get(p) {
+                Some(_) => note(EventType::NodeCreated, p),
+                None => self.add(WatchKind::Data, p, conn),
+            }
+        }
+        for p in &sw.child_watches {
+            match tree.get(p) {
+                None => note(EventType::NodeDeleted, p),
+                Some(n) if n.stat.pzxid > sw.relative_zxid => {
+                    note(EventType::NodeChildrenChanged, p)
+                }
+                Some(_) => self.add(WatchKind::Child, p, conn),
+            }
+        }
+        for p in &sw.persistent_watches {
+            self.add_persistent(p, conn, false);
+        }
+        for p in &sw.persistent_recursive_watches {
+            self.add_persistent(p, conn, true);
+        }
+        notes
+    }
+
     pub fn add_persistent(&mut self, path: &str, conn: ConnId, recursive: bool) {
         let mode = if recursive {
             Mode::PersistentRecursive
