@@ -106,7 +106,7 @@ pub fn core(data: &[u8]) {
         let len = (u16::from_be_bytes([rest[2], rest[3]]) as usize).min(rest.len() - 4);
         let body = &rest[4..4 + len];
         rest = &rest[4 + len..];
-        n.request(conn, xid, op, body, now);
+        n.request(conn, xid, op, body, now, 0);
         xid += 1;
         now += 7;
         n.tick(now);

@@ -19,13 +19,24 @@ pub(crate) struct HeldConnect {
     pub(crate) until_ms: i64,
 }
 
-/// A request waiting in a connection's FIFO queue.
+/// A request as its reply names it: the client's xid and op, and the
+/// driver's stamp of its arrival, handed back in `FrameKind::Reply` (so
+/// the driver keeps no queue of its own to time replies).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Asked {
+    pub(crate) xid: i32,
+    pub(crate) op: i32,
+    pub(crate) arrived: u64,
+}
+
+/// A request waiting in a connection's FIFO queue: this queue is the one
+/// account of a connection's requests in flight.
 #[derive(Debug)]
 pub(crate) enum Pending {
     /// Proposed; completes when its entry is applied.
-    Write { xid: i32 },
+    Write(Asked),
     /// Served once every earlier write of the connection has applied.
-    Read { xid: i32, req: Request },
+    Read(Asked, Request),
 }
 
 #[derive(Debug)]
@@ -180,9 +191,20 @@ impl Node {
     }
 
     /// A request frame arrived on an established connection. An
-    /// undecodable one closes the connection.
-    pub fn request(&mut self, conn: ConnId, xid: i32, op: i32, body: &[u8], now_ms: i64) {
+    /// undecodable one closes the connection. `arrived` is the driver's
+    /// stamp, handed back with the reply (`FrameKind::Reply`); the node
+    /// does not read it.
+    pub fn request(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        op: i32,
+        body: &[u8],
+        now_ms: i64,
+        arrived: u64,
+    ) {
         self.now_ms = now_ms;
+        let asked = Asked { xid, op, arrived };
         let Some(c) = self.conns.get(&conn) else {
             return;
         };
@@ -209,7 +231,7 @@ impl Node {
         if let Request::Auth(a) = &req {
             self.auth(
                 conn,
-                xid,
+                asked,
                 a.scheme.clone(),
                 a.auth.clone().unwrap_or_default(),
             );
@@ -217,7 +239,7 @@ impl Node {
         }
         if req.is_write() {
             let c = self.conns.get_mut(&conn).expect("checked above");
-            c.queue.push_back(Pending::Write { xid });
+            c.queue.push_back(Pending::Write(asked));
             let header = tree::entry::Header {
                 time_ms: now_ms,
                 session_id,
@@ -244,9 +266,9 @@ impl Node {
         }
         let c = self.conns.get_mut(&conn).expect("checked above");
         if c.queue.is_empty() {
-            self.serve_read(conn, xid, &req);
+            self.serve_read(conn, asked, &req);
         } else {
-            c.queue.push_back(Pending::Read { xid, req });
+            c.queue.push_back(Pending::Read(asked, req));
         }
     }
 
@@ -254,10 +276,10 @@ impl Node {
     /// closes the connection, as ZooKeeper. The reply carries the xid the
     /// client sent (the Java client and kazoo send -4, the Go client an
     /// ordinary one) and zxid 0, as ZooKeeper's `processPacket` answers.
-    pub(crate) fn auth(&mut self, conn: ConnId, xid: i32, scheme: String, auth: Vec<u8>) {
+    pub(crate) fn auth(&mut self, conn: ConnId, asked: Asked, scheme: String, auth: Vec<u8>) {
         let zxid = 0;
         if scheme != "digest" {
-            self.send_reply(conn, xid, zxid, ErrorCode::AuthFailed, &Reply::Empty);
+            self.send_reply(conn, asked, zxid, ErrorCode::AuthFailed, &Reply::Empty);
             self.outputs.push(Output::Close {
                 conn,
                 reason: "authentication failed",
@@ -284,10 +306,11 @@ impl Node {
                 id,
             });
         }
-        self.send_reply(conn, xid, zxid, ErrorCode::Ok, &Reply::Empty);
+        self.send_reply(conn, asked, zxid, ErrorCode::Ok, &Reply::Empty);
     }
 
-    pub(crate) fn serve_read(&mut self, conn: ConnId, xid: i32, req: &Request) {
+    pub(crate) fn serve_read(&mut self, conn: ConnId, asked: Asked, req: &Request) {
+        let xid = asked.xid;
         let zxid = self.sm.last_zxid();
         let Some(c) = self.conns.get(&conn) else {
             return;
@@ -349,6 +372,8 @@ impl Node {
                         xid,
                         zxid,
                         err: err.code(),
+                        op: asked.op,
+                        arrived: asked.arrived,
                     },
                 });
                 return;
@@ -361,7 +386,7 @@ impl Node {
                 r.reply
             }
         };
-        self.send_reply(conn, xid, zxid, reply.err(), &reply);
+        self.send_reply(conn, asked, zxid, reply.err(), &reply);
     }
 
     /// Closes every client connection (in id order, for replay).
@@ -380,9 +405,11 @@ impl Node {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        match c.queue.front() {
-            Some(Pending::Write { xid: head }) if *head == xid => {
+        let asked = match c.queue.front() {
+            Some(Pending::Write(head)) if head.xid == xid => {
+                let head = *head;
                 c.queue.pop_front();
+                head
             }
             _ => {
                 // An earlier write of this connection never reached the log
@@ -392,7 +419,7 @@ impl Node {
                 // retries, as with ZooKeeper.
                 if c.queue
                     .iter()
-                    .any(|p| matches!(p, Pending::Write { xid: w } if *w == xid))
+                    .any(|p| matches!(p, Pending::Write(w) if w.xid == xid))
                 {
                     self.drop_conn(conn);
                     self.outputs.push(Output::Close {
@@ -402,18 +429,18 @@ impl Node {
                 }
                 return;
             }
-        }
-        self.send_reply(conn, xid, zxid, reply.err(), reply);
+        };
+        self.send_reply(conn, asked, zxid, reply.err(), reply);
         loop {
             let Some(c) = self.conns.get_mut(&conn) else {
                 return;
             };
             match c.queue.front() {
-                Some(Pending::Read { .. }) => {
-                    let Some(Pending::Read { xid, req }) = c.queue.pop_front() else {
+                Some(Pending::Read(..)) => {
+                    let Some(Pending::Read(asked, req)) = c.queue.pop_front() else {
                         unreachable!()
                     };
-                    self.serve_read(conn, xid, &req);
+                    self.serve_read(conn, asked, &req);
                 }
                 _ => return,
             }
@@ -436,11 +463,12 @@ impl Node {
     pub(crate) fn send_reply(
         &mut self,
         conn: ConnId,
-        xid: i32,
+        asked: Asked,
         zxid: i64,
         err: ErrorCode,
         reply: &Reply,
     ) {
+        let xid = asked.xid;
         let mut w = Vec::with_capacity(64);
         let at = start_frame(&mut w);
         ReplyHeader {
@@ -458,6 +486,8 @@ impl Node {
                 xid,
                 zxid,
                 err: err.code(),
+                op: asked.op,
+                arrived: asked.arrived,
             },
         });
     }

@@ -114,9 +114,16 @@ pub struct NodeConfig {
 pub enum FrameKind {
     /// The answer to the connection's ConnectRequest (the first frame).
     Connect,
-    /// The reply to one request, with its header: it completes the
-    /// connection's oldest request in flight.
-    Reply { xid: i32, zxid: i64, err: i32 },
+    /// The reply to one request, with its header, its op and the stamp
+    /// the driver gave the request on arrival (`Node::request`): it
+    /// completes the connection's oldest request in flight.
+    Reply {
+        xid: i32,
+        zxid: i64,
+        err: i32,
+        op: i32,
+        arrived: u64,
+    },
     /// A watch event (xid -1).
     Event,
 }
@@ -532,6 +539,16 @@ impl Node {
             }
         }
         n
+    }
+
+    /// Requests of connection `conn` waiting for their reply.
+    pub fn queued(&self, conn: ConnId) -> usize {
+        self.conns.get(&conn).map_or(0, |c| c.queue.len())
+    }
+
+    /// Requests of every connection waiting for their reply.
+    pub fn queued_total(&self) -> usize {
+        self.conns.values().map(|c| c.queue.len()).sum()
     }
 
     pub fn connection_count(&self) -> usize {

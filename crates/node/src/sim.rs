@@ -546,7 +546,7 @@ impl Sim {
         let now = self.clock(self.clients[i].node);
         let c = &self.clients[i];
         if let (true, Some(n)) = (c.connected, self.nodes.get_mut(&c.node)) {
-            n.request(c.conn, -2, OpCode::Ping.code(), &[], now);
+            n.request(c.conn, -2, OpCode::Ping.code(), &[], now, 0);
         }
     }
 
@@ -625,7 +625,7 @@ impl Sim {
         let xid = c.next_xid;
         c.next_xid += 1;
         c.pending.insert(xid, p);
-        n.request(c.conn, xid, op.code(), &body, now);
+        n.request(c.conn, xid, op.code(), &body, now, 0);
         true
     }
 
@@ -752,7 +752,7 @@ impl Sim {
                 auth: Some(AUTH_USER.as_bytes().to_vec()),
             })
             .encode(&mut body);
-            n.request(c.conn, -4, OpCode::Auth.code(), &body, now);
+            n.request(c.conn, -4, OpCode::Auth.code(), &body, now, 0);
             c.authed = true;
         }
     }

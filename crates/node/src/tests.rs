@@ -69,7 +69,7 @@ fn session(node: &mut Node, conn: ConnId, now: i64) -> i64 {
 fn send(node: &mut Node, conn: ConnId, xid: i32, req: Request, now: i64) {
     let mut body = Vec::new();
     req.encode(&mut body);
-    node.request(conn, xid, req.op().code(), &body, now);
+    node.request(conn, xid, req.op().code(), &body, now, 0);
 }
 
 use crate::sim::create_request as create;
@@ -192,7 +192,7 @@ fn malformed_request_closes_only_that_connection() {
     let mut n = Node::new(cfg(), 0, Restored::default()).unwrap();
     session(&mut n, 1, 0);
     session(&mut n, 2, 0);
-    n.request(1, 1, OpCode::SetData.code(), &[0, 0, 0, 9, 1], 1);
+    n.request(1, 1, OpCode::SetData.code(), &[0, 0, 0, 9, 1], 1, 0);
     assert!(matches!(&frames(&mut n, 1)[..], [Frame::Close]));
     send(
         &mut n,
@@ -358,7 +358,7 @@ mod no_panic_from_the_network {
             for (xid, i) in inputs.into_iter().enumerate() {
                 match i {
                     Input::Req(c, r) => send(&mut n, conn_of[&c], xid as i32, r, now),
-                    Input::Raw(c, op, b) => n.request(conn_of[&c], xid as i32, op, &b, now),
+                    Input::Raw(c, op, b) => n.request(conn_of[&c], xid as i32, op, &b, now, 0),
                     Input::Tick(dt) => { now += dt; n.tick(now); }
                     Input::Reconnect(c) => {
                         next_conn += 1;
@@ -556,7 +556,7 @@ fn create_big(n: &mut Node, disk: &mut MemDisk, i: i32, value: &[u8]) {
     );
     let mut body = Vec::new();
     req.encode(&mut body);
-    n.request(1, i + 1, OpCode::Create.code(), &body, 1);
+    n.request(1, i + 1, OpCode::Create.code(), &body, 1, 0);
     run_to_rest(n, disk);
 }
 

@@ -183,7 +183,7 @@ fn connections(v: &View) -> Value {
             json!({
                 "remote_socket_address": format!("{}:{}", c.addr.ip(), c.addr.port()),
                 "interest_ops": 1,
-                "outstanding_requests": c.pending.len(),
+                "outstanding_requests": v.node.queued(*id),
                 "packets_received": c.recved,
                 "packets_sent": c.sent,
                 "session_id": sid,

@@ -198,9 +198,11 @@ impl CoreTask {
                 self.stats.received += 1;
                 if let Some(c) = self.conn_stats.get_mut(&conn) {
                     c.recved += 1;
-                    c.pending.push_back((self.batch_at, op));
                 }
-                self.node.request(conn, xid, op, &body, now_ms());
+                // Arrival in µs since start: the node hands it back with
+                // the reply, which is timed from it.
+                let arrived = self.batch_at.duration_since(self.started).as_micros() as u64;
+                self.node.request(conn, xid, op, &body, now_ms(), arrived);
             }
             CoreInput::Disconnect { conn } => {
                 self.conns.remove(&conn);
@@ -311,20 +313,23 @@ impl CoreTask {
             return;
         };
         c.sent += 1;
-        let (xid, zxid, err) = match kind {
+        let (xid, zxid, err, op, arrived) = match kind {
             FrameKind::Connect => {
                 c.established_ms = now_ms();
                 return;
             }
             FrameKind::Event => return,
-            FrameKind::Reply { xid, zxid, err } => (xid, zxid, err),
+            FrameKind::Reply {
+                xid,
+                zxid,
+                err,
+                op,
+                arrived,
+            } => (xid, zxid, err, op, arrived),
         };
-        let Some((at, op)) = c.pending.pop_front() else {
-            return;
-        };
-        let took = at.elapsed();
-        self.metrics.observe_request(op, took.as_micros() as u64);
-        let ms = took.as_millis() as u64;
+        let took_us = (self.started.elapsed().as_micros() as u64).saturating_sub(arrived);
+        self.metrics.observe_request(op, took_us);
+        let ms = took_us / 1000;
         c.last_latency_ms = ms;
         c.latency.add(ms);
         self.stats.latency.add(ms);

@@ -100,8 +100,6 @@ pub struct ConnStats {
     pub established_ms: i64,
     pub recved: u64,
     pub sent: u64,
-    /// Requests waiting for their reply: (arrival, op code).
-    pub pending: std::collections::VecDeque<(Instant, i32)>,
     pub last_op: &'static str,
     pub last_cxid: i32,
     pub last_zxid: i64,
@@ -118,7 +116,6 @@ impl ConnStats {
             established_ms: now_ms,
             recved: 1,
             sent: 0,
-            pending: Default::default(),
             last_op: "NA",
             last_cxid: -1,
             last_zxid: -1,
@@ -174,7 +171,7 @@ impl View<'_> {
     }
 
     pub(crate) fn outstanding(&self) -> usize {
-        self.conns.values().map(|c| c.pending.len()).sum()
+        self.node.queued_total()
     }
 
     /// The node count as ZooKeeper reports it: its root is stored twice.
@@ -202,7 +199,7 @@ impl View<'_> {
                 out,
                 " {}[1](queued={},recved={},sent={}",
                 addr(&c.addr),
-                c.pending.len(),
+                self.node.queued(*id),
                 c.recved,
                 c.sent
             );
