@@ -1,5 +1,8 @@
 //! Golden wire bytes: what a real ZooKeeper 3.8 and a real client (kazoo)
-//! sent each other for every op kazoo speaks, a watch event and the connect
+//! sent each other for every op kazoo speaks (and createContainer,
+//! createTTL, getAllChildrenNumber, getEphemerals, whoAmI, addWatch,
+//! removeWatches and multiRead, sent through kazoo's connection with the
+//! test harness's Python encodings), a watch event and the connect
 //! handshake (`tests/golden/zookeeper-3.8.jsonl`, captured by
 //! `tests/golden/capture.py` through a recording proxy), with the values
 //! each side meant as kazoo parsed them. For every frame this test builds
@@ -9,9 +12,10 @@
 //! cannot pass together, as they could in a round trip of our own bytes.
 
 use proto::{
-    Acl, AuthPacket, ConnectRequest, ConnectResponse, CreateTtlRequest, Id, Jute, MultiOp, OpCode,
-    PathRecord, PathVersionRequest, PathWatchRequest, Reader, ReplyHeader, Request, RequestHeader,
-    SetAclRequest, SetDataRequest, Stat, WatcherEvent,
+    Acl, AddWatchRequest, AuthPacket, ClientInfo, ConnectRequest, ConnectResponse,
+    CreateTtlRequest, Id, Jute, MultiOp, OpCode, PathRecord, PathVersionRequest, PathWatchRequest,
+    Reader, ReplyHeader, Request, RequestHeader, SetAclRequest, SetDataRequest, Stat,
+    WatchTypeRequest, WatcherEvent,
 };
 use serde_json::Value;
 use tree::{MultiResult, Reply};
@@ -85,7 +89,7 @@ fn meant(name: &str, m: &Value) -> (Request, Reply) {
                 data: bytes(&m["data"]),
                 acl: acl(&m["acl"]),
                 flags: int(&m["flags"]),
-                ttl: -1,
+                ttl: m["ttl"].as_i64().unwrap_or(-1),
             },
         )
     };
@@ -150,6 +154,66 @@ fn meant(name: &str, m: &Value) -> (Request, Reply) {
             Reply::Empty,
         ),
         "close" => (Request::CloseSession, Reply::Empty),
+        "createContainer" => (
+            create(OpCode::CreateContainer),
+            created(Some(stat(&m["stat"]))),
+        ),
+        "createTTL" => (create(OpCode::CreateTtl), created(Some(stat(&m["stat"])))),
+        "getAllChildrenNumber" => (
+            Request::GetAllChildrenNumber(PathRecord { path: path() }),
+            Reply::Count(int(&m["count"])),
+        ),
+        "getEphemerals" => (
+            Request::GetEphemerals(PathRecord { path: path() }),
+            Reply::Paths(strings(&m["paths"])),
+        ),
+        "whoAmI" => (
+            Request::WhoAmI,
+            Reply::WhoAmI(
+                m["client_info"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| ClientInfo {
+                        auth_scheme: s(&c[0]),
+                        user: s(&c[1]),
+                    })
+                    .collect(),
+            ),
+        ),
+        "addWatch" => {
+            assert_eq!(int(&m["err_record"]), 0);
+            (
+                Request::AddWatch(AddWatchRequest {
+                    path: path(),
+                    mode: int(&m["mode"]),
+                }),
+                Reply::ErrorRecord,
+            )
+        }
+        "removeWatches" => (
+            Request::RemoveWatches(WatchTypeRequest {
+                path: path(),
+                watcher_type: int(&m["watcher_type"]),
+            }),
+            Reply::Empty,
+        ),
+        "multiRead" => {
+            let read = |path: &str| PathWatchRequest {
+                path: path.into(),
+                watch: false,
+            };
+            (
+                Request::MultiRead(vec![
+                    MultiOp::GetData(read("/g")),
+                    MultiOp::GetChildren(read("/g")),
+                ]),
+                Reply::Multi(vec![
+                    MultiResult::GetData(bytes(&m["data"]), stat(&m["stat"])),
+                    MultiResult::GetChildren(strings(&m["children"])),
+                ]),
+            )
+        }
         // The setData that fired the watch (its reply follows the event).
         "watch_event" => (
             Request::SetData(SetDataRequest {
@@ -272,7 +336,7 @@ fn connect(m: &Value, req: &[u8], rep: &[u8]) {
 #[test]
 fn every_frame_is_zookeepers_bytes_both_ways() {
     let all = exchanges();
-    assert!(all.len() >= 18, "{} exchanges", all.len());
+    assert!(all.len() >= 26, "{} exchanges", all.len());
     let mut checked = 0;
     for e in &all {
         let name = e["name"].as_str().unwrap();
@@ -326,5 +390,5 @@ fn every_frame_is_zookeepers_bytes_both_ways() {
             checked += 1;
         }
     }
-    assert!(checked >= 36, "{checked} frames checked");
+    assert!(checked >= 52, "{checked} frames checked");
 }
