@@ -271,7 +271,8 @@ class TestDualStack(unittest.TestCase):
 
 def _headers(port, other_port):
     """(xid, zxid kind, err) of each reply and event for a fixed exchange:
-    addauth with an ordinary xid, a ping, a watched getData answered by an
+    addauth with an ordinary xid, a ping (with xid -2 and with an ordinary
+    one), a watched getData answered by an
     event, and addauth with an unknown scheme (AuthFailed, then closed)."""
     def kind(z):
         return "zero" if z == 0 else "minus-one" if z == -1 else "positive" if z > 0 else z
@@ -281,6 +282,9 @@ def _headers(port, other_port):
     r.request(5, 100, struct.pack(">i", 0) + jute_str("digest") + jute_buf(b"u:p"))
     out.append(r.reply()[:3])
     r.request(-2, 11)
+    out.append(r.reply()[:3])
+    # A ping with an ordinary xid: ZooKeeper still answers with xid -2.
+    r.request(8, 11)
     out.append(r.reply()[:3])
     acl = struct.pack(">i", 1) + struct.pack(">i", 31) + jute_str("world") + jute_str("anyone")
     r.request(6, 1, jute_str("/hdr") + jute_buf(b"a") + acl + struct.pack(">i", 0))

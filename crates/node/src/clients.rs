@@ -317,7 +317,16 @@ impl Node {
         };
         let session_id = c.session_id;
         let reply = match req {
-            Request::Ping => Reply::Empty,
+            Request::Ping => {
+                // ZooKeeper answers a ping with the ping xid (-2) whatever
+                // xid the client sent (FinalRequestProcessor).
+                let ping = Asked {
+                    xid: Xid::PING,
+                    ..asked
+                };
+                self.send_reply(conn, ping, zxid, ErrorCode::Ok, &Reply::Empty);
+                return;
+            }
             Request::SetWatches(sw) => {
                 // Events for what changed since the client's zxid first, then the reply.
                 for n in self.watches.replay(&self.sm.tree, sw, conn) {
