@@ -48,3 +48,16 @@ if [ "$fuzz_seconds" != 0 ] && cargo +nightly --version >/dev/null 2>&1; then
 else
   echo "== cargo fuzz: skipped (no nightly toolchain here, or FUZZ_SECONDS=0)"
 fi
+# Miri, Rust's undefined-behaviour checker, on the tree's data structures:
+# every `unsafe` of the packed node body (tree/src/datatree/body.rs) and
+# the arena, children tables, restore and rollback around it (about 6
+# minutes; the two tests of thousands of nodes are left to the native run).
+# Needs the nightly toolchain's miri and rust-src components. MIRI=0 skips.
+if [ "${MIRI:-1}" != 0 ] && cargo +nightly --version >/dev/null 2>&1 \
+  && rustup component add miri rust-src --toolchain nightly >/dev/null 2>&1; then
+  echo "== miri: the tree's data structures"
+  MIRIFLAGS=-Zmiri-disable-isolation PROPTEST_CASES=4 cargo +nightly miri test --locked -p tree --lib datatree -- \
+    --skip a_children_table_shrinks --skip children_are_listed_in_one_order
+else
+  echo "== miri: skipped (no nightly toolchain with miri here, or MIRI=0)"
+fi
