@@ -1,78 +1,48 @@
-//! A seeded, in-process simulation of whole ensembles: several replica
-//! cores, a network that delays, drops and partitions, instant disks that
-//! keep exactly what was persisted, crashes and restarts, and clients that
-//! record every acknowledged write. A failing seed replays exactly.
+//! The simulation's clients: connections to replicas, every request kind
+//! they send (checked writes for the linearizability checker, reads,
+//! watches, sessions, ACLs, containers, TTL nodes), and `deliver`, which
+//! reads each reply and event and checks it against what the session has
+//! seen (reply order, zxids, stale reads, watch rules).
 
-use std::collections::{BTreeMap, BTreeSet};
-
-use proto::{
-    AddWatchRequest, ConnectRequest, ConnectResponse, CreateTtlRequest, GetChildren2Response,
-    GetDataResponse, Jute, MultiOp, OpCode, PathRecord, PathVersionRequest, PathWatchRequest,
-    Reader, ReplyHeader, Request, SetAclRequest, SetDataRequest, Stat, WatcherEvent,
-};
-use raft::prelude::{Entry as RaftEntry, HardState, Message as RaftMessage, MessageType};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use tree::{acl, ConnId};
-
-use crate::lincheck::{Event, Op, Outcome};
-use crate::testing::{load, MemDisk as Disk, SnapFile};
-use crate::{Node, NodeConfig, Output, Restored, RestoredSnapshot};
-
-/// A `Persist` on its way to disk: restart, entries, hard state.
-type PendingPersist = (Option<(u64, u64)>, Vec<RaftEntry>, Option<HardState>);
-
-enum Msg {
-    Raft(RaftMessage),
-    Liveness(Vec<i64>),
-    /// A whole snapshot transfer (the file and then the MsgSnapshot).
-    Snapshot(RaftMessage, Box<SnapFile>),
-}
-
-struct InFlight {
-    at_ms: i64,
-    from: u64,
-    to: u64,
-    msg: Msg,
-}
+use super::*;
 
 /// A client: one connection to one replica at a time.
-struct Client {
-    node: u64,
-    conn: ConnId,
+pub(super) struct Client {
+    pub(super) node: u64,
+    pub(super) conn: ConnId,
     /// Established session, once the connect response arrived.
-    connected: bool,
-    next_xid: i32,
+    pub(super) connected: bool,
+    pub(super) next_xid: i32,
     /// xid -> writes sent and not yet answered.
-    pending: BTreeMap<i32, Pending>,
+    pub(super) pending: BTreeMap<i32, Pending>,
     /// The session checks: the last reply's xid and zxid, and per key the
     /// lowest mzxid a read may still show (the session's own writes and
     /// what it has read already).
-    last_xid: i32,
-    last_zxid: i64,
-    floor: BTreeMap<String, i64>,
+    pub(super) last_xid: i32,
+    pub(super) last_zxid: i64,
+    pub(super) floor: BTreeMap<String, i64>,
     /// The session the connect response gave (0 before).
-    session_id: i64,
+    pub(super) session_id: i64,
     /// Data watches set by reads and not fired yet: key -> newest mzxid
     /// the session had read of it.
-    watches: BTreeMap<String, i64>,
+    pub(super) watches: BTreeMap<String, i64>,
     /// Child watches (getChildren2) not fired yet: path -> pzxid read.
-    child_watches: BTreeMap<String, i64>,
+    pub(super) child_watches: BTreeMap<String, i64>,
     /// Send times of this session's syncs that were answered OK.
-    synced: BTreeSet<i64>,
+    pub(super) synced: BTreeSet<i64>,
     /// Send time of the session's latest sync.
-    last_sync_sent: Option<i64>,
+    pub(super) last_sync_sent: Option<i64>,
     /// Keys with a persistent watch (addWatch) in place.
-    persistent: BTreeSet<String>,
+    pub(super) persistent: BTreeSet<String>,
     /// A recursive persistent watch on "/" is in place.
-    recursive: bool,
+    pub(super) recursive: bool,
     /// The session sent addauth digest `AUTH_USER`.
-    authed: bool,
+    pub(super) authed: bool,
     /// Ephemerals this session created: acknowledged, and all it asked for.
-    own_ephemerals: BTreeSet<String>,
-    tried_ephemerals: BTreeSet<String>,
+    pub(super) own_ephemerals: BTreeSet<String>,
+    pub(super) tried_ephemerals: BTreeSet<String>,
     /// Persistent sequential nodes this session made (nobody deletes them).
-    own_sequentials: i32,
+    pub(super) own_sequentials: i32,
 }
 
 impl Client {
@@ -101,7 +71,7 @@ impl Client {
     }
 }
 
-enum Pending {
+pub(super) enum Pending {
     /// A create whose acknowledgement goes to `Sim::acked`.
     Create(String),
     /// A write recorded in `Sim::history` at this index.
@@ -141,272 +111,7 @@ enum Pending {
 /// The digest identity protected nodes are made for.
 const AUTH_USER: &str = "sim:secret";
 
-pub struct Sim {
-    pub rng: StdRng,
-    pub now_ms: i64,
-    ids: Vec<u64>,
-    nodes: BTreeMap<u64, Node>,
-    disks: BTreeMap<u64, Disk>,
-    net: Vec<InFlight>,
-    /// Links that drop everything, (from, to).
-    cut: BTreeSet<(u64, u64)>,
-    pub drop_rate: f64,
-    /// A message is also delivered a second time.
-    pub duplicate_rate: f64,
-    /// A message may overtake those sent before it on its link (as across
-    /// a reconnection).
-    pub reorder_rate: f64,
-    /// Replicas frozen (a GC-like pause, SIGSTOP) until a time: no ticks,
-    /// no deliveries; their messages wait.
-    paused: BTreeMap<u64, i64>,
-    /// Writes handed to each replica's disk and not yet durable:
-    /// (when durable, Persist number, restart, entries, hard state). A
-    /// crash loses them.
-    unsynced: BTreeMap<u64, Vec<(i64, u64, PendingPersist)>>,
-    /// Longest simulated fsync, ms (0: durable at once).
-    pub max_fsync_ms: i64,
-    /// A write's fsync fails (the replica stops, as the server does).
-    pub fsync_fail_rate: f64,
-    /// Replicas stopped by a failed fsync, for the test to restart.
-    pub fsync_failed: Vec<u64>,
-    /// Each replica's clock runs at its own rate (drift): its time is
-    /// `now_ms * rate`.
-    pub clock_rate: BTreeMap<u64, f64>,
-    /// Writes that changed a checked key, answered OK: (when answered,
-    /// key, zxid) — for the sync check.
-    changed: Vec<(i64, String, i64)>,
-    /// Faults injected and events checked, by kind, for the report.
-    pub stats: BTreeMap<&'static str, u64>,
-    /// What the session checks found (reply order, zxid, stale reads).
-    pub session_violations: Vec<String>,
-    /// Acknowledged ephemeral creates: (path, owner session).
-    pub ephemerals: Vec<(String, i64)>,
-    /// Names that acknowledged sequential creates got.
-    pub sequential_names: BTreeSet<String>,
-    /// Tree digest seen at each applied zxid, and by which replica: every
-    /// replica that applied up to the same zxid must have the same tree.
-    digests: BTreeMap<i64, (u64, u64)>,
-    /// Sequential names given twice, and replicas whose tree differed from
-    /// another's at the same zxid.
-    pub violations: Vec<String>,
-    clients: Vec<Client>,
-    next_conn: ConnId,
-    /// Paths whose create was acknowledged, and by which replica.
-    pub acked: BTreeMap<String, u64>,
-    /// Acknowledgements that came from a replica cut off from a majority.
-    pub acked_by_minority: Vec<String>,
-    seed: u64,
-    /// snapCount of every replica started from now on.
-    pub snap_count: u64,
-    /// Checked writes as their clients saw them (`write`), for the
-    /// linearizability checker; unanswered ones keep an unknown outcome.
-    pub history: Vec<Event>,
-    /// Snapshots installed from a leader, counted.
-    pub snapshots_installed: u64,
-    /// Protected nodes whose create was acknowledged.
-    pub protected: Vec<String>,
-    /// `campaigns_deferred` of replicas that crashed.
-    deferred_by_gone: u64,
-    /// Replicas stopped by the digest check: (replica, index it named).
-    pub diverged: Vec<(u64, u64)>,
-}
-
-const TICK_MS: u64 = 100;
-const STEP_MS: i64 = 10;
-
-fn cfg(id: u64, ids: &[u64], seed: u64, snap_count: u64) -> NodeConfig {
-    NodeConfig {
-        server_id: id,
-        tick_ms: TICK_MS,
-        container_check_interval_ms: 1_000,
-        seed: seed.wrapping_mul(31).wrapping_add(id),
-        snap_count,
-        voters: ids.to_vec(),
-        ..NodeConfig::for_test()
-    }
-}
-
 impl Sim {
-    pub fn new(seed: u64, n: u64) -> Sim {
-        Sim::with_snap_count(seed, n, 1_000_000)
-    }
-
-    pub fn with_snap_count(seed: u64, n: u64, snap_count: u64) -> Sim {
-        let ids: Vec<u64> = (1..=n).collect();
-        let mut sim = Sim {
-            rng: StdRng::seed_from_u64(seed),
-            now_ms: 0,
-            ids: ids.clone(),
-            nodes: BTreeMap::new(),
-            disks: BTreeMap::new(),
-            net: Vec::new(),
-            cut: BTreeSet::new(),
-            drop_rate: 0.0,
-            duplicate_rate: 0.0,
-            reorder_rate: 0.0,
-            paused: BTreeMap::new(),
-            unsynced: BTreeMap::new(),
-            max_fsync_ms: 0,
-            fsync_fail_rate: 0.0,
-            fsync_failed: Vec::new(),
-            clock_rate: BTreeMap::new(),
-            session_violations: Vec::new(),
-            stats: BTreeMap::new(),
-            changed: Vec::new(),
-            ephemerals: Vec::new(),
-            sequential_names: BTreeSet::new(),
-            digests: BTreeMap::new(),
-            violations: Vec::new(),
-            clients: Vec::new(),
-            next_conn: 1,
-            acked: BTreeMap::new(),
-            acked_by_minority: Vec::new(),
-            seed,
-            snap_count,
-            snapshots_installed: 0,
-            protected: Vec::new(),
-            deferred_by_gone: 0,
-            history: Vec::new(),
-            diverged: Vec::new(),
-        };
-        for id in ids {
-            sim.start(id);
-        }
-        sim
-    }
-
-    pub fn start(&mut self, id: u64) {
-        let disk = self.disks.entry(id).or_default().clone();
-        let restored = Restored {
-            hard_state: disk.hard_state,
-            entries: disk.entries,
-            snapshot: disk
-                .snapshot
-                .map(|(index, term, conf_state, state)| RestoredSnapshot {
-                    index,
-                    term,
-                    conf_state,
-                    state: load(&state),
-                }),
-        };
-        let node = Node::new(
-            cfg(id, &self.ids, self.seed, self.snap_count),
-            self.clock(id),
-            restored,
-        )
-        .expect("node starts");
-        self.nodes.insert(id, node);
-    }
-
-    /// SIGKILL: the replica and its connections are gone; its disk stays.
-    /// The others see their TCP connections to it close, as the transport
-    /// reports with `peer_lost`.
-    pub fn crash(&mut self, id: u64) {
-        *self.stats.entry("crash").or_default() += 1;
-        if let Some(n) = self.nodes.remove(&id) {
-            self.deferred_by_gone += n.campaigns_deferred;
-        }
-        self.paused.remove(&id);
-        // What was being written: a torn write leaves a prefix of the
-        // first batch's records (recovery cuts the torn one), nothing after.
-        if let Some(mut q) = self.unsynced.remove(&id) {
-            if !q.is_empty() {
-                let (_, _, (restart, mut entries, hard_state)) = q.remove(0);
-                let keep = self.rng.gen_range(0..=entries.len());
-                let whole = keep == entries.len();
-                *self
-                    .stats
-                    .entry(if whole {
-                        "crash with a write in flight"
-                    } else {
-                        "torn write"
-                    })
-                    .or_default() += 1;
-                entries.truncate(keep);
-                if keep > 0 || (whole && restart.is_none()) {
-                    let hs = if whole { hard_state } else { None };
-                    self.disks.entry(id).or_default().persist(
-                        if keep > 0 { restart } else { None },
-                        entries,
-                        hs,
-                    );
-                }
-            }
-        }
-        let ids: Vec<u64> = self.nodes.keys().copied().collect();
-        for other in ids {
-            let now = self.clock(other);
-            let n = self.nodes.get_mut(&other).unwrap();
-            n.tick(now);
-            n.peer_lost(id);
-        }
-        for c in self.clients.iter_mut().filter(|c| c.node == id) {
-            c.connected = false;
-            c.pending.clear();
-        }
-    }
-
-    pub fn partition(&mut self, side: &[u64]) {
-        *self.stats.entry("partition").or_default() += 1;
-        for a in side {
-            for b in self.ids.iter().filter(|b| !side.contains(b)) {
-                self.cut.insert((*a, *b));
-                self.cut.insert((*b, *a));
-            }
-        }
-    }
-
-    /// Cuts the link from `from` to `to` only (the other way still works).
-    pub fn cut_one_way(&mut self, from: u64, to: u64) {
-        *self.stats.entry("one-way cut").or_default() += 1;
-        self.cut.insert((from, to));
-    }
-
-    pub fn heal(&mut self) {
-        self.cut.clear();
-    }
-
-    /// Freezes replica `id` for `ms` (a long GC pause, SIGSTOP).
-    pub fn pause(&mut self, id: u64, ms: i64) {
-        *self.stats.entry("pause").or_default() += 1;
-        if self.nodes.contains_key(&id) {
-            self.paused.insert(id, self.now_ms + ms);
-        }
-    }
-
-    /// Replica `id`'s clock.
-    fn clock(&self, id: u64) -> i64 {
-        (self.now_ms as f64 * self.clock_rate.get(&id).copied().unwrap_or(1.0)) as i64
-    }
-
-    fn is_paused(&self, id: u64) -> bool {
-        self.paused
-            .get(&id)
-            .is_some_and(|until| *until > self.now_ms)
-    }
-
-    pub fn leaders(&self) -> Vec<u64> {
-        self.nodes
-            .iter()
-            .filter(|(_, n)| n.is_leader())
-            .map(|(id, _)| *id)
-            .collect()
-    }
-
-    pub fn live(&self) -> Vec<u64> {
-        self.nodes.keys().copied().collect()
-    }
-
-    /// Can `id` reach a majority of the voters (itself included)?
-    fn in_majority(&self, id: u64) -> bool {
-        let reach = self
-            .ids
-            .iter()
-            .filter(|p| **p == id || (!self.cut.contains(&(id, **p)) && self.nodes.contains_key(p)))
-            .count();
-        reach * 2 > self.ids.len()
-    }
-
     pub fn add_client(&mut self, node: u64) -> usize {
         let conn = self.next_conn;
         self.next_conn += 1;
@@ -416,7 +121,7 @@ impl Sim {
         i
     }
 
-    fn connect(&mut self, i: usize) {
+    pub(super) fn connect(&mut self, i: usize) {
         let now = self.clock(self.clients[i].node);
         let c = &self.clients[i];
         if let Some(n) = self.nodes.get_mut(&c.node) {
@@ -838,256 +543,7 @@ impl Sim {
         self.clients[i].pending.len()
     }
 
-    /// Advances simulated time, delivering messages and running every core.
-    pub fn run(&mut self, ms: i64) {
-        let end = self.now_ms + ms;
-        while self.now_ms < end {
-            self.now_ms += STEP_MS;
-            let now = self.now_ms;
-            let (due, later): (Vec<InFlight>, Vec<InFlight>) = std::mem::take(&mut self.net)
-                .into_iter()
-                .partition(|m| m.at_ms <= now);
-            self.net = later;
-            for m in due {
-                if self.cut.contains(&(m.from, m.to)) || !self.nodes.contains_key(&m.to) {
-                    self.lost(m.from, m.to, &m.msg);
-                    continue;
-                }
-                if self.is_paused(m.to) {
-                    // Waits in the socket until the replica runs again.
-                    self.net.push(InFlight {
-                        at_ms: now + STEP_MS,
-                        ..m
-                    });
-                    continue;
-                }
-                let to_now = self.clock(m.to);
-                let n = self.nodes.get_mut(&m.to).expect("checked");
-                match m.msg {
-                    Msg::Raft(r) => n.step(r),
-                    Msg::Liveness(s) => n.liveness(&s, to_now),
-                    Msg::Snapshot(r, file) => {
-                        // The receiver makes the file durable, then installs.
-                        let state = load(&file.3);
-                        self.disks.entry(m.to).or_default().snapshot = Some(*file);
-                        self.snapshots_installed += 1;
-                        n.install_snapshot(r, state);
-                        if let Some(leader) = self.nodes.get_mut(&m.from) {
-                            leader.snapshot_sent(m.to, true);
-                        }
-                    }
-                }
-            }
-            let ids: Vec<u64> = self.nodes.keys().copied().collect();
-            for id in ids {
-                if self.is_paused(id) {
-                    continue;
-                }
-                self.complete_fsyncs(id);
-                let clock = self.clock(id);
-                self.nodes.get_mut(&id).unwrap().tick(clock);
-                self.drain(id);
-                self.record_digest(id);
-            }
-        }
-    }
-
-    /// Changes replica `id`'s data at `path` behind the log's back, as a
-    /// replica whose apply has a bug would.
-    pub fn plant_divergence(&mut self, id: u64, path: &str) {
-        let n = self.nodes.get_mut(&id).expect("a live replica");
-        n.state_mut().tree.plant_divergence(path, b"planted");
-    }
-
-    /// Digest entries replica `id` compared and found equal.
-    pub fn digest_checks(&self, id: u64) -> u64 {
-        self.nodes.get(&id).map_or(0, Node::digest_checks)
-    }
-
-    fn record_digest(&mut self, id: u64) {
-        let Some(n) = self.nodes.get(&id) else {
-            return;
-        };
-        let (zxid, digest) = (n.last_zxid(), n.state().tree.digest());
-        let (d, by) = *self.digests.entry(zxid).or_insert((digest, id));
-        if d != digest {
-            self.violations.push(format!(
-                "at zxid {zxid:#x} replica {id} has tree digest {digest:#x}, replica {by} had {d:#x}"
-            ));
-        }
-    }
-
-    /// Writes whose fsync finished become durable, in order, and the
-    /// replica hears of it.
-    fn complete_fsyncs(&mut self, id: u64) {
-        let now = self.now_ms;
-        let Some(q) = self.unsynced.get_mut(&id) else {
-            return;
-        };
-        let n = q.iter().take_while(|(at, ..)| *at <= now).count();
-        let done: Vec<_> = q.drain(..n).collect();
-        for (_, number, (restart, entries, hard_state)) in done {
-            self.disks
-                .entry(id)
-                .or_default()
-                .persist(restart, entries, hard_state);
-            self.nodes.get_mut(&id).unwrap().persisted(number);
-        }
-    }
-
-    fn drain(&mut self, id: u64) {
-        loop {
-            let Some(n) = self.nodes.get_mut(&id) else {
-                return;
-            };
-            n.flush();
-            let outs = n.take_outputs();
-            if outs.is_empty() {
-                return;
-            }
-            for o in outs {
-                match o {
-                    Output::Persist {
-                        number,
-                        restart,
-                        entries,
-                        hard_state,
-                    } if self.max_fsync_ms > 0 => {
-                        if self.rng.gen_bool(self.fsync_fail_rate) {
-                            // The server stops at a failed fsync (never
-                            // retries it): a crash, this write lost or torn.
-                            self.unsynced.entry(id).or_default().push((
-                                self.now_ms,
-                                number,
-                                (restart, entries, hard_state),
-                            ));
-                            *self.stats.entry("failed fsync").or_default() += 1;
-                            self.crash(id);
-                            self.fsync_failed.push(id);
-                            return;
-                        }
-                        // Durable later, after those before it; lost if the
-                        // replica crashes first.
-                        let q = self.unsynced.entry(id).or_default();
-                        let after = q.last().map_or(0, |(at, ..)| *at);
-                        let at =
-                            (self.now_ms + self.rng.gen_range(0..=self.max_fsync_ms)).max(after);
-                        q.push((at, number, (restart, entries, hard_state)));
-                    }
-                    Output::Persist {
-                        number,
-                        restart,
-                        entries,
-                        hard_state,
-                    } => {
-                        self.disks
-                            .entry(id)
-                            .or_default()
-                            .persist(restart, entries, hard_state);
-                        self.nodes.get_mut(&id).unwrap().persisted(number);
-                    }
-                    Output::Snapshot {
-                        index,
-                        term,
-                        conf_state,
-                        state,
-                    } => {
-                        self.disks.entry(id).or_default().snapshot =
-                            Some((index, term, conf_state, *state));
-                        self.nodes.get_mut(&id).unwrap().snapshotted(index)
-                    }
-                    Output::Message(m) if m.get_msg_type() == MessageType::MsgSnapshot => {
-                        let meta = m.get_snapshot().get_metadata();
-                        let file = self.disks.get(&id).and_then(|d| d.snapshot.clone());
-                        match file {
-                            Some(f) if f.0 == meta.index && f.1 == meta.term => {
-                                let to = m.to;
-                                self.send(id, to, Msg::Snapshot(*m, Box::new(f)));
-                            }
-                            _ => self.nodes.get_mut(&id).unwrap().snapshot_sent(m.to, false),
-                        }
-                    }
-                    Output::Diverged { index, .. } => {
-                        // The server exits: a crash that the test is not to
-                        // restart.
-                        self.diverged.push((id, index));
-                        self.crash(id);
-                        return;
-                    }
-                    Output::Message(m) => self.send(id, m.to, Msg::Raft(*m)),
-                    Output::Liveness { to, sessions } => self.send(id, to, Msg::Liveness(sessions)),
-                    Output::Send { conn, frame, .. } => self.deliver(id, conn, &frame),
-                    Output::Close { conn, .. } => {
-                        for c in self
-                            .clients
-                            .iter_mut()
-                            .filter(|c| c.node == id && c.conn == conn)
-                        {
-                            c.connected = false;
-                            c.pending.clear();
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Links are FIFO, as the TCP connections between peers are; a message
-    /// may still be lost (a connection that breaks and reconnects).
-    fn send(&mut self, from: u64, to: u64, msg: Msg) {
-        if self.rng.gen_bool(self.drop_rate) {
-            self.lost(from, to, &msg);
-            return;
-        }
-        let last = if self.rng.gen_bool(self.reorder_rate) {
-            0
-        } else {
-            self.net
-                .iter()
-                .filter(|m| m.from == from && m.to == to)
-                .map(|m| m.at_ms)
-                .max()
-                .unwrap_or(0)
-        };
-        let at_ms = (self.now_ms + self.rng.gen_range(1..25)).max(last);
-        if self.rng.gen_bool(self.duplicate_rate) {
-            let copy = match &msg {
-                // A forwarded proposal is delivered at most once (TCP, and
-                // the peer layer never resends): a second copy would be a
-                // second write, which Raft does not deduplicate.
-                Msg::Raft(r) if r.get_msg_type() == MessageType::MsgPropose => None,
-                Msg::Raft(r) => Some(Msg::Raft(r.clone())),
-                Msg::Liveness(s) => Some(Msg::Liveness(s.clone())),
-                Msg::Snapshot(..) => None,
-            };
-            if let Some(copy) = copy {
-                self.net.push(InFlight {
-                    at_ms: at_ms + self.rng.gen_range(0..50),
-                    from,
-                    to,
-                    msg: copy,
-                });
-            }
-        }
-        self.net.push(InFlight {
-            at_ms,
-            from,
-            to,
-            msg,
-        });
-    }
-
-    /// A lost snapshot transfer is reported to its sender, as the
-    /// transport does when the stream breaks.
-    fn lost(&mut self, from: u64, to: u64, msg: &Msg) {
-        if let Msg::Snapshot(..) = msg {
-            if let Some(n) = self.nodes.get_mut(&from) {
-                n.snapshot_sent(to, false);
-            }
-        }
-    }
-
-    fn deliver(&mut self, node: u64, conn: ConnId, frame: &[u8]) {
+    pub(super) fn deliver(&mut self, node: u64, conn: ConnId, frame: &[u8]) {
         let minority = !self.in_majority(node);
         let Some(c) = self
             .clients
@@ -1410,18 +866,6 @@ impl Sim {
             )
             | None => {}
         }
-    }
-
-    /// Every live replica: (applied zxid, tree digest).
-    pub fn states(&self) -> BTreeMap<u64, (i64, u64)> {
-        self.nodes
-            .iter()
-            .map(|(id, n)| (*id, (n.last_zxid(), n.state().tree.digest())))
-            .collect()
-    }
-
-    pub fn has_node(&self, id: u64, path: &str) -> bool {
-        self.nodes[&id].state().tree.get(path).is_some()
     }
 }
 
