@@ -29,6 +29,19 @@ pub(crate) struct Asked {
     pub(crate) arrived: u64,
 }
 
+impl Asked {
+    /// What the reply to this request is, for the driver.
+    pub(crate) fn reply_kind(&self, zxid: i64, err: ErrorCode) -> FrameKind {
+        FrameKind::Reply {
+            xid: self.xid,
+            zxid,
+            err: err.code(),
+            op: self.op,
+            arrived: self.arrived,
+        }
+    }
+}
+
 /// A request waiting in a connection's FIFO queue: this queue is the one
 /// account of a connection's requests in flight.
 #[derive(Debug)]
@@ -377,13 +390,7 @@ impl Node {
                 self.outputs.push(Output::Send {
                     conn,
                     frame: w,
-                    kind: FrameKind::Reply {
-                        xid,
-                        zxid,
-                        err: err.code(),
-                        op: asked.op,
-                        arrived: asked.arrived,
-                    },
+                    kind: asked.reply_kind(zxid, err),
                 });
                 return;
             }
@@ -491,13 +498,7 @@ impl Node {
         self.outputs.push(Output::Send {
             conn,
             frame: w,
-            kind: FrameKind::Reply {
-                xid,
-                zxid,
-                err: err.code(),
-                op: asked.op,
-                arrived: asked.arrived,
-            },
+            kind: asked.reply_kind(zxid, err),
         });
     }
 
