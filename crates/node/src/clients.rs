@@ -354,19 +354,11 @@ impl Node {
                 }
                 _ => Reply::Err(ErrorCode::BadArguments),
             },
-            Request::RemoveWatches(r) => {
+            Request::RemoveWatches(r) | Request::CheckWatches(r) => {
+                let remove = matches!(req, Request::RemoveWatches(_));
                 match self
                     .watches
-                    .remove_or_check(&r.path, conn, r.watcher_type, true)
-                {
-                    ErrorCode::Ok => Reply::Empty,
-                    e => Reply::Err(e),
-                }
-            }
-            Request::CheckWatches(r) => {
-                match self
-                    .watches
-                    .remove_or_check(&r.path, conn, r.watcher_type, false)
+                    .remove_or_check(&r.path, conn, r.watcher_type, remove)
                 {
                     ErrorCode::Ok => Reply::Empty,
                     e => Reply::Err(e),

@@ -443,6 +443,15 @@ impl DataTree {
         }
     }
 
+    /// The kept listing order of `parent`'s children is stale (a child
+    /// came or went): drop it. Nothing to hash when none is kept.
+    fn forget_order(&mut self, parent: u32) {
+        let orders = self.orders.get_mut();
+        if !orders.is_empty() {
+            orders.remove(&parent);
+        }
+    }
+
     /// Puts `rec` (whose parent is live) in the vacant slot `id` at `path`.
     fn link_at(&mut self, id: u32, rec: NodeRec, path: &str) {
         if self.kids.len() <= id as usize {
@@ -451,7 +460,7 @@ impl DataTree {
         if rec.parent != NO_PARENT {
             let hash = name_hash(rec.name());
             let placement = self.placement;
-            self.orders.get_mut().remove(&rec.parent);
+            self.forget_order(rec.parent);
             self.kids[rec.parent as usize]
                 .get_or_insert_with(Default::default)
                 .insert_unique(placement.spread(hash), Kid { id, hash }, |k| {
@@ -476,11 +485,11 @@ impl DataTree {
             kids.as_ref().is_none_or(|k| k.is_empty()),
             "unlink of a node with children"
         );
-        self.orders.get_mut().remove(&id);
+        self.forget_order(id);
         if rec.parent != NO_PARENT {
             let hash = name_hash(rec.name());
             let placement = self.placement;
-            self.orders.get_mut().remove(&rec.parent);
+            self.forget_order(rec.parent);
             if let Some(set) = self.kids[rec.parent as usize].as_mut() {
                 if let Ok(e) = set.find_entry(placement.spread(hash), |k| k.id == id) {
                     e.remove();
