@@ -12,6 +12,10 @@ dpkg -s zookeeper-bin >/dev/null 2>&1 || need+=(zookeeper-bin)
 /usr/bin/python3 -c 'import kazoo' >/dev/null 2>&1 || need+=(python3-kazoo)
 /usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || need+=(python3-prometheus-client)
 command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
+# kazoo's own test suite (tests/apps/kazoo) runs under pytest with these.
+for p in pytest mock objgraph pytest-timeout gevent eventlet; do
+  dpkg -s "python3-$p" >/dev/null 2>&1 || need+=("python3-$p")
+done
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing: ${need[*]}"
   sudo=""
@@ -27,6 +31,14 @@ echo "== cargo test"
 cargo test --release --locked --workspace
 echo "== black-box and differential tests (kazoo, zkCli.sh, ZooKeeper 3.8)"
 FERROKEEPER_BIN="$PWD/target/release/ferrokeeper" /usr/bin/python3 -W ignore::ResourceWarning tests/python/run.py
+echo "== applications: kazoo's own test suite"
+# pure-sasl (PyPI; Debian has no package) lets kazoo's SASL tests run
+# rather than skip; it is kept in a cache folder outside the repository.
+pylib="${XDG_CACHE_HOME:-$HOME/.cache}/ferrokeeper/pylib"
+if ! PYTHONPATH="$pylib" /usr/bin/python3 -c 'import puresasl' >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check --target "$pylib" pure-sasl==0.6.2
+fi
+PYTHONPATH="$pylib" FERROKEEPER_BIN="$PWD/target/release/ferrokeeper" /usr/bin/python3 tests/apps/kazoo/run.py
 # Coverage-guided fuzzing (cargo fuzz, libFuzzer) needs a nightly toolchain;
 # the same target bodies already ran above on random inputs (crate
 # fuzz-targets). FUZZ_SECONDS per target (default 15; 0 skips).
