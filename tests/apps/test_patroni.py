@@ -21,16 +21,13 @@ import pwd
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import unittest
 import urllib.request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "python"))
-import harness  # noqa: E402
+from common import AppTest, harness
 
 import psycopg2  # noqa: E402  (python3-psycopg2, a dependency of Debian's patroni)
 
@@ -168,13 +165,6 @@ class Member:
         with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.rest_port, path), timeout=2) as r:
             return json.loads(r.read())
 
-    def log_tail(self, n=40):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace").splitlines()[-n:]
-        except OSError:
-            return []
-
 
 class Sampler(threading.Thread):
     """Asks every member pg_is_in_recovery() in rounds; remembers every
@@ -202,15 +192,13 @@ class Sampler(threading.Thread):
         self.join(10)
 
 
-class PatroniTest(unittest.TestCase):
+class PatroniTest(AppTest):
     def setUp(self):
         if shutil.which("patroni") is None or pg_bin() is None:
             self.skipTest("Debian's patroni and postgresql are not installed (scripts/test.sh installs them)")
         self.work = tempfile.mkdtemp(prefix="fk-patroni-")
         os.chmod(self.work, 0o755)
-        self.ens = harness.Ensemble(3, extra={"maxClientCnxns": "0"}).start()
-        self.ens.leader()
-        zk_hosts = ["127.0.0.1:%d" % s.port for s in self.ens.servers]
+        zk_hosts = self.start_ensemble()
         self.members = [Member("pg%d" % i, self.work, zk_hosts) for i in (1, 2, 3)]
         if os.getuid() == 0:
             pw = pwd.getpwnam("postgres")
@@ -224,24 +212,10 @@ class PatroniTest(unittest.TestCase):
             self.sampler.finish()
         for m in self.members:
             m.stop()
-        self.ens.close()
         shutil.rmtree(self.work, True)
 
-    def logs(self):
-        out = []
-        for m in self.members:
-            out.append("---- patroni %s (%s)" % (m.name, m.log_path))
-            out.extend(m.log_tail())
-        for i, s in enumerate(self.ens.servers, 1):
-            out.append("---- ferrokeeper server %d (%s)" % (i, s.log_path))
-            out.extend(s.log().splitlines()[-30:])
-        return "\n".join(out)
-
-    def wait(self, cond, timeout, what):
-        try:
-            harness.wait_until(cond, timeout=timeout, what=what)
-        except TimeoutError as e:
-            self.fail("%s\n%s" % (e, self.logs()))
+    def app_logs(self):
+        return [("patroni " + m.name, m.log_path) for m in self.members]
 
     def cluster(self):
         for m in self.members:
@@ -296,6 +270,9 @@ class PatroniTest(unittest.TestCase):
         return out
 
     def test_failover_switchover_and_ferrokeeper_faults(self):
+        self.run_scenario(self.scenario)
+
+    def scenario(self):
         for m in self.members:
             m.start()
         # 1. A primary is elected and both replicas stream from it.
@@ -331,7 +308,7 @@ class PatroniTest(unittest.TestCase):
         took = time.monotonic() - killed_at
         new = self.primary()
         self.assertIn("b-acknowledged-before-kill", self.rows(new),
-                      "an acknowledged synchronous write was lost in the failover\n" + self.logs())
+                      "an acknowledged synchronous write was lost in the failover")
         print("\npatroni: promoted %s %.1f s after SIGKILL of %s (ttl %d s)" % (new.name, took, old.name, TTL))
         old.start()
         self.wait(self.healthy, 120, old.name + " back as a replica")
@@ -344,7 +321,7 @@ class PatroniTest(unittest.TestCase):
         self.write_row(primary, "c-during-ferrokeeper-failover")
         self.ens.leader()
         time.sleep(TTL + 2 * LOOP_WAIT)
-        self.assertIs(self.primary(), primary, "the primary changed when only ferrokeeper's leader died\n" + self.logs())
+        self.assertIs(self.primary(), primary, "the primary changed when only ferrokeeper's leader died")
         self.ens.server(zk_leader).start()
         self.wait(self.healthy, 60, "a healthy cluster after the ferrokeeper leader came back")
         self.write_row(self.primary(), "d-after-ferrokeeper-failover")
@@ -353,11 +330,15 @@ class PatroniTest(unittest.TestCase):
         # demote the primary (it cannot hold its lock without its DCS).
         for s in self.ens.servers:
             s.kill()
+        gone_at = time.monotonic()
         self.wait(lambda: all(m.in_recovery() is not False for m in self.members), TTL + 4 * LOOP_WAIT + 20,
                   "the primary demoted without its DCS")
+        print("patroni: without its DCS, no primary %.1f s after the whole ensemble was killed; "
+              "pg_is_in_recovery: %s" % (time.monotonic() - gone_at,
+                                         {m.name: m.in_recovery() for m in self.members}))
         time.sleep(2 * LOOP_WAIT)
         self.assertTrue(all(m.in_recovery() is not False for m in self.members),
-                        "a primary came back while the DCS was down\n" + self.logs())
+                        "a primary came back while the DCS was down")
         # ...and when ferrokeeper comes back, a single primary again.
         self.ens.start()
         self.wait(self.healthy, 120, "one primary again after ferrokeeper came back")
@@ -367,7 +348,7 @@ class PatroniTest(unittest.TestCase):
 
         self.sampler.finish()
         self.assertGreater(self.sampler.rounds, 50)
-        self.assertEqual(self.sampler.split, [], "two primaries at once\n" + self.logs())
+        self.assertEqual(self.sampler.split, [], "two primaries at once")
         print("patroni: %d sampling rounds, never two primaries" % self.sampler.rounds)
 
 

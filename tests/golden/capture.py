@@ -79,6 +79,16 @@ class Proxy:
         return out
 
 
+def recv_exact(s, n):
+    out = b""
+    while len(out) < n:
+        d = s.recv(n - len(out))
+        if not d:
+            raise EOFError("connection closed")
+        out += d
+    return out
+
+
 def stat_dict(s):
     return {k: getattr(s, k) for k in ("czxid", "mzxid", "ctime", "mtime", "version", "cversion",
                                        "aversion", "ephemeralOwner", "dataLength", "numChildren", "pzxid")}
@@ -99,11 +109,23 @@ def main():
                     "frames": [[d, f.hex()] for d, f in frames]})
 
     try:
+        # A client older than ZooKeeper 3.4's readOnly flag (ClickHouse's
+        # own client until 2020) sends none, and ZooKeeper answers it
+        # without one: 36 bytes, which such a client checks.
+        with socket.create_connection(("127.0.0.1", proxy.port)) as s:
+            body = struct.pack(">iqiqi", 0, 0, 20000, 0, 16) + b"\0" * 16
+            s.sendall(struct.pack(">i", len(body)) + body)
+            (n,) = struct.unpack(">i", recv_exact(s, 4))
+            rep = recv_exact(s, n)
+        _, negotiated, sid, plen = struct.unpack_from(">iiqi", rep)
+        record("connect_old_client", {"timeout_ms": 20000, "session_id": sid,
+                                      "passwd": rep[20:20 + plen].hex(),
+                                      "negotiated_timeout_ms": negotiated, "read_only": None})
         c = KazooClient(hosts="127.0.0.1:%d" % proxy.port, timeout=30)
         c.start()
         sid, passwd = c.client_id
         record("connect", {"timeout_ms": 30000, "session_id": sid, "passwd": passwd.hex(),
-                           "negotiated_timeout_ms": c._session_timeout})
+                           "negotiated_timeout_ms": c._session_timeout, "read_only": False})
         record("create", {"path": "/g", "data": b"hello".hex(), "acl": acl_list(OPEN_ACL_UNSAFE),
                           "flags": 0, "reply_path": c.create("/g", b"hello")})
         p, st = c.create("/g/s-", b"", sequence=True, ephemeral=True, include_data=True)

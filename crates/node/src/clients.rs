@@ -61,6 +61,9 @@ pub(crate) struct Conn {
     /// ip plus identities added by `addauth`; ACL checks use them.
     pub(crate) auth: Vec<Id>,
     pub(crate) queue: VecDeque<Pending>,
+    /// The ConnectRequest carried the readOnly flag (clients since 3.4);
+    /// only then does the ConnectResponse carry one back, as ZooKeeper's.
+    pub(crate) sent_read_only: bool,
 }
 
 impl Node {
@@ -100,6 +103,7 @@ impl Node {
                 timeout_ms,
                 auth,
                 queue: VecDeque::new(),
+                sent_read_only: req.read_only.is_some(),
             },
         );
         if req.session_id == 0 {
@@ -124,6 +128,7 @@ impl Node {
             // As ZooKeeper: a zero session in the response tells the client it expired.
             let resp = ConnectResponse {
                 passwd: Some(vec![0; 16]),
+                read_only: req.read_only.map(|_| false),
                 ..Default::default()
             };
             self.send_connect_response(conn, &resp);
@@ -163,8 +168,10 @@ impl Node {
                 });
             }
         }
+        let mut sent_read_only = true;
         if let Some(c) = self.conns.get_mut(&conn) {
             c.session_id = session_id;
+            sent_read_only = c.sent_read_only;
         }
         let session_timeout = self
             .sm
@@ -182,7 +189,7 @@ impl Node {
             timeout_ms,
             session_id,
             passwd: Some(passwd),
-            read_only: false,
+            read_only: sent_read_only.then_some(false),
         };
         self.send_connect_response(conn, &resp);
     }

@@ -25,19 +25,21 @@ fn frames(node: &mut Node, conn: ConnId) -> Vec<Frame> {
     drain(node)
         .into_iter()
         .filter_map(|o| match o {
-            Output::Send { conn: c, frame, .. } if c == conn => Some(frame),
-            Output::Close { conn: c, .. } if c == conn => Some(vec![]),
+            Output::Send {
+                conn: c,
+                frame,
+                kind,
+            } if c == conn => Some(Some((kind, frame))),
+            Output::Close { conn: c, .. } if c == conn => Some(None),
             _ => None,
         })
         .map(|f| {
-            if f.is_empty() {
+            let Some((kind, f)) = f else {
                 return Frame::Close;
-            }
+            };
             let body = &f[4..];
-            if let Ok(cr) = ConnectResponse::from_bytes(body) {
-                if body.len() == 37 {
-                    return Frame::Connect(cr);
-                }
+            if matches!(kind, FrameKind::Connect) {
+                return Frame::Connect(ConnectResponse::from_bytes(body).unwrap());
             }
             let mut r = Reader::new(body);
             let h = ReplyHeader::read(&mut r).unwrap();
@@ -185,6 +187,56 @@ fn reconnect_needs_the_right_password() {
     let passwd = n.state().sessions[&sid].passwd.clone();
     n.connect(3, req(passwd), "127.0.0.1".into(), 5);
     assert!(matches!(&frames(&mut n, 3)[..], [Frame::Connect(c)] if c.session_id == sid));
+}
+
+/// ClickHouse's ZooKeeper client (before 2020) sends no readOnly flag and
+/// refuses any connect response but ZooKeeper's 36 bytes; a client that
+/// sends the flag gets it back (37). Found by tests/apps/test_clickhouse.py.
+#[test]
+fn the_read_only_flag_is_answered_only_to_a_client_that_sent_one() {
+    let mut n = Node::new(cfg(), 0, Restored::default()).unwrap();
+    let mut sizes = Vec::new();
+    for (conn, read_only) in [(1, None), (2, Some(false))] {
+        n.connect(
+            conn,
+            ConnectRequest {
+                timeout_ms: 10_000,
+                read_only,
+                ..Default::default()
+            },
+            "127.0.0.1".into(),
+            0,
+        );
+        n.flush();
+        let out = drain(&mut n);
+        let frame = out
+            .iter()
+            .find_map(|o| match o {
+                Output::Send { conn: c, frame, .. } if *c == conn => Some(frame.clone()),
+                _ => None,
+            })
+            .expect("a connect response");
+        let r = ConnectResponse::from_bytes(&frame[4..]).unwrap();
+        assert_eq!(r.read_only, read_only);
+        sizes.push(frame.len() - 4);
+    }
+    assert_eq!(sizes, [36, 37]);
+    // A reconnect with a wrong password is answered the same way.
+    n.connect(
+        3,
+        ConnectRequest {
+            session_id: 99,
+            passwd: Some(vec![1; 16]),
+            ..Default::default()
+        },
+        "127.0.0.1".into(),
+        1,
+    );
+    n.flush();
+    match &frames(&mut n, 3)[..] {
+        [Frame::Connect(c), Frame::Close] => assert_eq!((c.session_id, c.read_only), (0, None)),
+        f => panic!("{f:?}"),
+    }
 }
 
 #[test]

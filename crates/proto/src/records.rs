@@ -194,14 +194,46 @@ impl Jute for ConnectRequest {
     }
 }
 
-record! {
-    /// `ConnectResponse` plus the `readOnly` flag ZooKeeper always appends.
-    pub struct ConnectResponse {
-        pub protocol_version: i32,
-        pub timeout_ms: i32,
-        pub session_id: i64,
-        pub passwd: Option<Vec<u8>>,
-        pub read_only: bool,
+/// `ConnectResponse` plus the `readOnly` flag. ZooKeeper appends that flag
+/// only for a client whose ConnectRequest carried one: an older client
+/// (ClickHouse's own before 2020, for one) checks that the response is
+/// exactly 36 bytes and gives up on 37. `None` leaves it out.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConnectResponse {
+    pub protocol_version: i32,
+    pub timeout_ms: i32,
+    pub session_id: i64,
+    pub passwd: Option<Vec<u8>>,
+    pub read_only: Option<bool>,
+}
+
+impl Jute for ConnectResponse {
+    fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let protocol_version = r.i32()?;
+        let timeout_ms = r.i32()?;
+        let session_id = r.i64()?;
+        let passwd = Jute::read(r)?;
+        let read_only = if r.remaining() > 0 {
+            Some(r.bool()?)
+        } else {
+            None
+        };
+        Ok(ConnectResponse {
+            protocol_version,
+            timeout_ms,
+            session_id,
+            passwd,
+            read_only,
+        })
+    }
+    fn write(&self, w: &mut Vec<u8>) {
+        self.protocol_version.write(w);
+        self.timeout_ms.write(w);
+        self.session_id.write(w);
+        self.passwd.write(w);
+        if let Some(ro) = self.read_only {
+            ro.write(w);
+        }
     }
 }
 
@@ -251,7 +283,7 @@ mod tests {
         #[test]
         fn connect_round_trips(v in any::<i32>(), z in any::<i64>(), t in any::<i32>(), s in any::<i64>(), p in data(), ro in proptest::option::of(any::<bool>())) {
             round_trip(ConnectRequest { protocol_version: v, last_zxid_seen: z, timeout_ms: t, session_id: s, passwd: p.clone(), read_only: ro });
-            round_trip(ConnectResponse { protocol_version: v, timeout_ms: t, session_id: s, passwd: p, read_only: ro.unwrap_or(false) });
+            round_trip(ConnectResponse { protocol_version: v, timeout_ms: t, session_id: s, passwd: p, read_only: ro });
         }
         #[test]
         fn responses_round_trip(s in stat(), d in data(), names in proptest::collection::vec(".*", 0..5), acl in proptest::collection::vec(acl(), 0..4)) {
