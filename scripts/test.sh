@@ -16,6 +16,10 @@ command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
 for p in pytest mock objgraph pytest-timeout gevent eventlet; do
   dpkg -s "python3-$p" >/dev/null 2>&1 || need+=("python3-$p")
 done
+# The applications of tests/apps: Patroni managing PostgreSQL, ClickHouse.
+for p in patroni postgresql clickhouse-server clickhouse-client; do
+  dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing: ${need[*]}"
   sudo=""
@@ -31,6 +35,8 @@ echo "== cargo test"
 cargo test --release --locked --workspace
 echo "== black-box and differential tests (kazoo, zkCli.sh, ZooKeeper 3.8)"
 FERROKEEPER_BIN="$PWD/target/release/ferrokeeper" /usr/bin/python3 -W ignore::ResourceWarning tests/python/run.py
+echo "== applications: Patroni + PostgreSQL, ClickHouse (tests/apps)"
+FK_APPS_REQUIRED=1 FERROKEEPER_BIN="$PWD/target/release/ferrokeeper" /usr/bin/python3 -W ignore::ResourceWarning tests/apps/run.py
 echo "== applications: kazoo's own test suite"
 # pure-sasl (PyPI; Debian has no package) lets kazoo's SASL tests run
 # rather than skip; it is kept in a cache folder outside the repository.
