@@ -18,6 +18,7 @@ pub use proto::path;
 pub mod read;
 pub mod reply;
 pub mod snapshot;
+pub mod takeover;
 pub mod watches;
 
 pub use acl::{digest, AuthId};

@@ -24,7 +24,8 @@
 //! Rooms: `body` (the record and its packed body: every `unsafe`),
 //! `arena` (slots and vacant slots), `children` (children tables),
 //! `acl_table` (interned ACL lists), `restore` (a tree from a snapshot's
-//! nodes), `digest`; this file keeps the tree, its lookups, and the
+//! nodes), `replay` (ZooKeeper's rules for a transaction it logged, for a
+//! takeover), `digest`; this file keeps the tree, its lookups, and the
 //! operations with their undo log.
 //!
 //! Ids are local to a process: they are never replicated or shown, and a
@@ -49,6 +50,7 @@ mod arena;
 mod body;
 mod children;
 mod digest;
+mod replay;
 mod restore;
 
 pub(crate) use arena::*;
@@ -56,6 +58,7 @@ pub(crate) use body::*;
 pub use children::Children;
 pub(crate) use children::*;
 pub(crate) use digest::{acl_hash, data_hash, meta_hash, path_hash};
+pub(crate) use replay::Skipped;
 
 /// `EphemeralType.CONTAINER_EPHEMERAL_OWNER`.
 pub const CONTAINER_OWNER: i64 = i64::MIN;
