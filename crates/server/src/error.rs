@@ -35,6 +35,8 @@ pub enum ServerError {
     Snapshot(#[from] storage::SnapError),
     #[error("{0}")]
     Lock(#[from] storage::LockError),
+    #[error("taking over ZooKeeper's data: {0}; nothing was changed, ZooKeeper's files are as they were")]
+    Takeover(String),
     #[error("cannot start the storage thread: {0}")]
     Thread(std::io::Error),
 }

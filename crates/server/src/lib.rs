@@ -34,6 +34,7 @@ mod peer;
 mod peer_frame;
 mod snap_transfer;
 mod storage_thread;
+mod takeover;
 pub mod tools;
 
 use std::net::SocketAddr;
@@ -110,7 +111,7 @@ impl Server {
         }
         let started = std::time::Instant::now();
         let snapshot = match storage::snap::list(&cfg.data_dir)?.last() {
-            None => None,
+            None => takeover::from_zookeeper(&cfg, &membership.voters)?,
             Some((_, path)) => {
                 let (meta, body) = storage::snap::read(path)?;
                 let state = tree::StateMachine::decode_snapshot(
@@ -147,7 +148,15 @@ impl Server {
         // The replica keeps no entry at or below its snapshot (which holds
         // only committed entries): the log below it is checked, not loaded.
         let keep_from = snapshot.as_ref().map_or(0, |s| s.index + 1);
-        let (wal, recovered) = storage::Wal::open_from(cfg.log_dir(), opts, keep_from)?;
+        let (mut wal, recovered) = storage::Wal::open_from(cfg.log_dir(), opts, keep_from)?;
+        if let Some(s) = &snapshot {
+            if wal.next_index() <= s.index {
+                // A log that does not reach the snapshot (one just taken
+                // over from ZooKeeper): it continues after the snapshot.
+                wal.stage_restart(s.index, s.term);
+                wal.commit()?;
+            }
+        }
         if let Some(t) = &recovered.torn_tail {
             tracing::warn!(
                 "{}: torn record at offset {} ({}): the last write before a crash, never acknowledged; truncated",

@@ -782,6 +782,11 @@ impl Wal {
         Ok(())
     }
 
+    /// The index the next appended entry must have.
+    pub fn next_index(&self) -> u64 {
+        self.next_index
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
