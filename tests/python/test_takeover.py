@@ -75,6 +75,8 @@ class TakeoverTest(unittest.TestCase):
         harness.create_raw(c, 19, "/app/container", b"", 4)
         c.create("/app/container/child", b"c")
         harness.create_raw(c, 21, "/app/ttl", b"t", 5, ttl=3_600_000)
+        c.create("/expiring")
+        harness.create_raw(c, 21, "/expiring/ttl", b"", 5, ttl=1000)
         c.create("/app/digest", b"d", acl=[make_digest_acl("user", "pw", all=True)])
         c.create("/app/ip", b"i", acl=[make_acl("ip", "127.0.0.1", all=True)])
         c.create("/app/big", os.urandom(1024 * 1024 - 4096))
@@ -118,7 +120,7 @@ class TakeoverTest(unittest.TestCase):
         self.assertTrue(any("/log." in p for p in before) and any("/snapshot." in p for p in before), before)
 
         # ferrokeeper on the same zoo.cfg, dataDir, dataLogDir and port.
-        fk = harness.Server("ferrokeeper")
+        fk = harness.Server("ferrokeeper", env={"SERVER_JVMFLAGS": "-Dznode.container.checkIntervalMs=300"})
         self.addCleanup(fk.close)
         fk.cfg, fk.port = zk.cfg, zk.port
         fk.start()
@@ -132,6 +134,12 @@ class TakeoverTest(unittest.TestCase):
         c = KazooClient(hosts=hosts, timeout=30, auth_data=[("digest", "user:pw")])
         c.start()
         got = walk(c)
+        # Expired (1 s TTL) by the time ferrokeeper runs its first check,
+        # which may have reaped it (and changed its parent's Stat) by now.
+        self.assertIn("/expiring/ttl", want)
+        for p in ("/expiring", "/expiring/ttl"):
+            want.pop(p)
+            got.pop(p, None)
         self.assertEqual(sorted(got), sorted(want), "the same znodes")
         for path in want:
             self.assertEqual(got[path], want[path], path)
@@ -147,6 +155,14 @@ class TakeoverTest(unittest.TestCase):
         self.assertGreater(c.exists(p).czxid, zk_zxid)
         keep.set("/app/eph", b"still mine")
         self.assertGreater(keep.exists("/app/eph").mzxid, zk_zxid)
+
+        # Containers and TTL nodes keep being reaped: the expired TTL node
+        # at once (if that check had not run yet), the container when its
+        # last child goes.
+        harness.wait_until(lambda: c.exists("/expiring/ttl") is None, timeout=10, what="the expired TTL node reaped")
+        c.delete("/app/container/child")
+        harness.wait_until(lambda: c.exists("/app/container") is None, timeout=10, what="the empty container reaped")
+        self.assertIsNotNone(c.exists("/app/ttl"))
 
         # ZooKeeper's files are as ZooKeeper left them.
         self.assertEqual(files_digest(*zk_dirs), before)
@@ -165,6 +181,43 @@ class TakeoverTest(unittest.TestCase):
         c.close()
         keep.stop()
         keep.close()
+
+    def test_zxids_of_a_later_epoch_go_on(self):
+        """A ZooKeeper that ran in quorum mode (here one voter with
+        standaloneEnabled=false) has zxids of epoch 1 and above
+        (0x1_0000_0001, ...): ferrokeeper's zxids continue above them,
+        also across its own restart."""
+        q, e = harness.free_port(), harness.free_port()
+        zk = harness.Server("zookeeper", extra={"standaloneEnabled": "false", "initLimit": "10", "syncLimit": "5",
+                                                "server.1": "localhost:%d:%d" % (q, e)})
+        self.addCleanup(zk.close)
+        os.makedirs(os.path.join(zk.dir, "data"), exist_ok=True)
+        with open(os.path.join(zk.dir, "data", "myid"), "w") as f:
+            f.write("1")
+        zk.start(probe="srvr")
+        c = KazooClient(hosts=zk.hosts)
+        c.start()
+        for i in range(50):
+            c.create("/n%d" % i, b"x")
+        zk_last = old = c.exists("/n49").czxid
+        self.assertGreaterEqual(old >> 32, 1, "a quorum-mode zxid")
+        c.stop()
+        c.close()
+        zk.stop()
+        fk = harness.Server("ferrokeeper")
+        self.addCleanup(fk.close)
+        fk.cfg, fk.port = zk.cfg, zk.port
+        for _ in range(2):
+            fk.start()
+            c = KazooClient(hosts=zk.hosts)
+            c.start()
+            self.assertEqual(c.exists("/n49").czxid, zk_last)
+            new = c.create("/m", b"y", sequence=True)
+            self.assertGreater(c.exists(new).czxid, old)
+            old = c.exists(new).czxid
+            c.stop()
+            c.close()
+            fk.stop()
 
     def test_a_corrupt_zookeeper_log_stops_the_server_naming_file_and_offset(self):
         s = harness.Server("ferrokeeper")
