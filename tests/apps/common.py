@@ -17,6 +17,18 @@ import harness  # noqa: E402,F401  (re-exported: free ports, wait_until)
 AGAINST = os.environ.get("FK_APPS_AGAINST", "ferrokeeper")
 
 
+def give_to(user, top):
+    """Makes `user` (who runs the application) own everything under `top`
+    when the test runs as root; does nothing otherwise."""
+    if os.getuid() != 0:
+        return
+    import pwd
+    pw = pwd.getpwnam(user)
+    for root, dirs, files in os.walk(top):
+        for p in [root] + [os.path.join(root, f) for f in files]:
+            os.chown(p, pw.pw_uid, pw.pw_gid)
+
+
 def tail(path, n):
     try:
         with open(path, "rb") as f:

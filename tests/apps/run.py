@@ -9,18 +9,9 @@ missing application as a failure, so a missing install cannot pass CI.
 """
 import os
 import sys
-import time
-import unittest
 
 here = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, here)
-suite = unittest.defaultTestLoader.discover(here, pattern="test_*.py", top_level_dir=here)
-started = time.monotonic()
-result = unittest.TextTestRunner(verbosity=2).run(suite)
-failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-skipped = len(result.skipped)
-passed = result.testsRun - failed - skipped
-print("(%.0f s)" % (time.monotonic() - started))
-print("apps: %d passed, %d failed, %d skipped" % (passed, failed, skipped))
-required = os.environ.get("FK_APPS_REQUIRED") == "1"
-sys.exit(0 if failed == 0 and passed > 0 and not (required and skipped) else 1)
+sys.path.insert(0, os.path.join(os.path.dirname(here), "python"))
+from run import run_suite  # noqa: E402  (tests/python/run.py)
+
+sys.exit(run_suite(here, "apps", fail_on_skip=os.environ.get("FK_APPS_REQUIRED") == "1"))

@@ -14,7 +14,6 @@ On failure the test prints the last lines of both ClickHouse logs and
 every ferrokeeper server's log.
 """
 import os
-import pwd
 import shutil
 import signal
 import subprocess
@@ -25,7 +24,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from common import AGAINST, AppTest, harness
+from common import AGAINST, AppTest, give_to, harness
 
 from kazoo.client import KazooClient
 
@@ -143,11 +142,7 @@ class ClickHouseTest(AppTest):
         zk_hosts = self.start_ensemble()
         self.zk_hosts = ",".join(zk_hosts)
         self.chs = [ClickHouse("ch%d" % i, self.work, zk_hosts) for i in (1, 2)]
-        if os.getuid() == 0:
-            pw = pwd.getpwnam("clickhouse")
-            for root, dirs, files in os.walk(self.work):
-                for p in [root] + [os.path.join(root, f) for f in files]:
-                    os.chown(p, pw.pw_uid, pw.pw_gid)
+        give_to("clickhouse", self.work)
         self.zk = None
 
     def tearDown(self):

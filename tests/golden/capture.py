@@ -89,11 +89,6 @@ def recv_exact(s, n):
     return out
 
 
-def stat_dict(s):
-    return {k: getattr(s, k) for k in ("czxid", "mzxid", "ctime", "mtime", "version", "cversion",
-                                       "aversion", "ephemeralOwner", "dataLength", "numChildren", "pzxid")}
-
-
 def acl_list(acls):
     return [{"perms": a.perms, "scheme": a.id.scheme, "id": a.id.id} for a in acls]
 
@@ -130,22 +125,22 @@ def main():
                           "flags": 0, "reply_path": c.create("/g", b"hello")})
         p, st = c.create("/g/s-", b"", sequence=True, ephemeral=True, include_data=True)
         record("create2", {"path": "/g/s-", "data": "", "acl": acl_list(OPEN_ACL_UNSAFE),
-                           "flags": 3, "reply_path": p, "stat": stat_dict(st)})
-        record("exists", {"path": "/g", "watch": False, "stat": stat_dict(c.exists("/g"))})
+                           "flags": 3, "reply_path": p, "stat": harness.stat_dict(st)})
+        record("exists", {"path": "/g", "watch": False, "stat": harness.stat_dict(c.exists("/g"))})
         record("exists_missing", {"path": "/nope", "watch": True, "err": -101,
                                   "stat": c.exists("/nope", watch=lambda e: None)})
         d, st = c.get("/g")
-        record("getData", {"path": "/g", "watch": False, "data": d.hex(), "stat": stat_dict(st)})
+        record("getData", {"path": "/g", "watch": False, "data": d.hex(), "stat": harness.stat_dict(st)})
         st = c.set("/g", b"world", version=0)
-        record("setData", {"path": "/g", "data": b"world".hex(), "version": 0, "stat": stat_dict(st)})
+        record("setData", {"path": "/g", "data": b"world".hex(), "version": 0, "stat": harness.stat_dict(st)})
         record("getChildren", {"path": "/g", "watch": False, "children": c.get_children("/g")})
         ch, st = c.get_children("/g", include_data=True)
-        record("getChildren2", {"path": "/g", "watch": False, "children": ch, "stat": stat_dict(st)})
+        record("getChildren2", {"path": "/g", "watch": False, "children": ch, "stat": harness.stat_dict(st)})
         acl, st = c.get_acls("/g")
-        record("getACL", {"path": "/g", "acl": acl_list(acl), "stat": stat_dict(st)})
+        record("getACL", {"path": "/g", "acl": acl_list(acl), "stat": harness.stat_dict(st)})
         new_acl = [make_digest_acl("u", "p", all=True)]
         st = c.set_acls("/g", new_acl, version=0)
-        record("setACL", {"path": "/g", "acl": acl_list(new_acl), "version": 0, "stat": stat_dict(st)})
+        record("setACL", {"path": "/g", "acl": acl_list(new_acl), "version": 0, "stat": harness.stat_dict(st)})
         c.add_auth("digest", "u:p")
         record("auth", {"scheme": "digest", "auth": b"u:p".hex()})
         record("sync", {"path": "/g", "reply_path": c.sync("/g")})
@@ -155,7 +150,7 @@ def main():
         t.check("/g", 2)
         t.delete("/g/m")
         res = t.commit()
-        record("multi", {"results": [r if isinstance(r, str) else (stat_dict(r) if hasattr(r, "czxid") else r)
+        record("multi", {"results": [r if isinstance(r, str) else (harness.stat_dict(r) if hasattr(r, "czxid") else r)
                                      for r in res]})
         t = c.transaction()
         t.create("/g/n", b"")
@@ -166,10 +161,10 @@ def main():
         # bodies and reply parsers of the test harness (Python, not ours).
         p2, st = harness.create_raw(c, 19, "/c", b"", 4)
         record("createContainer", {"path": "/c", "data": "", "acl": acl_list(OPEN_ACL_UNSAFE),
-                                   "flags": 4, "reply_path": p2, "stat": stat_dict(st)})
+                                   "flags": 4, "reply_path": p2, "stat": harness.stat_dict(st)})
         p2, st = harness.create_raw(c, 21, "/t", b"t", 5, ttl=60000)
         record("createTTL", {"path": "/t", "data": b"t".hex(), "acl": acl_list(OPEN_ACL_UNSAFE),
-                             "flags": 5, "ttl": 60000, "reply_path": p2, "stat": stat_dict(st)})
+                             "flags": 5, "ttl": 60000, "reply_path": p2, "stat": harness.stat_dict(st)})
         record("getAllChildrenNumber", {"path": "/g", "count": harness.get_all_children_number(c, "/g")})
         record("getEphemerals", {"path": "/g", "paths": harness.get_ephemerals(c, "/g")})
         record("whoAmI", {"client_info": [list(x) for x in harness.who_am_i(c)]})
@@ -177,11 +172,11 @@ def main():
         harness.call(c, harness.Raw(18, harness.jute_str("/g") + struct.pack(">i", 3), lambda b, o: None))
         record("removeWatches", {"path": "/g", "watcher_type": 3})
         got = harness.multi_read(c, [("data", "/g"), ("children", "/g")])
-        record("multiRead", {"data": got[0][0].hex(), "stat": stat_dict(got[0][1]), "children": got[1]})
+        record("multiRead", {"data": got[0][0].hex(), "stat": harness.stat_dict(got[0][1]), "children": got[1]})
         c.get("/g", watch=lambda e: None)
         proxy.take()
         st = c.set("/g", b"y")
-        record("watch_event", {"type": 3, "state": 3, "path": "/g", "stat": stat_dict(st)})
+        record("watch_event", {"type": 3, "state": 3, "path": "/g", "stat": harness.stat_dict(st)})
         c.delete("/g/" + p.split("/")[-1])
         record("delete", {"path": p, "version": -1})
         c.stop()

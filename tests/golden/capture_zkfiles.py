@@ -25,29 +25,15 @@ sys.path.insert(0, os.path.join(HERE, "..", "python"))
 
 import harness  # noqa: E402
 from kazoo.client import KazooClient  # noqa: E402
-from kazoo.exceptions import NoNodeError  # noqa: E402
 from kazoo.security import make_digest_acl, make_acl, OPEN_ACL_UNSAFE  # noqa: E402
 
 OUT = os.path.join(HERE, "zookeeper-3.8-files")
 
 
-def stat_dict(s):
-    return {k: getattr(s, k) for k in ("czxid", "mzxid", "ctime", "mtime", "version", "cversion",
-                                       "aversion", "ephemeralOwner", "dataLength", "numChildren", "pzxid")}
-
-
-def walk(c, path="/"):
-    out = {}
-    try:
-        data, st = c.get(path)
-        acl, _ = c.get_acls(path)
-    except NoNodeError:
-        return out
-    out[path] = {"data": None if data is None else data.hex(), "stat": stat_dict(st),
-                 "acl": [{"perms": a.perms, "scheme": a.id.scheme, "id": a.id.id} for a in acl]}
-    for child in sorted(c.get_children(path)):
-        out.update(walk(c, path.rstrip("/") + "/" + child))
-    return out
+def walk(c):
+    return {p: {"data": None if d is None else d.hex(), "stat": st,
+                "acl": [{"perms": a[0], "scheme": a[1], "id": a[2]} for a in acl]}
+            for p, (d, st, acl) in harness.znodes(c).items()}
 
 
 def first_phase(c):

@@ -233,6 +233,26 @@ def call(client, req, timeout=10):
     return async_result.get(timeout=timeout)
 
 
+STAT_FIELDS = ("czxid", "mzxid", "ctime", "mtime", "version", "cversion", "aversion", "ephemeralOwner",
+               "dataLength", "numChildren", "pzxid")
+
+
+def stat_dict(s):
+    """A kazoo ZnodeStat as a dict of ZooKeeper's Stat field names."""
+    return {k: getattr(s, k) for k in STAT_FIELDS}
+
+
+def znodes(client, path="/"):
+    """Every node from `path` down: {path: (data, stat_dict, sorted ACL
+    as (perms, scheme, id))} as the client reads them."""
+    data, st = client.get(path)
+    acl, _ = client.get_acls(path)
+    out = {path: (data, stat_dict(st), sorted((a.perms, a.id.scheme, a.id.id) for a in acl))}
+    for child in client.get_children(path):
+        out.update(znodes(client, path.rstrip("/") + "/" + child))
+    return out
+
+
 def create_raw(client, op, path, data, flags, ttl=None):
     """create2-style ops (createContainer 19, createTTL 21, create2 15)."""
     body = jute_str(path) + jute_buf(data) + jute_acl_world_all() + struct.pack(">i", flags)

@@ -19,21 +19,6 @@ from kazoo.protocol.states import KazooState
 from kazoo.security import make_acl, make_digest_acl
 
 
-def stat_dict(s):
-    return {k: getattr(s, k) for k in ("czxid", "mzxid", "ctime", "mtime", "version", "cversion",
-                                       "aversion", "ephemeralOwner", "dataLength", "numChildren", "pzxid")}
-
-
-def walk(c, path="/"):
-    """Every node under `path`: data, ACL and Stat as the client sees them."""
-    data, st = c.get(path)
-    acl, _ = c.get_acls(path)
-    out = {path: (data, stat_dict(st), sorted((a.perms, a.id.scheme, a.id.id) for a in acl))}
-    for child in c.get_children(path):
-        out.update(walk(c, path.rstrip("/") + "/" + child))
-    return out
-
-
 def files_digest(*dirs):
     """sha256 of every file under `dirs`, by path."""
     out = {}
@@ -110,7 +95,7 @@ class TakeoverTest(unittest.TestCase):
         gone.create("/app/eph-gone", b"", ephemeral=True)
         gone.stop()
         gone.close()
-        want = walk(c)
+        want = harness.znodes(c)
         zk_zxid = int(re.search(r"Zxid: (0x[0-9a-f]+)", harness.four_letter(zk.port, "srvr")).group(1), 16)
         c.stop()
         c.close()
@@ -133,7 +118,7 @@ class TakeoverTest(unittest.TestCase):
         self.assertEqual(keep.client_id, (sid, passwd))
         c = KazooClient(hosts=hosts, timeout=30, auth_data=[("digest", "user:pw")])
         c.start()
-        got = walk(c)
+        got = harness.znodes(c)
         # Expired (1 s TTL) by the time ferrokeeper runs its first check,
         # which may have reaped it (and changed its parent's Stat) by now.
         self.assertIn("/expiring/ttl", want)

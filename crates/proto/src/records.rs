@@ -40,6 +40,42 @@ record! {
     }
 }
 record! {
+    /// `StatPersisted`: a node's Stat as ZooKeeper keeps it in snapshots —
+    /// no dataLength or numChildren, and `cversion` the count of child
+    /// creates (a client sees creates plus deletes).
+    #[derive(Copy)]
+    pub struct StatPersisted {
+        pub czxid: i64,
+        pub mzxid: i64,
+        pub ctime: i64,
+        pub mtime: i64,
+        pub version: i32,
+        pub cversion: i32,
+        pub aversion: i32,
+        pub ephemeral_owner: i64,
+        pub pzxid: i64,
+    }
+}
+
+impl StatPersisted {
+    /// The same fields in a `Stat`, dataLength and numChildren zero.
+    pub fn to_stat(&self) -> Stat {
+        Stat {
+            czxid: self.czxid,
+            mzxid: self.mzxid,
+            ctime: self.ctime,
+            mtime: self.mtime,
+            version: self.version,
+            cversion: self.cversion,
+            aversion: self.aversion,
+            ephemeral_owner: self.ephemeral_owner,
+            data_length: 0,
+            num_children: 0,
+            pzxid: self.pzxid,
+        }
+    }
+}
+record! {
     pub struct RequestHeader { pub xid: i32, pub op: i32 }
 }
 record! {

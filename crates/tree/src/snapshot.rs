@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 
 use proto::codec::{put_bytes, put_i32, put_i64, put_str, put_vec};
-use proto::{Acl, DecodeError, Jute, Reader};
+use proto::{Acl, DecodeError, Jute, Reader, StatPersisted};
 
 use crate::apply::{Session, StateMachine, TreeConfig};
 use crate::datatree::{AclList, Arena, DataTree, NodeRec, PStat, NO_PARENT};
@@ -99,28 +99,22 @@ fn bad() -> DecodeError {
 }
 
 fn read_pstat(r: &mut Reader<'_>) -> Result<PStat, DecodeError> {
-    Ok(PStat {
-        czxid: r.i64()?,
-        mzxid: r.i64()?,
-        ctime: r.i64()?,
-        mtime: r.i64()?,
-        version: r.i32()?,
-        cversion: r.i32()?,
-        aversion: r.i32()?,
-        ephemeral_owner: r.i64()?,
-        pzxid: r.i64()?,
-    })
+    Ok(PStat::from_stat(&StatPersisted::read(r)?.to_stat()))
 }
 
 fn put_pstat(w: &mut Vec<u8>, s: &PStat) {
-    for v in [s.czxid, s.mzxid, s.ctime, s.mtime] {
-        put_i64(w, v);
+    StatPersisted {
+        czxid: s.czxid,
+        mzxid: s.mzxid,
+        ctime: s.ctime,
+        mtime: s.mtime,
+        version: s.version,
+        cversion: s.cversion,
+        aversion: s.aversion,
+        ephemeral_owner: s.ephemeral_owner,
+        pzxid: s.pzxid,
     }
-    for v in [s.version, s.cversion, s.aversion] {
-        put_i32(w, v);
-    }
-    put_i64(w, s.ephemeral_owner);
-    put_i64(w, s.pzxid);
+    .write(w);
 }
 
 fn decode_tree(r: &mut Reader<'_>) -> Result<DataTree, DecodeError> {

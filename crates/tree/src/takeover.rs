@@ -14,8 +14,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-use proto::Acl;
-use zkdata::txn::op;
+use proto::{Acl, OpCode};
 use zkdata::{Loaded, Txn, TxnHeader};
 
 use crate::apply::{Session, StateMachine, TreeConfig};
@@ -86,20 +85,7 @@ pub fn take_over(
         } else {
             n.path.as_str()
         };
-        let s = &n.stat;
-        let stat = proto::Stat {
-            czxid: s.czxid,
-            mzxid: s.mzxid,
-            ctime: s.ctime,
-            mtime: s.mtime,
-            version: s.version,
-            cversion: s.cversion,
-            aversion: s.aversion,
-            ephemeral_owner: s.ephemeral_owner,
-            data_length: 0,
-            num_children: 0,
-            pzxid: s.pzxid,
-        };
+        let stat = n.stat.to_stat();
         tree.restore_node(path, n.data.as_deref(), acl, stat)
             .map_err(|()| {
                 bad(format!(
@@ -225,7 +211,7 @@ fn replay(
                 zxid,
                 time,
             );
-            if r == Err(Skipped::NodeExists) && op_code == op::CREATE {
+            if r == Err(Skipped::NodeExists) && op_code == OpCode::Create.code() {
                 // processTxn: a plain create that finds its node (deleted
                 // and re-created by another session around the snapshot)
                 // still moves the parent's cversion and pzxid up.
@@ -274,7 +260,7 @@ fn replay(
         Txn::Check { .. } | Txn::Error { .. } => Ok(()),
         Txn::Multi(subs) => {
             // A multi with an error in it failed as a whole: no effect.
-            if subs.iter().any(|(t, _)| *t == op::ERROR) {
+            if subs.iter().any(|(t, _)| *t == OpCode::Error.code()) {
                 return 0;
             }
             return subs

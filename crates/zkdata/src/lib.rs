@@ -22,7 +22,7 @@ pub mod txnlog;
 
 pub use dir::{Found, Loaded, ZkDirs};
 pub use passwd::session_password;
-pub use snapshot::{PersistedStat, ZkNode, ZkSnapshot};
+pub use snapshot::{ZkNode, ZkSnapshot};
 pub use txn::{Txn, TxnEntry, TxnHeader};
 pub use txnlog::{LogEnd, TxnLogFile};
 

@@ -11,28 +11,11 @@
 
 use crate::stream::{adler32, read_snapshot_bytes};
 use crate::{zxid_from_name, ZkError};
-use proto::{Acl, DecodeError, Reader};
+use proto::{Acl, DecodeError, Jute, Reader, StatPersisted};
 use std::path::Path;
 
 pub const SNAP_MAGIC: i32 = 0x5a4b_534e; // "ZKSN"
 pub const VERSION: i32 = 2;
-
-/// A node's Stat as ZooKeeper keeps it (`StatPersisted`): no dataLength
-/// or numChildren, and `cversion` counts child creates only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct PersistedStat {
-    pub czxid: i64,
-    pub mzxid: i64,
-    pub ctime: i64,
-    pub mtime: i64,
-    pub version: i32,
-    pub cversion: i32,
-    pub aversion: i32,
-    /// A session id (ephemeral), 0x8000000000000000 (container),
-    /// 0xFF00000000000000 | ttl (TTL node) or 0.
-    pub ephemeral_owner: i64,
-    pub pzxid: i64,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZkNode {
@@ -41,7 +24,10 @@ pub struct ZkNode {
     pub data: Option<Vec<u8>>,
     /// An id in `ZkSnapshot::acls`; -1 for OPEN_ACL_UNSAFE.
     pub acl: i64,
-    pub stat: PersistedStat,
+    /// As persisted: `ephemeral_owner` is a session id (ephemeral),
+    /// 0x8000000000000000 (container), 0xFF00000000000000 | ttl (TTL
+    /// node) or 0.
+    pub stat: StatPersisted,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,17 +95,7 @@ impl ZkSnapshot {
                 }
                 let data = r.bytes()?.map(<[u8]>::to_vec);
                 let acl = r.i64()?;
-                let stat = PersistedStat {
-                    czxid: r.i64()?,
-                    mzxid: r.i64()?,
-                    ctime: r.i64()?,
-                    mtime: r.i64()?,
-                    version: r.i32()?,
-                    cversion: r.i32()?,
-                    aversion: r.i32()?,
-                    ephemeral_owner: r.i64()?,
-                    pzxid: r.i64()?,
-                };
+                let stat = StatPersisted::read(&mut r)?;
                 nodes.push(ZkNode {
                     path,
                     data,

@@ -3,25 +3,7 @@
 //! them: a `TxnHeader`, the record its type names, then — since 3.6, when
 //! the writer had digests on — a `TxnDigest`.
 
-use proto::{Acl, DecodeError, Reader};
-
-/// Op codes of the transaction types (`ZooDefs.OpCode`).
-pub mod op {
-    pub const CREATE: i32 = 1;
-    pub const DELETE: i32 = 2;
-    pub const SET_DATA: i32 = 5;
-    pub const SET_ACL: i32 = 7;
-    pub const CHECK: i32 = 13;
-    pub const MULTI: i32 = 14;
-    pub const CREATE2: i32 = 15;
-    pub const RECONFIG: i32 = 16;
-    pub const CREATE_CONTAINER: i32 = 19;
-    pub const DELETE_CONTAINER: i32 = 20;
-    pub const CREATE_TTL: i32 = 21;
-    pub const CREATE_SESSION: i32 = -10;
-    pub const CLOSE_SESSION: i32 = -11;
-    pub const ERROR: i32 = -1;
-}
+use proto::{Acl, DecodeError, OpCode, Reader};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxnHeader {
@@ -107,8 +89,8 @@ fn buf(r: &mut Reader<'_>) -> Result<Option<Vec<u8>>, DecodeError> {
 
 /// The body of a transaction of type `op`.
 fn body(op_code: i32, r: &mut Reader<'_>) -> Result<Txn, DecodeError> {
-    Ok(match op_code {
-        op::CREATE | op::CREATE2 => {
+    Ok(match OpCode::from_code(op_code) {
+        Some(OpCode::Create | OpCode::Create2) => {
             let path = r.string()?;
             let data = buf(r)?;
             let acl = r.vec()?;
@@ -123,35 +105,35 @@ fn body(op_code: i32, r: &mut Reader<'_>) -> Result<Txn, DecodeError> {
                 parent_cversion,
             }
         }
-        op::CREATE_CONTAINER => Txn::CreateContainer {
+        Some(OpCode::CreateContainer) => Txn::CreateContainer {
             path: r.string()?,
             data: buf(r)?,
             acl: r.vec()?,
             parent_cversion: r.i32()?,
         },
-        op::CREATE_TTL => Txn::CreateTtl {
+        Some(OpCode::CreateTtl) => Txn::CreateTtl {
             path: r.string()?,
             data: buf(r)?,
             acl: r.vec()?,
             parent_cversion: r.i32()?,
             ttl: r.i64()?,
         },
-        op::DELETE | op::DELETE_CONTAINER => Txn::Delete { path: r.string()? },
-        op::SET_DATA | op::RECONFIG => Txn::SetData {
+        Some(OpCode::Delete | OpCode::DeleteContainer) => Txn::Delete { path: r.string()? },
+        Some(OpCode::SetData | OpCode::Reconfig) => Txn::SetData {
             path: r.string()?,
             data: buf(r)?,
             version: r.i32()?,
         },
-        op::SET_ACL => Txn::SetAcl {
+        Some(OpCode::SetAcl) => Txn::SetAcl {
             path: r.string()?,
             acl: r.vec()?,
             version: r.i32()?,
         },
-        op::CHECK => Txn::Check {
+        Some(OpCode::Check) => Txn::Check {
             path: r.string()?,
             version: r.i32()?,
         },
-        op::MULTI => {
+        Some(OpCode::Multi) => {
             let n = r.i32()?;
             if n < -1 {
                 return Err(DecodeError::BadLength(n));
@@ -167,12 +149,12 @@ fn body(op_code: i32, r: &mut Reader<'_>) -> Result<Txn, DecodeError> {
             }
             Txn::Multi(subs)
         }
-        op::CREATE_SESSION => Txn::CreateSession {
+        Some(OpCode::CreateSession) => Txn::CreateSession {
             timeout_ms: r.i32()?,
         },
-        op::CLOSE_SESSION => Txn::CloseSession { paths: r.vec()? },
-        op::ERROR => Txn::Error { err: r.i32()? },
-        other => return Err(DecodeError::UnknownOpCode(other)),
+        Some(OpCode::CloseSession) => Txn::CloseSession { paths: r.vec()? },
+        Some(OpCode::Error) => Txn::Error { err: r.i32()? },
+        _ => return Err(DecodeError::UnknownOpCode(op_code)),
     })
 }
 
@@ -190,7 +172,7 @@ impl TxnEntry {
             time: r.i64()?,
             op: r.i32()?,
         };
-        let txn = if header.op == op::CLOSE_SESSION {
+        let txn = if header.op == OpCode::CloseSession.code() {
             // Before 3.6 (or with closeSessionTxn.enabled=false) a
             // closeSession has no body; then only a digest can follow.
             if r.remaining() == 0 || r.remaining() == DIGEST_LEN {
@@ -246,7 +228,7 @@ pub(crate) mod tests {
     #[test]
     fn a_create_with_its_digest_decodes() {
         let mut w = Vec::new();
-        header(&mut w, 5, op::CREATE2);
+        header(&mut w, 5, OpCode::Create2.code());
         put_str(&mut w, "/a");
         put_bytes(&mut w, Some(b"x"));
         put_vec(&mut w, &Acl::open_unsafe());
@@ -277,7 +259,7 @@ pub(crate) mod tests {
             (Some(vec!["/e".to_string()]), true),
         ] {
             let mut w = Vec::new();
-            header(&mut w, 9, op::CLOSE_SESSION);
+            header(&mut w, 9, OpCode::CloseSession.code());
             if let Some(p) = &paths {
                 put_vec(&mut w, p);
             }
@@ -301,16 +283,16 @@ pub(crate) mod tests {
         let mut sub = Vec::new();
         put_i32(&mut sub, -101);
         let mut w = Vec::new();
-        header(&mut w, 11, op::MULTI);
+        header(&mut w, 11, OpCode::Multi.code());
         put_i32(&mut w, 2);
         for _ in 0..2 {
-            put_i32(&mut w, op::ERROR);
+            put_i32(&mut w, OpCode::Error.code());
             put_bytes(&mut w, Some(&sub));
         }
         let e = TxnEntry::decode(&w).unwrap();
         assert_eq!(
             e.txn,
-            Txn::Multi(vec![(op::ERROR, Txn::Error { err: -101 }); 2])
+            Txn::Multi(vec![(OpCode::Error.code(), Txn::Error { err: -101 }); 2])
         );
     }
 
@@ -321,7 +303,7 @@ pub(crate) mod tests {
         assert!(TxnEntry::decode(&w).is_err());
         assert!(TxnEntry::decode(&w[..10]).is_err());
         let mut w = Vec::new();
-        header(&mut w, 1, op::MULTI);
+        header(&mut w, 1, OpCode::Multi.code());
         put_i32(&mut w, i32::MAX);
         assert!(TxnEntry::decode(&w).is_err());
     }

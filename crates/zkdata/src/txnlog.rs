@@ -137,12 +137,13 @@ impl TxnLogFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::txn::{op, tests::header, Txn};
+    use crate::txn::{tests::header, Txn};
+    use proto::OpCode;
     use proto::codec::{put_bytes, put_i32, put_i64, put_str};
 
     fn record(w: &mut Vec<u8>, zxid: i64) {
         let mut t = Vec::new();
-        header(&mut t, zxid, op::SET_DATA);
+        header(&mut t, zxid, OpCode::SetData.code());
         put_str(&mut t, "/a");
         put_bytes(&mut t, Some(b"v"));
         put_i32(&mut t, zxid as i32);

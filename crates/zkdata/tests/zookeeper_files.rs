@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use zkdata::txn::op;
+use proto::OpCode;
 use zkdata::{Txn, TxnLogFile, ZkDirs};
 
 fn fixture(method: &str) -> PathBuf {
@@ -194,20 +194,20 @@ fn the_first_log_holds_every_transaction_type_the_clients_caused() {
         }
     }
     for want in [
-        op::CREATE,
-        op::CREATE2,
-        op::CREATE_CONTAINER,
-        op::CREATE_TTL,
-        op::DELETE,
-        op::SET_DATA,
-        op::SET_ACL,
-        op::CHECK,
-        op::MULTI,
-        op::ERROR,
-        op::CREATE_SESSION,
-        op::CLOSE_SESSION,
+        OpCode::Create,
+        OpCode::Create2,
+        OpCode::CreateContainer,
+        OpCode::CreateTtl,
+        OpCode::Delete,
+        OpCode::SetData,
+        OpCode::SetAcl,
+        OpCode::Check,
+        OpCode::Multi,
+        OpCode::Error,
+        OpCode::CreateSession,
+        OpCode::CloseSession,
     ] {
-        assert!(ops.contains(&want), "op {want} not in {ops:?}");
+        assert!(ops.contains(&want.code()), "{want:?} not in {ops:?}");
     }
     // The closed session's close names the ephemeral it removed.
     assert!(f.entries.iter().any(|t| matches!(&t.txn,
