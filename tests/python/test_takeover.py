@@ -149,7 +149,8 @@ class TakeoverTest(unittest.TestCase):
         harness.wait_until(lambda: c.exists("/app/container") is None, timeout=10, what="the empty container reaped")
         self.assertIsNotNone(c.exists("/app/ttl"))
 
-        # ZooKeeper's files are as ZooKeeper left them.
+        # ZooKeeper's files are as ZooKeeper left them (until the rollback
+        # below adds a snapshot beside them).
         self.assertEqual(files_digest(*zk_dirs), before)
 
         # A restart starts from ferrokeeper's own files, not a new import.
@@ -162,6 +163,33 @@ class TakeoverTest(unittest.TestCase):
         c.start()
         self.assertEqual(c.get("/app/eph")[0], b"still mine")
         self.assertEqual(c.get("/app/big")[0], want["/app/big"][0])
+
+        # Back to ZooKeeper: with ferrokeeper stopped, export-zookeeper
+        # writes its state into version-2, and ZooKeeper 3.8 started on the
+        # same zoo.cfg serves it, writes made on ferrokeeper included.
+        c.create("/written-on-ferrokeeper", b"w")
+        c.set("/app", b"changed on ferrokeeper")
+        served = harness.znodes(c)
+        c.stop()
+        c.close()
+        fk.stop()
+        out = subprocess.run([harness.BINARY, "export-zookeeper", zk.cfg], capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("wrote ", out.stdout)
+        zk.start()
+        harness.wait_until(lambda: keep.state == KazooState.CONNECTED and states[-1] == KazooState.CONNECTED,
+                           timeout=30, what="the kept session back on ZooKeeper")
+        self.assertNotIn(KazooState.LOST, states, "the session expired on the way back")
+        c = KazooClient(hosts=hosts, timeout=30, auth_data=[("digest", "user:pw")])
+        c.start()
+        back = harness.znodes(c)
+        self.assertEqual(sorted(back), sorted(served), "the same znodes on ZooKeeper")
+        for path in served:
+            self.assertEqual(back[path], served[path], path)
+        self.assertEqual(keep.get("/app/eph")[0], b"still mine")
+        # ZooKeeper goes on from ferrokeeper's zxid.
+        c.create("/after-rollback", b"")
+        self.assertGreater(c.exists("/after-rollback").czxid, served["/written-on-ferrokeeper"][1]["czxid"])
         c.stop()
         c.close()
         keep.stop()

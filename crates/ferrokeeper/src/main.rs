@@ -162,6 +162,13 @@ enum Cmd {
     },
     /// Print the version.
     Version,
+    /// Back to ZooKeeper: with the server stopped, write its state as a
+    /// ZooKeeper snapshot into dataDir/version-2 (and the epoch files), so
+    /// that ZooKeeper started on this zoo.cfg serves it. Once per server.
+    ExportZookeeper {
+        #[arg(default_value = "conf/zoo.cfg")]
+        config: PathBuf,
+    },
     /// Remove old snapshots and log segments, keeping the newest COUNT
     /// snapshots (at least 3) and the log they need (zkCleanup.sh).
     Purge {
@@ -211,6 +218,7 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Cmd::ExportZookeeper { config } => print_or_fail(server::export::export_zookeeper(&config)),
         Cmd::Purge {
             data_dir,
             data_log_dir,
@@ -341,7 +349,7 @@ fn report(o: server::lifecycle::Outcome) -> ExitCode {
     ExitCode::from(o.code)
 }
 
-fn print_or_fail(r: Result<String, server::tools::ToolError>) -> ExitCode {
+fn print_or_fail<E: std::fmt::Display>(r: Result<String, E>) -> ExitCode {
     match r {
         Ok(s) => {
             // A reader that went away (`| head`) is not an error of ours.

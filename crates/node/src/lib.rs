@@ -37,6 +37,7 @@
 use std::collections::{HashMap, VecDeque};
 
 mod clients;
+pub mod committed;
 mod digest_check;
 mod election;
 mod log;
@@ -60,8 +61,8 @@ use proto::{
     Request, WatcherEvent, Xid,
 };
 use raft::prelude::{
-    ConfState, Entry as RaftEntry, EntryType, HardState, Message as RaftMessage, MessageType,
-    Snapshot, SnapshotMetadata,
+    ConfState, Entry as RaftEntry, HardState, Message as RaftMessage, MessageType, Snapshot,
+    SnapshotMetadata,
 };
 use raft::RawNode;
 use rand::{Rng, SeedableRng};

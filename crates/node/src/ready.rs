@@ -4,6 +4,7 @@
 //! and applying committed entries to the tree.
 
 use super::*;
+use crate::committed::{committed, Committed};
 
 /// The most entry bytes one append message to a follower carries.
 pub(crate) const MAX_APPEND_BYTES: u64 = 1 << 20;
@@ -161,20 +162,21 @@ impl Node {
             self.since_snapshot += 1;
             self.since_snapshot_bytes += e.data.len() as u64;
             let zxid = e.index as i64;
-            if e.data.is_empty() || e.get_entry_type() != EntryType::EntryNormal {
+            match committed(&e).expect("a committed entry this build wrote must decode") {
                 // The leader's no-op at election, or a membership change.
-                self.sm.skip(zxid);
-                self.note_digest(e.index);
-                continue;
-            }
-            let entry =
-                Entry::decode(&e.data).expect("a committed entry this build wrote must decode");
-            if let EntryKind::Digest { index, digest } = entry.kind {
-                self.sm.skip(zxid);
-                self.check_digest(e.index, index, digest, entry.origin);
-            } else {
-                let applied = self.sm.apply(zxid, &entry);
-                self.after_apply(zxid, &entry, applied);
+                Committed::Skip => self.sm.skip(zxid),
+                Committed::Digest {
+                    index,
+                    digest,
+                    origin,
+                } => {
+                    self.sm.skip(zxid);
+                    self.check_digest(e.index, index, digest, origin);
+                }
+                Committed::Apply(entry) => {
+                    let applied = self.sm.apply(zxid, &entry);
+                    self.after_apply(zxid, &entry, applied);
+                }
             }
             self.note_digest(e.index);
         }

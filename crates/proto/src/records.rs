@@ -58,6 +58,22 @@ record! {
 }
 
 impl StatPersisted {
+    /// The persisted fields of `s` (whose cversion must be the persisted
+    /// count of creates, not what a client sees).
+    pub fn of(s: &Stat) -> StatPersisted {
+        StatPersisted {
+            czxid: s.czxid,
+            mzxid: s.mzxid,
+            ctime: s.ctime,
+            mtime: s.mtime,
+            version: s.version,
+            cversion: s.cversion,
+            aversion: s.aversion,
+            ephemeral_owner: s.ephemeral_owner,
+            pzxid: s.pzxid,
+        }
+    }
+
     /// The same fields in a `Stat`, dataLength and numChildren zero.
     pub fn to_stat(&self) -> Stat {
         Stat {

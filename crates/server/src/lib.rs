@@ -23,6 +23,7 @@ pub mod config;
 mod conn;
 mod core_task;
 mod error;
+pub mod export;
 pub mod fourlw;
 mod http;
 pub mod lifecycle;

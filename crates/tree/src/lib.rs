@@ -14,6 +14,7 @@ pub mod acl;
 pub mod apply;
 pub mod datatree;
 pub mod entry;
+pub mod handback;
 pub use proto::path;
 pub mod read;
 pub mod reply;

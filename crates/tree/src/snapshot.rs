@@ -103,18 +103,7 @@ fn read_pstat(r: &mut Reader<'_>) -> Result<PStat, DecodeError> {
 }
 
 fn put_pstat(w: &mut Vec<u8>, s: &PStat) {
-    StatPersisted {
-        czxid: s.czxid,
-        mzxid: s.mzxid,
-        ctime: s.ctime,
-        mtime: s.mtime,
-        version: s.version,
-        cversion: s.cversion,
-        aversion: s.aversion,
-        ephemeral_owner: s.ephemeral_owner,
-        pzxid: s.pzxid,
-    }
-    .write(w);
+    StatPersisted::of(&s.to_stat()).write(w);
 }
 
 fn decode_tree(r: &mut Reader<'_>) -> Result<DataTree, DecodeError> {

@@ -11,6 +11,7 @@
 
 use crate::stream::{adler32, read_snapshot_bytes};
 use crate::{zxid_from_name, ZkError};
+use proto::codec::{put_bytes, put_i32, put_i64, put_str, put_vec};
 use proto::{Acl, DecodeError, Jute, Reader, StatPersisted};
 use std::path::Path;
 
@@ -145,6 +146,64 @@ impl ZkSnapshot {
     }
 }
 
+impl ZkSnapshot {
+    /// The file's bytes as ZooKeeper 3.8's `FileSnap.serialize` lays them
+    /// out, uncompressed, without the optional digest (ZooKeeper reads a
+    /// snapshot without one, as from before 3.6).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Vec::with_capacity(64 + self.nodes.len() * 100);
+        put_i32(&mut w, SNAP_MAGIC);
+        put_i32(&mut w, VERSION);
+        put_i64(&mut w, -1); // dbid
+        put_i32(&mut w, self.sessions.len() as i32);
+        for (id, timeout) in &self.sessions {
+            put_i64(&mut w, *id);
+            put_i32(&mut w, *timeout);
+        }
+        put_i32(&mut w, self.acls.len() as i32);
+        for (id, list) in &self.acls {
+            put_i64(&mut w, *id);
+            put_vec(&mut w, list);
+        }
+        for n in &self.nodes {
+            put_str(&mut w, &n.path);
+            put_bytes(&mut w, n.data.as_deref());
+            put_i64(&mut w, n.acl);
+            n.stat.write(&mut w);
+        }
+        put_str(&mut w, "/");
+        let sum = adler32(&w);
+        put_i64(&mut w, sum);
+        put_str(&mut w, "/");
+        w
+    }
+
+    /// Writes `snapshot.<zxid in hex>` into `snap_dir` (ZooKeeper's
+    /// `version-2`), durably: a temporary file, fsync, rename, fsync of
+    /// the folder. Refuses to replace a file of that name.
+    pub fn write(&self, snap_dir: &Path) -> Result<std::path::PathBuf, ZkError> {
+        use std::io::Write;
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| ZkError::Io { path, source }
+        };
+        std::fs::create_dir_all(snap_dir).map_err(io(snap_dir))?;
+        let path = snap_dir.join(format!("snapshot.{:x}", self.zxid));
+        if path.exists() {
+            return Err(ZkError::corrupt(&path, 0, "already exists; not replaced"));
+        }
+        let tmp = snap_dir.join(format!(".snapshot.{:x}.tmp", self.zxid));
+        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        f.write_all(&self.encode()).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        std::fs::File::open(snap_dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(snap_dir))?;
+        Ok(path)
+    }
+}
+
 /// `SnapStream.checkSealIntegrity`: the Adler32 of everything read so far,
 /// then the path "/".
 fn seal(bytes: &[u8], r: &mut Reader<'_>) -> Result<(), (usize, String)> {
@@ -164,7 +223,6 @@ fn seal(bytes: &[u8], r: &mut Reader<'_>) -> Result<(), (usize, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proto::codec::{put_bytes, put_i32, put_i64, put_str, put_vec};
 
     /// A snapshot laid out as FileSnap.serialize writes one.
     pub(crate) fn build(digest: bool) -> Vec<u8> {
@@ -222,6 +280,20 @@ mod tests {
             assert_eq!(s.nodes[0].data, None);
             assert_eq!(s.digest, digest.then_some((9, 2, 0x1234)));
         }
+    }
+
+    #[test]
+    fn what_is_encoded_decodes_to_the_same_snapshot() {
+        let s = ZkSnapshot::decode(&build(false), 9).unwrap();
+        assert_eq!(s.encode(), build(false), "the layout FileSnap writes");
+        let dir = tempfile::tempdir().unwrap();
+        let path = s.write(dir.path()).unwrap();
+        assert!(path.ends_with("snapshot.9"));
+        assert_eq!(ZkSnapshot::read(&path).unwrap(), s);
+        assert!(
+            s.write(dir.path()).is_err(),
+            "an existing snapshot is not replaced"
+        );
     }
 
     #[test]

@@ -138,8 +138,8 @@ impl TxnLogFile {
 mod tests {
     use super::*;
     use crate::txn::{tests::header, Txn};
-    use proto::OpCode;
     use proto::codec::{put_bytes, put_i32, put_i64, put_str};
+    use proto::OpCode;
 
     fn record(w: &mut Vec<u8>, zxid: i64) {
         let mut t = Vec::new();

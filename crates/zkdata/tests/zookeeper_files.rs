@@ -3,9 +3,9 @@
 //! snapshots, and the transaction logs around them, read as ZooKeeper
 //! would load them at startup.
 
+use proto::OpCode;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use proto::OpCode;
 use zkdata::{Txn, TxnLogFile, ZkDirs};
 
 fn fixture(method: &str) -> PathBuf {
