@@ -192,6 +192,12 @@ class TakeoverTest(unittest.TestCase):
         self.assertGreater(c.exists("/after-rollback").czxid, served["/written-on-ferrokeeper"][1]["czxid"])
         c.stop()
         c.close()
+        # ferrokeeper started again now would serve its own state, older
+        # than that write ZooKeeper acknowledged: it refuses, and says why.
+        zk.stop()
+        out = subprocess.run([harness.BINARY, "start-foreground", zk.cfg], capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("ZooKeeper wrote to", out.stderr)
         keep.stop()
         keep.close()
 

@@ -84,6 +84,10 @@ pub fn export_zookeeper(cfg_path: &Path) -> Result<String, ExportError> {
         }
     }
     let path = snap.write(&dirs.snap_dir)?;
+    // ZooKeeper's files now agree with ours up to here: ZooKeeper writing
+    // above it is what a later start of ferrokeeper must notice.
+    crate::takeover::record_handover(&cfg.data_dir, snap.zxid)
+        .map_err(|e| ExportError::Refused(e.to_string()))?;
     let mut out = String::new();
     let epoch = (snap.zxid >> 32).max(0);
     for name in ["acceptedEpoch", "currentEpoch"] {
@@ -93,12 +97,14 @@ pub fn export_zookeeper(cfg_path: &Path) -> Result<String, ExportError> {
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(-1);
         if old < epoch {
-            write_durably(&f, format!("{epoch}").as_bytes()).map_err(|source| {
-                ExportError::ZooKeeper(zkdata::ZkError::Io {
-                    path: f.clone(),
-                    source,
-                })
-            })?;
+            crate::takeover::write_durably(&f, format!("{epoch}").as_bytes()).map_err(
+                |source| {
+                    ExportError::ZooKeeper(zkdata::ZkError::Io {
+                        path: f.clone(),
+                        source,
+                    })
+                },
+            )?;
             let _ = writeln!(out, "wrote {} ({epoch})", f.display());
         }
     }
@@ -112,17 +118,4 @@ pub fn export_zookeeper(cfg_path: &Path) -> Result<String, ExportError> {
         cfg_path.display()
     );
     Ok(out)
-}
-
-fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }

@@ -114,6 +114,7 @@ impl Server {
         let snapshot = match storage::snap::list(&cfg.data_dir)?.last() {
             None => takeover::from_zookeeper(&cfg, &membership.voters)?,
             Some((_, path)) => {
+                takeover::check_zookeeper_untouched(&cfg)?;
                 let (meta, body) = storage::snap::read(path)?;
                 let state = tree::StateMachine::decode_snapshot(
                     &body,

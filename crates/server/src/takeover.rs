@@ -5,6 +5,15 @@
 //! that ferrokeeper's zxids (its log indexes) continue above ZooKeeper's.
 //! ZooKeeper's files are only read: they stay as they were, so ZooKeeper
 //! can be started on them again.
+//!
+//! The zxid at which the data last changed hands (taken over here, or
+//! exported back by `export-zookeeper`) is kept in `ferrokeeper-snap/
+//! zookeeper-handover`. At every later start, ZooKeeper files holding a
+//! transaction above it mean ZooKeeper ran on these directories since:
+//! the server refuses rather than serve its own older state and hide
+//! writes ZooKeeper acknowledged.
+
+use std::path::Path;
 
 use crate::config::Config;
 use crate::error::ServerError;
@@ -69,6 +78,9 @@ pub(crate) fn from_zookeeper(
         conf_state: raft::prelude::ConfState::from((voters.to_vec(), vec![])),
     };
     let frozen = state.freeze();
+    // Before the snapshot: a crash between the two leaves a marker and no
+    // snapshot, and the next start takes over again and rewrites it.
+    record_handover(&cfg.data_dir, report.last_zxid)?;
     let (path, bytes) =
         storage::snap::write_with(&cfg.data_dir, &meta, |w| frozen.encode_snapshot_to(w))?;
     let logs: Vec<String> = report
@@ -98,4 +110,75 @@ pub(crate) fn from_zookeeper(
         conf_state: meta.conf_state,
         state,
     }))
+}
+
+const HANDOVER: &str = "zookeeper-handover";
+
+/// Records, durably, that ZooKeeper's data and ferrokeeper's agree up to
+/// `zxid` (a takeover, or an export back to ZooKeeper).
+pub(crate) fn record_handover(data_dir: &Path, zxid: i64) -> Result<(), ServerError> {
+    let path = storage::snap::snap_dir(data_dir).join(HANDOVER);
+    write_durably(&path, format!("zxid=0x{zxid:x}\n").as_bytes())
+        .map_err(|e| ServerError::Takeover(format!("{}: {e}", path.display())))
+}
+
+fn read_handover(data_dir: &Path) -> Result<Option<i64>, ServerError> {
+    let path = storage::snap::snap_dir(data_dir).join(HANDOVER);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(ServerError::Takeover(format!("{}: {e}", path.display()))),
+    };
+    text.trim()
+        .strip_prefix("zxid=0x")
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+        .map(|z| Some(z as i64))
+        .ok_or_else(|| ServerError::Takeover(format!("{}: not a zxid=0x… line", path.display())))
+}
+
+/// On a start from ferrokeeper's own data: refuses when ZooKeeper's files
+/// in the same directories hold a transaction above the last handover.
+pub(crate) fn check_zookeeper_untouched(cfg: &Config) -> Result<(), ServerError> {
+    let Some(handed) = read_handover(&cfg.data_dir)? else {
+        return Ok(());
+    };
+    let dirs = zkdata::ZkDirs::new(&cfg.data_dir, cfg.log_dir());
+    let err = |e: zkdata::ZkError| ServerError::Takeover(e.to_string());
+    let found = dirs.find().map_err(err)?;
+    let newest_snapshot = found.snapshots.first().map(|(z, _)| *z);
+    let mut newest_txn = None;
+    if let Some((first, path)) = found.logs.last() {
+        newest_txn = Some(*first);
+        if *first <= handed {
+            let f = zkdata::TxnLogFile::read(path).map_err(err)?;
+            newest_txn = f.entries.last().map(|t| t.header.zxid).or(newest_txn);
+        }
+    }
+    match newest_snapshot.max(newest_txn) {
+        Some(z) if z > handed => Err(ServerError::Takeover(format!(
+            "ZooKeeper wrote to {} after its data was handed over at zxid 0x{handed:x} (it holds 0x{z:x}): starting on ferrokeeper's own, older state would hide those writes. To take ZooKeeper's data over again, move {} and {} away; to keep ferrokeeper's state, move ZooKeeper's version-2 folders away",
+            dirs.snap_dir.display(),
+            storage::snap::snap_dir(&cfg.data_dir).display(),
+            cfg.log_dir().join(storage::wal::DIR_NAME).display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Writes `bytes` to `path` so that a crash leaves the old file or the
+/// new one: a temporary file, fsync, rename, fsync of the folder.
+pub(crate) fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let tmp = path.with_extension("tmp");
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
