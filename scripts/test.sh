@@ -53,7 +53,7 @@ if [ "$fuzz_seconds" != 0 ] && cargo +nightly --version >/dev/null 2>&1; then
   echo "== cargo fuzz: ${fuzz_seconds} s per target"
   command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked --quiet
   cargo +nightly fuzz build -O
-  for t in request snapshot wal core; do
+  for t in request snapshot wal core zookeeper; do
     log="fuzz/target/$t.log"
     mkdir -p fuzz/target
     if ! cargo +nightly fuzz run -O "$t" -- -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 >"$log" 2>&1; then
