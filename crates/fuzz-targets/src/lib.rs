@@ -166,7 +166,12 @@ pub fn zookeeper(data: &[u8]) {
     if !ordered {
         return; // ZkDirs::load never yields zxids out of order
     }
-    if let Ok((sm, _)) = tree::takeover::take_over(&loaded, TreeConfig { extended_types: true }) {
+    if let Ok((sm, _)) = tree::takeover::take_over(
+        &loaded,
+        TreeConfig {
+            extended_types: true,
+        },
+    ) {
         let back = tree::handback::to_zookeeper(&sm);
         let again = zkdata::ZkSnapshot::decode(&back.encode(), back.zxid)
             .expect("a handed-back snapshot decodes");
