@@ -255,6 +255,25 @@ class TakeoverTest(unittest.TestCase):
         snaps = os.path.join(s.dir, "data", "ferrokeeper-snap")
         self.assertEqual(os.listdir(snaps) if os.path.isdir(snaps) else [], [], "nothing half-imported")
 
+    def test_an_empty_zookeeper_is_nothing_to_take_over(self):
+        """ZooKeeper's first start leaves snapshot.0 of an empty tree: a
+        server starts on it as on an empty dataDir, and serves."""
+        s = harness.Server("ferrokeeper")
+        self.addCleanup(s.close)
+        v2 = os.path.join(s.dir, "data", "version-2")
+        os.makedirs(v2)
+        fixture = os.path.join(harness.ROOT, "tests", "golden", "zookeeper-3.8-files", "none", "snapshot.0")
+        with open(fixture, "rb") as src, open(os.path.join(v2, "snapshot.0"), "wb") as dst:
+            dst.write(src.read())
+        s.start()
+        self.assertIn("no transaction: nothing to take over", s.log())
+        c = KazooClient(hosts=s.hosts)
+        c.start()
+        c.create("/x", b"y")
+        self.assertEqual(c.get("/x")[0], b"y")
+        c.stop()
+        c.close()
+
     def test_an_ensemble_member_refuses_zookeeper_data_for_now(self):
         """Until ensembles are taken over (each server importing its own,
         the ones ahead brought back to the leader's state), a server of an

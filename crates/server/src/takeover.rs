@@ -54,6 +54,17 @@ pub(crate) fn from_zookeeper(
     else {
         return Ok(None);
     };
+    if loaded.last_zxid() <= 0 {
+        // A ZooKeeper that never wrote a transaction (its snapshot.0 of an
+        // empty tree): nothing to take over. The marker still lets a later
+        // start notice ZooKeeper writing here.
+        record_handover(&cfg.data_dir, 0)?;
+        tracing::info!(
+            "{} holds ZooKeeper's files but no transaction: nothing to take over",
+            dirs.snap_dir.display()
+        );
+        return Ok(None);
+    }
     let config = tree::TreeConfig {
         extended_types: cfg.extended_types,
     };
