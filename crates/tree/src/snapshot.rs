@@ -22,7 +22,7 @@
 use std::collections::BTreeMap;
 
 use proto::codec::{put_bytes, put_i32, put_i64, put_str, put_vec};
-use proto::{Acl, DecodeError, Jute, Reader, StatPersisted};
+use proto::{Acl, DecodeError, Jute, Reader};
 
 use crate::apply::{Session, StateMachine, TreeConfig};
 use crate::datatree::{AclList, Arena, DataTree, NodeRec, PStat, NO_PARENT};
@@ -99,11 +99,11 @@ fn bad() -> DecodeError {
 }
 
 fn read_pstat(r: &mut Reader<'_>) -> Result<PStat, DecodeError> {
-    Ok(PStat::from_stat(&StatPersisted::read(r)?.to_stat()))
+    PStat::read(r)
 }
 
 fn put_pstat(w: &mut Vec<u8>, s: &PStat) {
-    StatPersisted::of(&s.to_stat()).write(w);
+    s.write(w);
 }
 
 fn decode_tree(r: &mut Reader<'_>) -> Result<DataTree, DecodeError> {
@@ -569,7 +569,7 @@ mod tests {
             put_str(&mut w, path);
             put_bytes(&mut w, n.data);
             put_vec(&mut w, n.acl);
-            put_pstat(&mut w, &PStat::from_stat(&n.stat));
+            put_pstat(&mut w, &PStat::of(&n.stat));
         });
         w
     }

@@ -54,6 +54,23 @@ impl ZkError {
     }
 }
 
+/// The zxid `path`'s name carries (`<prefix>.<zxid>`), or an error naming
+/// the file.
+pub(crate) fn zxid_of(path: &std::path::Path, prefix: &str) -> Result<i64, ZkError> {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| zxid_from_name(n, prefix))
+        .ok_or_else(|| ZkError::corrupt(path, 0, format!("not a {prefix}.<zxid> file name")))
+}
+
+/// A whole file, or an error naming it.
+pub(crate) fn read_file(path: &std::path::Path) -> Result<Vec<u8>, ZkError> {
+    std::fs::read(path).map_err(|source| ZkError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
 /// The zxid a file name carries (`snapshot.1a2b`, `log.100000001`,
 /// `snapshot.5.gz`): hexadecimal, as ZooKeeper's `Util.getZxidFromName`.
 pub fn zxid_from_name(name: &str, prefix: &str) -> Option<i64> {

@@ -10,7 +10,7 @@
 //! which the log replay after it applies again.
 
 use crate::stream::{adler32, read_snapshot_bytes};
-use crate::{zxid_from_name, ZkError};
+use crate::{zxid_of, ZkError};
 use proto::codec::{put_bytes, put_i32, put_i64, put_str, put_vec};
 use proto::{Acl, DecodeError, Jute, Reader, StatPersisted};
 use std::path::Path;
@@ -46,12 +46,7 @@ impl ZkSnapshot {
     /// Reads and checks one snapshot file: header, every record, and each
     /// seal against the Adler32 of the bytes before it.
     pub fn read(path: &Path) -> Result<ZkSnapshot, ZkError> {
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
-        let zxid = zxid_from_name(name, "snapshot")
-            .ok_or_else(|| ZkError::corrupt(path, 0, "not a snapshot.<zxid> file name"))?;
+        let zxid = zxid_of(path, "snapshot")?;
         let bytes = read_snapshot_bytes(path)?;
         Self::decode(&bytes, zxid).map_err(|(at, e)| ZkError::corrupt(path, at as u64, e))
     }

@@ -43,10 +43,7 @@ pub fn read_snapshot_bytes(path: &Path) -> Result<Vec<u8>, ZkError> {
         .and_then(|n| n.to_str())
         .unwrap_or_default();
     let mode = Compression::of(name).map_err(|e| ZkError::corrupt(path, 0, e))?;
-    let raw = std::fs::read(path).map_err(|source| ZkError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    let raw = crate::read_file(path)?;
     match mode {
         Compression::None => Ok(raw),
         Compression::Gzip => {

@@ -10,7 +10,7 @@
 
 use crate::stream::adler32;
 use crate::txn::TxnEntry;
-use crate::{zxid_from_name, ZkError};
+use crate::{read_file, zxid_of, ZkError};
 use std::path::{Path, PathBuf};
 
 pub const LOG_MAGIC: i32 = 0x5a4b_4c47; // "ZKLG"
@@ -37,16 +37,8 @@ pub struct TxnLogFile {
 
 impl TxnLogFile {
     pub fn read(path: &Path) -> Result<TxnLogFile, ZkError> {
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
-        let first_zxid = zxid_from_name(name, "log")
-            .ok_or_else(|| ZkError::corrupt(path, 0, "not a log.<zxid> file name"))?;
-        let bytes = std::fs::read(path).map_err(|source| ZkError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let first_zxid = zxid_of(path, "log")?;
+        let bytes = read_file(path)?;
         let (entries, end) =
             Self::decode(&bytes).map_err(|(at, e)| ZkError::corrupt(path, at as u64, e))?;
         Ok(TxnLogFile {

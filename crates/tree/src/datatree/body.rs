@@ -5,59 +5,29 @@
 
 use super::*;
 
-/// The Stat fields a node keeps, as ZooKeeper's `StatPersisted`:
+/// The Stat fields a node keeps: ZooKeeper's own `StatPersisted`, whose
 /// `cversion` counts the creates under the node (sequential suffixes come
 /// from it); data length and child count are derived when read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct PStat {
-    pub czxid: i64,
-    pub mzxid: i64,
-    pub pzxid: i64,
-    pub ctime: i64,
-    pub mtime: i64,
-    pub ephemeral_owner: i64,
-    pub version: i32,
-    pub cversion: i32,
-    pub aversion: i32,
+pub(crate) use proto::StatPersisted as PStat;
+
+/// What the tree asks of its persisted Stat beyond the record itself.
+pub(crate) trait PStatExt {
+    /// The persisted fields of a `Stat` given in that form.
+    fn from_stat(s: &Stat) -> PStat;
+    /// The Stat as a client sees it.
+    fn client_stat(self, data_length: usize, num_children: usize) -> Stat;
 }
 
-impl PStat {
-    pub(crate) fn from_stat(s: &Stat) -> PStat {
-        PStat {
-            czxid: s.czxid,
-            mzxid: s.mzxid,
-            pzxid: s.pzxid,
-            ctime: s.ctime,
-            mtime: s.mtime,
-            ephemeral_owner: s.ephemeral_owner,
-            version: s.version,
-            cversion: s.cversion,
-            aversion: s.aversion,
-        }
-    }
-
-    /// In the persisted form: data length and child count zero.
-    pub(crate) fn to_stat(self) -> Stat {
-        Stat {
-            czxid: self.czxid,
-            mzxid: self.mzxid,
-            ctime: self.ctime,
-            mtime: self.mtime,
-            version: self.version,
-            cversion: self.cversion,
-            aversion: self.aversion,
-            ephemeral_owner: self.ephemeral_owner,
-            data_length: 0,
-            num_children: 0,
-            pzxid: self.pzxid,
-        }
+impl PStatExt for PStat {
+    fn from_stat(s: &Stat) -> PStat {
+        PStat::of(s)
     }
 
     /// The Stat as a client sees it (ZooKeeper's `DataNode.copyStat`):
     /// cversion counts changes, i.e. every create and every delete, which
     /// is `2 * creates - children still present`; containers and TTL nodes
     /// show no ephemeral owner.
-    pub(crate) fn client_stat(self, data_length: usize, num_children: usize) -> Stat {
+    fn client_stat(self, data_length: usize, num_children: usize) -> Stat {
         let num_children = num_children as i32;
         Stat {
             data_length: data_length as i32,
