@@ -393,6 +393,12 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = child.id() as i32;
+        // Just after exec the child may still be loading from disk (state
+        // D, which is named too): wait until it sleeps as a server would.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while proc_state(pid) != Some('S') && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         assert_eq!(why_not_stopped(pid), "");
         // SAFETY: signals to the child this test started.
         unsafe { libc::kill(pid, libc::SIGSTOP) };
