@@ -89,10 +89,14 @@ def wait_until(cond, timeout=20.0, what="condition"):
 class Server:
     """One server process on a free client port."""
 
-    def __init__(self, kind="ferrokeeper", extra=None, container_check_ms=60000, env=None):
+    def __init__(self, kind="ferrokeeper", extra=None, container_check_ms=60000, env=None, jvm_flags=()):
         self.kind = kind
-        # Added to the process's environment (SERVER_JVMFLAGS, ...).
+        # Added to the process's environment.
         self.env = env
+        # -D flags as an operator gives them: ZooKeeper's java command line
+        # has them; ferrokeeper gets them in SERVER_JVMFLAGS, as
+        # zkServer.sh passes them.
+        self.jvm_flags = list(jvm_flags)
         self.container_check_ms = container_check_ms
         self.dir = tempfile.mkdtemp(prefix=kind + "-")
         self.port = free_port()
@@ -136,8 +140,10 @@ class Server:
             main = "org.apache.zookeeper.server.quorum.QuorumPeerMain" if quorum else \
                 "org.apache.zookeeper.server.ZooKeeperServerMain"
             cmd = ["java", "-cp", ZK_CLASSPATH, "-Dzookeeper.extendedTypesEnabled=true",
-                   "-Dznode.container.checkIntervalMs=%d" % self.container_check_ms, main, self.cfg]
+                   "-Dznode.container.checkIntervalMs=%d" % self.container_check_ms] + self.jvm_flags + [main, self.cfg]
         env = dict(os.environ, **self.env) if self.env else None
+        if self.kind == "ferrokeeper" and self.jvm_flags:
+            env = dict(env or os.environ, SERVER_JVMFLAGS=" ".join(self.jvm_flags))
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir, env=env)
         try:
             ready = (lambda: four_letter(self.port, "ruok") == "imok") if probe == "ruok" else \

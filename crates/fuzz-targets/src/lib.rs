@@ -33,6 +33,7 @@ pub fn snapshot(data: &[u8]) {
         data,
         TreeConfig {
             extended_types: true,
+            schemes: Default::default(),
         },
     ) {
         // What loaded must also encode and load again.
@@ -41,6 +42,7 @@ pub fn snapshot(data: &[u8]) {
             &again,
             TreeConfig {
                 extended_types: true,
+                schemes: Default::default(),
             },
         )
         .expect("a loaded snapshot re-encodes into a loadable one");
@@ -170,6 +172,7 @@ pub fn zookeeper(data: &[u8]) {
         &loaded,
         TreeConfig {
             extended_types: true,
+            schemes: Default::default(),
         },
     ) {
         let back = tree::handback::to_zookeeper(&sm);
@@ -219,6 +222,7 @@ mod tests {
         use tree::{StateMachine, TreeConfig};
         let sm = StateMachine::new(TreeConfig {
             extended_types: true,
+            schemes: Default::default(),
         });
         let good = sm.freeze().encode_snapshot();
         let mut rng = 0x9e37_79b9_7f4a_7c15u64;

@@ -64,6 +64,8 @@ pub(crate) struct Conn {
     /// The ConnectRequest carried the readOnly flag (clients since 3.4);
     /// only then does the ConnectResponse carry one back, as ZooKeeper's.
     pub(crate) sent_read_only: bool,
+    /// The SASL exchange on this connection (`sasl`).
+    pub(crate) sasl: sasl::SaslState,
 }
 
 impl Node {
@@ -104,6 +106,7 @@ impl Node {
                 auth,
                 queue: VecDeque::new(),
                 sent_read_only: req.read_only.is_some(),
+                sasl: Default::default(),
             },
         );
         if req.session_id == 0 {
@@ -248,6 +251,10 @@ impl Node {
             self.drop_conn(conn);
             return;
         };
+        if let Request::Sasl(s) = req {
+            self.sasl(conn, asked, s.token.unwrap_or_default());
+            return;
+        }
         if let Request::Auth(a) = &req {
             self.auth(
                 conn,

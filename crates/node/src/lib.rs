@@ -42,6 +42,7 @@ mod digest_check;
 mod election;
 mod log;
 mod ready;
+pub mod sasl;
 mod snapshots;
 mod store;
 pub mod testing;
@@ -85,6 +86,9 @@ pub struct NodeConfig {
     pub container_check_interval_ms: i64,
     /// `superDigest`: "super:<base64 sha1>", matched at addauth.
     pub super_digest: Option<String>,
+    /// SASL users and settings, from the JAAS `Server` section; None when
+    /// the server has no SASL login (as ZooKeeper without one).
+    pub sasl: Option<sasl::SaslConfig>,
     pub tree: TreeConfig,
     /// Seeds session passwords and election jitter.
     pub seed: u64,

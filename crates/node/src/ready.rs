@@ -188,11 +188,12 @@ impl Node {
         self.notes.clear();
         let mut notes = std::mem::take(&mut self.notes);
         let conns = &self.conns;
+        let schemes = self.cfg.tree.schemes;
         self.watches
             .fire(&applied.triggers, &mut notes, |conn, acl| {
                 conns
                     .get(&conn)
-                    .is_some_and(|c| acl::check(acl, Perms::READ, &c.auth).is_ok())
+                    .is_some_and(|c| acl::check(acl, Perms::READ, &c.auth, schemes).is_ok())
             });
         for n in &notes {
             self.send_notification(n);

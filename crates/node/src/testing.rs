@@ -20,8 +20,10 @@ impl NodeConfig {
             max_session_timeout_ms: 40000,
             container_check_interval_ms: 60_000,
             super_digest: None,
+            sasl: None,
             tree: TreeConfig {
                 extended_types: true,
+                schemes: Default::default(),
             },
             seed: 7,
             snap_count: 100_000,

@@ -104,6 +104,15 @@ record! {
     pub struct AuthPacket { pub auth_type: i32, pub scheme: String, pub auth: Option<Vec<u8>> }
 }
 record! {
+    /// A client's SASL token (jute `GetSASLRequest`, op sasl).
+    pub struct GetSaslRequest { pub token: Option<Vec<u8>> }
+}
+record! {
+    /// The server's SASL token (jute `SetSASLResponse`); none after a
+    /// failure, or when the server has no SASL login.
+    pub struct SetSaslResponse { pub token: Option<Vec<u8>> }
+}
+record! {
     pub struct SetWatches {
         pub relative_zxid: i64,
         pub data_watches: Vec<String>,

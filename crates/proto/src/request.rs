@@ -58,6 +58,7 @@ pub enum Request {
     CheckWatches(WatchTypeRequest),
     RemoveWatches(WatchTypeRequest),
     Auth(AuthPacket),
+    Sasl(GetSaslRequest),
     SetWatches(SetWatches2),
     GetEphemerals(PathRecord),
     GetAllChildrenNumber(PathRecord),
@@ -169,6 +170,7 @@ impl Request {
             OpCode::CheckWatches => Request::CheckWatches(Jute::read(&mut r)?),
             OpCode::RemoveWatches => Request::RemoveWatches(Jute::read(&mut r)?),
             OpCode::Auth => Request::Auth(Jute::read(&mut r)?),
+            OpCode::Sasl => Request::Sasl(Jute::read(&mut r)?),
             OpCode::SetWatches => {
                 let s = SetWatches::read(&mut r)?;
                 Request::SetWatches(SetWatches2 {
@@ -187,7 +189,6 @@ impl Request {
             OpCode::WhoAmI => Request::WhoAmI,
             OpCode::CloseSession => Request::CloseSession,
             OpCode::Notification
-            | OpCode::Sasl
             | OpCode::DeleteContainer
             | OpCode::CreateSession
             | OpCode::Error => return Err(DecodeError::UnknownOpCode(op.code())),
@@ -217,6 +218,7 @@ impl Request {
             Request::CheckWatches(_) => OpCode::CheckWatches,
             Request::RemoveWatches(_) => OpCode::RemoveWatches,
             Request::Auth(_) => OpCode::Auth,
+            Request::Sasl(_) => OpCode::Sasl,
             Request::SetWatches(_) => OpCode::SetWatches2,
             Request::GetEphemerals(_) => OpCode::GetEphemerals,
             Request::GetAllChildrenNumber(_) => OpCode::GetAllChildrenNumber,
@@ -245,6 +247,7 @@ impl Request {
             Request::Reconfig(r) => r.write(w),
             Request::CheckWatches(r) | Request::RemoveWatches(r) => r.write(w),
             Request::Auth(r) => r.write(w),
+            Request::Sasl(r) => r.write(w),
             Request::SetWatches(r) => r.write(w),
             Request::AddWatch(r) => r.write(w),
             Request::Ping | Request::WhoAmI | Request::CloseSession => {}
@@ -351,6 +354,9 @@ mod tests {
             auth_type: 0,
             scheme: "digest".into(),
             auth: Some(b"u:p".to_vec()),
+        }));
+        rt(Request::Sasl(GetSaslRequest {
+            token: Some(b"realm=x".to_vec()),
         }));
         rt(Request::SetWatches(SetWatches2 {
             relative_zxid: 5,

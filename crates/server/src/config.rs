@@ -146,8 +146,33 @@ pub struct Config {
     /// `zookeeper.nio.sessionlessCnxnTimeout`): a connection that has not
     /// sent its connect request by then is closed (default 10 s).
     pub sessionless_cnxn_timeout_ms: u64,
+    /// SASL and the authentication providers (`auth`).
+    pub auth: AuthSettings,
     /// Keys ZooKeeper knows that this build accepts but does not act on yet.
     pub warnings: Vec<String>,
+}
+
+/// What zoo.cfg and the `-D` flags say about client authentication
+/// beyond `digest`: where the JAAS file is and what SASL grants.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthSettings {
+    /// `-Djava.security.auth.login.config=FILE`: the JAAS file whose
+    /// `Server` section lists the SASL users (`jaas::load`). Only a JVM
+    /// flag sets it, as in ZooKeeper.
+    pub jaas_file: Option<PathBuf>,
+    /// `zookeeper.sasl.serverconfig`: the JAAS section to read (None:
+    /// `Server`).
+    pub login_context: Option<String>,
+    /// `zookeeper.superUser` and `zookeeper.superUser.*`: SASL users who
+    /// are super.
+    pub super_users: Vec<String>,
+    /// `zookeeper.SASLAuthenticationProvider.superPassword`.
+    pub super_password: Option<String>,
+    /// `zookeeper.allowSaslFailedClients`.
+    pub allow_sasl_failed: bool,
+    /// An `authProvider.*` names ZooKeeper's `SASLAuthenticationProvider`:
+    /// `sasl` ACLs are accepted and matched.
+    pub sasl_acls: bool,
 }
 
 /// ZooKeeper keys accepted without effect in this build (a warning says so).
@@ -187,8 +212,8 @@ const NOT_YET: &[&str] = &[
     "enforceQuota",
     "snapshot.compression.method",
     "X509AuthenticationProvider.superUser",
-    "allowSaslFailedClients",
     "sessionRequireClientSASLAuth",
+    "letAnySaslUserDoX",
     "enforce.auth.enabled",
     "enforce.auth.schemes",
     "kerberos.removeHostFromPrincipal",
@@ -196,7 +221,6 @@ const NOT_YET: &[&str] = &[
 ];
 const NOT_YET_PREFIXES: &[&str] = &[
     "ssl.",
-    "authProvider.",
     "group.",
     "weight.",
     "quorum.",
@@ -375,6 +399,7 @@ impl Config {
             global_outstanding_limit: 1000,
             worker_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             sessionless_cnxn_timeout_ms: 10_000,
+            auth: AuthSettings::default(),
             warnings: Vec::new(),
         };
         let mut lines = parse_lines(text);
@@ -556,6 +581,29 @@ impl Config {
                 "ferrokeeper.workerThreads" => {
                     c.worker_threads = positive::<usize>(v).map_err(err)?;
                 }
+                "java.security.auth.login.config" if matches!(l.src, Src::Property(..)) => {
+                    c.auth.jaas_file = (!v.is_empty()).then(|| PathBuf::from(v));
+                }
+                "sasl.serverconfig" => c.auth.login_context = Some(v.to_string()),
+                k if k == "superUser" || k.starts_with("superUser.") => {
+                    c.auth.super_users.push(v.to_string())
+                }
+                "SASLAuthenticationProvider.superPassword" => {
+                    c.auth.super_password = Some(v.to_string())
+                }
+                "allowSaslFailedClients" => c.auth.allow_sasl_failed = boolean(v).map_err(err)?,
+                k if k.starts_with("authProvider.") => match v.rsplit('.').next().unwrap_or("") {
+                    "SASLAuthenticationProvider" => c.auth.sasl_acls = true,
+                    // Built in, always on.
+                    "DigestAuthenticationProvider" | "IPAuthenticationProvider" => {}
+                    "X509AuthenticationProvider" => c.warnings.push(format!(
+                        "{at}: {k}: the x509 scheme is not supported yet and is ignored"
+                    )),
+                    // ZooKeeper logs "Problems loading" and goes on.
+                    _ => c.warnings.push(format!(
+                        "{at}: {k}: no authentication provider {v} in this server; ignored"
+                    )),
+                },
                 "nio.sessionlessCnxnTimeout" => {
                     c.sessionless_cnxn_timeout_ms = positive::<u64>(v).map_err(err)?;
                 }
@@ -619,6 +667,17 @@ impl Config {
             });
         }
         Ok(c)
+    }
+
+    /// The settings that change what requests mean; every server of an
+    /// ensemble must have the same.
+    pub fn tree_config(&self) -> tree::TreeConfig {
+        tree::TreeConfig {
+            extended_types: self.extended_types,
+            schemes: tree::acl::Schemes {
+                sasl: self.auth.sasl_acls,
+            },
+        }
     }
 
     /// This server's id: `<dataDir>/myid` in an ensemble (more than one

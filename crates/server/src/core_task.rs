@@ -7,7 +7,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use node::{FrameKind, Node, NodeConfig, Output, Restored};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{broadcast, mpsc};
-use tree::TreeConfig;
 
 use crate::channels::ToConn;
 use crate::config::Config;
@@ -57,6 +56,7 @@ fn now_ms() -> i64 {
 impl CoreTask {
     pub(crate) fn new(
         cfg: &std::sync::Arc<Config>,
+        sasl: Option<node::sasl::SaslConfig>,
         membership: &crate::Membership,
         restored: Restored,
         jobs: std::sync::mpsc::SyncSender<Job>,
@@ -73,10 +73,11 @@ impl CoreTask {
             max_session_timeout_ms: cfg.max_session_timeout_ms,
             container_check_interval_ms: cfg.container_check_interval_ms,
             super_digest: cfg.super_digest.clone(),
-            tree: TreeConfig {
-                extended_types: cfg.extended_types,
-            },
-            seed: now as u64 ^ std::process::id() as u64,
+            sasl,
+            tree: cfg.tree_config(),
+            // Session passwords and SASL nonces come from this generator:
+            // seeded from the operating system, not from the clock.
+            seed: rand::random(),
             snap_count: cfg.snap_count,
             snap_size_limit_bytes: cfg.snap_size_limit_bytes,
             voters: membership.voters.clone(),

@@ -27,6 +27,9 @@ pub enum ServerError {
     Address { file: String, id: u64, msg: String },
     #[error("{0}")]
     ClientPort(String),
+    /// The JAAS file named by `-Djava.security.auth.login.config`.
+    #[error("{0}")]
+    Jaas(String),
     #[error("raft: {0}")]
     Node(#[from] node::NodeError),
     #[error("{0}")]

@@ -33,9 +33,7 @@ pub fn export_zookeeper(cfg_path: &Path) -> Result<String, ExportError> {
     // Held until done: a server starting meanwhile refuses, and a running
     // one makes this refuse (its state is still moving).
     let _locks = storage::DirLock::acquire_both(&cfg.data_dir, cfg.log_dir())?;
-    let tree_cfg = tree::TreeConfig {
-        extended_types: cfg.extended_types,
-    };
+    let tree_cfg = cfg.tree_config();
     let snaps = storage::snap::list(&cfg.data_dir)?;
     let mut sm = match snaps.last() {
         Some((_, path)) => {

@@ -26,6 +26,7 @@ mod error;
 pub mod export;
 pub mod fourlw;
 mod http;
+mod jaas;
 pub mod lifecycle;
 mod listen;
 pub mod logging;
@@ -76,6 +77,7 @@ impl Server {
     /// Binds the client port and starts serving.
     pub async fn start(mut cfg: Config) -> Result<Server, ServerError> {
         let membership = Membership::of(&cfg)?;
+        let sasl = jaas::load(&cfg.auth).map_err(ServerError::Jaas)?;
         if cfg.client_port == 0 {
             // From this server's own server.N line.
             let (host, port) = cfg.client_endpoint().map_err(ServerError::ClientPort)?;
@@ -118,9 +120,7 @@ impl Server {
                 let (meta, body) = storage::snap::read(path)?;
                 let state = tree::StateMachine::decode_snapshot(
                     &body,
-                    tree::TreeConfig {
-                        extended_types: cfg.extended_types,
-                    },
+                    cfg.tree_config(),
                 )
                 .map_err(|e| storage::SnapError::Corrupt {
                     path: path.clone(),
@@ -213,9 +213,7 @@ impl Server {
                     core_tx.clone(),
                     peer::SnapshotHome {
                         data_dir: cfg.data_dir.clone(),
-                        tree: tree::TreeConfig {
-                            extended_types: cfg.extended_types,
-                        },
+                        tree: cfg.tree_config(),
                     },
                     &stop,
                     &mut tasks,
@@ -223,7 +221,7 @@ impl Server {
                 .await?,
             ),
         };
-        let core = core_task::CoreTask::new(&cfg, &membership, restored, job_tx, snap_tx, peers)?;
+        let core = core_task::CoreTask::new(&cfg, sasl, &membership, restored, job_tx, snap_tx, peers)?;
         tracing::info!(
             "applied the log: {} znodes, {} sessions in {:.3} s",
             core.node_count(),

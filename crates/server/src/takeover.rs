@@ -65,9 +65,7 @@ pub(crate) fn from_zookeeper(
         );
         return Ok(None);
     }
-    let config = tree::TreeConfig {
-        extended_types: cfg.extended_types,
-    };
+    let config = cfg.tree_config();
     let (state, report) = tree::takeover::take_over(&loaded, config)
         .map_err(|e| ServerError::Takeover(e.to_string()))?;
     for why in &report.skipped_snapshots {

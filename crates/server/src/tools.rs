@@ -30,6 +30,7 @@ pub fn dump_snapshot(path: &Path, with_data: bool) -> Result<String, ToolError> 
         &body,
         TreeConfig {
             extended_types: true,
+            schemes: Default::default(),
         },
     )
     .map_err(|e| ToolError::Body {

@@ -79,6 +79,7 @@ fn main() {
     let replayed: usize = std::env::args().nth(2).map_or(0, |a| a.parse().unwrap());
     let config = TreeConfig {
         extended_types: true,
+        schemes: Default::default(),
     };
     let base = rss_mib();
     let mut sm = StateMachine::new(config.clone());

@@ -1,5 +1,6 @@
 //! ACL evaluation with ZooKeeper's built-in schemes: world, auth, digest,
-//! ip, and the `super` identity granted by `superDigest`.
+//! ip; `sasl` when its provider is configured (`Schemes`); and the `super`
+//! identity granted by `superDigest` or `zookeeper.superUser`.
 
 use base64::Engine;
 use proto::{Acl, ErrorCode, Id, Perms};
@@ -8,6 +9,36 @@ use sha1::{Digest, Sha1};
 /// An authenticated identity of a connection, as ZooKeeper's `authInfo`:
 /// ("ip", "127.0.0.1"), ("digest", "user:hash"), ("super", "").
 pub type AuthId = Id;
+
+/// The authentication providers configured beyond the built-in ones
+/// (ZooKeeper's `authProvider.N`): their schemes are valid in ACLs and
+/// matched. Part of `TreeConfig`, so identical on every replica.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Schemes {
+    /// `SASLAuthenticationProvider`: `sasl:<user>` ACLs.
+    pub sasl: bool,
+}
+
+impl Schemes {
+    /// `ProviderRegistry.getProvider(scheme).isAuthenticated()`: the
+    /// identities an `auth` ACL expands to.
+    fn authenticated(&self, scheme: &str) -> bool {
+        scheme == "digest" || (self.sasl && scheme == "sasl")
+    }
+}
+
+/// `SASLAuthenticationProvider.isValid`: the id parses as a Kerberos
+/// name — no `@`, or `service[/host]@realm` with no further `/` or `@`.
+fn sasl_acl_valid(id: &str) -> bool {
+    match id.split_once('@') {
+        None => true,
+        Some((principal, realm)) => {
+            !realm.contains(['@', '/'])
+                && principal.matches('/').count() <= 1
+                && !principal.contains('@')
+        }
+    }
+}
 
 /// `DigestAuthenticationProvider.generateDigest`: "user:pass" ->
 /// "user:" + base64(sha1("user:pass")).
@@ -80,7 +111,7 @@ fn digest_acl_valid(id: &str) -> bool {
 /// `PrepRequestProcessor.checkACL`: `super` passes everything; an empty
 /// ACL passes; otherwise some entry must grant `perm` to world:anyone or to
 /// one of `auth`.
-pub fn check(acl: &[Acl], perm: i32, auth: &[AuthId]) -> Result<(), ErrorCode> {
+pub fn check(acl: &[Acl], perm: i32, auth: &[AuthId], schemes: Schemes) -> Result<(), ErrorCode> {
     if auth.iter().any(|a| a.scheme == "super") || acl.is_empty() {
         return Ok(());
     }
@@ -95,6 +126,11 @@ pub fn check(acl: &[Acl], perm: i32, auth: &[AuthId]) -> Result<(), ErrorCode> {
             let m = match a.id.scheme.as_str() {
                 "digest" => id.scheme == "digest" && id.id == a.id.id,
                 "ip" => id.scheme == "ip" && ip_matches(&id.id, &a.id.id),
+                // SASLAuthenticationProvider.matches (an identity named
+                // "super" matches any sasl ACL).
+                "sasl" => {
+                    schemes.sasl && id.scheme == "sasl" && (id.id == "super" || id.id == a.id.id)
+                }
                 _ => false,
             };
             if m {
@@ -107,7 +143,7 @@ pub fn check(acl: &[Acl], perm: i32, auth: &[AuthId]) -> Result<(), ErrorCode> {
 
 /// `PrepRequestProcessor.fixupACL`: drops duplicates, expands `auth` into
 /// the caller's authenticated identities, validates the rest.
-pub fn fixup(acl: &[Acl], auth: &[AuthId]) -> Result<Vec<Acl>, ErrorCode> {
+pub fn fixup(acl: &[Acl], auth: &[AuthId], schemes: Schemes) -> Result<Vec<Acl>, ErrorCode> {
     if acl.is_empty() {
         return Err(ErrorCode::InvalidAcl);
     }
@@ -123,7 +159,7 @@ pub fn fixup(acl: &[Acl], auth: &[AuthId]) -> Result<Vec<Acl>, ErrorCode> {
             push(a.clone(), &mut out);
         } else if scheme == "auth" {
             let mut any = false;
-            for cid in auth.iter().filter(|c| c.scheme == "digest") {
+            for cid in auth.iter().filter(|c| schemes.authenticated(&c.scheme)) {
                 any = true;
                 push(
                     Acl {
@@ -140,6 +176,7 @@ pub fn fixup(acl: &[Acl], auth: &[AuthId]) -> Result<Vec<Acl>, ErrorCode> {
             let valid = match scheme {
                 "digest" => digest_acl_valid(id),
                 "ip" => ip_acl_valid(id),
+                "sasl" => schemes.sasl && sasl_acl_valid(id),
                 _ => false,
             };
             if !valid {
@@ -198,6 +235,9 @@ pub fn read_acl_unsafe() -> Vec<Acl> {
 mod tests {
     use super::*;
 
+    const N: Schemes = Schemes { sasl: false };
+    const SASL: Schemes = Schemes { sasl: true };
+
     fn id(s: &str, i: &str) -> Id {
         Id {
             scheme: s.into(),
@@ -217,23 +257,23 @@ mod tests {
             perms: Perms::READ,
             id: id("digest", &digest("u:p")),
         }];
-        assert_eq!(check(&acl, Perms::READ, &[]), Err(ErrorCode::NoAuth));
+        assert_eq!(check(&acl, Perms::READ, &[], N), Err(ErrorCode::NoAuth));
         assert_eq!(
-            check(&acl, Perms::READ, &[id("digest", &digest("u:p"))]),
+            check(&acl, Perms::READ, &[id("digest", &digest("u:p"))], N),
             Ok(())
         );
         assert_eq!(
-            check(&acl, Perms::WRITE, &[id("digest", &digest("u:p"))]),
+            check(&acl, Perms::WRITE, &[id("digest", &digest("u:p"))], N),
             Err(ErrorCode::NoAuth)
         );
-        assert_eq!(check(&acl, Perms::WRITE, &[id("super", "")]), Ok(()));
+        assert_eq!(check(&acl, Perms::WRITE, &[id("super", "")], N), Ok(()));
         let ip = vec![Acl {
             perms: Perms::ALL,
             id: id("ip", "127.0.0.0/8"),
         }];
-        assert_eq!(check(&ip, Perms::READ, &[id("ip", "127.0.0.1")]), Ok(()));
+        assert_eq!(check(&ip, Perms::READ, &[id("ip", "127.0.0.1")], N), Ok(()));
         assert_eq!(
-            check(&ip, Perms::READ, &[id("ip", "10.0.0.1")]),
+            check(&ip, Perms::READ, &[id("ip", "10.0.0.1")], N),
             Err(ErrorCode::NoAuth)
         );
     }
@@ -241,18 +281,18 @@ mod tests {
     #[test]
     fn fixup_rules() {
         let w = open_acl_unsafe();
-        assert_eq!(fixup(&w, &[]), Ok(w.clone()));
-        assert_eq!(fixup(&[], &[]), Err(ErrorCode::InvalidAcl));
+        assert_eq!(fixup(&w, &[], N), Ok(w.clone()));
+        assert_eq!(fixup(&[], &[], N), Err(ErrorCode::InvalidAcl));
         let auth = vec![Acl {
             perms: 31,
             id: id("auth", ""),
         }];
         assert_eq!(
-            fixup(&auth, &[id("ip", "127.0.0.1")]),
+            fixup(&auth, &[id("ip", "127.0.0.1")], N),
             Err(ErrorCode::InvalidAcl)
         );
         assert_eq!(
-            fixup(&auth, &[id("digest", "u:h")]).unwrap()[0].id,
+            fixup(&auth, &[id("digest", "u:h")], N).unwrap()[0].id,
             id("digest", "u:h")
         );
         assert_eq!(
@@ -261,7 +301,8 @@ mod tests {
                     perms: 31,
                     id: id("world", "x")
                 }],
-                &[]
+                &[],
+                N
             ),
             Err(ErrorCode::InvalidAcl)
         );
@@ -271,7 +312,8 @@ mod tests {
                     perms: 31,
                     id: id("digest", "nohash")
                 }],
-                &[]
+                &[],
+                N
             ),
             Err(ErrorCode::InvalidAcl)
         );
@@ -281,7 +323,8 @@ mod tests {
                     perms: 31,
                     id: id("ip", "1.2.3.400")
                 }],
-                &[]
+                &[],
+                N
             ),
             Err(ErrorCode::InvalidAcl)
         );
@@ -290,8 +333,52 @@ mod tests {
                 perms: 31,
                 id: id("ip", "10.0.0.0/8")
             }],
-            &[]
+            &[],
+            N
         )
         .is_ok());
+    }
+
+    #[test]
+    fn sasl_acls_only_with_the_provider() {
+        let acl = vec![Acl {
+            perms: Perms::ALL,
+            id: id("sasl", "jaasuser"),
+        }];
+        let me = [id("ip", "127.0.0.1"), id("sasl", "jaasuser")];
+        // SASLAuthenticationProvider.matches: the same user, or "super".
+        assert_eq!(check(&acl, Perms::READ, &me, SASL), Ok(()));
+        assert_eq!(check(&acl, Perms::READ, &[id("sasl", "super")], SASL), Ok(()));
+        assert_eq!(
+            check(&acl, Perms::READ, &[id("sasl", "other")], SASL),
+            Err(ErrorCode::NoAuth)
+        );
+        // A digest identity of the same name is not a sasl one.
+        assert_eq!(
+            check(&acl, Perms::READ, &[id("digest", "jaasuser")], SASL),
+            Err(ErrorCode::NoAuth)
+        );
+        // Without the provider the scheme is unknown: never matched, never valid.
+        assert_eq!(check(&acl, Perms::READ, &me, N), Err(ErrorCode::NoAuth));
+        assert_eq!(fixup(&acl, &me, N), Err(ErrorCode::InvalidAcl));
+        assert_eq!(fixup(&acl, &me, SASL), Ok(acl.clone()));
+        // KerberosName's shape.
+        for (ok, name) in [
+            (true, "u"),
+            (true, "zk/host@REALM"),
+            (true, "u@R"),
+            (false, "a/b/c@R"),
+            (false, "a@b@c"),
+            (false, "a@R/x"),
+        ] {
+            assert_eq!(sasl_acl_valid(name), ok, "{name}");
+        }
+        // `auth` takes the sasl identity too (it is authenticated), not ip.
+        let auth = vec![Acl {
+            perms: 31,
+            id: id("auth", ""),
+        }];
+        assert_eq!(fixup(&auth, &me, SASL).unwrap(), vec![Acl { perms: 31, id: id("sasl", "jaasuser") }]);
+        assert_eq!(fixup(&auth, &me, N), Err(ErrorCode::InvalidAcl));
     }
 }

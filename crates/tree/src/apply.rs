@@ -28,6 +28,8 @@ use crate::reply::{MultiResult, Reply};
 pub struct TreeConfig {
     /// `extendedTypesEnabled`: TTL nodes allowed.
     pub extended_types: bool,
+    /// ACL schemes of the configured `authProvider.N`s.
+    pub schemes: crate::acl::Schemes,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +79,7 @@ struct Ctx<'a> {
     time_ms: i64,
     session_id: i64,
     auth: &'a [Id],
+    schemes: acl::Schemes,
 }
 
 impl StateMachine {
@@ -193,6 +196,7 @@ impl StateMachine {
                     time_ms: entry.time_ms,
                     session_id: entry.session_id,
                     auth,
+                    schemes: self.config.schemes,
                 };
                 Some(if !self.sessions.contains_key(&entry.session_id) {
                     Reply::Err(ErrorCode::SessionExpired)
@@ -308,9 +312,9 @@ impl StateMachine {
             return Err(ErrorCode::BadArguments);
         }
         let (parent_path, _) = path::split(&c.path).ok_or(ErrorCode::BadArguments)?;
-        let acl = acl::fixup(&c.acl, ctx.auth)?;
+        let acl = acl::fixup(&c.acl, ctx.auth, ctx.schemes)?;
         let (pid, parent) = self.tree.find(parent_path).ok_or(ErrorCode::NoNode)?;
-        acl::check(parent.acl, Perms::CREATE, ctx.auth)?;
+        acl::check(parent.acl, Perms::CREATE, ctx.auth, ctx.schemes)?;
         let parent_cversion = parent.stat.cversion;
         let parent_owner = parent.stat.ephemeral_owner;
         let full = if mode.is_sequential() {
@@ -371,7 +375,7 @@ impl StateMachine {
         }
         let (parent_path, _) = path::split(&d.path).ok_or(ErrorCode::BadArguments)?;
         let parent = self.tree.get(parent_path).ok_or(ErrorCode::NoNode)?;
-        acl::check(&parent.acl, Perms::DELETE, ctx.auth)?;
+        acl::check(&parent.acl, Perms::DELETE, ctx.auth, ctx.schemes)?;
         let node = self.tree.get(&d.path).ok_or(ErrorCode::NoNode)?;
         check_version(d.version, node.stat.version)?;
         if !node.children.is_empty() {
@@ -386,7 +390,7 @@ impl StateMachine {
             return Err(ErrorCode::BadArguments);
         }
         let (id, node) = self.tree.find(&s.path).ok_or(ErrorCode::NoNode)?;
-        acl::check(node.acl, Perms::WRITE, ctx.auth)?;
+        acl::check(node.acl, Perms::WRITE, ctx.auth, ctx.schemes)?;
         check_version(s.version, node.stat.version)?;
         Ok(MultiResult::SetData(self.tree.set_data_at(
             id,
@@ -402,7 +406,7 @@ impl StateMachine {
             return Err(ErrorCode::BadArguments);
         }
         let node = self.tree.get(&c.path).ok_or(ErrorCode::NoNode)?;
-        acl::check(&node.acl, Perms::READ, ctx.auth)?;
+        acl::check(&node.acl, Perms::READ, ctx.auth, ctx.schemes)?;
         check_version(c.version, node.stat.version)?;
         Ok(MultiResult::Check)
     }
@@ -411,9 +415,9 @@ impl StateMachine {
         if !path::is_valid(&s.path) {
             return Err(ErrorCode::BadArguments);
         }
-        let acl = acl::fixup(&s.acl, ctx.auth)?;
+        let acl = acl::fixup(&s.acl, ctx.auth, ctx.schemes)?;
         let node = self.tree.get(&s.path).ok_or(ErrorCode::NoNode)?;
-        acl::check(&node.acl, Perms::ADMIN, ctx.auth)?;
+        acl::check(&node.acl, Perms::ADMIN, ctx.auth, ctx.schemes)?;
         check_version(s.version, node.stat.aversion)?;
         Ok(self.tree.set_acl(&s.path, acl))
     }
@@ -444,6 +448,7 @@ mod tests {
         fn new() -> T {
             let mut sm = StateMachine::new(TreeConfig {
                 extended_types: true,
+                schemes: Default::default(),
             });
             let e = Entry {
                 time_ms: 1000,

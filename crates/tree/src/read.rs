@@ -30,9 +30,10 @@ impl StateMachine {
         w: &mut Vec<u8>,
     ) -> Option<(ErrorCode, Option<WatchKind>)> {
         let t = &self.tree;
+        let schemes = self.config().schemes;
         let readable = |path: &str| -> Result<crate::Znode<'_>, ErrorCode> {
             let n = t.get(path).ok_or(ErrorCode::NoNode)?;
-            acl::check(n.acl, Perms::READ, auth)?;
+            acl::check(n.acl, Perms::READ, auth, schemes)?;
             Ok(n)
         };
         let (res, watch, kind) = match req {
@@ -78,10 +79,11 @@ impl StateMachine {
     /// Serves a read. `auth` are the caller's identities.
     pub fn read(&self, req: &Request, session_id: i64, auth: &[Id]) -> ReadResult {
         let t = &self.tree;
+        let schemes = self.config().schemes;
         let plain = |reply| ReadResult { reply, watch: None };
         let readable = |path: &str| -> Result<crate::Znode<'_>, ErrorCode> {
             let n = t.get(path).ok_or(ErrorCode::NoNode)?;
-            acl::check(&n.acl, Perms::READ, auth)?;
+            acl::check(&n.acl, Perms::READ, auth, schemes)?;
             Ok(n)
         };
         let with_watch = |reply: Reply, watch: bool, kind, path: &str| ReadResult {
@@ -118,9 +120,9 @@ impl StateMachine {
             }
             Request::GetAcl(r) => plain(match t.get(&r.path) {
                 None => Reply::Err(ErrorCode::NoNode),
-                Some(n) => match acl::check(&n.acl, Perms::READ | Perms::ADMIN, auth) {
+                Some(n) => match acl::check(&n.acl, Perms::READ | Perms::ADMIN, auth, schemes) {
                     Err(e) => Reply::Err(e),
-                    Ok(()) => match acl::check(&n.acl, Perms::ADMIN, auth) {
+                    Ok(()) => match acl::check(&n.acl, Perms::ADMIN, auth, schemes) {
                         Ok(()) => Reply::Acl(n.acl.to_vec(), n.stat()),
                         Err(_) => Reply::Acl(acl::redact(&n.acl), n.stat()),
                     },

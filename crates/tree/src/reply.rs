@@ -47,6 +47,9 @@ pub enum Reply {
     /// addWatch: success whose body is an `ErrorResponse` record holding 0,
     /// which is what the Java client reads.
     ErrorRecord,
+    /// A SASL step's `SetSASLResponse`, whatever the header's error: none
+    /// after a failure.
+    Sasl(Option<Vec<u8>>),
 }
 
 impl Reply {
@@ -88,6 +91,7 @@ impl Reply {
             }
             Reply::Count(n) => put_i32(w, *n),
             Reply::ErrorRecord => ErrorResponse { err: 0 }.write(w),
+            Reply::Sasl(token) => proto::codec::put_bytes(w, token.as_deref()),
             Reply::WhoAmI(infos) => proto::codec::put_vec(w, infos),
             Reply::Multi(results) => {
                 for r in results {

@@ -281,6 +281,7 @@ mod tests {
     fn snapshot_round_trip_keeps_everything() {
         let cfg = TreeConfig {
             extended_types: true,
+            schemes: Default::default(),
         };
         let mut sm = StateMachine::new(cfg);
         let mut zxid = 0;
@@ -355,6 +356,7 @@ mod tests {
 
     const CFG: TreeConfig = TreeConfig {
         extended_types: true,
+        schemes: crate::acl::Schemes { sasl: false },
     };
 
     /// A state machine with one session that applies requests in order,
