@@ -33,17 +33,18 @@ echo "== cargo build"
 cargo build --release --locked
 echo "== cargo test"
 cargo test --release --locked --workspace
-echo "== black-box and differential tests (kazoo, zkCli.sh, ZooKeeper 3.8)"
-FERROKEEPER_BIN="$PWD/target/release/ferrokeeper" /usr/bin/python3 -W ignore::ResourceWarning tests/python/run.py
-echo "== applications: Patroni + PostgreSQL, ClickHouse (tests/apps)"
-FK_APPS_REQUIRED=1 FERROKEEPER_BIN="$PWD/target/release/ferrokeeper" /usr/bin/python3 -W ignore::ResourceWarning tests/apps/run.py
-echo "== applications: kazoo's own test suite"
-# pure-sasl (PyPI; Debian has no package) lets kazoo's SASL tests run
-# rather than skip; it is kept in a cache folder outside the repository.
+# pure-sasl (PyPI; Debian has no package) is kazoo's SASL library: the
+# SASL tests (tests/python/test_sasl.py, kazoo's own) need it. It is kept
+# in a cache folder outside the repository.
 pylib="${XDG_CACHE_HOME:-$HOME/.cache}/ferrokeeper/pylib"
 if ! PYTHONPATH="$pylib" /usr/bin/python3 -c 'import puresasl' >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check --target "$pylib" pure-sasl==0.6.2
 fi
+echo "== black-box and differential tests (kazoo, zkCli.sh, ZooKeeper 3.8)"
+PYTHONPATH="$pylib" FERROKEEPER_BIN="$PWD/target/release/ferrokeeper" /usr/bin/python3 -W ignore::ResourceWarning tests/python/run.py
+echo "== applications: Patroni + PostgreSQL, ClickHouse (tests/apps)"
+FK_APPS_REQUIRED=1 FERROKEEPER_BIN="$PWD/target/release/ferrokeeper" /usr/bin/python3 -W ignore::ResourceWarning tests/apps/run.py
+echo "== applications: kazoo's own test suite"
 PYTHONPATH="$pylib" FERROKEEPER_BIN="$PWD/target/release/ferrokeeper" /usr/bin/python3 tests/apps/kazoo/run.py
 # Coverage-guided fuzzing (cargo fuzz, libFuzzer) needs a nightly toolchain;
 # the same target bodies already ran above on random inputs (crate

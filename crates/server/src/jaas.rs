@@ -170,13 +170,21 @@ pub fn parse(text: &str) -> Result<Sections, (usize, String)> {
                                 expect(i + 1, '=', &format!("after option {k}"))?;
                                 let v = match toks.get(i + 2) {
                                     Some((_, Tok::Word(v) | Tok::Quoted(v))) => v.clone(),
-                                    _ => return Err((at(i + 2), format!("expected a value for option {k}"))),
+                                    _ => {
+                                        return Err((
+                                            at(i + 2),
+                                            format!("expected a value for option {k}"),
+                                        ))
+                                    }
                                 };
                                 options.insert(k.clone(), v);
                                 i += 3;
                             }
                             _ => {
-                                return Err((at(i), format!("expected an option or ';' in module {class}")))
+                                return Err((
+                                    at(i),
+                                    format!("expected an option or ';' in module {class}"),
+                                ))
                             }
                         }
                     }
@@ -187,7 +195,12 @@ pub fn parse(text: &str) -> Result<Sections, (usize, String)> {
                         options,
                     });
                 }
-                _ => return Err((at(i), format!("expected a login module or '}}' in section {name}"))),
+                _ => {
+                    return Err((
+                        at(i),
+                        format!("expected a login module or '}}' in section {name}"),
+                    ))
+                }
             }
         }
         expect(i + 1, ';', &format!("after the '}}' of section {name}"))?;
@@ -284,7 +297,10 @@ Server {
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].0, "Server");
         let m = &s[0].1[0];
-        assert_eq!(m.class, "org.apache.zookeeper.server.auth.DigestLoginModule");
+        assert_eq!(
+            m.class,
+            "org.apache.zookeeper.server.auth.DigestLoginModule"
+        );
         assert_eq!(m.flag, "required");
         assert_eq!(m.options["user_jaasuser"], "jaas_password");
     }
@@ -304,10 +320,22 @@ Server {
     #[test]
     fn malformed_files_name_the_line() {
         for (text, line, says) in [
-            ("Server {\n m required\n a=\"b\"\n", 3, "expected an option or ';'"),
+            (
+                "Server {\n m required\n a=\"b\"\n",
+                3,
+                "expected an option or ';'",
+            ),
             ("Server {\n m mandatory a=b; };", 2, "control flag"),
-            ("Server {\n m required a b; };", 2, "expected '=' after option a"),
-            ("Server { m required; }\nClient {};", 2, "expected ';' after the '}' of section Server"),
+            (
+                "Server {\n m required a b; };",
+                2,
+                "expected '=' after option a",
+            ),
+            (
+                "Server { m required; }\nClient {};",
+                2,
+                "expected ';' after the '}' of section Server",
+            ),
             ("S { };\nS { };", 2, "given twice"),
             ("S {\n m required a=\"x;\n };", 2, "unterminated"),
         ] {
@@ -336,9 +364,16 @@ Server {
         assert_eq!(load(&settings(&f)).unwrap(), None);
         // No file at all: ZooKeeper refuses to start.
         let e = load(&settings(&dir.path().join("nope"))).unwrap_err();
-        assert!(e.contains("No JAAS configuration section named 'Server' was found in"), "{e}");
+        assert!(
+            e.contains("No JAAS configuration section named 'Server' was found in"),
+            "{e}"
+        );
         // Kerberos cannot be honoured: said, not ignored.
-        std::fs::write(&f, "Server { com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true; };").unwrap();
+        std::fs::write(
+            &f,
+            "Server { com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true; };",
+        )
+        .unwrap();
         let e = load(&settings(&f)).unwrap_err();
         assert!(e.contains("Kerberos (GSSAPI) is not yet"), "{e}");
         // A section name without a file.

@@ -113,35 +113,33 @@ impl Server {
             );
         }
         let started = std::time::Instant::now();
-        let snapshot = match storage::snap::list(&cfg.data_dir)?.last() {
-            None => takeover::from_zookeeper(&cfg, &membership.voters)?,
-            Some((_, path)) => {
-                takeover::check_zookeeper_untouched(&cfg)?;
-                let (meta, body) = storage::snap::read(path)?;
-                let state = tree::StateMachine::decode_snapshot(
-                    &body,
-                    cfg.tree_config(),
-                )
-                .map_err(|e| storage::SnapError::Corrupt {
-                    path: path.clone(),
-                    reason: format!("undecodable state: {e}"),
-                })?;
-                tracing::info!(
-                    "loaded snapshot {}: {} znodes, {} sessions, index {} in {:.3} s",
-                    path.display(),
-                    state.tree.node_count(),
-                    state.sessions.len(),
-                    meta.index,
-                    started.elapsed().as_secs_f64()
-                );
-                Some(node::RestoredSnapshot {
-                    index: meta.index,
-                    term: meta.term,
-                    conf_state: meta.conf_state,
-                    state,
-                })
-            }
-        };
+        let snapshot =
+            match storage::snap::list(&cfg.data_dir)?.last() {
+                None => takeover::from_zookeeper(&cfg, &membership.voters)?,
+                Some((_, path)) => {
+                    takeover::check_zookeeper_untouched(&cfg)?;
+                    let (meta, body) = storage::snap::read(path)?;
+                    let state = tree::StateMachine::decode_snapshot(&body, cfg.tree_config())
+                        .map_err(|e| storage::SnapError::Corrupt {
+                            path: path.clone(),
+                            reason: format!("undecodable state: {e}"),
+                        })?;
+                    tracing::info!(
+                        "loaded snapshot {}: {} znodes, {} sessions, index {} in {:.3} s",
+                        path.display(),
+                        state.tree.node_count(),
+                        state.sessions.len(),
+                        meta.index,
+                        started.elapsed().as_secs_f64()
+                    );
+                    Some(node::RestoredSnapshot {
+                        index: meta.index,
+                        term: meta.term,
+                        conf_state: meta.conf_state,
+                        state,
+                    })
+                }
+            };
         let started = std::time::Instant::now();
         let opts = storage::WalOptions {
             prealloc_bytes: cfg.prealloc_bytes,
@@ -221,7 +219,8 @@ impl Server {
                 .await?,
             ),
         };
-        let core = core_task::CoreTask::new(&cfg, sasl, &membership, restored, job_tx, snap_tx, peers)?;
+        let core =
+            core_task::CoreTask::new(&cfg, sasl, &membership, restored, job_tx, snap_tx, peers)?;
         tracing::info!(
             "applied the log: {} znodes, {} sessions in {:.3} s",
             core.node_count(),

@@ -348,7 +348,10 @@ mod tests {
         let me = [id("ip", "127.0.0.1"), id("sasl", "jaasuser")];
         // SASLAuthenticationProvider.matches: the same user, or "super".
         assert_eq!(check(&acl, Perms::READ, &me, SASL), Ok(()));
-        assert_eq!(check(&acl, Perms::READ, &[id("sasl", "super")], SASL), Ok(()));
+        assert_eq!(
+            check(&acl, Perms::READ, &[id("sasl", "super")], SASL),
+            Ok(())
+        );
         assert_eq!(
             check(&acl, Perms::READ, &[id("sasl", "other")], SASL),
             Err(ErrorCode::NoAuth)
@@ -378,7 +381,13 @@ mod tests {
             perms: 31,
             id: id("auth", ""),
         }];
-        assert_eq!(fixup(&auth, &me, SASL).unwrap(), vec![Acl { perms: 31, id: id("sasl", "jaasuser") }]);
+        assert_eq!(
+            fixup(&auth, &me, SASL).unwrap(),
+            vec![Acl {
+                perms: 31,
+                id: id("sasl", "jaasuser")
+            }]
+        );
         assert_eq!(fixup(&auth, &me, N), Err(ErrorCode::InvalidAcl));
     }
 }

@@ -163,17 +163,20 @@ impl StateMachine {
                     })
                     .collect(),
             )),
-            // As ZooKeeper: the provider's user name (a digest's user, not
-            // its hash), newest identity first.
+            // As ZooKeeper (AuthUtil.getClientInfos): every identity, newest
+            // first, with its provider's user name — a digest's user, not
+            // its hash — or "" when the scheme has no provider (`super`,
+            // `sasl` without SASLAuthenticationProvider).
             Request::WhoAmI => plain(Reply::WhoAmI(
                 auth.iter()
                     .rev()
-                    .filter(|a| a.scheme != "super")
                     .map(|a| ClientInfo {
                         auth_scheme: a.scheme.clone(),
                         user: match a.scheme.as_str() {
                             "digest" => a.id.split(':').next().unwrap_or("").to_string(),
-                            _ => a.id.clone(),
+                            "ip" => a.id.clone(),
+                            "sasl" if schemes.sasl => a.id.clone(),
+                            _ => String::new(),
                         },
                     })
                     .collect(),

@@ -188,7 +188,9 @@ pub fn verify(
     let cnonce = need("cnonce")?;
     let nc = need("nc")?;
     if nc != "00000001" {
-        return Err(DigestError::Format(format!("nonce count {nc} is not 00000001")));
+        return Err(DigestError::Format(format!(
+            "nonce count {nc} is not 00000001"
+        )));
     }
     let qop = get("qop").unwrap_or("auth");
     if qop != "auth" {
@@ -317,7 +319,10 @@ digest-uri=\"zookeeper/zk-sasl-md5\",response=7994faa8852917de1ed2287c54804a1a";
             "a b".to_string(),
         ] {
             assert!(
-                matches!(verify(bad.as_bytes(), NONCE, users), Err(DigestError::Format(_))),
+                matches!(
+                    verify(bad.as_bytes(), NONCE, users),
+                    Err(DigestError::Format(_))
+                ),
                 "{bad}"
             );
         }
