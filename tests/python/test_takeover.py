@@ -274,21 +274,137 @@ class TakeoverTest(unittest.TestCase):
         c.stop()
         c.close()
 
-    def test_an_ensemble_member_refuses_zookeeper_data_for_now(self):
-        """Until ensembles are taken over (each server importing its own,
-        the ones ahead brought back to the leader's state), a server of an
-        ensemble on ZooKeeper's data stops with the reason instead of
-        starting empty beside it."""
-        ens = harness.Ensemble(3)
-        self.addCleanup(ens.close)
-        s = ens.server(1)
-        fixture = os.path.join(harness.ROOT, "tests", "golden", "zookeeper-3.8-files", "none")
-        place_zookeeper_files(fixture, s.dir)
-        out = subprocess.run([harness.BINARY, "start-foreground", s.cfg], capture_output=True, text=True, timeout=30)
-        self.assertNotEqual(out.returncode, 0)
-        self.assertIn("holds ZooKeeper's data and this server is one of an ensemble of 3", out.stderr)
-        snaps = os.path.join(s.dir, "data", "ferrokeeper-snap")
-        self.assertEqual(os.listdir(snaps) if os.path.isdir(snaps) else [], [], "no snapshot written")
+    def switch(self, zk_servers, which=None):
+        """ferrokeeper servers on the zoo.cfg, myid, dataDir and port of
+        each ZooKeeper server; started (those in `which`, 1-based) without
+        waiting for a quorum."""
+        out = []
+        for i, zk in enumerate(zk_servers, 1):
+            fk = harness.Server("ferrokeeper")
+            self.addCleanup(fk.close)
+            fk.cfg, fk.port, fk.log_path = zk.cfg, zk.port, os.path.join(zk.dir, "ferrokeeper.log")
+            out.append(fk)
+        for i in which or range(1, len(out) + 1):
+            out[i - 1].start()
+        return out
+
+    def tree(self, hosts):
+        c = KazooClient(hosts=hosts, auth_data=[("digest", "u:p")])
+        c.start()
+        c.sync("/")
+        t = {p: (c.get(p)[0], harness.stat_dict(c.exists(p)), c.get_acls(p)[0])
+             for p in harness.znodes(c) if not p.startswith("/zookeeper")}
+        c.stop()
+        c.close()
+        return t
+
+    def zookeeper_ensemble(self):
+        zk = harness.Ensemble(3, kind="zookeeper")
+        self.addCleanup(zk.close)
+        zk.start()
+        zk.leader()
+        return zk
+
+    def test_a_zookeeper_ensemble_is_taken_over_with_a_follower_behind(self):
+        """Each server of a stopped ZooKeeper 3.8 ensemble takes over its
+        own files; the one stopped early (behind) ends with the leader's
+        state; the open session and its ephemeral survive."""
+        zk = self.zookeeper_ensemble()
+        hosts = ",".join(s.hosts for s in zk.servers)
+        keep = KazooClient(hosts=hosts, timeout=30)
+        keep.start()
+        keep.create("/app", b"v1")
+        keep.create("/app/seq-", b"", sequence=True)
+        keep.create("/app/eph", b"mine", ephemeral=True)
+        keep.create("/acl", b"", acl=[make_digest_acl("u", "p", all=True)])
+        behind = next(i for i in range(1, 4) if zk.mode(i) == "follower")
+        zk.server(behind).stop()
+        for i in range(30):
+            keep.create("/app/after-", b"x" * i, sequence=True)
+        keep.set("/app", b"v2")
+        before = self.tree(",".join(s.hosts for i, s in enumerate(zk.servers, 1) if i != behind))
+        last = keep.exists("/app").mzxid
+        states = []
+        keep.add_listener(states.append)
+        for i in range(1, 4):
+            zk.server(i).stop()
+        zk_files = files_digest(*[os.path.join(s.dir, d, "version-2") for s in zk.servers for d in ("data", "datalog")])
+
+        fks = self.switch(zk.servers)
+        ens = harness.Ensemble.__new__(harness.Ensemble)
+        ens.servers = fks
+        ens.serving_follower()
+        for fk in fks:
+            self.assertIn("took over ZooKeeper's data", fk.log())
+            self.assertEqual(self.tree(fk.hosts), before, "server %s serves ZooKeeper's tree" % fk.cfg)
+        harness.wait_until(lambda: keep.state == KazooState.CONNECTED, what="the kept session back")
+        self.assertNotIn(KazooState.LOST, states, "the session from ZooKeeper expired")
+        self.assertEqual(keep.get("/app/eph")[0], b"mine")
+        n = keep.create("/new", b"")
+        self.assertGreater(keep.exists(n).czxid, last)
+        for fk in fks:
+            harness.wait_until(lambda: "confirmed the ZooKeeper data" in fk.log(),
+                               what="the takeover confirmed on %s" % fk.cfg)
+            marker = os.path.join(os.path.dirname(fk.cfg), "data", "ferrokeeper-snap", "zookeeper-takeover-unconfirmed")
+            self.assertFalse(os.path.exists(marker))
+        keep.stop()
+        keep.close()
+        self.assertEqual(files_digest(*[os.path.join(s.dir, d, "version-2") for s in zk.servers
+                                        for d in ("data", "datalog")]),
+                         zk_files, "ZooKeeper's files untouched")
+
+    def test_a_server_ahead_of_the_leader_drops_what_zookeeper_never_committed(self):
+        """Server 1's ZooKeeper files hold transactions servers 2 and 3 do
+        not (they were copied before those were written): to the other
+        two, they were never committed. Servers 2 and 3 elect a leader
+        first; server 1 then finds the leader behind its data, drops its
+        copy (not ZooKeeper's files) and stops, saying why; started
+        again, it catches up and serves the leader's tree."""
+        import shutil
+        zk = self.zookeeper_ensemble()
+        hosts = ",".join(s.hosts for s in zk.servers)
+        c = KazooClient(hosts=hosts)
+        c.start()
+        c.create("/a", b"1")
+        c.stop()
+        c.close()
+        saved = os.path.join(zk.server(1).dir, "saved")
+        for i in (2, 3):
+            zk.server(i).stop()
+            shutil.copytree(zk.server(i).dir, os.path.join(saved, str(i)), ignore=shutil.ignore_patterns("saved"))
+        zk.start(2, 3)
+        zk.leader()
+        c = KazooClient(hosts=hosts)
+        c.start()
+        for i in range(10):
+            c.create("/only-on-1-", b"", sequence=True)
+        c.stop()
+        c.close()
+        for i in (1, 2, 3):
+            zk.server(i).stop()
+        for i in (2, 3):
+            for d in ("data", "datalog"):
+                shutil.rmtree(os.path.join(zk.server(i).dir, d))
+                shutil.copytree(os.path.join(saved, str(i), d), os.path.join(zk.server(i).dir, d))
+
+        fks = self.switch(zk.servers, which=(2, 3))
+        ens = harness.Ensemble.__new__(harness.Ensemble)
+        ens.servers = fks
+        harness.wait_until(lambda: ens.mode(2) in ("leader", "follower") and ens.mode(3) in ("leader", "follower"),
+                           what="servers 2 and 3 serving")
+        expected = self.tree(fks[1].hosts)
+        self.assertIn("/a", expected)
+        self.assertFalse([p for p in expected if p.startswith("/only-on-1-")])
+        out = subprocess.run([harness.BINARY, "start-foreground", fks[0].cfg], capture_output=True, text=True,
+                             timeout=60)
+        self.assertEqual(out.returncode, 2, out.stderr[-2000:])
+        self.assertIn("no quorum of ZooKeeper's ensemble logged the transactions above it", out.stderr)
+        v2 = [os.path.join(zk.server(1).dir, d, "version-2") for d in ("data", "datalog")]
+        self.assertTrue(all(os.listdir(d) for d in v2), "ZooKeeper's files stay")
+        fks[0].start()
+        self.assertIn("starting empty, to catch up from the leader", fks[0].log())
+        ens.serving_follower()
+        self.assertEqual(self.tree(fks[0].hosts), expected)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,9 @@ impl Node {
     /// `install_snapshot`, with its state.
     pub fn step(&mut self, mut msg: RaftMessage) {
         self.down.remove(&msg.from);
+        if self.takeover_conflict(&msg) {
+            return;
+        }
         match msg.get_msg_type() {
             MessageType::MsgSnapshot => return,
             MessageType::MsgHeartbeat => {

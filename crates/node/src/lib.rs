@@ -45,6 +45,7 @@ mod ready;
 pub mod sasl;
 mod snapshots;
 mod store;
+mod takeover;
 pub mod testing;
 mod timers;
 use clients::{Conn, HeldConnect};
@@ -112,6 +113,9 @@ pub struct NodeConfig {
     /// Replicas compare tree digests after every index that is a multiple
     /// of this (0: never; `digest.enabled=false`). See `digest_check`.
     pub digest_every: u64,
+    /// The index of a snapshot taken over from a ZooKeeper ensemble
+    /// member that the ensemble has not confirmed yet (`takeover`).
+    pub takeover_unconfirmed: Option<u64>,
 }
 
 /// What a frame the core sends is.
@@ -184,6 +188,16 @@ pub enum Output {
         theirs: u64,
         server: u64,
     },
+    /// The leader (`leader`, whose log ends at `leader_index`) is behind
+    /// the ZooKeeper data this server took over up to `ours`: that data
+    /// goes, and the server catches up from the leader (`takeover`).
+    TakeoverConflict {
+        leader: u64,
+        leader_index: u64,
+        ours: u64,
+    },
+    /// The data taken over up to `index` is confirmed by the ensemble.
+    TakeoverConfirmed { index: u64 },
 }
 
 /// The Raft state read back from disk at startup.

@@ -123,6 +123,7 @@ impl Node {
             self.advance_applied();
         }
         self.advance_applied();
+        self.confirm_takeover();
         self.maybe_snapshot();
         if self.raw.raft.leader_id != raft::INVALID_ID && !self.held_connects.is_empty() {
             for h in std::mem::take(&mut self.held_connects) {

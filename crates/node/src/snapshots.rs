@@ -17,7 +17,7 @@ impl Node {
     /// to take it (it may be stale by now); if it does, the next `flush`
     /// replaces the state and restarts the log after it.
     pub fn install_snapshot(&mut self, msg: RaftMessage, state: StateMachine) {
-        if msg.get_msg_type() != MessageType::MsgSnapshot {
+        if msg.get_msg_type() != MessageType::MsgSnapshot || self.takeover_conflict(&msg) {
             return;
         }
         let meta = msg.get_snapshot().get_metadata();

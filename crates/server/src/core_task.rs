@@ -57,6 +57,7 @@ impl CoreTask {
     pub(crate) fn new(
         cfg: &std::sync::Arc<Config>,
         sasl: Option<node::sasl::SaslConfig>,
+        takeover_unconfirmed: Option<u64>,
         membership: &crate::Membership,
         restored: Restored,
         jobs: std::sync::mpsc::SyncSender<Job>,
@@ -82,6 +83,7 @@ impl CoreTask {
             snap_size_limit_bytes: cfg.snap_size_limit_bytes,
             voters: membership.voters.clone(),
             digest_every: if cfg.digest_enabled { DIGEST_EVERY } else { 0 },
+            takeover_unconfirmed,
         };
         Ok(CoreTask {
             node: Node::new(ncfg, now, restored)?,
@@ -456,6 +458,30 @@ impl CoreTask {
                             wal = self.cfg.log_dir().join("ferrokeeper-wal").display(),
                         );
                         std::process::exit(2);
+                    }
+                    Output::TakeoverConflict {
+                        leader,
+                        leader_index,
+                        ours,
+                    } => {
+                        // This server's ZooKeeper data reaches further than
+                        // the elected leader's: those transactions were never
+                        // committed by ZooKeeper. Drop the copy, start over.
+                        tracing::error!(
+                            "the ZooKeeper data this server took over reaches zxid 0x{ours:x}, beyond the log of the elected leader (server {leader}, 0x{leader_index:x}): no quorum of ZooKeeper's ensemble logged the transactions above it, so ZooKeeper never committed them. This server's copy is dropped (ZooKeeper's files stay as they are); exiting. Start it again: it starts empty and catches up from the leader"
+                        );
+                        if let Err(e) = crate::takeover::decline(&self.cfg, ours, leader_index) {
+                            tracing::error!("dropping the data taken over failed: {e}");
+                        }
+                        std::process::exit(2);
+                    }
+                    Output::TakeoverConfirmed { index } => {
+                        match crate::takeover::confirm(&self.cfg.data_dir) {
+                            Ok(()) => tracing::info!(
+                                "the ensemble confirmed the ZooKeeper data taken over here (up to zxid 0x{index:x})"
+                            ),
+                            Err(e) => tracing::warn!("the ZooKeeper data taken over here is confirmed, but its marker stays: {e}"),
+                        }
                     }
                     Output::Close { conn, reason } => {
                         if reason == "session expired" {

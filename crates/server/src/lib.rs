@@ -219,8 +219,16 @@ impl Server {
                 .await?,
             ),
         };
-        let core =
-            core_task::CoreTask::new(&cfg, sasl, &membership, restored, job_tx, snap_tx, peers)?;
+        let core = core_task::CoreTask::new(
+            &cfg,
+            sasl,
+            takeover::unconfirmed(&cfg.data_dir)?,
+            &membership,
+            restored,
+            job_tx,
+            snap_tx,
+            peers,
+        )?;
         tracing::info!(
             "applied the log: {} znodes, {} sessions in {:.3} s",
             core.node_count(),

@@ -6,6 +6,13 @@
 //! ZooKeeper's files are only read: they stay as they were, so ZooKeeper
 //! can be started on them again.
 //!
+//! In an ensemble each server takes over its own files. Until the
+//! ensemble confirms that data (`node::takeover`), `ferrokeeper-snap/
+//! zookeeper-takeover-unconfirmed` holds its zxid; a server found to be
+//! ahead of the elected leader drops its copy (`decline`), records that in
+//! `zookeeper-takeover-declined`, and starts empty next time, to catch up
+//! from the leader.
+//!
 //! The zxid at which the data last changed hands (taken over here, or
 //! exported back by `export-zookeeper`) is kept in `ferrokeeper-snap/
 //! zookeeper-handover`. At every later start, ZooKeeper files holding a
@@ -31,21 +38,14 @@ pub(crate) fn from_zookeeper(
         return Ok(None);
     }
     let dirs = zkdata::ZkDirs::new(&cfg.data_dir, cfg.log_dir());
-    if voters.len() > 1
-        && !dirs
-            .find()
-            .map_err(|e| ServerError::Takeover(e.to_string()))?
-            .is_empty()
-    {
-        // Each server of an ensemble would import its own files, and a
-        // server whose ZooKeeper data is ahead of the elected leader's
-        // cannot yet be brought back to the leader's state. Refuse rather
-        // than start empty beside ZooKeeper's data or diverge.
-        return Err(ServerError::Takeover(format!(
-            "{} holds ZooKeeper's data and this server is one of an ensemble of {}: only a standalone server takes ZooKeeper's data over yet",
+    let declined = storage::snap::snap_dir(&cfg.data_dir).join(DECLINED);
+    if declined.exists() {
+        tracing::info!(
+            "{}: this server's ZooKeeper data went beyond the ensemble's leader and was not taken over ({}); starting empty, to catch up from the leader",
             dirs.snap_dir.display(),
-            voters.len()
-        )));
+            declined.display()
+        );
+        return Ok(None);
     }
     let started = std::time::Instant::now();
     let Some(loaded) = dirs
@@ -78,9 +78,13 @@ pub(crate) fn from_zookeeper(
         );
     }
     let index = report.last_zxid as u64;
-    // ZooKeeper's epoch (the zxid's high 32 bits) is the term the state
-    // was written in: a server holding a later epoch's data is ahead.
-    let term = ((report.last_zxid >> 32) as u64).max(1);
+    // Term 1, below every term a ferrokeeper leader writes in. Among
+    // servers that took over, the index (the zxid, epoch in its high bits)
+    // alone decides who is ahead, as ZooKeeper's own election does; and a
+    // log a ferrokeeper leader wrote is always ahead of data taken over, so
+    // a server arriving late with ZooKeeper data cannot win an election
+    // over entries the ensemble has committed since.
+    let term = 1;
     let meta = storage::SnapshotMeta {
         index,
         term,
@@ -90,6 +94,11 @@ pub(crate) fn from_zookeeper(
     // Before the snapshot: a crash between the two leaves a marker and no
     // snapshot, and the next start takes over again and rewrites it.
     record_handover(&cfg.data_dir, report.last_zxid)?;
+    if voters.len() > 1 {
+        let path = storage::snap::snap_dir(&cfg.data_dir).join(UNCONFIRMED);
+        write_durably(&path, format!("zxid=0x{:x}\n", report.last_zxid).as_bytes())
+            .map_err(|e| ServerError::Takeover(format!("{}: {e}", path.display())))?;
+    }
     let (path, bytes) =
         storage::snap::write_with(&cfg.data_dir, &meta, |w| frozen.encode_snapshot_to(w))?;
     let logs: Vec<String> = report
@@ -122,6 +131,55 @@ pub(crate) fn from_zookeeper(
 }
 
 const HANDOVER: &str = "zookeeper-handover";
+const UNCONFIRMED: &str = "zookeeper-takeover-unconfirmed";
+const DECLINED: &str = "zookeeper-takeover-declined";
+
+/// The index of data taken over from ZooKeeper that the ensemble has not
+/// confirmed yet.
+pub(crate) fn unconfirmed(data_dir: &Path) -> Result<Option<u64>, ServerError> {
+    read_zxid(&storage::snap::snap_dir(data_dir).join(UNCONFIRMED)).map(|z| z.map(|z| z as u64))
+}
+
+/// The ensemble confirmed the data taken over: the marker goes.
+pub(crate) fn confirm(data_dir: &Path) -> std::io::Result<()> {
+    let dir = storage::snap::snap_dir(data_dir);
+    std::fs::remove_file(dir.join(UNCONFIRMED))?;
+    std::fs::File::open(&dir)?.sync_all()
+}
+
+/// The leader is behind the data taken over here, which therefore holds
+/// transactions ZooKeeper never committed: this server's own copy of it
+/// (its snapshots and log; ZooKeeper's files stay as they are) goes, and
+/// the next start begins empty and catches up from the leader. Nothing
+/// else was written since the takeover: data unconfirmed is never
+/// applied past.
+pub(crate) fn decline(cfg: &Config, ours: u64, leader_index: u64) -> Result<(), ServerError> {
+    let dir = storage::snap::snap_dir(&cfg.data_dir);
+    let err =
+        |what: &Path, e: std::io::Error| ServerError::Takeover(format!("{}: {e}", what.display()));
+    let declined = dir.join(DECLINED);
+    write_durably(
+        &declined,
+        format!("zxid=0x{ours:x}\nleader=0x{leader_index:x}\n").as_bytes(),
+    )
+    .map_err(|e| err(&declined, e))?;
+    for (_, path) in storage::snap::list(&cfg.data_dir)? {
+        std::fs::remove_file(&path).map_err(|e| err(&path, e))?;
+    }
+    for (_, path) in storage::wal::list_segments(cfg.log_dir())? {
+        std::fs::remove_file(&path).map_err(|e| err(&path, e))?;
+    }
+    let marker = dir.join(UNCONFIRMED);
+    if marker.exists() {
+        std::fs::remove_file(&marker).map_err(|e| err(&marker, e))?;
+    }
+    for d in [dir, cfg.log_dir().join(storage::wal::DIR_NAME)] {
+        if let Ok(f) = std::fs::File::open(&d) {
+            f.sync_all().map_err(|e| err(&d, e))?;
+        }
+    }
+    Ok(())
+}
 
 /// Records, durably, that ZooKeeper's data and ferrokeeper's agree up to
 /// `zxid` (a takeover, or an export back to ZooKeeper).
@@ -132,13 +190,20 @@ pub(crate) fn record_handover(data_dir: &Path, zxid: i64) -> Result<(), ServerEr
 }
 
 fn read_handover(data_dir: &Path) -> Result<Option<i64>, ServerError> {
-    let path = storage::snap::snap_dir(data_dir).join(HANDOVER);
-    let text = match std::fs::read_to_string(&path) {
+    read_zxid(&storage::snap::snap_dir(data_dir).join(HANDOVER))
+}
+
+/// A marker's `zxid=0x…` first line; None when there is no marker.
+fn read_zxid(path: &Path) -> Result<Option<i64>, ServerError> {
+    let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(ServerError::Takeover(format!("{}: {e}", path.display()))),
     };
-    text.trim()
+    text.lines()
+        .next()
+        .unwrap_or("")
+        .trim()
         .strip_prefix("zxid=0x")
         .and_then(|h| u64::from_str_radix(h, 16).ok())
         .map(|z| Some(z as i64))
