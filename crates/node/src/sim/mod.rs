@@ -485,6 +485,10 @@ impl Sim {
                         self.crash(id);
                         return;
                     }
+                    // No simulated server starts from ZooKeeper's data.
+                    Output::TakeoverConflict { .. } | Output::TakeoverConfirmed { .. } => {
+                        panic!("server {id}: a takeover output without data taken over")
+                    }
                     Output::Message(m) => self.send(id, m.to, Msg::Raft(*m)),
                     Output::Liveness { to, sessions } => self.send(id, to, Msg::Liveness(sessions)),
                     Output::Send { conn, frame, .. } => self.deliver(id, conn, &frame),
