@@ -427,6 +427,14 @@ class Ensemble:
                 f.write("%d\n" % i)
             self.servers.append(s)
 
+    @classmethod
+    def of(cls, servers):
+        """The ensemble of servers made elsewhere (each on its own zoo.cfg
+        listing them all), for its waits and four-letter-word views."""
+        ens = cls.__new__(cls)
+        ens.servers = list(servers)
+        return ens
+
     def start(self, *which):
         for i in which or range(1, len(self.servers) + 1):
             self.servers[i - 1].start()

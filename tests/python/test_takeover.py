@@ -331,8 +331,7 @@ class TakeoverTest(unittest.TestCase):
         zk_files = files_digest(*[os.path.join(s.dir, d, "version-2") for s in zk.servers for d in ("data", "datalog")])
 
         fks = self.switch(zk.servers)
-        ens = harness.Ensemble.__new__(harness.Ensemble)
-        ens.servers = fks
+        ens = harness.Ensemble.of(fks)
         ens.serving_follower()
         for fk in fks:
             self.assertIn("took over ZooKeeper's data", fk.log())
@@ -388,8 +387,7 @@ class TakeoverTest(unittest.TestCase):
                 shutil.copytree(os.path.join(saved, str(i), d), os.path.join(zk.server(i).dir, d))
 
         fks = self.switch(zk.servers, which=(2, 3))
-        ens = harness.Ensemble.__new__(harness.Ensemble)
-        ens.servers = fks
+        ens = harness.Ensemble.of(fks)
         harness.wait_until(lambda: ens.mode(2) in ("leader", "follower") and ens.mode(3) in ("leader", "follower"),
                            what="servers 2 and 3 serving")
         expected = self.tree(fks[1].hosts)
