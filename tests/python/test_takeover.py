@@ -310,14 +310,17 @@ class TakeoverTest(unittest.TestCase):
         own files; the one stopped early (behind) ends with the leader's
         state; the open session and its ephemeral survive."""
         zk = self.zookeeper_ensemble()
-        hosts = ",".join(s.hosts for s in zk.servers)
-        keep = KazooClient(hosts=hosts, timeout=30)
+        harness.wait_until(lambda: all(zk.mode(i) in ("leader", "follower") for i in (1, 2, 3)),
+                           timeout=60, what="ZooKeeper's three servers serving")
+        behind = next(i for i in range(1, 4) if zk.mode(i) == "follower")
+        # The kept session talks to the two that stay (a request in flight
+        # on the stopped one would be lost to ConnectionLoss).
+        keep = KazooClient(hosts=",".join(s.hosts for i, s in enumerate(zk.servers, 1) if i != behind), timeout=30)
         keep.start()
         keep.create("/app", b"v1")
         keep.create("/app/seq-", b"", sequence=True)
         keep.create("/app/eph", b"mine", ephemeral=True)
         keep.create("/acl", b"", acl=[make_digest_acl("u", "p", all=True)])
-        behind = next(i for i in range(1, 4) if zk.mode(i) == "follower")
         zk.server(behind).stop()
         for i in range(30):
             keep.create("/app/after-", b"x" * i, sequence=True)
@@ -371,12 +374,24 @@ class TakeoverTest(unittest.TestCase):
         for i in (2, 3):
             zk.server(i).stop()
             shutil.copytree(zk.server(i).dir, os.path.join(saved, str(i)), ignore=shutil.ignore_patterns("saved"))
-        zk.start(2, 3)
-        zk.leader()
+        # All three restarted together (server 1, left alone and LOOKING,
+        # can take ZooKeeper up to a minute to rejoin otherwise).
+        zk.server(1).stop()
+        zk.start(1, 2, 3)
+        harness.wait_until(lambda: all(zk.mode(i) in ("leader", "follower") for i in (1, 2, 3)),
+                           timeout=60, what="ZooKeeper's three servers serving")
         c = KazooClient(hosts=hosts)
         c.start()
         for i in range(10):
-            c.create("/only-on-1-", b"", sequence=True)
+            last = c.create("/only-on-1-", b"", sequence=True)
+        c.stop()
+        c.close()
+        # A quorum of two acknowledges a write: server 1 may not have
+        # logged it yet. It has once it serves it after a sync.
+        c = KazooClient(hosts=zk.server(1).hosts)
+        c.start()
+        c.sync("/")
+        self.assertIsNotNone(c.exists(last), "server 1 has the writes")
         c.stop()
         c.close()
         for i in (1, 2, 3):
@@ -393,8 +408,11 @@ class TakeoverTest(unittest.TestCase):
         expected = self.tree(fks[1].hosts)
         self.assertIn("/a", expected)
         self.assertFalse([p for p in expected if p.startswith("/only-on-1-")])
-        out = subprocess.run([harness.BINARY, "start-foreground", fks[0].cfg], capture_output=True, text=True,
-                             timeout=60)
+        try:
+            out = subprocess.run([harness.BINARY, "start-foreground", fks[0].cfg], capture_output=True, text=True,
+                                 timeout=60)
+        except subprocess.TimeoutExpired as e:
+            self.fail("server 1 did not stop; its log ends:\n%s" % (e.stderr or b"")[-3000:].decode(errors="replace"))
         self.assertEqual(out.returncode, 2, out.stderr[-2000:])
         self.assertIn("no quorum of ZooKeeper's ensemble logged the transactions above it", out.stderr)
         v2 = [os.path.join(zk.server(1).dir, d, "version-2") for d in ("data", "datalog")]
