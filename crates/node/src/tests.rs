@@ -673,3 +673,112 @@ fn snapshots_by_bytes_stay_in_proportion_to_the_log() {
         "{snapshots} snapshots, {snapshot_bytes} bytes, for {written} bytes written"
     );
 }
+
+/// A replica of three that took over ZooKeeper data up to index 100.
+fn taken_over() -> Node {
+    let mut state = StateMachine::new(cfg().tree);
+    let entry = Entry {
+        time_ms: 1,
+        session_id: 0,
+        xid: 0,
+        origin: 0,
+        conn: 0,
+        kind: EntryKind::Digest {
+            index: 0,
+            digest: 0,
+        },
+    };
+    state.apply(100, &entry);
+    let restored = Restored {
+        hard_state: HardState::default(),
+        entries: vec![],
+        snapshot: Some(RestoredSnapshot {
+            index: 100,
+            term: 1,
+            conf_state: ConfState::from((vec![1, 2, 3], vec![])),
+            state,
+        }),
+    };
+    let cfg = NodeConfig {
+        voters: vec![1, 2, 3],
+        takeover_unconfirmed: Some(100),
+        ..cfg()
+    };
+    Node::new(cfg, 1_000, restored).unwrap()
+}
+
+fn append(
+    from: u64,
+    term: u64,
+    index: u64,
+    log_term: u64,
+    entries: &[(u64, u64)],
+    commit: u64,
+) -> RaftMessage {
+    let mut m = RaftMessage::default();
+    m.set_msg_type(MessageType::MsgAppend);
+    m.from = from;
+    m.to = 1;
+    m.term = term;
+    m.index = index;
+    m.log_term = log_term;
+    m.commit = commit;
+    for &(index, term) in entries {
+        let mut e = RaftEntry::default();
+        e.index = index;
+        e.term = term;
+        m.mut_entries().push(e);
+    }
+    m
+}
+
+#[test]
+fn a_leader_behind_data_taken_over_is_a_conflict_raft_never_sees() {
+    // Its log ends at 95: the transactions up to 100 here were never
+    // committed by ZooKeeper (node/src/takeover.rs).
+    let mut n = taken_over();
+    n.step(append(2, 2, 95, 2, &[], 95));
+    let outs = drain(&mut n);
+    assert!(
+        outs.iter().any(|o| matches!(
+            o,
+            Output::TakeoverConflict {
+                leader: 2,
+                leader_index: 95,
+                ours: 100
+            }
+        )),
+        "{outs:?}"
+    );
+    assert_eq!(n.raw.raft.term, 1, "Raft did not see the message");
+    assert_eq!(n.raw.raft.raft_log.committed, 100);
+}
+
+#[test]
+fn data_taken_over_is_confirmed_once_an_entry_after_it_commits() {
+    let mut n = taken_over();
+    // A leader whose log holds our snapshot's index: no conflict.
+    n.step(append(2, 2, 100, 1, &[(101, 2)], 100));
+    let outs = drain(&mut n);
+    assert!(
+        !outs
+            .iter()
+            .any(|o| matches!(o, Output::TakeoverConflict { .. })),
+        "{outs:?}"
+    );
+    assert!(!outs
+        .iter()
+        .any(|o| matches!(o, Output::TakeoverConfirmed { .. })));
+    n.step(append(2, 2, 101, 2, &[], 101));
+    let outs = drain(&mut n);
+    assert!(
+        outs.iter()
+            .any(|o| matches!(o, Output::TakeoverConfirmed { index: 100 })),
+        "{outs:?}"
+    );
+    // Once confirmed, an old probe is Raft's business again.
+    n.step(append(2, 2, 95, 2, &[], 101));
+    assert!(!drain(&mut n)
+        .iter()
+        .any(|o| matches!(o, Output::TakeoverConflict { .. })));
+}
