@@ -279,7 +279,7 @@ class TakeoverTest(unittest.TestCase):
         each ZooKeeper server; started (those in `which`, 1-based) without
         waiting for a quorum."""
         out = []
-        for i, zk in enumerate(zk_servers, 1):
+        for zk in zk_servers:
             fk = harness.Server("ferrokeeper")
             self.addCleanup(fk.close)
             fk.cfg, fk.port, fk.log_path = zk.cfg, zk.port, os.path.join(zk.dir, "ferrokeeper.log")
