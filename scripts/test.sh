@@ -12,8 +12,9 @@ dpkg -s zookeeper-bin >/dev/null 2>&1 || need+=(zookeeper-bin)
 /usr/bin/python3 -c 'import kazoo' >/dev/null 2>&1 || need+=(python3-kazoo)
 /usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || need+=(python3-prometheus-client)
 command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
-# kazoo's own test suite (tests/apps/kazoo) runs under pytest with these.
-for p in pytest mock objgraph pytest-timeout gevent eventlet; do
+# kazoo's own test suite (tests/apps/kazoo) runs under pytest with these
+# (rerunfailures for the races of kazoo itself listed in races.txt).
+for p in pytest mock objgraph pytest-timeout pytest-rerunfailures gevent eventlet; do
   dpkg -s "python3-$p" >/dev/null 2>&1 || need+=("python3-$p")
 done
 # The applications of tests/apps: Patroni managing PostgreSQL, ClickHouse.

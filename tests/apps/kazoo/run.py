@@ -7,6 +7,10 @@ PATH, starts ferrokeeper on that zoo.cfg instead. Nothing of kazoo is
 changed. Tests that need features ferrokeeper does not have yet are listed
 in expected_failures.txt with the reason and run as strict expected
 failures: one that starts passing fails the run until its line is removed.
+Tests that race in kazoo itself, against ZooKeeper too, are listed in
+races.txt with the evidence; one of those that fails is run again, up to
+RACE_RERUNS more times (pytest-rerunfailures), and every rerun is counted
+in the summary line.
 A test that hangs fails after --timeout seconds (pytest-timeout).
 
     /usr/bin/python3 tests/apps/kazoo/run.py              # against ferrokeeper
@@ -34,6 +38,8 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "python"))
 import harness  # noqa: E402  (free ports, the binary)
 
 EXPECTED = os.path.join(HERE, "expected_failures.txt")
+RACES = os.path.join(HERE, "races.txt")
+RACE_RERUNS = 2
 ZK_CLASSPATH = "/usr/share/java/zookeeper.jar"
 EXPECTED_FAILURE_TIMEOUT = 30
 
@@ -60,17 +66,17 @@ def port_block():
     raise RuntimeError("no free block of 24 ports")
 
 
-def load_expected():
+def load_list(path):
     """'file.py::Class::test: reason' lines; # comments and blanks skipped."""
     out = {}
-    with open(EXPECTED) as f:
+    with open(path) as f:
         for n, line in enumerate(f, 1):
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
             key, sep, reason = line.partition(": ")
             if not sep or not reason.strip():
-                sys.exit("%s:%d: expected 'file.py::Class::test: reason'" % (EXPECTED, n))
+                sys.exit("%s:%d: expected 'file.py::Class::test: reason'" % (path, n))
             out[key.strip()] = reason.strip()
     return out
 
@@ -110,11 +116,13 @@ class Servers:
 
 
 class Plugin:
-    """Marks the listed tests as strict expected failures and attaches
-    the servers' log lines to a failing test's report."""
+    """Marks the listed tests as strict expected failures or as kazoo's own
+    races (rerun when they fail) and attaches the servers' log lines to a
+    failing test's report."""
 
-    def __init__(self, expected, servers):
+    def __init__(self, expected, races, servers):
         self.expected = expected
+        self.races = races
         self.servers = servers
         self.seen = set()
         self.offsets = {}
@@ -130,9 +138,12 @@ class Plugin:
                 # error code it does not know); they need not wait the full
                 # timeout to show that they still fail.
                 item.add_marker(pytest.mark.timeout(EXPECTED_FAILURE_TIMEOUT))
-        stale = sorted(set(self.expected) - self.seen)
+            if key in self.races:
+                self.seen.add(key)
+                item.add_marker(pytest.mark.flaky(reruns=RACE_RERUNS))
+        stale = sorted((set(self.expected) | set(self.races)) - self.seen)
         if stale:
-            raise pytest.UsageError("expected_failures.txt names tests that do not exist: %s" % stale)
+            raise pytest.UsageError("expected_failures.txt or races.txt names tests that do not exist: %s" % stale)
 
     def pytest_runtest_setup(self, item):
         self.offsets = {}
@@ -158,6 +169,11 @@ class Plugin:
                     report.sections.append(("ferrokeeper " + log, "\n".join(lines[-60:])))
 
     def pytest_runtest_logreport(self, report):
+        if report.outcome == "rerun":
+            if report.when == "call":
+                self.counts["rerun"] = self.counts.get("rerun", 0) + 1
+                print("\n%s failed and runs again (races.txt)" % report.nodeid)
+            return
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
             if hasattr(report, "wasxfail"):
                 kind = "xpassed" if report.passed else "xfailed"
@@ -190,9 +206,9 @@ def main():
     tempfile.tempdir = work
     if not args.zookeeper:
         os.environ["PATH"] = HERE + os.pathsep + os.environ["PATH"]
-    expected = {} if args.zookeeper else load_expected()
+    expected = {} if args.zookeeper else load_list(EXPECTED)
     servers = Servers(pids)
-    plugin = Plugin(expected, servers)
+    plugin = Plugin(expected, load_list(RACES), servers)
     started = time.monotonic()
     try:
         code = pytest.main(["-p", "no:cacheprovider", "--timeout", str(args.timeout), "-rfE",
@@ -212,9 +228,10 @@ def main():
         shutil.rmtree(work, True)
     c = plugin.counts
     print("(%.0f s)" % (time.monotonic() - started))
-    print("kazoo suite against %s: %d passed, %d failed, %d expected failures, %d unexpected passes, %d skipped"
+    print("kazoo suite against %s: %d passed, %d failed, %d expected failures, %d unexpected passes, %d skipped,"
+          " %d reruns of kazoo's races"
           % ("ZooKeeper 3.8" if args.zookeeper else "ferrokeeper", c.get("passed", 0), c.get("failed", 0),
-             c.get("xfailed", 0), c.get("xpassed", 0), c.get("skipped", 0)))
+             c.get("xfailed", 0), c.get("xpassed", 0), c.get("skipped", 0), c.get("rerun", 0)))
     sys.exit(int(code))
 
 
