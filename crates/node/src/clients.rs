@@ -15,9 +15,28 @@ pub(crate) struct HeldConnect {
     pub(crate) conn: ConnId,
     pub(crate) req: ConnectRequest,
     pub(crate) ip: String,
+    /// Identities the transport established (`Node::connect_as`).
+    pub(crate) ids: Vec<Id>,
+    /// Requests that came after the ConnectRequest (`Conn::early`).
+    pub(crate) early: Vec<EarlyRequest>,
     /// When the client's session timeout has passed (ms since the epoch).
     pub(crate) until_ms: i64,
 }
+
+/// A request that arrived before its connection's session was
+/// established: the Java client's Netty socket sends its queued requests
+/// right behind the ConnectRequest, and ZooKeeper holds them (it stops
+/// reading the connection) until the session is there.
+#[derive(Debug)]
+pub(crate) struct EarlyRequest {
+    xid: i32,
+    op: i32,
+    body: Vec<u8>,
+    arrived: u64,
+}
+
+/// Early requests one connection may send before its session exists.
+const MAX_EARLY: usize = 1000;
 
 /// A request as its reply names it: the client's xid and op, and the
 /// driver's stamp of its arrival, handed back in `FrameKind::Reply` (so
@@ -66,11 +85,43 @@ pub(crate) struct Conn {
     pub(crate) sent_read_only: bool,
     /// The SASL exchange on this connection (`sasl`).
     pub(crate) sasl: sasl::SaslState,
+    /// Requests that came before the session was established, served in
+    /// order once it is (`attach`).
+    pub(crate) early: Vec<EarlyRequest>,
 }
 
 impl Node {
     /// A client sent its ConnectRequest. `ip` becomes its ("ip", addr) identity.
     pub fn connect(&mut self, conn: ConnId, req: ConnectRequest, ip: String, now_ms: i64) {
+        self.connect_as(conn, req, ip, Vec::new(), now_ms)
+    }
+
+    /// `connect` for a client whose transport already established who it
+    /// is: `ids` (a TLS client's `x509` identity, and `super` when that is
+    /// the configured super user) join its `ip` identity, as ZooKeeper's
+    /// `X509AuthenticationProvider` adds them at the handshake.
+    pub fn connect_as(
+        &mut self,
+        conn: ConnId,
+        req: ConnectRequest,
+        ip: String,
+        ids: Vec<Id>,
+        now_ms: i64,
+    ) {
+        self.open(conn, req, ip, ids, Vec::new(), now_ms)
+    }
+
+    /// `connect_as` with the requests that already came behind the
+    /// ConnectRequest (a held connection's, `ready`).
+    pub(crate) fn open(
+        &mut self,
+        conn: ConnId,
+        req: ConnectRequest,
+        ip: String,
+        ids: Vec<Id>,
+        early: Vec<EarlyRequest>,
+        now_ms: i64,
+    ) {
         self.now_ms = now_ms;
         let timeout_ms = req.timeout_ms.clamp(
             self.cfg.min_session_timeout_ms,
@@ -82,6 +133,8 @@ impl Node {
                 conn,
                 req,
                 ip,
+                ids,
+                early,
                 until_ms: now_ms + timeout_ms as i64,
             });
             return;
@@ -94,10 +147,11 @@ impl Node {
             });
             return;
         }
-        let auth = vec![Id {
+        let mut auth = vec![Id {
             scheme: "ip".into(),
             id: ip,
         }];
+        auth.extend(ids);
         self.conns.insert(
             conn,
             Conn {
@@ -107,6 +161,7 @@ impl Node {
                 queue: VecDeque::new(),
                 sent_read_only: req.read_only.is_some(),
                 sasl: Default::default(),
+                early,
             },
         );
         if req.session_id == 0 {
@@ -195,6 +250,14 @@ impl Node {
             read_only: sent_read_only.then_some(false),
         };
         self.send_connect_response(conn, &resp);
+        let early = self
+            .conns
+            .get_mut(&conn)
+            .map(|c| std::mem::take(&mut c.early))
+            .unwrap_or_default();
+        for r in early {
+            self.request(conn, r.xid, r.op, &r.body, self.now_ms, r.arrived);
+        }
     }
 
     /// The connection is gone (socket closed or failed). Its session lives
@@ -228,18 +291,39 @@ impl Node {
     ) {
         self.now_ms = now_ms;
         let asked = Asked { xid, op, arrived };
+        let early = EarlyRequest {
+            xid,
+            op,
+            body: Vec::new(),
+            arrived,
+        };
+        let queue = match self.conns.get_mut(&conn) {
+            Some(c) if c.session_id == 0 => Some(&mut c.early),
+            Some(_) => None,
+            None => match self.held_connects.iter_mut().find(|h| h.conn == conn) {
+                Some(h) => Some(&mut h.early),
+                None => return,
+            },
+        };
+        if let Some(queue) = queue {
+            if queue.len() >= MAX_EARLY {
+                self.outputs.push(Output::Close {
+                    conn,
+                    reason: "too many requests before the session was established",
+                });
+                self.drop_conn(conn);
+                return;
+            }
+            queue.push(EarlyRequest {
+                body: body.to_vec(),
+                ..early
+            });
+            return;
+        }
         let Some(c) = self.conns.get(&conn) else {
             return;
         };
         let session_id = c.session_id;
-        if session_id == 0 {
-            self.outputs.push(Output::Close {
-                conn,
-                reason: "request before the session was established",
-            });
-            self.drop_conn(conn);
-            return;
-        }
         if let Some(l) = self.liveness.get_mut(&session_id) {
             l.last_heard_ms = now_ms;
         }

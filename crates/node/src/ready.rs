@@ -127,7 +127,7 @@ impl Node {
         self.maybe_snapshot();
         if self.raw.raft.leader_id != raft::INVALID_ID && !self.held_connects.is_empty() {
             for h in std::mem::take(&mut self.held_connects) {
-                self.connect(h.conn, h.req, h.ip, self.now_ms);
+                self.open(h.conn, h.req, h.ip, h.ids, h.early, self.now_ms);
             }
             self.flush();
         }

@@ -782,3 +782,44 @@ fn data_taken_over_is_confirmed_once_an_entry_after_it_commits() {
         .iter()
         .any(|o| matches!(o, Output::TakeoverConflict { .. })));
 }
+
+#[test]
+fn requests_right_behind_the_connect_request_are_served_once_the_session_exists() {
+    // The Java client's Netty socket sends its queued requests without
+    // waiting for the ConnectResponse; ZooKeeper serves them after it.
+    let mut n = Node::new(cfg(), 0, Restored::default()).unwrap();
+    n.connect(
+        1,
+        ConnectRequest {
+            timeout_ms: 10_000,
+            ..Default::default()
+        },
+        "127.0.0.1".into(),
+        0,
+    );
+    send(&mut n, 1, 1, create("/early", 0), 0);
+    send(
+        &mut n,
+        1,
+        2,
+        Request::GetData(PathWatchRequest {
+            path: "/early".into(),
+            watch: false,
+        }),
+        0,
+    );
+    n.flush();
+    let f = frames(&mut n, 1);
+    assert!(
+        matches!(f.first(), Some(Frame::Connect(c)) if c.session_id != 0),
+        "{f:?}"
+    );
+    let replies: Vec<(i32, i32)> = f[1..]
+        .iter()
+        .map(|f| match f {
+            Frame::Reply(h, _) => (h.xid, h.err),
+            f => panic!("{f:?}"),
+        })
+        .collect();
+    assert_eq!(replies, vec![(1, 0), (2, 0)]);
+}

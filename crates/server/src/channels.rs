@@ -13,6 +13,8 @@ pub(crate) enum CoreInput {
         conn: u64,
         req: proto::ConnectRequest,
         addr: SocketAddr,
+        /// Identities the transport established (a TLS client's certificate).
+        ids: Vec<proto::Id>,
         tx: mpsc::Sender<ToConn>,
     },
     Request {

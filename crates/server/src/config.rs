@@ -148,6 +148,8 @@ pub struct Config {
     pub sessionless_cnxn_timeout_ms: u64,
     /// SASL and the authentication providers (`auth`).
     pub auth: AuthSettings,
+    /// TLS on the client port (`secureClientPort`, `ssl.*`, `authProvider.x509`).
+    pub tls: crate::tls::TlsSettings,
     /// Keys ZooKeeper knows that this build accepts but does not act on yet.
     pub warnings: Vec<String>,
 }
@@ -194,9 +196,6 @@ const ACCEPTED: &[&str] = &[
 /// quorum authentication, read-only mode, …): ignored with a warning that
 /// says so, not taken for typing mistakes.
 const NOT_YET: &[&str] = &[
-    "secureClientPort",
-    "secureClientPortAddress",
-    "serverCnxnFactory",
     "clientCnxnSocket",
     "client.secure",
     "sslQuorum",
@@ -211,7 +210,6 @@ const NOT_YET: &[&str] = &[
     "maxCnxns",
     "enforceQuota",
     "snapshot.compression.method",
-    "X509AuthenticationProvider.superUser",
     "sessionRequireClientSASLAuth",
     "letAnySaslUserDoX",
     "enforce.auth.enabled",
@@ -228,7 +226,7 @@ const NOT_YET_PREFIXES: &[&str] = &[
     "fips-mode",
 ];
 
-fn parse_ip(v: &str) -> Result<IpAddr, String> {
+pub(crate) fn parse_ip(v: &str) -> Result<IpAddr, String> {
     if v == "localhost" {
         return Ok(IpAddr::from([127, 0, 0, 1]));
     }
@@ -400,6 +398,7 @@ impl Config {
             worker_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             sessionless_cnxn_timeout_ms: 10_000,
             auth: AuthSettings::default(),
+            tls: Default::default(),
             warnings: Vec::new(),
         };
         let mut lines = parse_lines(text);
@@ -463,6 +462,10 @@ impl Config {
                 _ => Err(format!("'{v}' is not true or false")),
             };
             let v = l.value.as_str();
+            if let Some(r) = c.tls.set(l.key, v) {
+                r.map_err(err)?;
+                continue;
+            }
             match l.key {
                 "tickTime" => {
                     c.tick_ms = num::<u64>(v)
@@ -596,14 +599,20 @@ impl Config {
                     "SASLAuthenticationProvider" => c.auth.sasl_acls = true,
                     // Built in, always on.
                     "DigestAuthenticationProvider" | "IPAuthenticationProvider" => {}
-                    "X509AuthenticationProvider" => c.warnings.push(format!(
-                        "{at}: {k}: the x509 scheme is not supported yet and is ignored"
-                    )),
+                    "X509AuthenticationProvider" => c.tls.x509_acls = true,
                     // ZooKeeper logs "Problems loading" and goes on.
                     _ => c.warnings.push(format!(
                         "{at}: {k}: no authentication provider {v} in this server; ignored"
                     )),
                 },
+                // ZooKeeper needs Netty for TLS; ferrokeeper serves both
+                // ports the same way whatever this says.
+                "serverCnxnFactory"
+                    if v.ends_with("NettyServerCnxnFactory")
+                        || v.ends_with("NIOServerCnxnFactory") => {}
+                "serverCnxnFactory" => c.warnings.push(format!(
+                    "{at}: serverCnxnFactory {v} is not one of ZooKeeper's; ignored"
+                )),
                 "nio.sessionlessCnxnTimeout" => {
                     c.sessionless_cnxn_timeout_ms = positive::<u64>(v).map_err(err)?;
                 }
@@ -635,7 +644,7 @@ impl Config {
                 msg: "dataDir is not set".into(),
             });
         }
-        if !client_port_set {
+        if !client_port_set && !c.tls.enabled() {
             // ZooKeeper 3.5+: the client port may come from this server's server.N line.
             match c.servers.values().find_map(|s| s.client.clone()) {
                 Some((_, port)) if c.servers.len() == 1 => c.client_port = port,
@@ -676,6 +685,7 @@ impl Config {
             extended_types: self.extended_types,
             schemes: tree::acl::Schemes {
                 sasl: self.auth.sasl_acls,
+                x509: self.tls.x509_acls,
             },
         }
     }
@@ -841,7 +851,7 @@ mod tests {
 
     #[test]
     fn warnings_zookeeper_also_gives() {
-        let c = parse("dataDir=/x\nclientPort=1\nautopurge.snapRetainCount=1\nsecureClientPort=2281\nserver.1=a:1:2\nserver.2=b:1:2\n").unwrap();
+        let c = parse("dataDir=/x\nclientPort=1\nautopurge.snapRetainCount=1\nsslQuorum=true\nserver.1=a:1:2\nserver.2=b:1:2\n").unwrap();
         let w = c.warnings.join("\n");
         assert_eq!(c.autopurge_snap_retain_count, 3);
         assert!(
@@ -849,7 +859,7 @@ mod tests {
             "{w}"
         );
         assert!(
-            w.contains("zoo.cfg:4: secureClientPort is not supported yet"),
+            w.contains("zoo.cfg:4: sslQuorum is not supported yet"),
             "{w}"
         );
         assert!(

@@ -1,26 +1,30 @@
-//! Client connections: the accept loop (with `maxClientCnxns` per IP) and
-//! one task per connection that owns its socket — it reads frames, passes
-//! them to the core task, and writes what the core sends back.
+//! Client connections: the accept loops (with `maxClientCnxns` per IP) of
+//! the client port and of the secure client port (a TLS handshake first,
+//! `tls::Acceptor`), and one task per connection that owns its socket —
+//! it reads frames, passes them to the core task, and writes what the core
+//! sends back.
 //!
 //! A frame over `jute.maxbuffer`, a malformed header or connect request,
-//! or no connect request within `nio.sessionlessCnxnTimeout`, closes that
-//! connection with a log line; nothing else is affected.
+//! a failed TLS handshake, or no connect request within
+//! `nio.sessionlessCnxnTimeout`, closes that connection with a log line;
+//! nothing else is affected.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use bytes::{Buf, BytesMut};
 use proto::frame::{frame_len, FrameError};
 use proto::{ConnectRequest, Jute};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::channels::{CoreInput, ToConn, CONN_QUEUE};
 use crate::config::Config;
 use crate::fourlw;
+use crate::tls;
 
 /// Requests in flight over all connections (`globalOutstandingLimit`):
 /// at the limit, connections stop reading from their sockets until
@@ -92,29 +96,41 @@ impl Drop for Slot {
     }
 }
 
-/// What every connection task shares.
-struct Shared {
+/// What every connection task of both ports shares.
+pub(crate) struct Shared {
     cfg: Arc<Config>,
     core: mpsc::Sender<CoreInput>,
     outstanding: Arc<Outstanding>,
     stop: broadcast::Sender<()>,
+    /// The next connection's id, unique over both ports.
+    next_conn: AtomicU64,
 }
 
+impl Shared {
+    pub(crate) fn new(
+        cfg: Arc<Config>,
+        core: mpsc::Sender<CoreInput>,
+        stop: broadcast::Sender<()>,
+    ) -> Arc<Shared> {
+        Arc::new(Shared {
+            outstanding: Outstanding::new(cfg.global_outstanding_limit),
+            cfg,
+            core,
+            stop,
+            next_conn: AtomicU64::new(1),
+        })
+    }
+}
+
+/// Accepts the clients of one port; with `tls`, each connection begins
+/// with a TLS handshake.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
-    cfg: Arc<Config>,
-    core: mpsc::Sender<CoreInput>,
-    stop: broadcast::Sender<()>,
+    tls: Option<Arc<tls::Acceptor>>,
+    shared: Arc<Shared>,
 ) {
-    let shared = Arc::new(Shared {
-        outstanding: Outstanding::new(cfg.global_outstanding_limit),
-        cfg,
-        core,
-        stop,
-    });
     let per_ip = PerIp::default();
     let mut stop_rx = shared.stop.subscribe();
-    let mut next_conn: u64 = 1;
     let mut conns = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
@@ -131,9 +147,18 @@ pub(crate) async fn accept_loop(
                         tracing::warn!("Too many connections from {} - max is {max}", peer.ip());
                         continue;
                     };
-                    let id = next_conn;
-                    next_conn += 1;
-                    conns.spawn(serve(Framed::new(sock, peer, shared.cfg.jute_maxbuffer_bytes), id, shared.clone(), slot));
+                    let id = shared.next_conn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let max = shared.cfg.jute_maxbuffer_bytes;
+                    let _ = sock.set_nodelay(true);
+                    match &tls {
+                        None => {
+                            let (rd, wr) = sock.into_split();
+                            conns.spawn(serve(Framed::new(rd, wr, peer, max), id, shared.clone(), slot, Vec::new()));
+                        }
+                        Some(tls) => {
+                            conns.spawn(serve_tls(sock, peer, tls.clone(), id, shared.clone(), slot));
+                        }
+                    }
                 }
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
@@ -146,11 +171,40 @@ pub(crate) async fn accept_loop(
     while conns.join_next().await.is_some() {}
 }
 
-/// The framing of one connection: the socket's halves, what has been read
-/// and not yet handed on, and the frame bound (`jute.maxbuffer`).
-struct Framed {
-    rd: OwnedReadHalf,
-    wr: BufWriter<OwnedWriteHalf>,
+/// A TLS client: the handshake (within `nio.sessionlessCnxnTimeout`),
+/// then the connection as any other, with the identities its certificate
+/// gives.
+async fn serve_tls(
+    sock: tokio::net::TcpStream,
+    peer: SocketAddr,
+    tls: Arc<tls::Acceptor>,
+    conn: u64,
+    shared: Arc<Shared>,
+    slot: Slot,
+) {
+    let limit = std::time::Duration::from_millis(shared.cfg.sessionless_cnxn_timeout_ms);
+    let (stream, ids) = match tokio::time::timeout(limit, tls.accept(sock)).await {
+        Ok(Ok(done)) => done,
+        Ok(Err(why)) => {
+            tracing::warn!(%peer, "Unsuccessful TLS handshake: {why}; closing");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(%peer, "Unsuccessful TLS handshake: not done within {} ms (zookeeper.nio.sessionlessCnxnTimeout); closing", limit.as_millis());
+            return;
+        }
+    };
+    let (rd, wr) = tokio::io::split(stream);
+    let max = shared.cfg.jute_maxbuffer_bytes;
+    serve(Framed::new(rd, wr, peer, max), conn, shared, slot, ids).await
+}
+
+/// The framing of one connection: the socket's halves (a TCP socket's or
+/// a TLS stream's), what has been read and not yet handed on, and the
+/// frame bound (`jute.maxbuffer`).
+struct Framed<R, W> {
+    rd: R,
+    wr: BufWriter<W>,
     buf: BytesMut,
     max: usize,
     peer: SocketAddr,
@@ -167,10 +221,8 @@ enum Next {
     Bad,
 }
 
-impl Framed {
-    fn new(sock: TcpStream, peer: SocketAddr, max: usize) -> Framed {
-        let _ = sock.set_nodelay(true);
-        let (rd, wr) = sock.into_split();
+impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Framed<R, W> {
+    fn new(rd: R, wr: W, peer: SocketAddr, max: usize) -> Framed<R, W> {
         Framed {
             rd,
             wr: BufWriter::new(wr),
@@ -217,7 +269,11 @@ enum Hello {
 /// connection closes) or a ConnectRequest, within
 /// `sessionlessCnxnTimeout` — a silent socket must not hold one of its
 /// address's `maxClientCnxns` slots for good.
-async fn handshake(io: &mut Framed, shared: &Shared, stop: &mut broadcast::Receiver<()>) -> Hello {
+async fn handshake<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    io: &mut Framed<R, W>,
+    shared: &Shared,
+    stop: &mut broadcast::Receiver<()>,
+) -> Hello {
     let cfg = &shared.cfg;
     let peer = io.peer;
     let sessionless = tokio::time::sleep(std::time::Duration::from_millis(
@@ -278,8 +334,14 @@ enum Ended {
 
 /// One connection: the handshake, then the loop that hands request frames
 /// to the core and writes what the core sends back, until either side
-/// ends it.
-async fn serve(mut io: Framed, conn: u64, shared: Arc<Shared>, _slot: Slot) {
+/// ends it. `ids`: what the transport established (`CoreInput::Connect`).
+async fn serve<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    mut io: Framed<R, W>,
+    conn: u64,
+    shared: Arc<Shared>,
+    _slot: Slot,
+    ids: Vec<proto::Id>,
+) {
     let mut stop = shared.stop.subscribe();
     let connect = match handshake(&mut io, &shared, &mut stop).await {
         Hello::Connect(c) => c,
@@ -290,6 +352,7 @@ async fn serve(mut io: Framed, conn: u64, shared: Arc<Shared>, _slot: Slot) {
         conn,
         req: connect,
         addr: io.peer,
+        ids,
         tx,
     };
     if shared.core.send(hello).await.is_err() {
@@ -307,8 +370,8 @@ async fn serve(mut io: Framed, conn: u64, shared: Arc<Shared>, _slot: Slot) {
 }
 
 /// The connection's loop after the handshake.
-async fn requests_and_replies(
-    io: &mut Framed,
+async fn requests_and_replies<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    io: &mut Framed<R, W>,
     conn: u64,
     shared: &Shared,
     mut rx: mpsc::Receiver<ToConn>,

@@ -183,6 +183,7 @@ impl CoreTask {
                 conn,
                 req,
                 addr,
+                ids,
                 tx,
             } => {
                 self.stats.received += 1;
@@ -190,7 +191,7 @@ impl CoreTask {
                 self.conn_stats
                     .insert(conn, fourlw::ConnStats::new(addr, now_ms()));
                 self.node
-                    .connect(conn, req, addr.ip().to_string(), now_ms());
+                    .connect_as(conn, req, addr.ip().to_string(), ids, now_ms());
             }
             CoreInput::Request {
                 conn,

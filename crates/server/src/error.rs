@@ -27,6 +27,9 @@ pub enum ServerError {
     Address { file: String, id: u64, msg: String },
     #[error("{0}")]
     ClientPort(String),
+    /// TLS on the client port: a store or a setting that cannot be used.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The JAAS file named by `-Djava.security.auth.login.config`.
     #[error("{0}")]
     Jaas(String),

@@ -37,6 +37,7 @@ mod peer_frame;
 mod snap_transfer;
 mod storage_thread;
 mod takeover;
+pub mod tls;
 pub mod tools;
 
 use std::net::SocketAddr;
@@ -61,7 +62,10 @@ fn release_freed_memory() {
 
 /// A running server: its address and a handle to stop it.
 pub struct Server {
+    /// The client port's address (the secure one's when there is no other).
     pub local_addr: SocketAddr,
+    /// The secure client port's address.
+    pub secure_addr: Option<SocketAddr>,
     stop: broadcast::Sender<()>,
     tasks: tokio::task::JoinSet<()>,
     /// End when the core task drops its job senders.
@@ -78,7 +82,15 @@ impl Server {
     pub async fn start(mut cfg: Config) -> Result<Server, ServerError> {
         let membership = Membership::of(&cfg)?;
         let sasl = jaas::load(&cfg.auth).map_err(ServerError::Jaas)?;
-        if cfg.client_port == 0 {
+        let tls = match cfg.tls.enabled() {
+            true => Some(Arc::new(
+                tls::Acceptor::new(&cfg.tls).map_err(ServerError::Tls)?,
+            )),
+            false => None,
+        };
+        // Only a secureClientPort: no plaintext port.
+        let plain = cfg.client_port != 0 || tls.is_none() || cfg.client_endpoint().is_ok();
+        if cfg.client_port == 0 && plain {
             // From this server's own server.N line.
             let (host, port) = cfg.client_endpoint().map_err(ServerError::ClientPort)?;
             cfg.client_port = port;
@@ -182,8 +194,30 @@ impl Server {
             addr: listen::shown(cfg.client_port_address, cfg.client_port),
             source,
         };
-        let listener = listen::bind(cfg.client_port_address, cfg.client_port).map_err(bind_err)?;
-        let local_addr = listener.local_addr().map_err(bind_err)?;
+        let listener = match plain {
+            true => Some(listen::bind(cfg.client_port_address, cfg.client_port).map_err(bind_err)?),
+            false => None,
+        };
+        let secure_listener = match cfg.tls.secure_client_port {
+            Some(port) if tls.is_some() => {
+                let ip = cfg.tls.secure_client_port_address;
+                let secure_err = |source| ServerError::Bind {
+                    what: "secure client",
+                    addr: listen::shown(ip, port),
+                    source,
+                };
+                let l = listen::bind(ip, port).map_err(secure_err)?;
+                let addr = l.local_addr().map_err(secure_err)?;
+                Some((l, addr))
+            }
+            _ => None,
+        };
+        let secure_addr = secure_listener.as_ref().map(|(_, a)| *a);
+        let local_addr = match (&listener, secure_addr) {
+            (Some(l), _) => l.local_addr().map_err(bind_err)?,
+            (None, Some(a)) => a,
+            (None, None) => unreachable!("a server without a client port is refused above"),
+        };
         let cfg = Arc::new(cfg);
         let (stop, _) = broadcast::channel(1);
         let (core_tx, core_rx) = mpsc::channel(channels::CORE_QUEUE);
@@ -240,12 +274,14 @@ impl Server {
         let started_tx = (!core.startup_done()).then_some(started_tx);
         tasks.spawn(core.run(core_rx, event_rx, stop.subscribe(), started_tx));
         http::start(&cfg, &core_tx, &stop, &mut tasks);
-        tasks.spawn(conn::accept_loop(
-            listener,
-            cfg.clone(),
-            core_tx,
-            stop.clone(),
-        ));
+        let clients = conn::Shared::new(cfg.clone(), core_tx, stop.clone());
+        if let Some(listener) = listener {
+            tasks.spawn(conn::accept_loop(listener, None, clients.clone()));
+        }
+        if let Some((listener, addr)) = secure_listener {
+            tracing::info!(%addr, "serving TLS clients (secureClientPort)");
+            tasks.spawn(conn::accept_loop(listener, tls, clients));
+        }
         match &membership.transport {
             None => tracing::info!(%local_addr, "serving clients (standalone)"),
             Some(_) => tracing::info!(
@@ -257,6 +293,7 @@ impl Server {
         }
         Ok(Server {
             local_addr,
+            secure_addr,
             stop,
             tasks,
             storage,

@@ -1,6 +1,7 @@
 //! ACL evaluation with ZooKeeper's built-in schemes: world, auth, digest,
-//! ip; `sasl` when its provider is configured (`Schemes`); and the `super`
-//! identity granted by `superDigest` or `zookeeper.superUser`.
+//! ip; `sasl` and `x509` when their providers are configured (`Schemes`);
+//! and the `super` identity granted by `superDigest`, `zookeeper.superUser`
+//! or `zookeeper.X509AuthenticationProvider.superUser`.
 
 use base64::Engine;
 use proto::{Acl, ErrorCode, Id, Perms};
@@ -17,14 +18,37 @@ pub type AuthId = Id;
 pub struct Schemes {
     /// `SASLAuthenticationProvider`: `sasl:<user>` ACLs.
     pub sasl: bool,
+    /// `X509AuthenticationProvider`: `x509:<subject DN>` ACLs, matched
+    /// against a TLS client's certificate.
+    pub x509: bool,
 }
 
 impl Schemes {
     /// `ProviderRegistry.getProvider(scheme).isAuthenticated()`: the
     /// identities an `auth` ACL expands to.
     fn authenticated(&self, scheme: &str) -> bool {
-        scheme == "digest" || (self.sasl && scheme == "sasl")
+        scheme == "digest" || (self.sasl && scheme == "sasl") || (self.x509 && scheme == "x509")
     }
+}
+
+/// `X509AuthenticationProvider.isValid` (`new X500Principal(id)`), as far
+/// as it matters here: `key=value` parts separated by unescaped commas.
+fn x509_acl_valid(id: &str) -> bool {
+    let mut part = String::new();
+    let mut parts = Vec::new();
+    let mut escaped = false;
+    for ch in id.chars() {
+        if ch == ',' && !escaped {
+            parts.push(std::mem::take(&mut part));
+            continue;
+        }
+        escaped = ch == '\\' && !escaped;
+        part.push(ch);
+    }
+    parts.push(part);
+    parts
+        .iter()
+        .all(|p| matches!(p.split_once('='), Some((k, _)) if !k.trim().is_empty()))
 }
 
 /// `SASLAuthenticationProvider.isValid`: the id parses as a Kerberos
@@ -131,6 +155,8 @@ pub fn check(acl: &[Acl], perm: i32, auth: &[AuthId], schemes: Schemes) -> Resul
                 "sasl" => {
                     schemes.sasl && id.scheme == "sasl" && (id.id == "super" || id.id == a.id.id)
                 }
+                // X509AuthenticationProvider.matches: the exact DN.
+                "x509" => schemes.x509 && id.scheme == "x509" && id.id == a.id.id,
                 _ => false,
             };
             if m {
@@ -177,6 +203,7 @@ pub fn fixup(acl: &[Acl], auth: &[AuthId], schemes: Schemes) -> Result<Vec<Acl>,
                 "digest" => digest_acl_valid(id),
                 "ip" => ip_acl_valid(id),
                 "sasl" => schemes.sasl && sasl_acl_valid(id),
+                "x509" => schemes.x509 && x509_acl_valid(id),
                 _ => false,
             };
             if !valid {
@@ -235,8 +262,18 @@ pub fn read_acl_unsafe() -> Vec<Acl> {
 mod tests {
     use super::*;
 
-    const N: Schemes = Schemes { sasl: false };
-    const SASL: Schemes = Schemes { sasl: true };
+    const N: Schemes = Schemes {
+        sasl: false,
+        x509: false,
+    };
+    const SASL: Schemes = Schemes {
+        sasl: true,
+        x509: false,
+    };
+    const X509: Schemes = Schemes {
+        sasl: false,
+        x509: true,
+    };
 
     fn id(s: &str, i: &str) -> Id {
         Id {
@@ -389,5 +426,50 @@ mod tests {
             }]
         );
         assert_eq!(fixup(&auth, &me, N), Err(ErrorCode::InvalidAcl));
+    }
+
+    #[test]
+    fn x509_acls_match_the_exact_subject_dn_and_only_with_the_provider() {
+        let dn = "CN=app1,OU=ops,O=example";
+        let acl = vec![Acl {
+            perms: Perms::ALL,
+            id: id("x509", dn),
+        }];
+        let me = [id("ip", "127.0.0.1"), id("x509", dn)];
+        assert_eq!(check(&acl, Perms::READ, &me, X509), Ok(()));
+        // Exact string: another spacing of the same name does not match.
+        assert_eq!(
+            check(
+                &acl,
+                Perms::READ,
+                &[id("x509", "CN=app1, OU=ops, O=example")],
+                X509
+            ),
+            Err(ErrorCode::NoAuth)
+        );
+        assert_eq!(check(&acl, Perms::READ, &me, N), Err(ErrorCode::NoAuth));
+        assert_eq!(fixup(&acl, &me, N), Err(ErrorCode::InvalidAcl));
+        assert_eq!(fixup(&acl, &me, X509), Ok(acl.clone()));
+        for (ok, name) in [
+            (true, "CN=a"),
+            (true, "CN=a\\,b,O=x"),
+            (false, "app1"),
+            (false, "CN=a,,O=x"),
+            (false, "=a"),
+        ] {
+            assert_eq!(x509_acl_valid(name), ok, "{name}");
+        }
+        // `auth` expands to the certificate's identity.
+        let auth = vec![Acl {
+            perms: 31,
+            id: id("auth", ""),
+        }];
+        assert_eq!(
+            fixup(&auth, &me, X509).unwrap(),
+            vec![Acl {
+                perms: 31,
+                id: id("x509", dn)
+            }]
+        );
     }
 }

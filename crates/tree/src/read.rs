@@ -166,7 +166,7 @@ impl StateMachine {
             // As ZooKeeper (AuthUtil.getClientInfos): every identity, newest
             // first, with its provider's user name — a digest's user, not
             // its hash — or "" when the scheme has no provider (`super`,
-            // `sasl` without SASLAuthenticationProvider).
+            // `sasl` or `x509` without their providers).
             Request::WhoAmI => plain(Reply::WhoAmI(
                 auth.iter()
                     .rev()
@@ -176,6 +176,7 @@ impl StateMachine {
                             "digest" => a.id.split(':').next().unwrap_or("").to_string(),
                             "ip" => a.id.clone(),
                             "sasl" if schemes.sasl => a.id.clone(),
+                            "x509" if schemes.x509 => a.id.clone(),
                             _ => String::new(),
                         },
                     })

@@ -356,7 +356,10 @@ mod tests {
 
     const CFG: TreeConfig = TreeConfig {
         extended_types: true,
-        schemes: crate::acl::Schemes { sasl: false },
+        schemes: crate::acl::Schemes {
+            sasl: false,
+            x509: false,
+        },
     };
 
     /// A state machine with one session that applies requests in order,
