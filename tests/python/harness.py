@@ -15,7 +15,11 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.environ.get("FERROKEEPER_BIN", os.path.join(ROOT, "target", "release", "ferrokeeper"))
-ZK_CLASSPATH = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar"
+# Debian's zookeeper.jar names the Netty jars it needs in its manifest but
+# for three that ZooKeeper's TLS (NettyServerCnxnFactory, the Netty client
+# socket) loads too.
+ZK_CLASSPATH = ":".join(["/etc/zookeeper/conf", "/usr/share/java/zookeeper.jar"] + [
+    "/usr/share/java/netty-%s.jar" % j for j in ("codec", "resolver", "transport-native-unix-common")])
 ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
 
 
@@ -130,7 +134,7 @@ class Server:
 
     def start(self, probe="ruok"):
         """Starts the process and waits until it answers `probe` (ruok, or
-        srvr when ruok is not whitelisted)."""
+        srvr when ruok is not whitelisted, or a function true once it is up)."""
         log = open(self.log_path, "ab")
         quorum_member = any(k.startswith("server.") for k in self.lines)
         if self.kind == "ferrokeeper":
@@ -146,8 +150,12 @@ class Server:
             env = dict(env or os.environ, SERVER_JVMFLAGS=" ".join(self.jvm_flags))
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir, env=env)
         try:
-            ready = (lambda: four_letter(self.port, "ruok") == "imok") if probe == "ruok" else \
-                (lambda: "Mode: " in four_letter(self.port, "srvr"))
+            if callable(probe):
+                ready = probe
+            elif probe == "ruok":
+                ready = lambda: four_letter(self.port, "ruok") == "imok"
+            else:
+                ready = lambda: "Mode: " in four_letter(self.port, "srvr")
             if self.kind == "zookeeper" and not quorum_member:
                 # ZooKeeper answers ruok before it serves sessions: wait
                 # until srvr shows a mode too.

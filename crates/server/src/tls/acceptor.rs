@@ -136,16 +136,18 @@ impl Acceptor {
             .and_then(|chain| chain.first())
             .and_then(|c| dn::subject(c));
         if let (true, Some(dn)) = (self.x509, subject) {
-            if self.super_user.as_deref() == Some(dn.as_str()) {
-                ids.push(Id {
-                    scheme: "super".into(),
-                    id: dn.clone(),
-                });
-            }
+            let is_super = self.super_user.as_deref() == Some(dn.as_str());
             ids.push(Id {
                 scheme: "x509".into(),
-                id: dn,
+                id: dn.clone(),
             });
+            // After the x509 identity: whoami lists super first, as ZooKeeper's.
+            if is_super {
+                ids.push(Id {
+                    scheme: "super".into(),
+                    id: dn,
+                });
+            }
         }
         Ok((stream, ids))
     }
