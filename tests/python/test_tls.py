@@ -69,9 +69,12 @@ def make_certs(d):
     v3("stranger", "/O=example/CN=stranger", "otherca", client)
     run("keytool", "-importcert", "-noprompt", "-storetype", "PKCS12", "-alias", "ca", "-file", "ca.pem",
         "-keystore", "trust.p12", "-storepass", PASSWORD, cwd=d)
+    # Real JKS (keytool writes PKCS12 unless told otherwise since JDK 9).
     run("keytool", "-importkeystore", "-srckeystore", "server.p12", "-srcstoretype", "PKCS12",
         "-srcstorepass", PASSWORD, "-destkeystore", "server.jks", "-deststoretype", "JKS",
         "-deststorepass", PASSWORD, cwd=d)
+    run("keytool", "-importcert", "-noprompt", "-storetype", "JKS", "-alias", "ca", "-file", "ca.pem",
+        "-keystore", "trust.jks", "-storepass", PASSWORD, cwd=d)
 
 
 def connect_request():
@@ -132,6 +135,13 @@ class TlsTest(unittest.TestCase):
                 "ssl.keyStore.location": self.path("server.p12"),
                 "ssl.keyStore.password": PASSWORD,
                 "ssl.trustStore.location": self.path("trust.p12"),
+                "ssl.trustStore.password": PASSWORD,
+            })
+        elif stores == "jks":
+            lines.update({
+                "ssl.keyStore.location": self.path("server.jks"),
+                "ssl.keyStore.password": PASSWORD,
+                "ssl.trustStore.location": self.path("trust.jks"),
                 "ssl.trustStore.password": PASSWORD,
             })
         elif stores == "pem":
@@ -224,7 +234,7 @@ class TlsTest(unittest.TestCase):
         for k in KINDS:
             s = self.server(k, extra={"ssl.clientAuth": "want"}).start()
             self.assertEqual(session_over(s.secure, self.ctx(None)), "session", k)
-            self.assertEqual(session_over(s.secure, self.ctx("stranger")), "refused", k)
+            self.assertEqual(session_over(s.secure, self.ctx("stranger")), "refused", (k, stores))
         # ferrokeeper's log says which and why.
         log = self.server("ferrokeeper").start()
         self.refusals(log)
@@ -255,11 +265,11 @@ class TlsTest(unittest.TestCase):
             # getAcl writes the commas of an id as %2C.
             "x509: " + APP1, "ip: 127.0.0.1", "Created /j", "'x509,'" + APP1.replace(",", "%2C"), ": cdrwa", "java"])
 
-    def test_pem_stores(self):
-        for k in KINDS:
-            s = self.server(k, stores="pem").start()
-            self.assertEqual(harness.who_am_i(self.kazoo(s, "app1")), [("x509", APP1), ("ip", "127.0.0.1")], k)
-            self.assertEqual(session_over(s.secure, self.ctx("stranger")), "refused", k)
+    def test_pem_and_jks_stores(self):
+        for k, stores in ((k, st) for k in KINDS for st in ("pem", "jks")):
+            s = self.server(k, stores=stores).start()
+            self.assertEqual(harness.who_am_i(self.kazoo(s, "app1")), [("x509", APP1), ("ip", "127.0.0.1")], (k, stores))
+            self.assertEqual(session_over(s.secure, self.ctx("stranger")), "refused", (k, stores))
 
     def test_only_a_secure_port(self):
         s = self.server("ferrokeeper", client_port=False)
@@ -273,7 +283,8 @@ class TlsTest(unittest.TestCase):
     def test_stores_that_cannot_be_used_stop_the_server_with_the_reason(self):
         cases = [
             ({"ssl.keyStore.password": "wrong"}, "ssl.keyStore.location %s" % self.path("server.p12")),
-            ({"ssl.keyStore.location": self.path("server.jks")}, "JKS stores are not supported yet"),
+            ({"ssl.keyStore.location": self.path("server.jks"), "ssl.keyStore.password": "wrong"},
+             "its integrity check fails"),
             ({"ssl.trustStore.location": self.path("missing.p12")}, "cannot read"),
             ({"ssl.clientAuth": "sometimes"}, "ssl.clientAuth"),
         ]

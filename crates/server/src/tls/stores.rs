@@ -1,8 +1,9 @@
 //! Key and trust stores as ZooKeeper 3.8 reads them (`X509Util`,
-//! `KeyStoreFileType`): PEM and PKCS12 files, the type named by
-//! `ssl.*.type` or else taken from the extension (`.pem`, `.p12`/`.pfx`,
-//! `.jks`). Like Java (`keystore.type.compat`), a file named `.jks` that
-//! holds PKCS12 — what keytool writes since JDK 9 — is read as PKCS12.
+//! `KeyStoreFileType`): JKS (`jks`), PKCS12 and PEM files, the type named
+//! by `ssl.*.type` or else taken from the extension (`.jks`, `.p12`/`.pfx`,
+//! `.pem`). Like Java (`keystore.type.compat`), what a file holds decides
+//! between JKS and PKCS12: a `.jks` holding PKCS12 — what keytool writes
+//! since JDK 9 — is read as PKCS12.
 //! Every error names the file and the key that named it.
 
 use std::path::Path;
@@ -19,7 +20,7 @@ pub struct Identity {
     pub key: PrivateKeyDer<'static>,
 }
 
-/// The file formats; `Jks` is recognised to be refused clearly.
+/// The file formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {
     Pem,
@@ -27,13 +28,10 @@ enum Format {
     Jks,
 }
 
-/// JKS's magic number (`JavaKeyStore.MAGIC`).
-const JKS_MAGIC: [u8; 4] = [0xFE, 0xED, 0xFE, 0xED];
-
 /// The store's format: what the file holds decides between JKS and
 /// PKCS12 (both binary); the type or extension decides PEM.
 fn format(path: &Path, kind: Option<&str>, data: &[u8]) -> Result<Format, String> {
-    if data.starts_with(&JKS_MAGIC) {
+    if data.starts_with(&super::jks::MAGIC) {
         return Ok(Format::Jks);
     }
     let declared = match kind.map(|k| k.to_ascii_uppercase()) {
@@ -80,14 +78,6 @@ fn read(settings: &StoreSettings, what: &str) -> Result<(Vec<u8>, Format, String
         .map_err(|e| format!("ssl.{what}.location {}: cannot read: {e}", path.display()))?;
     let format = format(path, settings.kind.as_deref(), &data)
         .map_err(|e| format!("ssl.{what}.location {}: {e}", path.display()))?;
-    if format == Format::Jks {
-        return Err(format!(
-            "ssl.{what}.location {}: JKS stores are not supported yet; convert it with `keytool -importkeystore -srckeystore {} -destkeystore {}.p12 -deststoretype PKCS12` and name the .p12",
-            path.display(),
-            path.display(),
-            path.display()
-        ));
-    }
     let password = match (&settings.password, &settings.password_path) {
         (Some(p), _) => p.clone(),
         (None, Some(file)) => std::fs::read_to_string(file)
@@ -157,7 +147,21 @@ pub fn load_identity(settings: &StoreSettings) -> Result<Identity, String> {
                 .map_err(|e| at(format!("its private key cannot be read: {e}")))?;
             Ok(Identity { chain, key })
         }
-        Format::Jks => unreachable!("refused by read"),
+        Format::Jks => {
+            let store = super::jks::parse(&data, &password).map_err(at)?;
+            let Some((key, chain)) = store.keys.into_iter().next() else {
+                return Err(at("no private key entry in it".into()));
+            };
+            if chain.is_empty() {
+                return Err(at("its private key has no certificate".into()));
+            }
+            let key = PrivateKeyDer::try_from(key)
+                .map_err(|e| at(format!("its private key cannot be read: {e}")))?;
+            Ok(Identity {
+                chain: chain.into_iter().map(CertificateDer::from).collect(),
+                key,
+            })
+        }
     }
 }
 
@@ -194,7 +198,20 @@ pub fn load_trust(settings: &StoreSettings) -> Result<Vec<CertificateDer<'static
                 .map(CertificateDer::from)
                 .collect()
         }
-        Format::Jks => unreachable!("refused by read"),
+        Format::Jks => {
+            let store = super::jks::parse(&data, &password).map_err(at)?;
+            store
+                .trusted
+                .into_iter()
+                .chain(
+                    store
+                        .keys
+                        .into_iter()
+                        .filter_map(|(_, chain)| chain.into_iter().next()),
+                )
+                .map(CertificateDer::from)
+                .collect()
+        }
     };
     if certs.is_empty() {
         return Err(at("no trusted certificate in it".into()));
