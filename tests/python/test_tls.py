@@ -271,6 +271,26 @@ class TlsTest(unittest.TestCase):
             self.assertEqual(harness.who_am_i(self.kazoo(s, "app1")), [("x509", APP1), ("ip", "127.0.0.1")], (k, stores))
             self.assertEqual(session_over(s.secure, self.ctx("stranger")), "refused", (k, stores))
 
+    def test_changed_certificate_files_are_used_without_a_restart(self):
+        """ZooKeeper 3.9's client.certReload (on by default in ferrokeeper;
+        ZooKeeper 3.8 has no reload, so this is ferrokeeper's alone)."""
+        trust = self.path("reload-trust.pem")
+        shutil.copy(self.path("ca.pem"), trust)
+        s = self.server("ferrokeeper", stores="pem", extra={"ssl.trustStore.location": trust}).start()
+        self.assertEqual(session_over(s.secure, self.ctx("stranger")), "refused")
+        # A file that cannot be used keeps the stores there were.
+        with open(trust, "w") as f:
+            f.write("not a certificate")
+        harness.wait_until(lambda: "cannot be used" in s.log(), what="the refused reload")
+        self.assertEqual(session_over(s.secure, self.ctx("app1")), "session")
+        # Now trust the other CA as well: its client is served.
+        with open(trust, "w") as f:
+            f.write(open(self.path("ca.pem")).read() + open(self.path("otherca.pem")).read())
+        harness.wait_until(lambda: session_over(s.secure, self.ctx("stranger")) == "session",
+                           what="the other CA's client served after the reload")
+        self.assertEqual(session_over(s.secure, self.ctx("app1")), "session")
+        self.assertIn("the certificate files changed; new connections use them", s.log())
+
     def test_only_a_secure_port(self):
         s = self.server("ferrokeeper", client_port=False)
         s.start(probe=lambda: session_over(s.secure, self.ctx("app1")) == "session")

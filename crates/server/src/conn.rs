@@ -126,7 +126,7 @@ impl Shared {
 /// with a TLS handshake.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
-    tls: Option<Arc<tls::Acceptor>>,
+    tls: Option<Arc<tls::Current>>,
     shared: Arc<Shared>,
 ) {
     let per_ip = PerIp::default();
@@ -156,7 +156,7 @@ pub(crate) async fn accept_loop(
                             conns.spawn(serve(Framed::new(rd, wr, peer, max), id, shared.clone(), slot, Vec::new()));
                         }
                         Some(tls) => {
-                            conns.spawn(serve_tls(sock, peer, tls.clone(), id, shared.clone(), slot));
+                            conns.spawn(serve_tls(sock, peer, tls.get(), id, shared.clone(), slot));
                         }
                     }
                 }

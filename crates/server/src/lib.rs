@@ -83,7 +83,7 @@ impl Server {
         let membership = Membership::of(&cfg)?;
         let sasl = jaas::load(&cfg.auth).map_err(ServerError::Jaas)?;
         let tls = match cfg.tls.enabled() {
-            true => Some(Arc::new(
+            true => Some(tls::Current::new(
                 tls::Acceptor::new(&cfg.tls).map_err(ServerError::Tls)?,
             )),
             false => None,
@@ -280,6 +280,9 @@ impl Server {
         }
         if let Some((listener, addr)) = secure_listener {
             tracing::info!(%addr, "serving TLS clients (secureClientPort)");
+            if let (Some(current), true) = (&tls, cfg.tls.cert_reload) {
+                tasks.spawn(tls::reload::watch(current.clone(), cfg.tls.clone(), stop.subscribe()));
+            }
             tasks.spawn(conn::accept_loop(listener, tls, clients));
         }
         match &membership.transport {

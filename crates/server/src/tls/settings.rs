@@ -29,7 +29,7 @@ pub struct StoreSettings {
     pub kind: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsSettings {
     /// `secureClientPort`: TLS clients are served there.
     pub secure_client_port: Option<u16>,
@@ -52,6 +52,27 @@ pub struct TlsSettings {
     /// `zookeeper.X509AuthenticationProvider.superUser`: the subject DN
     /// that is super.
     pub x509_super_user: Option<String>,
+    /// `client.certReload` (ZooKeeper 3.9; its default is false, ours
+    /// true): changed store files are used without a restart (`reload`).
+    pub cert_reload: bool,
+}
+
+impl Default for TlsSettings {
+    fn default() -> TlsSettings {
+        TlsSettings {
+            secure_client_port: None,
+            secure_client_port_address: None,
+            key_store: StoreSettings::default(),
+            trust_store: StoreSettings::default(),
+            client_auth: ClientAuth::default(),
+            protocol: None,
+            enabled_protocols: Vec::new(),
+            cipher_suites: Vec::new(),
+            x509_acls: false,
+            x509_super_user: None,
+            cert_reload: true,
+        }
+    }
 }
 
 impl TlsSettings {
@@ -102,6 +123,13 @@ impl TlsSettings {
             "ssl.protocol" => self.protocol = (!v.is_empty()).then(|| v.to_string()),
             "ssl.enabledProtocols" => self.enabled_protocols = list(),
             "ssl.ciphersuites" => self.cipher_suites = list(),
+            "client.certReload" => {
+                self.cert_reload = match v.to_ascii_lowercase().as_str() {
+                    "true" | "yes" => true,
+                    "false" | "no" => false,
+                    _ => return Some(Err(format!("'{v}' is not true or false"))),
+                }
+            }
             "X509AuthenticationProvider.superUser" => {
                 self.x509_super_user = (!v.is_empty()).then(|| v.to_string())
             }
