@@ -291,6 +291,26 @@ class TlsTest(unittest.TestCase):
         self.assertEqual(session_over(s.secure, self.ctx("app1")), "session")
         self.assertIn("the certificate files changed; new connections use them", s.log())
 
+    def test_port_unification_takes_both_on_the_client_port(self):
+        """client.portUnification=true: the client port serves TLS and
+        plaintext clients alike (ZooKeeper's way to move clients to TLS one
+        by one)."""
+        got = {}
+        for k in KINDS:
+            s = self.server(k, extra={"client.portUnification": "true"}).start()
+            got[k] = {
+                "plaintext": session_over(s.port, None),
+                "TLS": session_over(s.port, self.ctx("app1")),
+                "TLS, untrusted": session_over(s.port, self.ctx("stranger")),
+                "ruok": harness.four_letter(s.port, "ruok"),
+            }
+            s.secure = s.port
+            got[k]["whoami over TLS"] = harness.who_am_i(self.kazoo(s, "app1"))
+        self.assertEqual(got["ferrokeeper"], got["zookeeper"])
+        self.assertEqual(got["ferrokeeper"], {
+            "plaintext": "session", "TLS": "session", "TLS, untrusted": "refused", "ruok": "imok",
+            "whoami over TLS": [("x509", APP1), ("ip", "127.0.0.1")]})
+
     def test_only_a_secure_port(self):
         s = self.server("ferrokeeper", client_port=False)
         s.start(probe=lambda: session_over(s.secure, self.ctx("app1")) == "session")

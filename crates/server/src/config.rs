@@ -201,7 +201,6 @@ const NOT_YET: &[&str] = &[
     "sslQuorum",
     "portUnification",
     "sslQuorumReloadCertFiles",
-    "client.portUnification",
     "localSessionsEnabled",
     "localSessionsUpgradingEnabled",
     "readonlymode.enabled",

@@ -122,13 +122,18 @@ impl Shared {
     }
 }
 
-/// Accepts the clients of one port; with `tls`, each connection begins
-/// with a TLS handshake.
-pub(crate) async fn accept_loop(
-    listener: TcpListener,
-    tls: Option<Arc<tls::Current>>,
-    shared: Arc<Shared>,
-) {
+/// How a port's connections begin.
+#[derive(Clone)]
+pub(crate) enum Mode {
+    Plain,
+    Tls(Arc<tls::Current>),
+    /// `client.portUnification`: TLS when the first byte is a TLS
+    /// handshake record's, plaintext otherwise.
+    Either(Arc<tls::Current>),
+}
+
+/// Accepts the clients of one port.
+pub(crate) async fn accept_loop(listener: TcpListener, mode: Mode, shared: Arc<Shared>) {
     let per_ip = PerIp::default();
     let mut stop_rx = shared.stop.subscribe();
     let mut conns = tokio::task::JoinSet::new();
@@ -150,13 +155,16 @@ pub(crate) async fn accept_loop(
                     let id = shared.next_conn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let max = shared.cfg.jute_maxbuffer_bytes;
                     let _ = sock.set_nodelay(true);
-                    match &tls {
-                        None => {
+                    match &mode {
+                        Mode::Plain => {
                             let (rd, wr) = sock.into_split();
                             conns.spawn(serve(Framed::new(rd, wr, peer, max), id, shared.clone(), slot, Vec::new()));
                         }
-                        Some(tls) => {
+                        Mode::Tls(tls) => {
                             conns.spawn(serve_tls(sock, peer, tls.get(), id, shared.clone(), slot));
+                        }
+                        Mode::Either(tls) => {
+                            conns.spawn(serve_either(sock, peer, tls.get(), id, shared.clone(), slot));
                         }
                     }
                 }
@@ -197,6 +205,46 @@ async fn serve_tls(
     let (rd, wr) = tokio::io::split(stream);
     let max = shared.cfg.jute_maxbuffer_bytes;
     serve(Framed::new(rd, wr, peer, max), conn, shared, slot, ids).await
+}
+
+/// TLS record type of a handshake: a TLS client's first byte. A client
+/// frame begins with its length's high byte (0 for anything under 16 MiB)
+/// and a four-letter word with a letter.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+/// A client of a port that takes both (`client.portUnification`): its
+/// first byte, looked at without taking it, says which it speaks.
+async fn serve_either(
+    sock: tokio::net::TcpStream,
+    peer: SocketAddr,
+    tls: Arc<tls::Acceptor>,
+    conn: u64,
+    shared: Arc<Shared>,
+    slot: Slot,
+) {
+    let limit = std::time::Duration::from_millis(shared.cfg.sessionless_cnxn_timeout_ms);
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(limit, sock.peek(&mut first)).await {
+        Ok(Ok(1)) if first[0] == TLS_HANDSHAKE => {
+            serve_tls(sock, peer, tls, conn, shared, slot).await
+        }
+        Ok(Ok(1)) => {
+            let (rd, wr) = sock.into_split();
+            let max = shared.cfg.jute_maxbuffer_bytes;
+            serve(
+                Framed::new(rd, wr, peer, max),
+                conn,
+                shared,
+                slot,
+                Vec::new(),
+            )
+            .await
+        }
+        Ok(_) => {}
+        Err(_) => {
+            tracing::info!(%peer, "nothing sent within {} ms (zookeeper.nio.sessionlessCnxnTimeout); closing", limit.as_millis());
+        }
+    }
 }
 
 /// The framing of one connection: the socket's halves (a TCP socket's or

@@ -276,14 +276,33 @@ impl Server {
         http::start(&cfg, &core_tx, &stop, &mut tasks);
         let clients = conn::Shared::new(cfg.clone(), core_tx, stop.clone());
         if let Some(listener) = listener {
-            tasks.spawn(conn::accept_loop(listener, None, clients.clone()));
+            let mode = match &tls {
+                Some(t) if cfg.tls.port_unification => {
+                    tracing::info!(
+                        "the client port takes TLS clients too (client.portUnification)"
+                    );
+                    conn::Mode::Either(t.clone())
+                }
+                _ => conn::Mode::Plain,
+            };
+            tasks.spawn(conn::accept_loop(listener, mode, clients.clone()));
         }
         if let Some((listener, addr)) = secure_listener {
             tracing::info!(%addr, "serving TLS clients (secureClientPort)");
-            if let (Some(current), true) = (&tls, cfg.tls.cert_reload) {
-                tasks.spawn(tls::reload::watch(current.clone(), cfg.tls.clone(), stop.subscribe()));
+            if let Some(t) = &tls {
+                tasks.spawn(conn::accept_loop(
+                    listener,
+                    conn::Mode::Tls(t.clone()),
+                    clients,
+                ));
             }
-            tasks.spawn(conn::accept_loop(listener, tls, clients));
+        }
+        if let (Some(current), true) = (&tls, cfg.tls.cert_reload) {
+            tasks.spawn(tls::reload::watch(
+                current.clone(),
+                cfg.tls.clone(),
+                stop.subscribe(),
+            ));
         }
         match &membership.transport {
             None => tracing::info!(%local_addr, "serving clients (standalone)"),

@@ -43,7 +43,11 @@ fn stamp(files: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
         .collect()
 }
 
-pub async fn watch(current: Arc<Current>, settings: TlsSettings, mut stop: broadcast::Receiver<()>) {
+pub async fn watch(
+    current: Arc<Current>,
+    settings: TlsSettings,
+    mut stop: broadcast::Receiver<()>,
+) {
     let files: Vec<PathBuf> = [
         &settings.key_store.location,
         &settings.key_store.password_path,

@@ -55,6 +55,9 @@ pub struct TlsSettings {
     /// `client.certReload` (ZooKeeper 3.9; its default is false, ours
     /// true): changed store files are used without a restart (`reload`).
     pub cert_reload: bool,
+    /// `client.portUnification`: the plaintext client port takes TLS
+    /// clients too (a rolling switch of clients to TLS).
+    pub port_unification: bool,
 }
 
 impl Default for TlsSettings {
@@ -71,6 +74,7 @@ impl Default for TlsSettings {
             x509_acls: false,
             x509_super_user: None,
             cert_reload: true,
+            port_unification: false,
         }
     }
 }
@@ -123,13 +127,14 @@ impl TlsSettings {
             "ssl.protocol" => self.protocol = (!v.is_empty()).then(|| v.to_string()),
             "ssl.enabledProtocols" => self.enabled_protocols = list(),
             "ssl.ciphersuites" => self.cipher_suites = list(),
-            "client.certReload" => {
-                self.cert_reload = match v.to_ascii_lowercase().as_str() {
-                    "true" | "yes" => true,
-                    "false" | "no" => false,
-                    _ => return Some(Err(format!("'{v}' is not true or false"))),
-                }
-            }
+            "client.certReload" => match boolean(v) {
+                Ok(b) => self.cert_reload = b,
+                Err(e) => return Some(Err(e)),
+            },
+            "client.portUnification" => match boolean(v) {
+                Ok(b) => self.port_unification = b,
+                Err(e) => return Some(Err(e)),
+            },
             "X509AuthenticationProvider.superUser" => {
                 self.x509_super_user = (!v.is_empty()).then(|| v.to_string())
             }
@@ -138,9 +143,20 @@ impl TlsSettings {
         Some(Ok(()))
     }
 
-    /// Whether a TLS port is configured.
+    /// Whether TLS clients are served: a secure port, or TLS on the
+    /// client port too.
     pub fn enabled(&self) -> bool {
-        self.secure_client_port.is_some()
+        self.secure_client_port.is_some() || self.port_unification
+    }
+}
+
+/// Java's `Boolean.parseBoolean` would take anything but "true" as false;
+/// a typing mistake is better refused.
+fn boolean(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "yes" => Ok(true),
+        "false" | "no" => Ok(false),
+        _ => Err(format!("'{v}' is not true or false")),
     }
 }
 
