@@ -18,9 +18,11 @@ use proto::{
     PathVersionRequest, PathWatchRequest, Reader, ReplyHeader, Request, RequestHeader,
     SetDataRequest,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
+
+mod tls;
+pub use tls::TlsClient;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Workload {
@@ -92,6 +94,8 @@ pub struct Options {
     pub total: Option<u64>,
     /// Leave the benchmark's znodes in place (to measure a loaded server).
     pub keep: bool,
+    /// Connect over TLS (a server's `secureClientPort`).
+    pub tls: Option<TlsClient>,
 }
 
 /// The outcome of one run.
@@ -104,8 +108,8 @@ pub struct Report {
 }
 
 struct Conn {
-    rd: BufReader<OwnedReadHalf>,
-    wr: BufWriter<OwnedWriteHalf>,
+    rd: BufReader<Box<dyn AsyncRead + Send + Unpin>>,
+    wr: BufWriter<Box<dyn AsyncWrite + Send + Unpin>>,
     buf: Vec<u8>,
     frame: Vec<u8>,
     xid: i32,
@@ -116,10 +120,22 @@ fn open_acl() -> Vec<Acl> {
 }
 
 impl Conn {
-    async fn open(server: &str) -> std::io::Result<Conn> {
+    async fn open(server: &str, tls: Option<&TlsClient>) -> std::io::Result<Conn> {
         let s = TcpStream::connect(server).await?;
         s.set_nodelay(true)?;
-        let (rd, wr) = s.into_split();
+        let (rd, wr): (
+            Box<dyn AsyncRead + Send + Unpin>,
+            Box<dyn AsyncWrite + Send + Unpin>,
+        ) = match tls {
+            None => {
+                let (rd, wr) = s.into_split();
+                (Box::new(rd), Box::new(wr))
+            }
+            Some(t) => {
+                let (rd, wr) = tokio::io::split(t.connect(server, s).await?);
+                (Box::new(rd), Box::new(wr))
+            }
+        };
         let mut c = Conn {
             rd: BufReader::with_capacity(64 << 10, rd),
             wr: BufWriter::with_capacity(64 << 10, wr),
@@ -229,7 +245,7 @@ fn create(path: String, data: Vec<u8>, flags: i32) -> Request {
 
 /// Creates the root, the keys and the wide node's children (pipelined).
 async fn prepare(o: &Options) -> std::io::Result<()> {
-    let mut c = Conn::open(&o.servers[0]).await?;
+    let mut c = Conn::open(&o.servers[0], o.tls.as_ref()).await?;
     let value = vec![b'v'; o.value_size];
     for p in [o.root.clone(), format!("{}/w", o.root)] {
         let _ = c.call(&create(p, vec![], 0)).await?;
@@ -267,7 +283,7 @@ async fn prepare(o: &Options) -> std::io::Result<()> {
 
 /// Removes what `prepare` and the run created.
 pub async fn cleanup(o: &Options) -> std::io::Result<()> {
-    let mut c = Conn::open(&o.servers[0]).await?;
+    let mut c = Conn::open(&o.servers[0], o.tls.as_ref()).await?;
     let mut stack = vec![o.root.clone()];
     let mut order = Vec::new();
     while let Some(p) = stack.pop() {
@@ -334,7 +350,7 @@ async fn worker(
         // Each iteration: connect, create an ephemeral, close.
         while Instant::now() < deadline && !shared.stop.load(Ordering::Relaxed) {
             let t = Instant::now();
-            let mut c = Conn::open(server).await?;
+            let mut c = Conn::open(server, o.tls.as_ref()).await?;
             let err = c
                 .call(&create(format!("{}/e-{id}-{n}", o.root), value.clone(), 1))
                 .await?;
@@ -348,7 +364,7 @@ async fn worker(
         }
         return Ok((hist, errors));
     }
-    let mut c = Conn::open(server).await?;
+    let mut c = Conn::open(server, o.tls.as_ref()).await?;
     let keys = o.keys.max(1) as u64;
     let make = |n: u64, r: u64| -> Request {
         let key = format!("{}/k-{}", o.root, r % keys);
@@ -489,9 +505,9 @@ async fn watch_run(o: Arc<Options>, shared: Arc<Shared>) -> std::io::Result<Repo
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
     let mut conns = Vec::new();
     for i in 0..watchers {
-        conns.push(Conn::open(&o.servers[(i + 1) % o.servers.len()]).await?);
+        conns.push(Conn::open(&o.servers[(i + 1) % o.servers.len()], o.tls.as_ref()).await?);
     }
-    let mut writer = Conn::open(&o.servers[0]).await?;
+    let mut writer = Conn::open(&o.servers[0], o.tls.as_ref()).await?;
     let value = vec![b'w'; o.value_size];
     let start = Instant::now();
     let mut ops = 0;

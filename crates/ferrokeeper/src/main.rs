@@ -159,6 +159,15 @@ enum Cmd {
         /// Leave the benchmark's znodes in place afterwards.
         #[arg(long)]
         keep: bool,
+        /// Connect over TLS, trusting this CA (PEM): a server's secureClientPort.
+        #[arg(long)]
+        tls_ca: Option<PathBuf>,
+        /// The client's certificate (PEM), for servers that ask for one.
+        #[arg(long)]
+        tls_cert: Option<PathBuf>,
+        /// The client certificate's key (PEM).
+        #[arg(long)]
+        tls_key: Option<PathBuf>,
     },
     /// Print the version.
     Version,
@@ -248,7 +257,22 @@ fn main() -> ExitCode {
             pids,
             total,
             keep,
+            tls_ca,
+            tls_cert,
+            tls_key,
         } => {
+            let tls = match &tls_ca {
+                None => None,
+                Some(ca) => {
+                    match bench::TlsClient::new(ca, tls_cert.as_deref(), tls_key.as_deref()) {
+                        Ok(t) => Some(t),
+                        Err(e) => {
+                            eprintln!("ferrokeeper bench: {e}");
+                            return ExitCode::from(2);
+                        }
+                    }
+                }
+            };
             let workload = match workload.parse() {
                 Ok(w) => w,
                 Err(e) => {
@@ -271,6 +295,7 @@ fn main() -> ExitCode {
                 pids,
                 total,
                 keep,
+                tls,
             };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
