@@ -12,6 +12,8 @@ dpkg -s zookeeper-bin >/dev/null 2>&1 || need+=(zookeeper-bin)
 /usr/bin/python3 -c 'import kazoo' >/dev/null 2>&1 || need+=(python3-kazoo)
 /usr/bin/python3 -c 'import prometheus_client' >/dev/null 2>&1 || need+=(python3-prometheus-client)
 command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
+# tests/python/test_tls.py makes its certificates with openssl and keytool (the JRE's).
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # kazoo's own test suite (tests/apps/kazoo) runs under pytest with these
 # (rerunfailures for the races of kazoo itself listed in races.txt).
 for p in pytest mock objgraph pytest-timeout pytest-rerunfailures gevent eventlet; do

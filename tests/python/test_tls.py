@@ -67,6 +67,13 @@ def make_certs(d):
     v3("app2", "/O=Example, Inc./CN=app2", "ca", client)
     v3("admin", "/O=example/CN=admin", "ca", client)
     v3("stranger", "/O=example/CN=stranger", "otherca", client)
+    # app1's key with a certificate that expired yesterday.
+    run("openssl", "x509", "-req", "-in", "app1.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "expired.pem", "-days", "-1", "-extfile", "app1.ext", cwd=d)
+    shutil.copy(os.path.join(d, "app1.key"), os.path.join(d, "expired.key"))
+    # A key store whose key is not its certificate's.
+    with open(os.path.join(d, "mismatch-keystore.pem"), "w") as f:
+        f.write(open(os.path.join(d, "app1.key")).read() + open(os.path.join(d, "server.pem")).read())
     run("keytool", "-importcert", "-noprompt", "-storetype", "PKCS12", "-alias", "ca", "-file", "ca.pem",
         "-keystore", "trust.p12", "-storepass", PASSWORD, cwd=d)
     # Real JKS (keytool writes PKCS12 unless told otherwise since JDK 9).
@@ -216,6 +223,7 @@ class TlsTest(unittest.TestCase):
             "trusted client": session_over(s.secure, self.ctx("app1")),
             "no certificate": session_over(s.secure, self.ctx(None)),
             "untrusted certificate": session_over(s.secure, self.ctx("stranger")),
+            "expired certificate": session_over(s.secure, self.ctx("expired")),
             "plaintext on the TLS port": session_over(s.secure, None),
             "plaintext port": session_over(s.port, None),
         }
@@ -227,6 +235,7 @@ class TlsTest(unittest.TestCase):
             "trusted client": "session",
             "no certificate": "refused",
             "untrusted certificate": "refused",
+            "expired certificate": "refused",
             "plaintext on the TLS port": "refused",
             "plaintext port": "session",
         })
@@ -327,6 +336,8 @@ class TlsTest(unittest.TestCase):
              "its integrity check fails"),
             ({"ssl.trustStore.location": self.path("missing.p12")}, "cannot read"),
             ({"ssl.clientAuth": "sometimes"}, "ssl.clientAuth"),
+            ({"ssl.keyStore.location": self.path("mismatch-keystore.pem"), "ssl.keyStore.type": "PEM"},
+             "the key does not go with the certificate"),
         ]
         for extra, said in cases:
             s = self.server("ferrokeeper", extra=extra)
