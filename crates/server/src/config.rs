@@ -175,6 +175,16 @@ pub struct AuthSettings {
     /// An `authProvider.*` names ZooKeeper's `SASLAuthenticationProvider`:
     /// `sasl` ACLs are accepted and matched.
     pub sasl_acls: bool,
+    /// `quorum.auth.enableSasl`: servers authenticate each other.
+    pub quorum_sasl: bool,
+    /// `quorum.auth.serverRequireSasl`.
+    pub quorum_server_require: bool,
+    /// `quorum.auth.learnerRequireSasl`.
+    pub quorum_learner_require: bool,
+    /// `quorum.auth.server.saslLoginContext` (None: `QuorumServer`).
+    pub quorum_server_context: Option<String>,
+    /// `quorum.auth.learner.saslLoginContext` (None: `QuorumLearner`).
+    pub quorum_learner_context: Option<String>,
 }
 
 /// ZooKeeper keys accepted without effect in this build (a warning says so).
@@ -594,6 +604,20 @@ impl Config {
                     c.auth.super_password = Some(v.to_string())
                 }
                 "allowSaslFailedClients" => c.auth.allow_sasl_failed = boolean(v).map_err(err)?,
+                "quorum.auth.enableSasl" => c.auth.quorum_sasl = boolean(v).map_err(err)?,
+                "quorum.auth.serverRequireSasl" => {
+                    c.auth.quorum_server_require = boolean(v).map_err(err)?
+                }
+                "quorum.auth.learnerRequireSasl" => {
+                    c.auth.quorum_learner_require = boolean(v).map_err(err)?
+                }
+                "quorum.auth.server.saslLoginContext" => {
+                    c.auth.quorum_server_context = Some(v.to_string())
+                }
+                "quorum.auth.learner.saslLoginContext" => {
+                    c.auth.quorum_learner_context = Some(v.to_string())
+                }
+                "quorum.cnxn.threads.size" => {}
                 k if k.starts_with("authProvider.") => match v.rsplit('.').next().unwrap_or("") {
                     "SASLAuthenticationProvider" => c.auth.sasl_acls = true,
                     // Built in, always on.
@@ -629,6 +653,24 @@ impl Config {
                     .warnings
                     .push(format!("{at}: {k} is not supported yet and is ignored")),
                 k => c.warnings.push(format!("{at}: unknown key {k} ignored")),
+            }
+        }
+        // QuorumPeerConfig: requiring SASL needs it on.
+        for (on, key) in [
+            (
+                c.auth.quorum_server_require,
+                "quorum.auth.serverRequireSasl",
+            ),
+            (
+                c.auth.quorum_learner_require,
+                "quorum.auth.learnerRequireSasl",
+            ),
+        ] {
+            if on && !c.auth.quorum_sasl {
+                return Err(ConfigError::File {
+                    file,
+                    msg: format!("quorum.auth.enableSasl is disabled, so cannot enable {key}"),
+                });
             }
         }
         if c.servers.len() > 1 && c.servers.values().filter(|s| !s.observer).count() % 2 == 0 {
@@ -864,6 +906,22 @@ mod tests {
         assert!(
             w.contains("Non-optimal configuration, consider an odd number of servers"),
             "{w}"
+        );
+    }
+
+    #[test]
+    fn quorum_auth_keys_as_zookeeper_takes_them() {
+        let c = parse("dataDir=/x\nclientPort=1\nquorum.auth.enableSasl=true\nquorum.auth.serverRequireSasl=true\nquorum.auth.learner.saslLoginContext=Learner2\nquorum.cnxn.threads.size=20\n").unwrap();
+        assert!(
+            c.auth.quorum_sasl && c.auth.quorum_server_require && !c.auth.quorum_learner_require
+        );
+        assert_eq!(c.auth.quorum_learner_context.as_deref(), Some("Learner2"));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let e =
+            parse("dataDir=/x\nclientPort=1\nquorum.auth.learnerRequireSasl=true\n").unwrap_err();
+        assert!(
+            e.to_string().contains("quorum.auth.enableSasl is disabled, so cannot enable quorum.auth.learnerRequireSasl"),
+            "{e}"
         );
     }
 

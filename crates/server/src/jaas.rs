@@ -267,7 +267,7 @@ pub fn load(auth: &AuthSettings) -> Result<Option<SaslConfig>, String> {
     }))
 }
 
-fn read(file: &Path) -> Result<Sections, String> {
+pub(crate) fn read(file: &Path) -> Result<Sections, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read it: {e}"))?;
     parse(&text).map_err(|(line, msg)| format!("line {line}: {msg}"))
 }

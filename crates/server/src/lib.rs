@@ -34,6 +34,7 @@ mod membership;
 mod metrics;
 mod peer;
 mod peer_frame;
+mod quorum_auth;
 mod snap_transfer;
 mod storage_thread;
 mod takeover;
@@ -247,6 +248,7 @@ impl Server {
                         data_dir: cfg.data_dir.clone(),
                         tree: cfg.tree_config(),
                     },
+                    quorum_auth::load(&cfg.auth).map_err(ServerError::Jaas)?,
                     &stop,
                     &mut tasks,
                 )

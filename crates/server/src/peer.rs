@@ -6,7 +6,9 @@
 //! Each server dials every peer on both ports and keeps those connections
 //! up, reconnecting with backoff; it accepts peers' connections on its own
 //! two ports. A connection starts with the dialer's server id (u64 BE),
-//! then carries frames (`peer_frame`).
+//! then, when quorum authentication is on, the exchange of `quorum_auth`,
+//! then carries frames (`peer_frame`). An id that is not another member's
+//! is refused, and so is a Raft message that names another sender.
 //!
 //! Raft tolerates lost messages: when a peer's queue is full or its
 //! connection is down, messages to it are dropped.
@@ -52,7 +54,6 @@ pub(crate) struct PeerAddr {
 
 /// Senders to each peer, by port: the core task routes through this.
 pub(crate) struct Peers {
-    my_id: u64,
     quorum: BTreeMap<u64, mpsc::Sender<Vec<u8>>>,
     election: BTreeMap<u64, mpsc::Sender<Vec<u8>>>,
     quorum_addr: BTreeMap<u64, String>,
@@ -61,6 +62,7 @@ pub(crate) struct Peers {
     sending_snapshot: Arc<Mutex<BTreeSet<u64>>>,
     /// Shutdown: a transfer still running when it comes is dropped.
     stop: broadcast::Sender<()>,
+    gate: Arc<Gate>,
 }
 
 /// Where a receiver keeps snapshots, and how it decodes them.
@@ -68,6 +70,36 @@ pub(crate) struct Peers {
 pub(crate) struct SnapshotHome {
     pub data_dir: PathBuf,
     pub tree: tree::TreeConfig,
+}
+
+/// Who a connection may come from, and how both ends prove it.
+pub(crate) struct Gate {
+    pub my_id: u64,
+    /// The other members' ids.
+    pub members: BTreeSet<u64>,
+    pub auth: crate::quorum_auth::QuorumAuth,
+}
+
+/// How long a peer has to name itself and authenticate.
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
+
+/// The dialer's start of a connection: its id, then quorum authentication.
+async fn hello(sock: &mut TcpStream, gate: &Gate, peer: u64) -> Result<(), String> {
+    sock.write_all(&gate.my_id.to_be_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    match tokio::time::timeout(
+        HANDSHAKE_LIMIT,
+        crate::quorum_auth::dial(sock, &gate.auth, gate.my_id, peer),
+    )
+    .await
+    {
+        Ok(r) => r.map(|_| ()),
+        Err(_) => Err(format!(
+            "server {peer} did not finish quorum authentication within {} s",
+            HANDSHAKE_LIMIT.as_secs()
+        )),
+    }
 }
 
 fn is_vote(t: MessageType) -> bool {
@@ -95,7 +127,11 @@ impl Peers {
         }
         let index = msg.get_snapshot().get_metadata().index;
         let file = storage::snap::snap_dir(data_dir).join(storage::snap::file_name(index));
-        let (my_id, core, running) = (self.my_id, self.core.clone(), self.sending_snapshot.clone());
+        let (gate, core, running) = (
+            self.gate.clone(),
+            self.core.clone(),
+            self.sending_snapshot.clone(),
+        );
         let mut stop = self.stop.subscribe();
         let transfer = async move {
             tracing::info!("sending snapshot at index {index} to server {to} at {addr}");
@@ -103,7 +139,9 @@ impl Peers {
             let result = async {
                 let mut sock = TcpStream::connect(&addr).await?;
                 let _ = sock.set_nodelay(true);
-                sock.write_all(&my_id.to_be_bytes()).await?;
+                hello(&mut sock, &gate, to)
+                    .await
+                    .map_err(std::io::Error::other)?;
                 crate::snap_transfer::send(&mut sock, &msg, &file)
                     .await
                     .map_err(|e| std::io::Error::other(e.to_string()))
@@ -183,9 +221,15 @@ pub(crate) async fn start(
     peers: Vec<PeerAddr>,
     core: mpsc::Sender<CoreInput>,
     home: SnapshotHome,
+    auth: crate::quorum_auth::QuorumAuth,
     stop: &broadcast::Sender<()>,
     tasks: &mut tokio::task::JoinSet<()>,
 ) -> Result<Peers, crate::ServerError> {
+    let gate = Arc::new(Gate {
+        my_id,
+        members: peers.iter().map(|p| p.id).collect(),
+        auth,
+    });
     for (what, addr) in [("quorum", quorum_addr), ("election", election_addr)] {
         let listener =
             TcpListener::bind(addr)
@@ -199,17 +243,18 @@ pub(crate) async fn start(
             listener,
             core.clone(),
             home.clone(),
+            gate.clone(),
             stop.subscribe(),
         ));
     }
     let mut out = Peers {
-        my_id,
         quorum: BTreeMap::new(),
         election: BTreeMap::new(),
         quorum_addr: peers.iter().map(|p| (p.id, p.quorum.clone())).collect(),
         core: core.clone(),
         sending_snapshot: Arc::new(Mutex::new(BTreeSet::new())),
         stop: stop.clone(),
+        gate: gate.clone(),
     };
     for p in peers {
         for (port, addr) in [
@@ -223,7 +268,7 @@ pub(crate) async fn start(
                 out.election.insert(p.id, tx);
             }
             tasks.spawn(dial_loop(
-                my_id,
+                gate.clone(),
                 p.id,
                 port,
                 addr,
@@ -238,7 +283,7 @@ pub(crate) async fn start(
 
 /// Keeps one outgoing connection up and writes queued frames to it.
 async fn dial_loop(
-    my_id: u64,
+    gate: Arc<Gate>,
     peer: u64,
     port: &'static str,
     addr: String,
@@ -253,7 +298,7 @@ async fn dial_loop(
             _ = stop.recv() => return,
             c = TcpStream::connect(&addr) => c,
         };
-        let sock = match conn {
+        let mut sock = match conn {
             Ok(s) => s,
             Err(e) => {
                 if !reported_down {
@@ -274,13 +319,24 @@ async fn dial_loop(
             }
         };
         let _ = sock.set_nodelay(true);
+        if let Err(why) = hello(&mut sock, &gate, peer).await {
+            if !reported_down {
+                tracing::warn!("server {peer} at {addr} ({port} port): {why}; retrying");
+                reported_down = true;
+                let _ = core.try_send(CoreInput::PeerLost(peer));
+            }
+            while rx.try_recv().is_ok() {}
+            tokio::select! {
+                _ = stop.recv() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+            continue;
+        }
         tracing::info!("connected to server {peer} at {addr} ({port} port)");
         reported_down = false;
         backoff = BACKOFF_MIN;
         let mut w = BufWriter::new(sock);
-        if w.write_all(&my_id.to_be_bytes()).await.is_err() {
-            continue;
-        }
         loop {
             let f = tokio::select! {
                 _ = stop.recv() => return,
@@ -307,6 +363,7 @@ async fn accept_loop(
     listener: TcpListener,
     core: mpsc::Sender<CoreInput>,
     home: SnapshotHome,
+    gate: Arc<Gate>,
     mut stop: broadcast::Receiver<()>,
 ) {
     let core = Arc::new(core);
@@ -319,10 +376,11 @@ async fn accept_loop(
             _ = stop.recv() => return,
             Some(_) = readers.join_next(), if !readers.is_empty() => {}
             r = listener.accept() => match r {
-                Ok((sock, _)) => {
+                Ok((sock, addr)) => {
                     let core = core.clone();
                     let home = home.clone();
-                    readers.spawn(async move { read_peer(sock, &core, &home).await });
+                    let gate = gate.clone();
+                    readers.spawn(async move { read_peer(sock, addr, &core, &home, &gate).await });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "peer accept failed");
@@ -336,15 +394,69 @@ async fn accept_loop(
 /// Read buffer per peer connection.
 const PEER_READ_BUFFER: usize = 256 * 1024;
 
+/// Who is on the other end of an accepted connection: its id, once it is
+/// a member's and it passed quorum authentication.
+async fn admit(sock: &mut TcpStream, gate: &Gate) -> Result<u64, String> {
+    let mut id = [0u8; 8];
+    sock.read_exact(&mut id)
+        .await
+        .map_err(|e| format!("no server id: {e}"))?;
+    let from = u64::from_be_bytes(id);
+    if from == gate.my_id || !gate.members.contains(&from) {
+        return Err(format!(
+            "it calls itself server {from}, which is not another server of this ensemble"
+        ));
+    }
+    // The next 4 bytes: quorum authentication's magic, or the first
+    // frame's length (left in the socket for the frame reader).
+    let mut first = [0u8; 4];
+    loop {
+        let n = sock.peek(&mut first).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err(format!("server {from} closed the connection"));
+        }
+        if n == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    if first == crate::quorum_auth::MAGIC {
+        sock.read_exact(&mut first)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let authenticated =
+        crate::quorum_auth::accept(sock, &gate.auth, gate.my_id, from, first).await?;
+    if authenticated {
+        tracing::debug!("server {from} authenticated (quorum SASL)");
+    }
+    Ok(from)
+}
+
 /// Reads one peer connection until it ends; a malformed frame ends it.
 /// However it ends, the core hears that the peer was lost.
-async fn read_peer(mut sock: TcpStream, core: &mpsc::Sender<CoreInput>, home: &SnapshotHome) {
+async fn read_peer(
+    mut sock: TcpStream,
+    addr: SocketAddr,
+    core: &mpsc::Sender<CoreInput>,
+    home: &SnapshotHome,
+    gate: &Gate,
+) {
     let _ = sock.set_nodelay(true);
-    let mut id = [0u8; 8];
-    if sock.read_exact(&mut id).await.is_err() {
-        return;
-    }
-    let from = u64::from_be_bytes(id);
+    let from = match tokio::time::timeout(HANDSHAKE_LIMIT, admit(&mut sock, gate)).await {
+        Ok(Ok(from)) => from,
+        Ok(Err(why)) => {
+            tracing::warn!("refused a connection from {addr} on a quorum/election port: {why}");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(
+                "refused a connection from {addr} on a quorum/election port: it did not name itself and authenticate within {} s",
+                HANDSHAKE_LIMIT.as_secs()
+            );
+            return;
+        }
+    };
     // Buffered: a peer's frames are small and many (appends, acks,
     // heartbeats); reading each with two syscalls cost a quarter of a
     // leader's CPU under writes.
@@ -374,6 +486,14 @@ async fn read_frames<S: AsyncRead + AsyncWrite + Unpin>(
         }
         let input = match buf[0] {
             peer_frame::KIND_RAFT => match RaftMessage::parse_from_bytes(&buf[1..]) {
+                Ok(m) if m.from != from => {
+                    tracing::warn!(
+                        from,
+                        "a raft message on server {from}'s connection says it is from server {}; closing",
+                        m.from
+                    );
+                    return true;
+                }
                 Ok(m) => CoreInput::Peer(Box::new(m)),
                 Err(e) => {
                     tracing::warn!(from, error = %e, "undecodable raft message; closing");
