@@ -324,6 +324,35 @@ impl Node {
             return;
         };
         let session_id = c.session_id;
+        // AuthenticationHelper.enforceAuthentication: every request but
+        // auth and SASL needs an identity of an enforced scheme.
+        if !self.cfg.enforce_auth.is_empty()
+            && op != OpCode::Auth.code()
+            && op != OpCode::Sasl.code()
+            && !c
+                .auth
+                .iter()
+                .any(|i| self.cfg.enforce_auth.contains(&i.scheme))
+        {
+            let schemes: Vec<&str> = c.auth.iter().map(|i| i.scheme.as_str()).collect();
+            tracing::error!(
+                "Client authentication scheme(s) {schemes:?} does not match with any of the expected authentication scheme {:?}, closing session 0x{session_id:x}",
+                self.cfg.enforce_auth
+            );
+            self.send_reply(
+                conn,
+                asked,
+                0,
+                ErrorCode::SessionClosedRequireSaslAuth,
+                &Reply::Empty,
+            );
+            self.outputs.push(Output::Close {
+                conn,
+                reason: "authentication required (enforce.auth.schemes)",
+            });
+            self.drop_conn(conn);
+            return;
+        }
         if let Some(l) = self.liveness.get_mut(&session_id) {
             l.last_heard_ms = now_ms;
         }

@@ -89,6 +89,10 @@ pub struct NodeConfig {
     pub super_digest: Option<String>,
     /// SASL users and settings, from the JAAS `Server` section; None when
     /// the server has no SASL login (as ZooKeeper without one).
+    /// `enforce.auth.schemes` in force (empty: off): a session with no
+    /// identity of these schemes gets SessionClosedRequireSaslAuth on its
+    /// first request other than auth and SASL, and its connection closes.
+    pub enforce_auth: Vec<String>,
     pub sasl: Option<sasl::SaslConfig>,
     pub tree: TreeConfig,
     /// Seeds session passwords and election jitter.

@@ -21,6 +21,7 @@ impl NodeConfig {
             container_check_interval_ms: 60_000,
             super_digest: None,
             sasl: None,
+            enforce_auth: Vec::new(),
             takeover_unconfirmed: None,
             tree: TreeConfig {
                 extended_types: true,

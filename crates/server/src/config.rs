@@ -175,6 +175,13 @@ pub struct AuthSettings {
     /// An `authProvider.*` names ZooKeeper's `SASLAuthenticationProvider`:
     /// `sasl` ACLs are accepted and matched.
     pub sasl_acls: bool,
+    /// `enforce.auth.enabled` and `enforce.auth.schemes` (or
+    /// `sessionRequireClientSASLAuth`, which means `sasl`): the schemes a
+    /// session must have an identity of before any request but auth and
+    /// SASL is served (`enforce_schemes`).
+    pub enforce_enabled: bool,
+    pub enforce_schemes: Vec<String>,
+    pub session_require_sasl: bool,
     /// `quorum.auth.enableSasl`: servers authenticate each other.
     pub quorum_sasl: bool,
     /// `quorum.auth.serverRequireSasl`.
@@ -219,10 +226,7 @@ const NOT_YET: &[&str] = &[
     "maxCnxns",
     "enforceQuota",
     "snapshot.compression.method",
-    "sessionRequireClientSASLAuth",
     "letAnySaslUserDoX",
-    "enforce.auth.enabled",
-    "enforce.auth.schemes",
     "kerberos.removeHostFromPrincipal",
     "kerberos.removeRealmFromPrincipal",
 ];
@@ -604,6 +608,17 @@ impl Config {
                     c.auth.super_password = Some(v.to_string())
                 }
                 "allowSaslFailedClients" => c.auth.allow_sasl_failed = boolean(v).map_err(err)?,
+                "enforce.auth.enabled" => c.auth.enforce_enabled = boolean(v).map_err(err)?,
+                "enforce.auth.schemes" => {
+                    c.auth.enforce_schemes = v
+                        .split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                }
+                "sessionRequireClientSASLAuth" => {
+                    c.auth.session_require_sasl = boolean(v).map_err(err)?
+                }
                 "quorum.auth.enableSasl" => c.auth.quorum_sasl = boolean(v).map_err(err)?,
                 "quorum.auth.serverRequireSasl" => {
                     c.auth.quorum_server_require = boolean(v).map_err(err)?
@@ -653,6 +668,28 @@ impl Config {
                     .warnings
                     .push(format!("{at}: {k} is not supported yet and is ignored")),
                 k => c.warnings.push(format!("{at}: unknown key {k} ignored")),
+            }
+        }
+        // AuthenticationHelper: enforcing needs schemes, and providers for them.
+        let enforced = c.enforce_schemes();
+        if c.auth.enforce_enabled && enforced.is_empty() {
+            return Err(ConfigError::File {
+                file,
+                msg: "zookeeper.enforce.auth.enabled is true zookeeper.enforce.auth.schemes must be configured".into(),
+            });
+        }
+        for scheme in &enforced {
+            let available = match scheme.as_str() {
+                "ip" | "digest" => true,
+                "sasl" => c.auth.sasl_acls,
+                "x509" => c.tls.x509_acls,
+                _ => false,
+            };
+            if !available {
+                return Err(ConfigError::File {
+                    file,
+                    msg: format!("Authentication scheme {scheme} is not available (enforce.auth.schemes; its authProvider is not configured)"),
+                });
             }
         }
         // QuorumPeerConfig: requiring SASL needs it on.
@@ -717,6 +754,18 @@ impl Config {
             });
         }
         Ok(c)
+    }
+
+    /// The schemes a session needs an identity of before it is served
+    /// (`AuthenticationHelper`): none when enforcement is off.
+    pub fn enforce_schemes(&self) -> Vec<String> {
+        if self.auth.session_require_sasl {
+            vec!["sasl".to_string()]
+        } else if self.auth.enforce_enabled {
+            self.auth.enforce_schemes.clone()
+        } else {
+            Vec::new()
+        }
     }
 
     /// The settings that change what requests mean; every server of an

@@ -75,6 +75,7 @@ impl CoreTask {
             container_check_interval_ms: cfg.container_check_interval_ms,
             super_digest: cfg.super_digest.clone(),
             sasl,
+            enforce_auth: cfg.enforce_schemes(),
             tree: cfg.tree_config(),
             // Session passwords and SASL nonces come from this generator:
             // seeded from the operating system, not from the clock.

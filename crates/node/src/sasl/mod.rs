@@ -75,7 +75,10 @@ impl Node {
             self.send_reply(conn, asked, zxid, ErrorCode::Ok, &Reply::Sasl(None));
             return;
         };
-        let allow_failed = cfg.allow_failed;
+        // With `sasl` enforced, a failed login is never let through, and is
+        // answered SessionClosedRequireSaslAuth (ZooKeeper's processSasl).
+        let required = self.cfg.enforce_auth.iter().any(|s| s == "sasl");
+        let allow_failed = cfg.allow_failed && !required;
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -139,7 +142,12 @@ impl Node {
                     "Session 0x{session_id:x}: client failed to SASL authenticate: {why}; \
                      closing the connection"
                 );
-                self.send_reply(conn, asked, zxid, ErrorCode::AuthFailed, &Reply::Sasl(None));
+                let code = if required {
+                    ErrorCode::SessionClosedRequireSaslAuth
+                } else {
+                    ErrorCode::AuthFailed
+                };
+                self.send_reply(conn, asked, zxid, code, &Reply::Sasl(None));
                 self.outputs.push(Output::Close {
                     conn,
                     reason: "SASL authentication failed",
