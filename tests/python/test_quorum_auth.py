@@ -14,7 +14,8 @@ import unittest
 
 import harness
 from kazoo.client import KazooClient
-from kazoo.exceptions import ConnectionLoss, NodeExistsError, SessionMovedError
+
+import rolling
 
 JAAS = """
 QuorumServer {
@@ -83,9 +84,9 @@ class QuorumAuthTest(unittest.TestCase):
                 except ConnectionResetError:
                     closed = True  # closed with our junk unread
                 self.assertTrue(closed, "the connection is closed")
-        log = ens.server(leader).log()
-        self.assertIn("did not authenticate and quorum.auth.serverRequireSasl is on", log)
-        self.assertIn("it calls itself server 99, which is not another server of this ensemble", log)
+        for said in ("did not authenticate and quorum.auth.serverRequireSasl is on",
+                     "it calls itself server 99, which is not another server of this ensemble"):
+            harness.wait_until(lambda: said in ens.server(leader).log(), what="the log saying " + said)
         self.assertEqual(ens.server(leader).proc.poll(), None)
         self.assertEqual(c.get("/replicated")[0], b"v")
 
@@ -105,43 +106,13 @@ class QuorumAuthTest(unittest.TestCase):
         """ZooKeeper's documented path: enableSasl on every server (nothing
         required yet), then the require flags, one server at a time."""
         ens = self.ensemble({}).start()
-        follower = ens.serving_follower()
-        writer = KazooClient(hosts=ens.hosts, timeout=15)
-        self.addCleanup(writer.close)
-        self.addCleanup(writer.stop)
-        writer.start()
-        n = 0
-
-        def put(path):
-            # A request in flight when its server stops may or may not
-            # have been done: try again, and a node already there is done.
-            for _ in range(50):
-                try:
-                    writer.create(path, b"")
-                    return
-                except NodeExistsError:
-                    return
-                except (ConnectionLoss, SessionMovedError):
-                    harness.wait_until(lambda: writer.connected, what="the writer reconnected")
-            self.fail("could not write " + path)
-        steps = [{"quorum.auth.enableSasl": "true"}, REQUIRED]
-        for settings in steps:
-            for i in (1, 2, 3):
-                s = ens.server(i)
-                s.stop()
-                put("/w-%04d" % n)
-                n += 1
-                self.configure(s, settings, "secret", i)
-                s.start()
-                ens.serving_follower()
-                put("/w-%04d" % n)
-                n += 1
+        ens.serving_follower()
+        writer = rolling.Writer(self, ens)
+        for settings in ({"quorum.auth.enableSasl": "true"}, REQUIRED):
+            rolling.restart_each(ens, writer, lambda s, i: self.configure(s, settings, "secret", i))
         for i in (1, 2, 3):
             self.assertIn("quorum authentication on", ens.server(i).log())
-            c = self.client(ens.server(i))
-            c.sync("/")
-            self.assertEqual(len(c.get_children("/", )) - 1, n, "server %d has every write" % i)
-        del follower
+        rolling.assert_every_write_everywhere(self, ens, writer)
 
 
 if __name__ == "__main__":

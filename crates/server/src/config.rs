@@ -215,8 +215,6 @@ const ACCEPTED: &[&str] = &[
 const NOT_YET: &[&str] = &[
     "clientCnxnSocket",
     "client.secure",
-    "sslQuorum",
-    "portUnification",
     "sslQuorumReloadCertFiles",
     "localSessionsEnabled",
     "localSessionsUpgradingEnabled",
@@ -941,7 +939,7 @@ mod tests {
 
     #[test]
     fn warnings_zookeeper_also_gives() {
-        let c = parse("dataDir=/x\nclientPort=1\nautopurge.snapRetainCount=1\nsslQuorum=true\nserver.1=a:1:2\nserver.2=b:1:2\n").unwrap();
+        let c = parse("dataDir=/x\nclientPort=1\nautopurge.snapRetainCount=1\nreadonlymode.enabled=true\nserver.1=a:1:2\nserver.2=b:1:2\n").unwrap();
         let w = c.warnings.join("\n");
         assert_eq!(c.autopurge_snap_retain_count, 3);
         assert!(
@@ -949,7 +947,7 @@ mod tests {
             "{w}"
         );
         assert!(
-            w.contains("zoo.cfg:4: sslQuorum is not supported yet"),
+            w.contains("zoo.cfg:4: readonlymode.enabled is not supported yet"),
             "{w}"
         );
         assert!(

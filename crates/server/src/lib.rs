@@ -34,6 +34,7 @@ mod membership;
 mod metrics;
 mod peer;
 mod peer_frame;
+mod peer_stream;
 mod quorum_auth;
 mod snap_transfer;
 mod storage_thread;
@@ -249,6 +250,7 @@ impl Server {
                         tree: cfg.tree_config(),
                     },
                     quorum_auth::load(&cfg.auth).map_err(ServerError::Jaas)?,
+                    peer_stream::PeerTls::new(&cfg.tls).map_err(ServerError::Tls)?,
                     &stop,
                     &mut tasks,
                 )

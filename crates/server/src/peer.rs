@@ -5,7 +5,8 @@
 //!
 //! Each server dials every peer on both ports and keeps those connections
 //! up, reconnecting with backoff; it accepts peers' connections on its own
-//! two ports. A connection starts with the dialer's server id (u64 BE),
+//! two ports, over TCP or TLS (`peer_stream`). A connection starts with
+//! the dialer's server id (u64 BE),
 //! then, when quorum authentication is on, the exchange of `quorum_auth`,
 //! then carries frames (`peer_frame`). An id that is not another member's
 //! is refused, and so is a Raft message that names another sender.
@@ -29,6 +30,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc};
 
+use crate::peer_stream::{Prefixed, Stream};
 use crate::{peer_frame, CoreInput};
 
 /// Frames queued per peer and port before new ones are dropped.
@@ -72,29 +74,33 @@ pub(crate) struct SnapshotHome {
     pub tree: tree::TreeConfig,
 }
 
-/// Who a connection may come from, and how both ends prove it.
+/// Who a connection may come from, how both ends prove it, and what
+/// they speak over.
 pub(crate) struct Gate {
     pub my_id: u64,
     /// The other members' ids.
     pub members: BTreeSet<u64>,
     pub auth: crate::quorum_auth::QuorumAuth,
+    pub tls: crate::peer_stream::PeerTls,
 }
 
 /// How long a peer has to name itself and authenticate.
 const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
 
-/// The dialer's start of a connection: its id, then quorum authentication.
-async fn hello(sock: &mut TcpStream, gate: &Gate, peer: u64) -> Result<(), String> {
+/// The dialer's start of a connection: TLS when `sslQuorum` says so, its
+/// id, then quorum authentication.
+async fn hello(sock: TcpStream, addr: &str, gate: &Gate, peer: u64) -> Result<Stream, String> {
+    let mut sock = gate.tls.dial(addr, sock).await?;
     sock.write_all(&gate.my_id.to_be_bytes())
         .await
         .map_err(|e| e.to_string())?;
     match tokio::time::timeout(
         HANDSHAKE_LIMIT,
-        crate::quorum_auth::dial(sock, &gate.auth, gate.my_id, peer),
+        crate::quorum_auth::dial(&mut sock, &gate.auth, gate.my_id, peer),
     )
     .await
     {
-        Ok(r) => r.map(|_| ()),
+        Ok(r) => r.map(|_| sock),
         Err(_) => Err(format!(
             "server {peer} did not finish quorum authentication within {} s",
             HANDSHAKE_LIMIT.as_secs()
@@ -137,9 +143,9 @@ impl Peers {
             tracing::info!("sending snapshot at index {index} to server {to} at {addr}");
             let started = std::time::Instant::now();
             let result = async {
-                let mut sock = TcpStream::connect(&addr).await?;
+                let sock = TcpStream::connect(&addr).await?;
                 let _ = sock.set_nodelay(true);
-                hello(&mut sock, &gate, to)
+                let mut sock = hello(sock, &addr, &gate, to)
                     .await
                     .map_err(std::io::Error::other)?;
                 crate::snap_transfer::send(&mut sock, &msg, &file)
@@ -222,6 +228,7 @@ pub(crate) async fn start(
     core: mpsc::Sender<CoreInput>,
     home: SnapshotHome,
     auth: crate::quorum_auth::QuorumAuth,
+    tls: crate::peer_stream::PeerTls,
     stop: &broadcast::Sender<()>,
     tasks: &mut tokio::task::JoinSet<()>,
 ) -> Result<Peers, crate::ServerError> {
@@ -229,6 +236,7 @@ pub(crate) async fn start(
         my_id,
         members: peers.iter().map(|p| p.id).collect(),
         auth,
+        tls,
     });
     for (what, addr) in [("quorum", quorum_addr), ("election", election_addr)] {
         let listener =
@@ -298,7 +306,7 @@ async fn dial_loop(
             _ = stop.recv() => return,
             c = TcpStream::connect(&addr) => c,
         };
-        let mut sock = match conn {
+        let sock = match conn {
             Ok(s) => s,
             Err(e) => {
                 if !reported_down {
@@ -319,20 +327,23 @@ async fn dial_loop(
             }
         };
         let _ = sock.set_nodelay(true);
-        if let Err(why) = hello(&mut sock, &gate, peer).await {
-            if !reported_down {
-                tracing::warn!("server {peer} at {addr} ({port} port): {why}; retrying");
-                reported_down = true;
-                let _ = core.try_send(CoreInput::PeerLost(peer));
+        let sock = match hello(sock, &addr, &gate, peer).await {
+            Ok(s) => s,
+            Err(why) => {
+                if !reported_down {
+                    tracing::warn!("server {peer} at {addr} ({port} port): {why}; retrying");
+                    reported_down = true;
+                    let _ = core.try_send(CoreInput::PeerLost(peer));
+                }
+                while rx.try_recv().is_ok() {}
+                tokio::select! {
+                    _ = stop.recv() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
             }
-            while rx.try_recv().is_ok() {}
-            tokio::select! {
-                _ = stop.recv() => return,
-                _ = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(BACKOFF_MAX);
-            continue;
-        }
+        };
         tracing::info!("connected to server {peer} at {addr} ({port} port)");
         reported_down = false;
         backoff = BACKOFF_MIN;
@@ -394,9 +405,10 @@ async fn accept_loop(
 /// Read buffer per peer connection.
 const PEER_READ_BUFFER: usize = 256 * 1024;
 
-/// Who is on the other end of an accepted connection: its id, once it is
-/// a member's and it passed quorum authentication.
-async fn admit(sock: &mut TcpStream, gate: &Gate) -> Result<u64, String> {
+/// Who is on the other end of an accepted connection: TLS when
+/// configured, then its id, which must be another member's.
+async fn identify(sock: TcpStream, gate: &Gate) -> Result<(u64, Stream), String> {
+    let mut sock = gate.tls.accept(sock).await?;
     let mut id = [0u8; 8];
     sock.read_exact(&mut id)
         .await
@@ -407,56 +419,65 @@ async fn admit(sock: &mut TcpStream, gate: &Gate) -> Result<u64, String> {
             "it calls itself server {from}, which is not another server of this ensemble"
         ));
     }
-    // The next 4 bytes: quorum authentication's magic, or the first
-    // frame's length (left in the socket for the frame reader).
-    let mut first = [0u8; 4];
-    loop {
-        let n = sock.peek(&mut first).await.map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err(format!("server {from} closed the connection"));
-        }
-        if n == 4 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    if first == crate::quorum_auth::MAGIC {
-        sock.read_exact(&mut first)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
+    Ok((from, sock))
+}
+
+/// Quorum authentication, given the 4 bytes after the id: its magic, or
+/// the first frame's length (put back for the frame reader).
+async fn authenticate(
+    mut sock: Stream,
+    from: u64,
+    first: [u8; 4],
+    gate: &Gate,
+) -> Result<Stream, String> {
     let authenticated =
-        crate::quorum_auth::accept(sock, &gate.auth, gate.my_id, from, first).await?;
+        crate::quorum_auth::accept(&mut sock, &gate.auth, gate.my_id, from, first).await?;
     if authenticated {
         tracing::debug!("server {from} authenticated (quorum SASL)");
     }
-    Ok(from)
+    if first == crate::quorum_auth::MAGIC {
+        return Ok(sock);
+    }
+    Ok(Box::new(Prefixed::new(first.to_vec(), sock)))
 }
 
 /// Reads one peer connection until it ends; a malformed frame ends it.
 /// However it ends, the core hears that the peer was lost.
 async fn read_peer(
-    mut sock: TcpStream,
+    sock: TcpStream,
     addr: SocketAddr,
     core: &mpsc::Sender<CoreInput>,
     home: &SnapshotHome,
     gate: &Gate,
 ) {
     let _ = sock.set_nodelay(true);
-    let from = match tokio::time::timeout(HANDSHAKE_LIMIT, admit(&mut sock, gate)).await {
-        Ok(Ok(from)) => from,
-        Ok(Err(why)) => {
-            tracing::warn!("refused a connection from {addr} on a quorum/election port: {why}");
-            return;
-        }
-        Err(_) => {
-            tracing::warn!(
-                "refused a connection from {addr} on a quorum/election port: it did not name itself and authenticate within {} s",
-                HANDSHAKE_LIMIT.as_secs()
-            );
-            return;
-        }
+    let refused = |why: String| {
+        tracing::warn!("refused a connection from {addr} on a quorum/election port: {why}");
     };
+    let late = || {
+        format!(
+            "it did not name itself and authenticate within {} s",
+            HANDSHAKE_LIMIT.as_secs()
+        )
+    };
+    let (from, mut sock) = match tokio::time::timeout(HANDSHAKE_LIMIT, identify(sock, gate)).await {
+        Ok(Ok(known)) => known,
+        Ok(Err(why)) => return refused(why),
+        Err(_) => return refused(late()),
+    };
+    // Not bounded in time: a dialer without quorum authentication sends
+    // its first frame when it has one (an election connection may stay
+    // quiet for long); one with it sends the magic at once.
+    let mut first = [0u8; 4];
+    if sock.read_exact(&mut first).await.is_err() {
+        return;
+    }
+    let sock =
+        match tokio::time::timeout(HANDSHAKE_LIMIT, authenticate(sock, from, first, gate)).await {
+            Ok(Ok(sock)) => sock,
+            Ok(Err(why)) => return refused(why),
+            Err(_) => return refused(late()),
+        };
     // Buffered: a peer's frames are small and many (appends, acks,
     // heartbeats); reading each with two syscalls cost a quarter of a
     // leader's CPU under writes.

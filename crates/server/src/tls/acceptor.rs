@@ -7,14 +7,11 @@
 use std::sync::Arc;
 
 use proto::Id;
-use rustls::crypto::CryptoProvider;
-use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
-use super::settings::{ClientAuth, TlsSettings};
-use super::{dn, stores};
+use super::settings::TlsSettings;
+use super::{dn, rustls_config};
 
 pub struct Acceptor {
     inner: tokio_rustls::TlsAcceptor,
@@ -23,100 +20,9 @@ pub struct Acceptor {
     super_user: Option<String>,
 }
 
-/// Java's protocol names to rustls's versions.
-fn versions(t: &TlsSettings) -> Result<Vec<&'static SupportedProtocolVersion>, String> {
-    let named: Vec<String> = if !t.enabled_protocols.is_empty() {
-        t.enabled_protocols.clone()
-    } else if let Some(p) = &t.protocol {
-        vec![p.clone()]
-    } else {
-        // ZooKeeper 3.8 speaks TLSv1.2 only; 1.3 is offered as well.
-        vec!["TLSv1.2".into(), "TLSv1.3".into()]
-    };
-    let mut out = Vec::new();
-    for p in &named {
-        let v = match p.as_str() {
-            "TLSv1.2" => &rustls::version::TLS12,
-            "TLSv1.3" => &rustls::version::TLS13,
-            // Java's "TLS" means the newest it has.
-            "TLS" => &rustls::version::TLS13,
-            other => {
-                return Err(format!(
-                    "ssl.enabledProtocols/ssl.protocol: {other} is not supported (TLSv1.2, TLSv1.3)"
-                ))
-            }
-        };
-        if !out.contains(&v) {
-            out.push(v);
-        }
-    }
-    Ok(out)
-}
-
-/// The crypto provider with `ssl.ciphersuites` applied (Java's names;
-/// TLS 1.3's `TLS_AES_128_GCM_SHA256` is rustls's `TLS13_AES_128_GCM_SHA256`).
-fn provider(t: &TlsSettings) -> Result<CryptoProvider, String> {
-    // ring, not aws-lc-rs: no C toolchain beyond cc to build it, and the
-    // clients of ZooKeeper (Java 17, OpenSSL 3.0) offer no post-quantum key
-    // exchange, which is all rustls's deprecation note is about.
-    #[allow(deprecated)]
-    let mut p = rustls::crypto::ring::default_provider();
-    if t.cipher_suites.is_empty() {
-        return Ok(p);
-    }
-    let java_name =
-        |s: &rustls::SupportedCipherSuite| format!("{:?}", s.suite()).replacen("TLS13_", "TLS_", 1);
-    let known: Vec<String> = p.cipher_suites.iter().map(java_name).collect();
-    p.cipher_suites
-        .retain(|s| t.cipher_suites.contains(&java_name(s)));
-    if p.cipher_suites.is_empty() {
-        return Err(format!(
-            "ssl.ciphersuites: none of {} is supported; supported: {}",
-            t.cipher_suites.join(","),
-            known.join(",")
-        ));
-    }
-    Ok(p)
-}
-
 impl Acceptor {
     pub fn new(t: &TlsSettings) -> Result<Acceptor, String> {
-        let provider = Arc::new(provider(t)?);
-        let identity = stores::load_identity(&t.key_store)?;
-        let builder = ServerConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&versions(t)?)
-            .map_err(|e| format!("TLS settings: {e}"))?;
-        let builder = match t.client_auth {
-            ClientAuth::None => builder.with_no_client_auth(),
-            auth => {
-                let mut roots = RootCertStore::empty();
-                for c in stores::load_trust(&t.trust_store)? {
-                    roots.add(c).map_err(|e| {
-                        format!(
-                            "ssl.trustStore.location {}: a certificate in it cannot be a trust anchor: {e}",
-                            t.trust_store.location.as_deref().unwrap_or("".as_ref()).display()
-                        )
-                    })?;
-                }
-                let v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-                let v = if auth == ClientAuth::Want {
-                    v.allow_unauthenticated()
-                } else {
-                    v
-                };
-                builder.with_client_cert_verifier(
-                    v.build().map_err(|e| format!("ssl.trustStore: {e}"))?,
-                )
-            }
-        };
-        let config = builder
-            .with_single_cert(identity.chain, identity.key)
-            .map_err(|e| {
-                format!(
-                    "ssl.keyStore.location {}: the key does not go with the certificate, or cannot be used: {e}",
-                    t.key_store.location.as_deref().unwrap_or("".as_ref()).display()
-                )
-            })?;
+        let config = rustls_config::server(&t.ssl)?;
         Ok(Acceptor {
             inner: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
             x509: t.x509_acls,
@@ -154,7 +60,7 @@ impl Acceptor {
 }
 
 /// Why a handshake failed, in words an operator can act on.
-fn describe(e: &std::io::Error) -> String {
+pub fn describe(e: &std::io::Error) -> String {
     let inner = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>());
     match inner {
         Some(rustls::Error::InvalidMessage(_)) | Some(rustls::Error::InappropriateMessage { .. }) => {

@@ -49,10 +49,10 @@ pub async fn watch(
     mut stop: broadcast::Receiver<()>,
 ) {
     let files: Vec<PathBuf> = [
-        &settings.key_store.location,
-        &settings.key_store.password_path,
-        &settings.trust_store.location,
-        &settings.trust_store.password_path,
+        &settings.ssl.key_store.location,
+        &settings.ssl.key_store.password_path,
+        &settings.ssl.trust_store.location,
+        &settings.ssl.trust_store.password_path,
     ]
     .into_iter()
     .flatten()

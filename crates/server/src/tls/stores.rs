@@ -69,24 +69,20 @@ fn format(path: &Path, kind: Option<&str>, data: &[u8]) -> Result<Format, String
     })
 }
 
-fn read(settings: &StoreSettings, what: &str) -> Result<(Vec<u8>, Format, String), String> {
+fn read(settings: &StoreSettings) -> Result<(Vec<u8>, Format, String), String> {
+    let what = settings.key;
     let path = settings
         .location
         .as_deref()
-        .ok_or_else(|| format!("ssl.{what}.location is not set"))?;
+        .ok_or_else(|| format!("{what}.location is not set"))?;
     let data = std::fs::read(path)
-        .map_err(|e| format!("ssl.{what}.location {}: cannot read: {e}", path.display()))?;
+        .map_err(|e| format!("{what}.location {}: cannot read: {e}", path.display()))?;
     let format = format(path, settings.kind.as_deref(), &data)
-        .map_err(|e| format!("ssl.{what}.location {}: {e}", path.display()))?;
+        .map_err(|e| format!("{what}.location {}: {e}", path.display()))?;
     let password = match (&settings.password, &settings.password_path) {
         (Some(p), _) => p.clone(),
         (None, Some(file)) => std::fs::read_to_string(file)
-            .map_err(|e| {
-                format!(
-                    "ssl.{what}.passwordPath {}: cannot read: {e}",
-                    file.display()
-                )
-            })?
+            .map_err(|e| format!("{what}.passwordPath {}: cannot read: {e}", file.display()))?
             .trim_end_matches(['\r', '\n'])
             .to_string(),
         (None, None) => String::new(),
@@ -101,10 +97,11 @@ fn pkcs12(data: &[u8], password: &str) -> Result<p12_keystore::KeyStore, String>
 
 /// `ssl.keyStore.*`: the server's certificate chain and key.
 pub fn load_identity(settings: &StoreSettings) -> Result<Identity, String> {
-    let (data, format, password) = read(settings, "keyStore")?;
+    let (data, format, password) = read(settings)?;
     let at = |e: String| {
         format!(
-            "ssl.keyStore.location {}: {e}",
+            "{}.location {}: {e}",
+            settings.key,
             settings
                 .location
                 .as_deref()
@@ -169,10 +166,11 @@ pub fn load_identity(settings: &StoreSettings) -> Result<Identity, String> {
 /// Java's `TrustStoreUtil`, a PKCS12 store's trusted certificate entries
 /// and the certificate of each key entry.
 pub fn load_trust(settings: &StoreSettings) -> Result<Vec<CertificateDer<'static>>, String> {
-    let (data, format, password) = read(settings, "trustStore")?;
+    let (data, format, password) = read(settings)?;
     let at = |e: String| {
         format!(
-            "ssl.trustStore.location {}: {e}",
+            "{}.location {}: {e}",
+            settings.key,
             settings
                 .location
                 .as_deref()
