@@ -126,6 +126,11 @@ pub struct Config {
     pub admin_server_address: Option<IpAddr>,
     /// `admin.commandURL` (default `/commands`).
     pub admin_command_url: String,
+    /// `admin.forceHttps`: the AdminServer speaks HTTPS only, with the
+    /// `ssl.quorum.*` key store (as ZooKeeper's Jetty).
+    pub admin_force_https: bool,
+    /// `admin.portUnification`: the AdminServer takes HTTPS and HTTP.
+    pub admin_port_unification: bool,
     /// Prometheus metrics: on when `metricsProvider.className` names
     /// ZooKeeper's PrometheusMetricsProvider (or `metricsProvider.httpPort`
     /// is set), on `metricsProvider.httpHost`:`httpPort` (default 0.0.0.0:7000).
@@ -402,6 +407,8 @@ impl Config {
             admin_server_port: 8080,
             admin_server_address: None,
             admin_command_url: "/commands".into(),
+            admin_force_https: false,
+            admin_port_unification: false,
             metrics_enabled: false,
             metrics_port: 7000,
             metrics_host: None,
@@ -570,6 +577,8 @@ impl Config {
                 "admin.serverAddress" => {
                     c.admin_server_address = Some(parse_ip(v).map_err(err)?);
                 }
+                "admin.forceHttps" => c.admin_force_https = boolean(v).map_err(err)?,
+                "admin.portUnification" => c.admin_port_unification = boolean(v).map_err(err)?,
                 "admin.commandURL" => {
                     if !v.starts_with('/') {
                         return Err(err("must start with /".into()));

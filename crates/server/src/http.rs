@@ -1,6 +1,8 @@
 //! The two HTTP endpoints: the AdminServer (`admin.serverPort`, commands as
-//! JSON) and Prometheus metrics (`metricsProvider.httpPort`). Both ask the
-//! core task, which owns the state, and never block it.
+//! JSON; HTTPS with `admin.forceHttps` or `admin.portUnification`, as
+//! ZooKeeper's Jetty, with the `ssl.quorum.*` key store) and Prometheus
+//! metrics (`metricsProvider.httpPort`). Both ask the core task, which
+//! owns the state, and never block it.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -73,11 +75,95 @@ async fn metrics(State(ctx): State<Arc<Ctx>>) -> Response {
     }
 }
 
+/// How the AdminServer's connections begin (`admin.forceHttps`,
+/// `admin.portUnification`).
+pub(crate) struct Https {
+    acceptor: tokio_rustls::TlsAcceptor,
+    /// `admin.portUnification`: plain HTTP too.
+    plain_too: bool,
+}
+
+impl Https {
+    pub(crate) fn new(cfg: &crate::Config) -> Result<Option<Https>, String> {
+        if !cfg.admin_force_https && !cfg.admin_port_unification {
+            return Ok(None);
+        }
+        // As ZooKeeper's Jetty: the server's certificate, no client's.
+        let config = crate::tls::rustls_config::server(
+            &cfg.tls.quorum,
+            crate::tls::settings::ClientAuth::None,
+        )
+        .map_err(|e| format!("AdminServer HTTPS: {e}"))?;
+        Ok(Some(Https {
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+            plain_too: !cfg.admin_force_https,
+        }))
+    }
+}
+
+/// A listener whose connections are plain HTTP or, with `Https`, TLS
+/// (a handshake that fails or takes over 10 s drops that connection).
+struct Listener {
+    tcp: tokio::net::TcpListener,
+    https: Option<Arc<Https>>,
+}
+
+const TLS_HANDSHAKE: u8 = 0x16;
+
+impl axum::serve::Listener for Listener {
+    type Io = Box<dyn crate::peer_stream::Io>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let (sock, addr) = match self.tcp.accept().await {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "AdminServer accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Some(https) = &self.https else {
+                return (Box::new(sock), addr);
+            };
+            if https.plain_too {
+                let mut first = [0u8; 1];
+                let peeked =
+                    tokio::time::timeout(std::time::Duration::from_secs(10), sock.peek(&mut first))
+                        .await;
+                match peeked {
+                    Ok(Ok(1)) if first[0] != TLS_HANDSHAKE => return (Box::new(sock), addr),
+                    Ok(Ok(1)) => {}
+                    _ => continue,
+                }
+            }
+            let hs = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                https.acceptor.accept(sock),
+            )
+            .await;
+            match hs {
+                Ok(Ok(s)) => return (Box::new(s), addr),
+                Ok(Err(e)) => {
+                    tracing::info!(%addr, "AdminServer: TLS handshake failed: {}", crate::tls::describe(&e))
+                }
+                Err(_) => tracing::info!(%addr, "AdminServer: TLS handshake not done within 10 s"),
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
 async fn serve(
     what: &'static str,
     ip: Option<IpAddr>,
     port: u16,
     app: Router,
+    https: Option<Arc<Https>>,
     mut stop: broadcast::Receiver<()>,
 ) {
     let addr = crate::listen::shown(ip, port);
@@ -89,7 +175,18 @@ async fn serve(
             return;
         }
     };
-    tracing::info!("{what} listening on {addr}");
+    tracing::info!(
+        "{what} listening on {addr}{}",
+        match &https {
+            None => "",
+            Some(h) if h.plain_too => " (HTTPS and HTTP: admin.portUnification)",
+            Some(_) => " (HTTPS only: admin.forceHttps)",
+        }
+    );
+    let listener = Listener {
+        tcp: listener,
+        https,
+    };
     let _ = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = stop.recv().await;
@@ -99,6 +196,7 @@ async fn serve(
 
 pub(crate) fn start(
     cfg: &crate::Config,
+    https: Option<Https>,
     core: &mpsc::Sender<CoreInput>,
     stop: &broadcast::Sender<()>,
     tasks: &mut tokio::task::JoinSet<()>,
@@ -119,6 +217,7 @@ pub(crate) fn start(
             cfg.admin_server_address,
             cfg.admin_server_port,
             app,
+            https.map(Arc::new),
             stop.subscribe(),
         ));
     }
@@ -136,6 +235,7 @@ pub(crate) fn start(
             cfg.metrics_host,
             cfg.metrics_port,
             app,
+            None,
             stop.subscribe(),
         ));
     }

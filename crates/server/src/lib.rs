@@ -90,6 +90,10 @@ impl Server {
             )),
             false => None,
         };
+        let admin_https = match cfg.admin_enable_server {
+            true => http::Https::new(&cfg).map_err(ServerError::Tls)?,
+            false => None,
+        };
         // Only a secureClientPort: no plaintext port.
         let plain = cfg.client_port != 0 || tls.is_none() || cfg.client_endpoint().is_ok();
         if cfg.client_port == 0 && plain {
@@ -277,7 +281,7 @@ impl Server {
         let (started_tx, started) = tokio::sync::oneshot::channel();
         let started_tx = (!core.startup_done()).then_some(started_tx);
         tasks.spawn(core.run(core_rx, event_rx, stop.subscribe(), started_tx));
-        http::start(&cfg, &core_tx, &stop, &mut tasks);
+        http::start(&cfg, admin_https, &core_tx, &stop, &mut tasks);
         let clients = conn::Shared::new(cfg.clone(), core_tx, stop.clone());
         if let Some(listener) = listener {
             let mode = match &tls {

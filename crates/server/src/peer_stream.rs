@@ -51,7 +51,10 @@ impl PeerTls {
         };
         // Servers always present certificates to each other (ZooKeeper's
         // quorum clientAuth is `need` unless set otherwise).
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(rustls_config::server(&t.quorum)?));
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(rustls_config::server(
+            &t.quorum,
+            t.quorum.client_auth,
+        )?));
         tracing::info!(
             "quorum TLS: dialling {}, accepting {}",
             if t.ssl_quorum {

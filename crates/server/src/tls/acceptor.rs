@@ -22,7 +22,7 @@ pub struct Acceptor {
 
 impl Acceptor {
     pub fn new(t: &TlsSettings) -> Result<Acceptor, String> {
-        let config = rustls_config::server(&t.ssl)?;
+        let config = rustls_config::server(&t.ssl, t.ssl.client_auth)?;
         Ok(Acceptor {
             inner: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
             x509: t.x509_acls,

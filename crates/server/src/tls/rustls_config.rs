@@ -108,14 +108,15 @@ fn key_error(s: &SslSettings, e: rustls::Error) -> String {
 }
 
 /// The accepting end: its certificate, and the other end's checked
-/// against the trust store as `clientAuth` says.
-pub fn server(s: &SslSettings) -> Result<ServerConfig, String> {
+/// against the trust store as `client_auth` says (the settings' own
+/// `clientAuth`, or none for the AdminServer, as ZooKeeper's Jetty).
+pub fn server(s: &SslSettings, client_auth: ClientAuth) -> Result<ServerConfig, String> {
     let provider = Arc::new(provider(s)?);
     let identity = stores::load_identity(&s.key_store)?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions(s)?)
         .map_err(|e| format!("TLS settings: {e}"))?;
-    let builder = match s.client_auth {
+    let builder = match client_auth {
         ClientAuth::None => builder.with_no_client_auth(),
         auth => {
             let v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(s)?), provider);
