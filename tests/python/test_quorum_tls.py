@@ -106,6 +106,33 @@ class QuorumTlsTest(unittest.TestCase):
         self.assertIn("UnknownCA", ens.server(3).log())
         self.assertIsNone(ens.mode(3))
 
+    def test_changed_quorum_certificate_files_are_used_without_a_restart(self):
+        """sslQuorumReloadCertFiles (ferrokeeper: on unless false): server 3
+        holds a certificate of another CA and stays out until servers 1
+        and 2 are given a trust store that vouches for it."""
+        ens = harness.Ensemble(3)
+        self.addCleanup(ens.close)
+        both = open(self.d + "/ca.pem").read() + open(self.d + "/otherca.pem").read()
+        for i, s in enumerate(ens.servers, 1):
+            trust = "%s/reload-trust-%d.pem" % (s.dir, i)
+            with open(trust, "w") as f:
+                f.write(both if i == 3 else open(self.d + "/ca.pem").read())
+            s.lines.update(self.stores(), sslQuorum="true")
+            s.lines.update({"ssl.quorum.trustStore.location": trust, "ssl.quorum.trustStore.type": "PEM"})
+            if i == 3:
+                s.lines["ssl.quorum.keyStore.location"] = self.d + "/rogue.p12"
+            s.write_cfg()
+        ens.start()
+        harness.wait_until(lambda: "the client's certificate is refused: UnknownIssuer" in ens.server(1).log(),
+                           what="server 1 refusing server 3's certificate")
+        self.assertIsNone(ens.mode(3))
+        for i in (1, 2):
+            with open(ens.server(i).lines["ssl.quorum.trustStore.location"], "w") as f:
+                f.write(both)
+        harness.wait_until(lambda: ens.mode(3) == "follower", timeout=30, what="server 3 joining after the reload")
+        for i in (1, 2):
+            self.assertIn("TLS (between servers): the certificate files changed", ens.server(i).log())
+
 
 if __name__ == "__main__":
     unittest.main()

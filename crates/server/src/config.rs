@@ -220,7 +220,6 @@ const ACCEPTED: &[&str] = &[
 const NOT_YET: &[&str] = &[
     "clientCnxnSocket",
     "client.secure",
-    "sslQuorumReloadCertFiles",
     "localSessionsEnabled",
     "localSessionsUpgradingEnabled",
     "readonlymode.enabled",

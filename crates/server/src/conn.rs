@@ -126,10 +126,10 @@ impl Shared {
 #[derive(Clone)]
 pub(crate) enum Mode {
     Plain,
-    Tls(Arc<tls::Current>),
+    Tls(Arc<tls::Current<tls::Acceptor>>),
     /// `client.portUnification`: TLS when the first byte is a TLS
     /// handshake record's, plaintext otherwise.
-    Either(Arc<tls::Current>),
+    Either(Arc<tls::Current<tls::Acceptor>>),
 }
 
 /// Accepts the clients of one port.

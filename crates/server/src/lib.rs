@@ -240,6 +240,18 @@ impl Server {
         let storage = storage_thread::spawn(wal, job_rx, event_tx).map_err(ServerError::Thread)?;
         let replay = std::time::Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
+        let peer_tls =
+            tls::Current::new(peer_stream::PeerTls::new(&cfg.tls).map_err(ServerError::Tls)?);
+        if membership.transport.is_some() && cfg.tls.quorum_enabled() && cfg.tls.quorum_cert_reload
+        {
+            let (current, settings) = (peer_tls.clone(), cfg.tls.clone());
+            tasks.spawn(tls::reload::watch(
+                "between servers",
+                tls::reload::files(&cfg.tls.quorum),
+                move || peer_stream::PeerTls::new(&settings).map(|p| current.set(p)),
+                stop.subscribe(),
+            ));
+        }
         let peers = match &membership.transport {
             None => None,
             Some(t) => Some(
@@ -254,7 +266,7 @@ impl Server {
                         tree: cfg.tree_config(),
                     },
                     quorum_auth::load(&cfg.auth).map_err(ServerError::Jaas)?,
-                    peer_stream::PeerTls::new(&cfg.tls).map_err(ServerError::Tls)?,
+                    peer_tls.clone(),
                     &stop,
                     &mut tasks,
                 )
@@ -306,9 +318,11 @@ impl Server {
             }
         }
         if let (Some(current), true) = (&tls, cfg.tls.cert_reload) {
+            let (current, settings) = (current.clone(), cfg.tls.clone());
             tasks.spawn(tls::reload::watch(
-                current.clone(),
-                cfg.tls.clone(),
+                "client port",
+                tls::reload::files(&cfg.tls.ssl),
+                move || tls::Acceptor::new(&settings).map(|a| current.set(a)),
                 stop.subscribe(),
             ));
         }

@@ -81,7 +81,8 @@ pub(crate) struct Gate {
     /// The other members' ids.
     pub members: BTreeSet<u64>,
     pub auth: crate::quorum_auth::QuorumAuth,
-    pub tls: crate::peer_stream::PeerTls,
+    /// Replaced when the `ssl.quorum.*` files change (`tls::reload`).
+    pub tls: Arc<crate::tls::Current<crate::peer_stream::PeerTls>>,
 }
 
 /// How long a peer has to name itself and authenticate.
@@ -90,7 +91,7 @@ const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
 /// The dialer's start of a connection: TLS when `sslQuorum` says so, its
 /// id, then quorum authentication.
 async fn hello(sock: TcpStream, addr: &str, gate: &Gate, peer: u64) -> Result<Stream, String> {
-    let mut sock = gate.tls.dial(addr, sock).await?;
+    let mut sock = gate.tls.get().dial(addr, sock).await?;
     sock.write_all(&gate.my_id.to_be_bytes())
         .await
         .map_err(|e| e.to_string())?;
@@ -228,7 +229,7 @@ pub(crate) async fn start(
     core: mpsc::Sender<CoreInput>,
     home: SnapshotHome,
     auth: crate::quorum_auth::QuorumAuth,
-    tls: crate::peer_stream::PeerTls,
+    tls: Arc<crate::tls::Current<crate::peer_stream::PeerTls>>,
     stop: &broadcast::Sender<()>,
     tasks: &mut tokio::task::JoinSet<()>,
 ) -> Result<Peers, crate::ServerError> {
@@ -408,7 +409,7 @@ const PEER_READ_BUFFER: usize = 256 * 1024;
 /// Who is on the other end of an accepted connection: TLS when
 /// configured, then its id, which must be another member's.
 async fn identify(sock: TcpStream, gate: &Gate) -> Result<(u64, Stream), String> {
-    let mut sock = gate.tls.accept(sock).await?;
+    let mut sock = gate.tls.get().accept(sock).await?;
     let mut id = [0u8; 8];
     sock.read_exact(&mut id)
         .await

@@ -1,9 +1,10 @@
 //! Certificate reload without a restart (ZooKeeper 3.9's
-//! `client.certReload`, on here unless set to false): the files of the key
-//! and trust stores (and their password files) are looked at every
-//! `POLL`; once a change has settled, the acceptor is built anew and
-//! replaces the old one for the connections that come after. A store that
-//! cannot be used keeps the old acceptor, with a log line saying why.
+//! `client.certReload` for the client port, `sslQuorumReloadCertFiles`
+//! between servers; on here unless set to false): the files of the key and
+//! trust stores (and their password files) are looked at every `POLL`;
+//! once a change has settled, what uses them is built anew and replaces
+//! the old for the connections that come after. Stores that cannot be
+//! used keep the old, with a log line saying why.
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -11,25 +12,40 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::broadcast;
 
-use super::{Acceptor, TlsSettings};
+use super::settings::SslSettings;
 
 const POLL: Duration = Duration::from_secs(2);
 
-/// The acceptor new connections use.
-pub struct Current(RwLock<Arc<Acceptor>>);
+/// What new connections use (an acceptor, the peers' TLS), replaced
+/// whole when the certificate files change.
+pub struct Current<T>(RwLock<Arc<T>>);
 
-impl Current {
-    pub fn new(a: Acceptor) -> Arc<Current> {
-        Arc::new(Current(RwLock::new(Arc::new(a))))
+impl<T> Current<T> {
+    pub fn new(t: T) -> Arc<Current<T>> {
+        Arc::new(Current(RwLock::new(Arc::new(t))))
     }
 
-    pub fn get(&self) -> Arc<Acceptor> {
-        self.0.read().expect("acceptor lock").clone()
+    pub fn get(&self) -> Arc<T> {
+        self.0.read().expect("tls lock").clone()
     }
 
-    fn set(&self, a: Acceptor) {
-        *self.0.write().expect("acceptor lock") = Arc::new(a);
+    pub fn set(&self, t: T) {
+        *self.0.write().expect("tls lock") = Arc::new(t);
     }
+}
+
+/// The files of one `SslSettings`' stores.
+pub fn files(s: &SslSettings) -> Vec<PathBuf> {
+    [
+        &s.key_store.location,
+        &s.key_store.password_path,
+        &s.trust_store.location,
+        &s.trust_store.password_path,
+    ]
+    .into_iter()
+    .flatten()
+    .cloned()
+    .collect()
 }
 
 /// What the files look like now: modification time and length of each.
@@ -43,21 +59,16 @@ fn stamp(files: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
         .collect()
 }
 
-pub async fn watch(
-    current: Arc<Current>,
-    settings: TlsSettings,
+/// Watches `files`; once a change has settled, `rebuild` makes and puts
+/// in place what uses them (`what` names it in the log).
+pub async fn watch<F>(
+    what: &'static str,
+    files: Vec<PathBuf>,
+    rebuild: F,
     mut stop: broadcast::Receiver<()>,
-) {
-    let files: Vec<PathBuf> = [
-        &settings.ssl.key_store.location,
-        &settings.ssl.key_store.password_path,
-        &settings.ssl.trust_store.location,
-        &settings.ssl.trust_store.password_path,
-    ]
-    .into_iter()
-    .flatten()
-    .cloned()
-    .collect();
+) where
+    F: Fn() -> Result<(), String> + Send + 'static,
+{
     let mut loaded = stamp(&files);
     let mut seen = loaded.clone();
     loop {
@@ -74,13 +85,12 @@ pub async fn watch(
             continue;
         }
         loaded = now;
-        match Acceptor::new(&settings) {
-            Ok(a) => {
-                current.set(a);
-                tracing::info!("TLS: the certificate files changed; new connections use them");
-            }
+        match rebuild() {
+            Ok(()) => tracing::info!(
+                "TLS ({what}): the certificate files changed; new connections use them"
+            ),
             Err(e) => tracing::error!(
-                "TLS: the certificate files changed but cannot be used ({e}); new connections keep the previous ones"
+                "TLS ({what}): the certificate files changed but cannot be used ({e}); new connections keep the previous ones"
             ),
         }
     }

@@ -148,6 +148,9 @@ pub struct TlsSettings {
     /// `portUnification`: the quorum and election ports take TLS and
     /// plaintext peers (ZooKeeper's rolling switch to `sslQuorum`).
     pub quorum_port_unification: bool,
+    /// `sslQuorumReloadCertFiles` (ZooKeeper's default false, ours true):
+    /// changed `ssl.quorum.*` store files are used without a restart.
+    pub quorum_cert_reload: bool,
 }
 
 impl Default for TlsSettings {
@@ -163,6 +166,7 @@ impl Default for TlsSettings {
             quorum: SslSettings::new(true),
             ssl_quorum: false,
             quorum_port_unification: false,
+            quorum_cert_reload: true,
         }
     }
 }
@@ -194,6 +198,7 @@ impl TlsSettings {
             "client.portUnification" => flag(&mut self.port_unification),
             "sslQuorum" => flag(&mut self.ssl_quorum),
             "portUnification" => flag(&mut self.quorum_port_unification),
+            "sslQuorumReloadCertFiles" => flag(&mut self.quorum_cert_reload),
             "X509AuthenticationProvider.superUser" => {
                 self.x509_super_user = (!v.is_empty()).then(|| v.to_string());
                 Some(Ok(()))
