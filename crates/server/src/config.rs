@@ -229,8 +229,6 @@ const NOT_YET: &[&str] = &[
     "enforceQuota",
     "snapshot.compression.method",
     "letAnySaslUserDoX",
-    "kerberos.removeHostFromPrincipal",
-    "kerberos.removeRealmFromPrincipal",
 ];
 const NOT_YET_PREFIXES: &[&str] = &[
     "ssl.",
@@ -639,6 +637,11 @@ impl Config {
                     c.auth.quorum_learner_context = Some(v.to_string())
                 }
                 "quorum.cnxn.threads.size" => {}
+                // They reshape Kerberos principal names (service/host@REALM);
+                // the plain user names of DIGEST-MD5 pass through unchanged.
+                "kerberos.removeHostFromPrincipal" | "kerberos.removeRealmFromPrincipal" => {
+                    boolean(v).map_err(err)?;
+                }
                 k if k.starts_with("authProvider.") => match v.rsplit('.').next().unwrap_or("") {
                     "SASLAuthenticationProvider" => c.auth.sasl_acls = true,
                     // Built in, always on.
