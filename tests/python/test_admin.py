@@ -53,16 +53,21 @@ def get(port, path):
         return e.code, e.headers.get("Content-Type"), e.read().decode()
 
 
-def scenario(kind):
-    admin_port = harness.free_port()
-    s = harness.Server(kind=kind, extra={"admin.enableServer": "true", "admin.serverPort": str(admin_port)})
+def start_with_jetty(s):
+    """Starts `s`; a ZooKeeper with Debian's Jetty jars, for its AdminServer."""
     saved = harness.ZK_CLASSPATH
-    if kind == "zookeeper":
+    if s.kind == "zookeeper":
         harness.ZK_CLASSPATH += ":" + ":".join("/usr/share/java/" + j for j in JARS)
     try:
         s.start()
     finally:
         harness.ZK_CLASSPATH = saved
+
+
+def scenario(kind):
+    admin_port = harness.free_port()
+    s = harness.Server(kind=kind, extra={"admin.enableServer": "true", "admin.serverPort": str(admin_port)})
+    start_with_jetty(s)
     c1, c2 = KazooClient(hosts=s.hosts), KazooClient(hosts=s.hosts)
     try:
         c1.start(15)
@@ -175,13 +180,7 @@ class AdminHttpsTest(unittest.TestCase):
             "ssl.quorum.trustStore.password": self.password,
         })
         self.addCleanup(s.close)
-        saved = harness.ZK_CLASSPATH
-        if kind == "zookeeper":
-            harness.ZK_CLASSPATH += ":" + ":".join("/usr/share/java/" + j for j in JARS)
-        try:
-            s.start()
-        finally:
-            harness.ZK_CLASSPATH = saved
+        start_with_jetty(s)
         harness.wait_until(lambda: self.outcome(admin_port, "https")[0] == 200, what="the AdminServer over HTTPS")
         plain = self.outcome(admin_port, "http")
         # A plain request to an HTTPS-only port: refused, however each says it.

@@ -290,6 +290,37 @@ pub(crate) async fn start(
     Ok(out)
 }
 
+/// A dialer's way back after a failed attempt.
+struct Retry<'a> {
+    backoff: Duration,
+    core: &'a mpsc::Sender<CoreInput>,
+    peer: u64,
+}
+
+impl Retry<'_> {
+    /// Tells the core the peer is lost (once per outage), drops what piled
+    /// up meanwhile (Raft resends what matters) and waits the backoff;
+    /// false when the server stops meanwhile.
+    async fn wait(
+        &mut self,
+        reported: &mut bool,
+        rx: &mut mpsc::Receiver<Vec<u8>>,
+        stop: &mut broadcast::Receiver<()>,
+    ) -> bool {
+        if !*reported {
+            *reported = true;
+            let _ = self.core.try_send(CoreInput::PeerLost(self.peer));
+        }
+        while rx.try_recv().is_ok() {}
+        tokio::select! {
+            _ = stop.recv() => return false,
+            _ = tokio::time::sleep(self.backoff) => {}
+        }
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        true
+    }
+}
+
 /// Keeps one outgoing connection up and writes queued frames to it.
 async fn dial_loop(
     gate: Arc<Gate>,
@@ -300,7 +331,11 @@ async fn dial_loop(
     core: mpsc::Sender<CoreInput>,
     mut stop: broadcast::Receiver<()>,
 ) {
-    let mut backoff = BACKOFF_MIN;
+    let mut down = Retry {
+        backoff: BACKOFF_MIN,
+        core: &core,
+        peer,
+    };
     let mut reported_down = false;
     loop {
         let conn = tokio::select! {
@@ -314,16 +349,10 @@ async fn dial_loop(
                     tracing::info!(
                         "cannot connect to server {peer} at {addr} ({port} port): {e}; retrying"
                     );
-                    reported_down = true;
-                    let _ = core.try_send(CoreInput::PeerLost(peer));
                 }
-                // Drop what piled up meanwhile: Raft resends what matters.
-                while rx.try_recv().is_ok() {}
-                tokio::select! {
-                    _ = stop.recv() => return,
-                    _ = tokio::time::sleep(backoff) => {}
+                if !down.wait(&mut reported_down, &mut rx, &mut stop).await {
+                    return;
                 }
-                backoff = (backoff * 2).min(BACKOFF_MAX);
                 continue;
             }
         };
@@ -333,21 +362,16 @@ async fn dial_loop(
             Err(why) => {
                 if !reported_down {
                     tracing::warn!("server {peer} at {addr} ({port} port): {why}; retrying");
-                    reported_down = true;
-                    let _ = core.try_send(CoreInput::PeerLost(peer));
                 }
-                while rx.try_recv().is_ok() {}
-                tokio::select! {
-                    _ = stop.recv() => return,
-                    _ = tokio::time::sleep(backoff) => {}
+                if !down.wait(&mut reported_down, &mut rx, &mut stop).await {
+                    return;
                 }
-                backoff = (backoff * 2).min(BACKOFF_MAX);
                 continue;
             }
         };
         tracing::info!("connected to server {peer} at {addr} ({port} port)");
         reported_down = false;
-        backoff = BACKOFF_MIN;
+        down.backoff = BACKOFF_MIN;
         let mut w = BufWriter::new(sock);
         loop {
             let f = tokio::select! {

@@ -95,20 +95,16 @@ fn pkcs12(data: &[u8], password: &str) -> Result<p12_keystore::KeyStore, String>
         .map_err(|e| format!("not a PKCS12 store this password opens: {e}"))
 }
 
+/// An error about the store's file, named by its key and path.
+fn located(settings: &StoreSettings, e: String) -> String {
+    let path = settings.location.as_deref().unwrap_or(Path::new(""));
+    format!("{}.location {}: {e}", settings.key, path.display())
+}
+
 /// `ssl.keyStore.*`: the server's certificate chain and key.
 pub fn load_identity(settings: &StoreSettings) -> Result<Identity, String> {
     let (data, format, password) = read(settings)?;
-    let at = |e: String| {
-        format!(
-            "{}.location {}: {e}",
-            settings.key,
-            settings
-                .location
-                .as_deref()
-                .unwrap_or(Path::new(""))
-                .display()
-        )
-    };
+    let at = |e: String| located(settings, e);
     match format {
         Format::Pem => {
             if data
@@ -167,17 +163,7 @@ pub fn load_identity(settings: &StoreSettings) -> Result<Identity, String> {
 /// and the certificate of each key entry.
 pub fn load_trust(settings: &StoreSettings) -> Result<Vec<CertificateDer<'static>>, String> {
     let (data, format, password) = read(settings)?;
-    let at = |e: String| {
-        format!(
-            "{}.location {}: {e}",
-            settings.key,
-            settings
-                .location
-                .as_deref()
-                .unwrap_or(Path::new(""))
-                .display()
-        )
-    };
+    let at = |e: String| located(settings, e);
     let certs: Vec<CertificateDer<'static>> = match format {
         Format::Pem => CertificateDer::pem_slice_iter(&data)
             .collect::<Result<Vec<_>, _>>()
