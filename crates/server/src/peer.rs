@@ -583,3 +583,50 @@ async fn read_frames<S: AsyncRead + AsyncWrite + Unpin>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn home() -> SnapshotHome {
+        SnapshotHome {
+            data_dir: std::env::temp_dir(),
+            tree: tree::TreeConfig {
+                extended_types: false,
+                schemes: Default::default(),
+            },
+        }
+    }
+
+    /// Frames of Raft messages from `senders`, read as from server 2.
+    async fn read_as_server_2(senders: &[u64]) -> (bool, Vec<u64>) {
+        let (mut w, mut r) = tokio::io::duplex(1 << 16);
+        for &from in senders {
+            let mut m = RaftMessage::default();
+            m.from = from;
+            m.to = 1;
+            let body = m.write_to_bytes().unwrap();
+            peer_frame::write(&mut w, peer_frame::KIND_RAFT, &[&body])
+                .await
+                .unwrap();
+        }
+        drop(w);
+        let (tx, mut rx) = mpsc::channel(16);
+        let lost = read_frames(&mut r, 2, &tx, &home()).await;
+        drop(tx);
+        let mut got = Vec::new();
+        while let Some(i) = rx.recv().await {
+            if let CoreInput::Peer(m) = i {
+                got.push(m.from);
+            }
+        }
+        (lost, got)
+    }
+
+    #[tokio::test]
+    async fn a_raft_message_must_name_its_connections_server() {
+        assert_eq!(read_as_server_2(&[2, 2]).await, (true, vec![2, 2]));
+        // A message claiming server 3 on server 2's connection ends it.
+        assert_eq!(read_as_server_2(&[2, 3, 2]).await, (true, vec![2]));
+    }
+}
