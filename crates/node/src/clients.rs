@@ -276,6 +276,33 @@ impl Node {
         self.watches.remove_conn(conn);
     }
 
+    /// A request that came before its connection's session exists (or
+    /// while the connection waits for a leader): kept in order until the
+    /// session is there (`attach`); too many close the connection.
+    fn hold_early(&mut self, conn: ConnId, asked: Asked, body: &[u8]) {
+        let queue = match self.conns.get_mut(&conn) {
+            Some(c) => &mut c.early,
+            None => match self.held_connects.iter_mut().find(|h| h.conn == conn) {
+                Some(h) => &mut h.early,
+                None => return,
+            },
+        };
+        if queue.len() >= MAX_EARLY {
+            self.outputs.push(Output::Close {
+                conn,
+                reason: "too many requests before the session was established",
+            });
+            self.drop_conn(conn);
+            return;
+        }
+        queue.push(EarlyRequest {
+            xid: asked.xid,
+            op: asked.op,
+            body: body.to_vec(),
+            arrived: asked.arrived,
+        });
+    }
+
     /// A request frame arrived on an established connection. An
     /// undecodable one closes the connection. `arrived` is the driver's
     /// stamp, handed back with the reply (`FrameKind::Reply`); the node
@@ -291,37 +318,8 @@ impl Node {
     ) {
         self.now_ms = now_ms;
         let asked = Asked { xid, op, arrived };
-        let early = EarlyRequest {
-            xid,
-            op,
-            body: Vec::new(),
-            arrived,
-        };
-        let queue = match self.conns.get_mut(&conn) {
-            Some(c) if c.session_id == 0 => Some(&mut c.early),
-            Some(_) => None,
-            None => match self.held_connects.iter_mut().find(|h| h.conn == conn) {
-                Some(h) => Some(&mut h.early),
-                None => return,
-            },
-        };
-        if let Some(queue) = queue {
-            if queue.len() >= MAX_EARLY {
-                self.outputs.push(Output::Close {
-                    conn,
-                    reason: "too many requests before the session was established",
-                });
-                self.drop_conn(conn);
-                return;
-            }
-            queue.push(EarlyRequest {
-                body: body.to_vec(),
-                ..early
-            });
-            return;
-        }
-        let Some(c) = self.conns.get(&conn) else {
-            return;
+        let Some(c) = self.conns.get(&conn).filter(|c| c.session_id != 0) else {
+            return self.hold_early(conn, asked, body);
         };
         let session_id = c.session_id;
         // AuthenticationHelper.enforceAuthentication: every request but
