@@ -42,6 +42,7 @@ mod digest_check;
 mod election;
 mod log;
 mod ready;
+mod restore;
 pub mod sasl;
 mod snapshots;
 mod store;
@@ -202,6 +203,9 @@ pub enum Output {
     },
     /// The data taken over up to `index` is confirmed by the ensemble.
     TakeoverConfirmed { index: u64 },
+    /// The restore this server proposed for `waiter` was applied at
+    /// `zxid`; `ok` false when its bytes were not a snapshot.
+    Restored { waiter: u64, zxid: i64, ok: bool },
 }
 
 /// The Raft state read back from disk at startup.

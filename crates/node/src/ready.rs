@@ -201,6 +201,10 @@ impl Node {
         }
         self.notes = notes;
 
+        if let EntryKind::Restore { .. } = entry.kind {
+            self.restored(zxid, entry, applied.reply == Some(Reply::Empty));
+            return;
+        }
         match &applied.session {
             Some(SessionEffect::Created {
                 session_id,

@@ -53,6 +53,8 @@ pub(crate) enum CoreInput {
     Metrics {
         reply: tokio::sync::oneshot::Sender<String>,
     },
+    /// The AdminServer's snapshot and restore commands.
+    Backup(crate::admin_backup::BackupAsk),
     /// A snapshot transfer this leader started ended.
     SnapshotSent {
         peer: u64,

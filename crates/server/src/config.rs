@@ -131,6 +131,18 @@ pub struct Config {
     pub admin_force_https: bool,
     /// `admin.portUnification`: the AdminServer takes HTTPS and HTTP.
     pub admin_port_unification: bool,
+    /// `admin.needClientAuth`: the AdminServer's HTTPS asks for a client
+    /// certificate (trusted by the `ssl.quorum` trust store), whose
+    /// subject is the `x509` identity of the snapshot/restore commands.
+    pub admin_need_client_auth: bool,
+    /// `admin.snapshot.enabled` (default true): the `snapshot` command.
+    pub admin_snapshot_enabled: bool,
+    /// `admin.restore.enabled` (default true): the `restore` command.
+    pub admin_restore_enabled: bool,
+    /// `admin.rateLimiterIntervalInMS` (default 300000): at most one
+    /// snapshot and one restore per interval. As in ZooKeeper 3.9.5,
+    /// the snapshot command reads it as microseconds (300000: 0.3 s).
+    pub admin_rate_limiter_interval_ms: u64,
     /// Prometheus metrics: on when `metricsProvider.className` names
     /// ZooKeeper's PrometheusMetricsProvider (or `metricsProvider.httpPort`
     /// is set), on `metricsProvider.httpHost`:`httpPort` (default 0.0.0.0:7000).
@@ -406,6 +418,10 @@ impl Config {
             admin_command_url: "/commands".into(),
             admin_force_https: false,
             admin_port_unification: false,
+            admin_need_client_auth: false,
+            admin_snapshot_enabled: true,
+            admin_restore_enabled: true,
+            admin_rate_limiter_interval_ms: 300_000,
             metrics_enabled: false,
             metrics_port: 7000,
             metrics_host: None,
@@ -576,6 +592,12 @@ impl Config {
                 }
                 "admin.forceHttps" => c.admin_force_https = boolean(v).map_err(err)?,
                 "admin.portUnification" => c.admin_port_unification = boolean(v).map_err(err)?,
+                "admin.needClientAuth" => c.admin_need_client_auth = boolean(v).map_err(err)?,
+                "admin.snapshot.enabled" => c.admin_snapshot_enabled = boolean(v).map_err(err)?,
+                "admin.restore.enabled" => c.admin_restore_enabled = boolean(v).map_err(err)?,
+                "admin.rateLimiterIntervalInMS" => {
+                    c.admin_rate_limiter_interval_ms = num(v).map_err(err)?
+                }
                 "admin.commandURL" => {
                     if !v.starts_with('/') {
                         return Err(err("must start with /".into()));

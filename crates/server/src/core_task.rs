@@ -44,7 +44,13 @@ pub(crate) struct CoreTask {
     /// The ensemble's other members; none when standalone.
     peers: Option<crate::peer::Peers>,
     standalone: bool,
+    /// AdminServer restores proposed here, by waiter id, until applied.
+    restores: HashMap<u64, tokio::sync::oneshot::Sender<Result<i64, String>>>,
+    next_waiter: u64,
 }
+
+/// Restore waiter ids: far from connection ids, which count from 1.
+const FIRST_WAITER: u64 = 1 << 62;
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -99,6 +105,8 @@ impl CoreTask {
             snap_jobs,
             peers,
             standalone: membership.voters.len() == 1,
+            restores: HashMap::new(),
+            next_waiter: FIRST_WAITER,
         })
     }
 
@@ -245,6 +253,7 @@ impl CoreTask {
                 });
                 let _ = reply.send(json);
             }
+            CoreInput::Backup(ask) => self.backup(ask),
             CoreInput::Metrics { reply } => {
                 let view = self.view(None);
                 let sm = self.node.state();
@@ -273,6 +282,38 @@ impl CoreTask {
                     uptime_s: self.started.elapsed().as_secs_f64(),
                 };
                 let _ = reply.send(crate::metrics::render(&self.metrics, &now));
+            }
+        }
+    }
+
+    fn backup(&mut self, ask: crate::admin_backup::BackupAsk) {
+        use crate::admin_backup::BackupAsk;
+        match ask {
+            BackupAsk::RootAcl(reply) => {
+                let acl = self
+                    .node
+                    .state()
+                    .tree
+                    .get("/")
+                    .map(|n| n.acl.to_vec())
+                    .unwrap_or_default();
+                let _ = reply.send(acl);
+            }
+            BackupAsk::Freeze(reply) => {
+                let _ = reply.send(Box::new(self.node.state().freeze()));
+            }
+            BackupAsk::Restore { packed, reply } => {
+                // Waiters whose HTTP request gave up are gone.
+                self.restores.retain(|_, r| !r.is_closed());
+                let waiter = self.next_waiter;
+                self.next_waiter += 1;
+                if self.node.propose_restore(packed, waiter, now_ms()) {
+                    self.restores.insert(waiter, reply);
+                } else {
+                    let _ = reply.send(Err(
+                        "no leader: the ensemble has no quorum to take the restore".into(),
+                    ));
+                }
             }
         }
     }
@@ -483,6 +524,15 @@ impl CoreTask {
                                 "the ensemble confirmed the ZooKeeper data taken over here (up to zxid 0x{index:x})"
                             ),
                             Err(e) => tracing::warn!("the ZooKeeper data taken over here is confirmed, but its marker stays: {e}"),
+                        }
+                    }
+                    Output::Restored { waiter, zxid, ok } => {
+                        if let Some(reply) = self.restores.remove(&waiter) {
+                            let _ = reply.send(if ok {
+                                Ok(zxid)
+                            } else {
+                                Err(format!("the restore entry at zxid 0x{zxid:x} did not decode as a snapshot; nothing changed"))
+                            });
                         }
                     }
                     Output::Close { conn, reason } => {

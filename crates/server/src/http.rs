@@ -1,20 +1,23 @@
 //! The two HTTP endpoints: the AdminServer (`admin.serverPort`, commands as
 //! JSON; HTTPS with `admin.forceHttps` or `admin.portUnification`, as
-//! ZooKeeper's Jetty, with the `ssl.quorum.*` key store) and Prometheus
-//! metrics (`metricsProvider.httpPort`). Both ask the core task, which
-//! owns the state, and never block it.
+//! ZooKeeper's Jetty, with the `ssl.quorum.*` key store, and client
+//! certificates with `admin.needClientAuth`; the snapshot and restore
+//! commands in `admin_backup`) and Prometheus metrics
+//! (`metricsProvider.httpPort`). Both ask the core task, which owns the
+//! state, and never block it.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::{admin, CoreInput};
+use crate::admin_auth::Asker;
+use crate::{admin, admin_backup, CoreInput};
 
 struct Ctx {
     core: mpsc::Sender<CoreInput>,
@@ -88,12 +91,15 @@ impl Https {
         if !cfg.admin_force_https && !cfg.admin_port_unification {
             return Ok(None);
         }
-        // As ZooKeeper's Jetty: the server's certificate, no client's.
-        let config = crate::tls::rustls_config::server(
-            &cfg.tls.quorum,
-            crate::tls::settings::ClientAuth::None,
-        )
-        .map_err(|e| format!("AdminServer HTTPS: {e}"))?;
+        // As ZooKeeper's Jetty: the server's certificate, a client's
+        // only with admin.needClientAuth.
+        let client_auth = if cfg.admin_need_client_auth {
+            crate::tls::settings::ClientAuth::Need
+        } else {
+            crate::tls::settings::ClientAuth::None
+        };
+        let config = crate::tls::rustls_config::server(&cfg.tls.quorum, client_auth)
+            .map_err(|e| format!("AdminServer HTTPS: {e}"))?;
         Ok(Some(Https {
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
             plain_too: !cfg.admin_force_https,
@@ -110,9 +116,15 @@ struct Listener {
 
 const TLS_HANDSHAKE: u8 = 0x16;
 
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Listener>> for Asker {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, Listener>) -> Asker {
+        stream.remote_addr().clone()
+    }
+}
+
 impl axum::serve::Listener for Listener {
     type Io = Box<dyn crate::peer_stream::Io>;
-    type Addr = std::net::SocketAddr;
+    type Addr = Asker;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
@@ -124,8 +136,12 @@ impl axum::serve::Listener for Listener {
                     continue;
                 }
             };
+            let plain = Asker {
+                ip: addr.ip(),
+                x509: None,
+            };
             let Some(https) = &self.https else {
-                return (Box::new(sock), addr);
+                return (Box::new(sock), plain);
             };
             if https.plain_too {
                 let mut first = [0u8; 1];
@@ -133,7 +149,7 @@ impl axum::serve::Listener for Listener {
                     tokio::time::timeout(std::time::Duration::from_secs(10), sock.peek(&mut first))
                         .await;
                 match peeked {
-                    Ok(Ok(1)) if first[0] != TLS_HANDSHAKE => return (Box::new(sock), addr),
+                    Ok(Ok(1)) if first[0] != TLS_HANDSHAKE => return (Box::new(sock), plain),
                     Ok(Ok(1)) => {}
                     _ => continue,
                 }
@@ -144,7 +160,21 @@ impl axum::serve::Listener for Listener {
             )
             .await;
             match hs {
-                Ok(Ok(s)) => return (Box::new(s), addr),
+                Ok(Ok(s)) => {
+                    let x509 = s
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|c| c.first())
+                        .and_then(|c| crate::tls::dn::subject(c));
+                    return (
+                        Box::new(s),
+                        Asker {
+                            ip: addr.ip(),
+                            x509,
+                        },
+                    );
+                }
                 Ok(Err(e)) => {
                     tracing::info!(%addr, "AdminServer: TLS handshake failed: {}", crate::tls::describe(&e))
                 }
@@ -154,7 +184,10 @@ impl axum::serve::Listener for Listener {
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.tcp.local_addr()
+        Ok(Asker {
+            ip: self.tcp.local_addr()?.ip(),
+            x509: None,
+        })
     }
 }
 
@@ -187,7 +220,7 @@ async fn serve(
         tcp: listener,
         https,
     };
-    let _ = axum::serve(listener, app)
+    let _ = axum::serve(listener, app.into_make_service_with_connect_info::<Asker>())
         .with_graceful_shutdown(async move {
             let _ = stop.recv().await;
         })
@@ -195,7 +228,7 @@ async fn serve(
 }
 
 pub(crate) fn start(
-    cfg: &crate::Config,
+    cfg: &Arc<crate::Config>,
     https: Option<Https>,
     core: &mpsc::Sender<CoreInput>,
     stop: &broadcast::Sender<()>,
@@ -207,11 +240,24 @@ pub(crate) fn start(
             core: core.clone(),
             base: base.clone(),
         });
-        let app = Router::new()
-            .route(&base, get(index))
-            .route(&format!("{base}/"), get(index))
-            .route(&format!("{base}/{{name}}"), get(command))
-            .with_state(ctx);
+        let backup = Arc::new(admin_backup::Backup::new(core.clone(), cfg.clone()));
+        let mut app = Router::new();
+        for name in ["snapshot", "snap"] {
+            app = app.route(&format!("{base}/{name}"), get(admin_backup::snapshot));
+        }
+        for name in ["restore", "rest"] {
+            app = app.route(&format!("{base}/{name}"), post(admin_backup::restore));
+        }
+        let app = app
+            .layer(DefaultBodyLimit::max(admin_backup::MAX_BODY_BYTES))
+            .with_state(backup)
+            .merge(
+                Router::new()
+                    .route(&base, get(index))
+                    .route(&format!("{base}/"), get(index))
+                    .route(&format!("{base}/{{name}}"), get(command))
+                    .with_state(ctx),
+            );
         tasks.spawn(serve(
             "AdminServer",
             cfg.admin_server_address,

@@ -18,6 +18,8 @@
 //! broadcast stop, every task ends, then the two threads drain.
 
 pub mod admin;
+mod admin_auth;
+mod admin_backup;
 mod channels;
 pub mod config;
 mod conn;

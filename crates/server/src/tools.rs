@@ -117,6 +117,9 @@ pub fn dump_log(log_dir: &Path) -> Result<String, ToolError> {
                     EntryKind::Request { op, body, .. } => {
                         writeln!(out, "op={} {}", op.name(), request_paths(*op, body))
                     }
+                    EntryKind::Restore { snapshot } => {
+                        writeln!(out, "op=restore packed-snapshot-bytes={}", snapshot.len())
+                    }
                 };
             }
         }

@@ -122,6 +122,18 @@ impl StateMachine {
         }
     }
 
+    /// A restore: the tree and sessions replaced, the zxid kept.
+    pub(crate) fn replace(
+        &mut self,
+        tree: DataTree,
+        sessions: BTreeMap<i64, Session>,
+        next_session_id: i64,
+    ) {
+        self.tree = tree;
+        self.sessions = sessions;
+        self.next_session_id = next_session_id;
+    }
+
     /// Records that `zxid` was used by an entry with no state change (a
     /// Raft no-op or membership change), keeping zxids dense.
     pub fn skip(&mut self, zxid: i64) {
@@ -190,6 +202,10 @@ impl StateMachine {
             }
             // Checked by the replica core, against its own digest.
             EntryKind::Digest { .. } => None,
+            EntryKind::Restore { snapshot } => Some(match self.restore_zookeeper(snapshot, zxid) {
+                Ok(()) => Reply::Empty,
+                Err(_) => Reply::Err(ErrorCode::BadArguments),
+            }),
             EntryKind::Request { op, body, auth } => {
                 let ctx = Ctx {
                     zxid,

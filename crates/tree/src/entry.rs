@@ -5,7 +5,7 @@
 //! ```text
 //! u8   format version (1)
 //! u8   kind tag: 1 request, 2 createSession, 3 closeSession, 4 reap,
-//!                5 digest
+//!                5 digest, 6 restore
 //! i64  time_ms      proposer's clock; becomes ctime/mtime
 //! i64  session_id   0 for createSession and reap
 //! i32  xid          the client's xid (cxid), 0 when none
@@ -20,6 +20,8 @@
 //!   reap:          vector<ustring> paths
 //!   digest:        i64 index, i64 digest (the proposer's tree digest
 //!                  after applying that index; changes nothing)
+//!   restore:       buffer snapshot (a ZooKeeper snapshot, packed by
+//!                  `zk_restore::pack`)
 //! ```
 //! The Raft layer checksums and frames entries; this format does not.
 
@@ -53,6 +55,10 @@ pub enum EntryKind {
     Digest {
         index: u64,
         digest: u64,
+    },
+    /// Replace the state with this ZooKeeper snapshot (`zk_restore`).
+    Restore {
+        snapshot: Vec<u8>,
     },
 }
 
@@ -136,6 +142,7 @@ impl Entry {
             EntryKind::CloseSession { .. } => 3,
             EntryKind::Reap { .. } => 4,
             EntryKind::Digest { .. } => 5,
+            EntryKind::Restore { .. } => 6,
         };
         put_header(&mut w, tag, self.header());
         match &self.kind {
@@ -150,6 +157,7 @@ impl Entry {
                 put_i64(&mut w, *index as i64);
                 put_i64(&mut w, *digest as i64);
             }
+            EntryKind::Restore { snapshot } => put_bytes(&mut w, Some(snapshot)),
         }
         w
     }
@@ -184,6 +192,9 @@ impl Entry {
             5 => EntryKind::Digest {
                 index: r.i64()? as u64,
                 digest: r.i64()? as u64,
+            },
+            6 => EntryKind::Restore {
+                snapshot: r.bytes()?.unwrap_or_default().to_vec(),
             },
             t => return Err(DecodeError::UnknownOpCode(t as i32)),
         };
@@ -225,6 +236,9 @@ mod tests {
             EntryKind::Digest {
                 index: 1000,
                 digest: u64::MAX - 7,
+            },
+            EntryKind::Restore {
+                snapshot: vec![7; 300],
             },
         ] {
             let e = Entry {

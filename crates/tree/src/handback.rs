@@ -48,5 +48,6 @@ pub fn to_zookeeper(sm: &StateMachine) -> ZkSnapshot {
         acls,
         nodes,
         digest: None,
+        last_processed_zxid: None,
     }
 }

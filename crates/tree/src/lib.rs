@@ -21,6 +21,7 @@ pub mod reply;
 pub mod snapshot;
 pub mod takeover;
 pub mod watches;
+pub mod zk_restore;
 
 pub use acl::{digest, AuthId};
 pub use apply::{Applied, Session, SessionEffect, StateMachine, TreeConfig};

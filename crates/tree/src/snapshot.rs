@@ -258,8 +258,7 @@ impl Frozen {
         out.write_all(&w)
     }
 
-    /// The live state machine this was (its indexes rebuilt).
-    #[cfg(test)]
+    /// The live state machine this was (its indexes rebuilt; O(nodes)).
     pub fn thaw(&self) -> StateMachine {
         StateMachine::from_parts(
             DataTree::from_arena(self.arena.clone()).expect("a frozen live tree is consistent"),

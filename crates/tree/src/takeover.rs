@@ -64,66 +64,16 @@ pub fn take_over(
     config: TreeConfig,
 ) -> Result<(StateMachine, Report), TakeoverError> {
     let snap = &loaded.snapshot;
-    let bad =
-        |why: String| TakeoverError::Snapshot(format!("{}: {why}", loaded.snapshot_path.display()));
-    let acls: HashMap<i64, &Vec<Acl>> = snap.acls.iter().map(|(id, l)| (*id, l)).collect();
-    let open = Acl::open_unsafe();
-    let mut tree = DataTree::empty();
-    for n in &snap.nodes {
-        let acl = match n.acl {
-            -1 => open.clone(),
-            id => (*acls.get(&id).ok_or_else(|| {
-                bad(format!(
-                    "node {} names ACL list {id}, which is not in the snapshot",
-                    n.path
-                ))
-            })?)
-            .clone(),
-        };
-        let path = if n.path.is_empty() {
-            "/"
-        } else {
-            n.path.as_str()
-        };
-        let stat = n.stat.to_stat();
-        tree.restore_node(path, n.data.as_deref(), acl, stat)
-            .map_err(|()| {
-                bad(format!(
-                    "node {path} has no parent before it, or comes twice"
-                ))
-            })?;
-    }
-    if tree.get("/").is_none() {
-        return Err(bad("no root node".into()));
-    }
-    let mut sessions: BTreeMap<i64, Session> = snap
-        .sessions
-        .iter()
-        .map(|&(id, timeout_ms)| (id, session(id, timeout_ms)))
-        .collect();
+    let (mut tree, mut sessions) = from_snapshot(snap).map_err(|why| {
+        TakeoverError::Snapshot(format!("{}: {why}", loaded.snapshot_path.display()))
+    })?;
     let mut already = 0;
     for t in &loaded.txns {
         tree.begin();
         already += replay(&mut tree, &mut sessions, &t.header, t.header.op, &t.txn);
     }
     let last_zxid = loaded.last_zxid();
-    // ZooKeeperServer.loadData: ephemerals of sessions not open are deleted.
-    tree.begin();
-    let mut orphans = 0;
-    let dead: Vec<i64> = tree
-        .ephemerals()
-        .keys()
-        .copied()
-        .filter(|s| !sessions.contains_key(s))
-        .collect();
-    for s in dead {
-        let paths: Vec<String> = tree.ephemerals()[&s].iter().cloned().collect();
-        for p in paths.iter().rev() {
-            if tree.zk_delete(p, last_zxid).is_ok() {
-                orphans += 1;
-            }
-        }
-    }
+    let orphans = delete_orphans(&mut tree, &sessions, last_zxid);
     tree.take_triggers();
     tree.recompute_digest();
     let next_session_id = sessions
@@ -152,6 +102,72 @@ pub fn take_over(
         StateMachine::from_parts(tree, sessions, next_session_id, last_zxid, config),
         report,
     ))
+}
+
+/// A ZooKeeper snapshot's nodes (data, ACL, persisted Stat) as a tree, and
+/// its sessions with the passwords ZooKeeper derives from their ids; Err
+/// says what in the snapshot does not make a tree.
+pub(crate) fn from_snapshot(
+    snap: &zkdata::ZkSnapshot,
+) -> Result<(DataTree, BTreeMap<i64, Session>), String> {
+    let acls: HashMap<i64, &Vec<Acl>> = snap.acls.iter().map(|(id, l)| (*id, l)).collect();
+    let open = Acl::open_unsafe();
+    let mut tree = DataTree::empty();
+    for n in &snap.nodes {
+        let acl = match n.acl {
+            -1 => open.clone(),
+            id => (*acls.get(&id).ok_or_else(|| {
+                format!(
+                    "node {} names ACL list {id}, which is not in the snapshot",
+                    n.path
+                )
+            })?)
+            .clone(),
+        };
+        let path = if n.path.is_empty() {
+            "/"
+        } else {
+            n.path.as_str()
+        };
+        let stat = n.stat.to_stat();
+        tree.restore_node(path, n.data.as_deref(), acl, stat)
+            .map_err(|()| format!("node {path} has no parent before it, or comes twice"))?;
+    }
+    if tree.get("/").is_none() {
+        return Err("no root node".into());
+    }
+    let sessions = snap
+        .sessions
+        .iter()
+        .map(|&(id, timeout_ms)| (id, session(id, timeout_ms)))
+        .collect();
+    Ok((tree, sessions))
+}
+
+/// `ZooKeeperServer.loadData`: the ephemerals of sessions that are not
+/// open are deleted (at `zxid`); returns how many.
+pub(crate) fn delete_orphans(
+    tree: &mut DataTree,
+    sessions: &BTreeMap<i64, Session>,
+    zxid: i64,
+) -> usize {
+    tree.begin();
+    let mut orphans = 0;
+    let dead: Vec<i64> = tree
+        .ephemerals()
+        .keys()
+        .copied()
+        .filter(|s| !sessions.contains_key(s))
+        .collect();
+    for s in dead {
+        let paths: Vec<String> = tree.ephemerals()[&s].iter().cloned().collect();
+        for p in paths.iter().rev() {
+            if tree.zk_delete(p, zxid).is_ok() {
+                orphans += 1;
+            }
+        }
+    }
+    orphans
 }
 
 fn session(id: i64, timeout_ms: i32) -> Session {

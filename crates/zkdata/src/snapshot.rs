@@ -38,8 +38,13 @@ pub struct ZkSnapshot {
     pub sessions: Vec<(i64, i32)>,
     pub acls: Vec<(i64, Vec<Acl>)>,
     pub nodes: Vec<ZkNode>,
-    /// (zxid, digest version, digest) when the writer had digests on.
+    /// (zxid, digest version, digest) when the writer had digests on
+    /// (zxid 0: ZooKeeper's "digest value is empty", never compared).
     pub digest: Option<(i64, i32, i64)>,
+    /// 3.9's `lastProcessedZxid` record (`serializeLastProcessedZxidEnable`):
+    /// what a snapshot streamed by the AdminServer and restored from a
+    /// body without a file name is at.
+    pub last_processed_zxid: Option<i64>,
 }
 
 impl ZkSnapshot {
@@ -120,9 +125,10 @@ impl ZkSnapshot {
             seal(bytes, &mut r)?;
             digest = Some(d);
         }
+        let mut last_processed_zxid = None;
         if r.remaining() > 0 {
             // 3.9: the last processed zxid, sealed once more.
-            r.i64().map_err(|e| err(&r, e))?;
+            last_processed_zxid = Some(r.i64().map_err(|e| err(&r, e))?);
             seal(bytes, &mut r)?;
         }
         if r.remaining() > 0 {
@@ -137,14 +143,26 @@ impl ZkSnapshot {
             acls,
             nodes,
             digest,
+            last_processed_zxid,
         })
     }
 }
 
+/// `SnapStream.sealStream`: the Adler32 of every byte written so far,
+/// then "/".
+fn seal_here(w: &mut Vec<u8>) {
+    let sum = adler32(w);
+    put_i64(w, sum);
+    put_str(w, "/");
+}
+
 impl ZkSnapshot {
-    /// The file's bytes as ZooKeeper 3.8's `FileSnap.serialize` lays them
-    /// out, uncompressed, without the optional digest (ZooKeeper reads a
-    /// snapshot without one, as from before 3.6).
+    /// The file's bytes as ZooKeeper's `FileSnap.serialize` lays them
+    /// out, uncompressed. The digest record is written when `digest` is
+    /// set (ZooKeeper reads a snapshot without one, as from before 3.6);
+    /// with `last_processed_zxid` set, the digest record (an empty one if
+    /// `digest` is not set: ZooKeeper 3.9 reads the records in that order)
+    /// and then 3.9's last processed zxid, each sealed.
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Vec::with_capacity(64 + self.nodes.len() * 100);
         put_i32(&mut w, SNAP_MAGIC);
@@ -166,10 +184,27 @@ impl ZkSnapshot {
             put_i64(&mut w, n.acl);
             n.stat.write(&mut w);
         }
-        put_str(&mut w, "/");
-        let sum = adler32(&w);
-        put_i64(&mut w, sum);
-        put_str(&mut w, "/");
+        put_str(&mut w, "/"); // the node list's end mark
+        seal_here(&mut w);
+        let digest = match (self.digest, self.last_processed_zxid) {
+            (Some(d), _) => Some(d),
+            (None, Some(_)) => Some((0, 2, 0)),
+            (None, None) => None,
+        };
+        if let Some((zxid, version, value)) = digest {
+            put_i64(&mut w, zxid);
+            put_i32(&mut w, version);
+            if version < 2 {
+                put_str(&mut w, &format!("{value:x}"));
+            } else {
+                put_i64(&mut w, value);
+            }
+            seal_here(&mut w);
+        }
+        if let Some(z) = self.last_processed_zxid {
+            put_i64(&mut w, z);
+            seal_here(&mut w);
+        }
         w
     }
 
@@ -289,6 +324,34 @@ mod tests {
             s.write(dir.path()).is_err(),
             "an existing snapshot is not replaced"
         );
+    }
+
+    #[test]
+    fn the_last_processed_zxid_goes_after_an_empty_digest_as_zookeeper_3_9_writes_it() {
+        let mut s = ZkSnapshot::decode(&build(false), 9).unwrap();
+        s.last_processed_zxid = Some(0x1_0000_0007);
+        let bytes = s.encode();
+        // 3.9 reads a digest record before the last zxid: an empty one
+        // (zxid 0) is one it never compares.
+        let mut want = build(false);
+        put_i64(&mut want, 0);
+        put_i32(&mut want, 2);
+        put_i64(&mut want, 0);
+        let sum = adler32(&want);
+        put_i64(&mut want, sum);
+        put_str(&mut want, "/");
+        put_i64(&mut want, 0x1_0000_0007);
+        let sum = adler32(&want);
+        put_i64(&mut want, sum);
+        put_str(&mut want, "/");
+        assert_eq!(bytes, want);
+        let back = ZkSnapshot::decode(&bytes, 0).unwrap();
+        assert_eq!(back.last_processed_zxid, Some(0x1_0000_0007));
+        assert_eq!(back.digest, Some((0, 2, 0)));
+        assert_eq!(back.nodes, s.nodes);
+        // A decoded digest is written back as it was.
+        let d = ZkSnapshot::decode(&build(true), 9).unwrap();
+        assert_eq!(d.encode(), build(true));
     }
 
     #[test]

@@ -489,6 +489,8 @@ impl Sim {
                     Output::TakeoverConflict { .. } | Output::TakeoverConfirmed { .. } => {
                         panic!("server {id}: a takeover output without data taken over")
                     }
+                    // Nor proposes a restore.
+                    Output::Restored { .. } => panic!("server {id}: a restore nobody proposed"),
                     Output::Message(m) => self.send(id, m.to, Msg::Raft(*m)),
                     Output::Liveness { to, sessions } => self.send(id, to, Msg::Liveness(sessions)),
                     Output::Send { conn, frame, .. } => self.deliver(id, conn, &frame),

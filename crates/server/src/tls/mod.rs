@@ -6,7 +6,7 @@
 //! `peer_stream`.
 
 mod acceptor;
-mod dn;
+pub(crate) mod dn;
 mod jks;
 pub mod reload;
 pub mod rustls_config;

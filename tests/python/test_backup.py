@@ -1,0 +1,263 @@
+"""Backup and restore in ZooKeeper's own snapshot format, through the
+AdminServer's `snapshot` and `restore` commands (ZooKeeper 3.9's): a
+ferrokeeper backup started by a real ZooKeeper 3.8 serves the same tree
+field by field; a real ZooKeeper 3.8's snapshot file restored into a
+ferrokeeper ensemble through one follower is served by every server, and
+after a restart; the commands' authentication (the Authorization header,
+ALL on /), switches and rate limits; bad bodies change nothing."""
+import json
+import os
+import shutil
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+from kazoo.client import KazooClient
+from kazoo.security import make_acl, make_digest_acl
+
+import harness
+
+ROOT = "digest root:rootpw"
+
+
+def admin(port, command, auth=None, body=None, query=""):
+    """(status, headers, body bytes) of one AdminServer command."""
+    req = urllib.request.Request("http://127.0.0.1:%d/commands/%s%s" % (port, command, query), data=body,
+                                 method="POST" if body is not None else "GET")
+    if auth is not None:
+        req.add_header("Authorization", auth)
+    if body is not None:
+        req.add_header("Content-Type", "application/octet-stream")
+    try:
+        with urllib.request.urlopen(req, timeout=150) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def with_admin(server, **more):
+    server.admin_port = harness.free_port()
+    server.lines.update({"admin.enableServer": "true", "admin.serverPort": str(server.admin_port)})
+    server.lines.update(more)
+    server.write_cfg()
+    return server
+
+
+def load(c):
+    """Every kind of node, under /app; the ACL of / then needs root."""
+    c.create("/app", b"persistent")
+    for i in range(3):
+        c.create("/app/seq-", b"%d" % i, sequence=True)
+    c.create("/app/bin", bytes(range(256)))
+    harness.create_raw(c, 15, "/app/null", None, 0)
+    harness.create_raw(c, 19, "/app/container", b"", 4)
+    c.create("/app/container/child", b"c")
+    harness.create_raw(c, 21, "/app/ttl", b"t", 5, ttl=3_600_000)
+    c.create("/app/digest", b"d", acl=[make_digest_acl("user", "pw", all=True)])
+    c.create("/app/ip", b"i", acl=[make_acl("ip", "127.0.0.1", all=True)])
+    c.create("/app/big", os.urandom(1024 * 1024 - 4096))
+    c.create("/app/many")
+    for i in range(300):
+        c.create("/app/many/n%03d" % i, b"v")
+    for i in range(0, 300, 7):
+        c.delete("/app/many/n%03d" % i)
+    for i in range(5):
+        c.set("/app", b"v%d" % i)
+    c.set_acls("/", [make_digest_acl("root", "rootpw", all=True), make_acl("world", "anyone", read=True)])
+
+
+def client(hosts):
+    c = KazooClient(hosts=hosts, timeout=30, auth_data=[("digest", "root:rootpw"), ("digest", "user:pw")])
+    c.start()
+    return c
+
+
+class SnapshotTest(unittest.TestCase):
+    def test_a_ferrokeeper_backup_is_served_by_zookeeper_unchanged(self):
+        fk = with_admin(harness.Server(extra={"admin.rateLimiterIntervalInMS": "2000000"}))
+        self.addCleanup(fk.close)
+        fk.start()
+        c = client(fk.hosts)
+        self.addCleanup(c.stop)
+        load(c)
+        keep = KazooClient(hosts=fk.hosts, timeout=30)
+        keep.start()
+        self.addCleanup(keep.stop)
+        keep.create("/app/eph", b"mine", ephemeral=True)
+
+        # Who may: ALL on / (ZooKeeper 3.9's answers).
+        status, _, body = admin(fk.admin_port, "snapshot")
+        self.assertEqual(status, 401)
+        self.assertEqual(json.loads(body)["error"], "Auth info is missing for the command")
+        for auth in ("nosuch x", "digest", "sasl alice"):
+            status, _, body = admin(fk.admin_port, "snapshot", auth)
+            self.assertEqual((status, json.loads(body)["error"]), (401, "Not authenticated"), auth)
+        for auth in ("digest user:pw", "ip"):
+            status, _, body = admin(fk.admin_port, "snapshot", auth)
+            self.assertEqual((status, json.loads(body)["error"]), (403, "Not authorized"), auth)
+
+        served = harness.znodes(c)
+        status, headers, snap = admin(fk.admin_port, "snapshot", ROOT, query="?streaming=true")
+        self.assertEqual(status, 200, snap[:200])
+        self.assertEqual(headers["Content-Type"], "application/octet-stream")
+        self.assertEqual(int(headers["snapshot_size"]), len(snap))
+        zxid = int(headers["last_zxid"], 16)
+        self.assertEqual(snap[:4], b"ZKSN")
+        # The rate limit (2,000,000 read as microseconds, as ZooKeeper 3.9.5
+        # reads it for this command: 2 s).
+        status, _, body = admin(fk.admin_port, "snap", ROOT)
+        self.assertEqual(status, 429, body)
+
+        # ZooKeeper 3.8 started on that file alone serves the same tree.
+        zk = harness.Server("zookeeper")
+        self.addCleanup(zk.close)
+        os.makedirs(os.path.join(zk.dir, "data", "version-2"))
+        with open(os.path.join(zk.dir, "data", "version-2", "snapshot.%x" % zxid), "wb") as f:
+            f.write(snap)
+        zk.start()
+        z = client(zk.hosts)
+        self.addCleanup(z.stop)
+        back = harness.znodes(z)
+        self.assertEqual(sorted(back), sorted(served), "the same znodes on ZooKeeper")
+        for path in served:
+            if path == "/zookeeper/config":
+                continue  # ZooKeeper writes its own at every start
+            self.assertEqual(back[path], served[path], path)
+        self.assertEqual(back["/app/eph"][1]["ephemeralOwner"], keep.client_id[0])
+        # ZooKeeper goes on above the snapshot's zxid.
+        z.create("/after", b"")
+        self.assertGreater(z.exists("/after").czxid, zxid)
+
+    def test_switched_off_and_headers_only(self):
+        fk = with_admin(harness.Server(), **{"admin.snapshot.enabled": "false", "admin.restore.enabled": "false"})
+        self.addCleanup(fk.close)
+        fk.start()
+        status, _, body = admin(fk.admin_port, "snapshot", "ip")
+        self.assertEqual(status, 503, body)
+        status, _, body = admin(fk.admin_port, "restore", "ip", body=b"ZKSN")
+        self.assertEqual(status, 503, body)
+        fk.close()
+        fk = with_admin(harness.Server(), **{"admin.rateLimiterIntervalInMS": "0"})
+        self.addCleanup(fk.close)
+        fk.start()
+        status, headers, body = admin(fk.admin_port, "snapshot", "ip", query="?streaming=false")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(body), {"command": "snapshot", "error": None})
+        self.assertGreater(int(headers["snapshot_size"]), 0)
+
+
+class RestoreTest(unittest.TestCase):
+    def zookeeper_snapshot(self):
+        """A snapshot file a real ZooKeeper 3.8 wrote with everything in it
+        (it writes one as it starts), and the tree it served."""
+        zk = harness.Server("zookeeper", extra={"forceSync": "yes"})
+        self.addCleanup(zk.close)
+        zk.start()
+        c = client(zk.hosts)
+        load(c)
+        keep = KazooClient(hosts=zk.hosts, timeout=30)
+        keep.start()
+        keep.create("/app/eph", b"zk's", ephemeral=True)
+        session = keep.client_id
+        want = harness.znodes(c)
+        c.stop()
+        zk.stop()
+        keep.stop()  # its closeSession never reaches the stopped server
+        zk.start()
+        zk.stop()
+        snaps = sorted((int(n.split(".")[1], 16), n) for n in os.listdir(os.path.join(zk.dir, "data", "version-2"))
+                       if n.startswith("snapshot."))
+        with open(os.path.join(zk.dir, "data", "version-2", snaps[-1][1]), "rb") as f:
+            return f.read(), want, session
+
+    def test_a_zookeeper_snapshot_restored_through_a_follower_reaches_every_server(self):
+        snap, want, session = self.zookeeper_snapshot()
+        ens = harness.Ensemble(3)
+        self.addCleanup(ens.close)
+        for s in ens.servers:
+            with_admin(s, **{"admin.rateLimiterIntervalInMS": "0"})
+        ens.start()
+        follower = ens.serving_follower()
+        c = client(ens.hosts)
+        self.addCleanup(c.stop)
+        c.create("/before", b"replaced by the restore")
+        c.set_acls("/", [make_digest_acl("root", "rootpw", all=True), make_acl("world", "anyone", read=True)])
+
+        # Refused, and nothing changes: no identity, one without ALL on /,
+        # a body that is not a snapshot, a cut snapshot.
+        status, _, body = admin(follower.admin_port, "restore", None, body=snap)
+        self.assertEqual(status, 401, body)
+        status, _, body = admin(follower.admin_port, "restore", "digest user:pw", body=snap)
+        self.assertEqual(status, 403, body)
+        for bad in (b"not a snapshot", snap[:len(snap) // 2]):
+            status, _, body = admin(follower.admin_port, "restore", ROOT, body=bad)
+            self.assertEqual(status, 500, body)
+            self.assertIn("not a ZooKeeper snapshot", json.loads(body)["error"])
+        status, _, body = admin(follower.admin_port, "restore", ROOT, body=b"")
+        self.assertEqual(status, 400, body)
+        self.assertEqual(c.get("/before")[0], b"replaced by the restore")
+
+        status, _, body = admin(follower.admin_port, "rest", ROOT, body=snap)
+        self.assertEqual(status, 200, body)
+        answer = json.loads(body)
+        self.assertEqual(answer["error"], None)
+        self.assertGreater(answer["last_zxid"], 0)
+
+        def served(s):
+            got = harness.znodes(client_of(s))
+            got.pop("/zookeeper/config", None)
+            return got
+
+        clients = {}
+
+        def client_of(s):
+            if s.port not in clients:
+                clients[s.port] = client(s.hosts)
+                self.addCleanup(clients[s.port].stop)
+            return clients[s.port]
+
+        want.pop("/zookeeper/config", None)
+        for s in ens.servers:
+            # Each server applies the entry; the follower answered once it had.
+            harness.wait_until(lambda: client_of(s).exists("/before") is None, timeout=30,
+                               what="the restore applied on port %d" % s.port)
+            got = served(s)
+            self.assertEqual(sorted(got), sorted(want), s.port)
+            for path in want:
+                self.assertEqual(got[path], want[path], (s.port, path))
+        # The session ZooKeeper had open is open here (its ephemeral would
+        # be gone otherwise), and its client can go on with it: ZooKeeper's
+        # password for it is accepted.
+        self.assertEqual(want["/app/eph"][1]["ephemeralOwner"], session[0])
+        again = KazooClient(hosts=ens.hosts, timeout=30, client_id=session)
+        again.start()
+        self.addCleanup(again.stop)
+        self.assertEqual(again.client_id, session)
+        self.assertEqual(again.get("/app/eph")[0], b"zk's")
+        # The restore is durable: a restarted server serves it.
+        ens.server(1).stop()
+        ens.server(1).start()
+        clients.pop(ens.server(1).port, None)
+        got = served(ens.server(1))
+        for path in want:
+            self.assertEqual(got[path], want[path], path)
+        # Writes go on.
+        c2 = client_of(ens.server(2))
+        c2.create("/after", b"")
+        harness.wait_until(lambda: client_of(ens.server(1)).exists("/after") is not None, what="a later write")
+
+    def test_one_restore_per_interval(self):
+        fk = with_admin(harness.Server())
+        self.addCleanup(fk.close)
+        fk.start()
+        # The default interval (5 minutes): the first call, even one with
+        # a bad body, uses it, as in ZooKeeper.
+        status, _, body = admin(fk.admin_port, "restore", "ip", body=b"garbage")
+        self.assertEqual(status, 500, body)
+        status, _, body = admin(fk.admin_port, "restore", "ip", body=b"garbage")
+        self.assertEqual(status, 429, body)
+
+
+if __name__ == "__main__":
+    unittest.main()
