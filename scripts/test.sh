@@ -43,7 +43,10 @@ pylib="${XDG_CACHE_HOME:-$HOME/.cache}/ferrokeeper/pylib"
 if ! PYTHONPATH="$pylib" /usr/bin/python3 -c 'import puresasl' >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check --target "$pylib" pure-sasl==0.6.2
 fi
-echo "== black-box and differential tests (kazoo, zkCli.sh, ZooKeeper 3.8)"
+# A reference ZooKeeper 3.9.5 (from PyPI's pyspark sdist; only its jars are
+# kept, in the same cache folder) for the tests that compare with 3.9.
+echo "== ZooKeeper 3.9.5 in $(scripts/get_zookeeper_3.9.sh)"
+echo "== black-box and differential tests (kazoo, zkCli.sh, ZooKeeper 3.8 and 3.9)"
 PYTHONPATH="$pylib" FERROKEEPER_BIN="$PWD/target/release/ferrokeeper" /usr/bin/python3 -W ignore::ResourceWarning tests/python/run.py
 echo "== applications: Patroni + PostgreSQL, ClickHouse (tests/apps)"
 FK_APPS_REQUIRED=1 FERROKEEPER_BIN="$PWD/target/release/ferrokeeper" /usr/bin/python3 -W ignore::ResourceWarning tests/apps/run.py

@@ -21,6 +21,20 @@ BINARY = os.environ.get("FERROKEEPER_BIN", os.path.join(ROOT, "target", "release
 ZK_CLASSPATH = ":".join(["/etc/zookeeper/conf", "/usr/share/java/zookeeper.jar"] + [
     "/usr/share/java/netty-%s.jar" % j for j in ("codec", "resolver", "transport-native-unix-common")])
 ZKCLI = "/usr/share/zookeeper/bin/zkCli.sh"
+# A reference ZooKeeper 3.9.5 (scripts/get_zookeeper_3.9.sh fetches it;
+# scripts/test.sh does), with Debian's Jetty 9.4 for its AdminServer.
+ZK39_DIR = os.environ.get("FK_ZOOKEEPER_39", os.path.join(
+    os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "ferrokeeper", "zookeeper-3.9.5"))
+HAVE_ZK39 = os.path.exists(os.path.join(ZK39_DIR, "zookeeper-3.9.5.jar"))
+ZK39_CLASSPATH = ":".join(
+    [os.path.join(ZK39_DIR, j) for j in sorted(os.listdir(ZK39_DIR)) if j.endswith(".jar") and (
+        j.startswith(("zookeeper-", "slf4j-api", "audience-", "commons-io", "snappy-", "metrics-core", "jackson-"))
+        or any(j.startswith("netty-%s-4" % n) for n in (
+            "buffer", "codec", "codec-base", "common", "handler", "resolver", "transport",
+            "transport-native-unix-common", "transport-classes-epoll")))]
+    + ["/usr/share/java/%s.jar" % j for j in (
+        "jetty9-server", "jetty9-servlet", "jetty9-util", "jetty9-http", "jetty9-io", "jetty9-security",
+        "servlet-api", "jetty9-util-ajax")]) if HAVE_ZK39 else None
 
 
 def _port_range():
@@ -93,8 +107,13 @@ def wait_until(cond, timeout=20.0, what="condition"):
 class Server:
     """One server process on a free client port."""
 
-    def __init__(self, kind="ferrokeeper", extra=None, container_check_ms=60000, env=None, jvm_flags=()):
+    def __init__(self, kind="ferrokeeper", extra=None, container_check_ms=60000, env=None, jvm_flags=(),
+                 zookeeper="3.8"):
         self.kind = kind
+        # For kind "zookeeper": Debian's 3.8, or the reference 3.9.5.
+        self.zookeeper = zookeeper
+        if zookeeper == "3.9" and not HAVE_ZK39:
+            raise RuntimeError("ZooKeeper 3.9.5 is not in %s: run scripts/get_zookeeper_3.9.sh" % ZK39_DIR)
         # Added to the process's environment.
         self.env = env
         # -D flags as an operator gives them: ZooKeeper's java command line
@@ -143,7 +162,8 @@ class Server:
             quorum = any(k.startswith("server.") for k in self.lines)
             main = "org.apache.zookeeper.server.quorum.QuorumPeerMain" if quorum else \
                 "org.apache.zookeeper.server.ZooKeeperServerMain"
-            cmd = ["java", "-cp", ZK_CLASSPATH, "-Dzookeeper.extendedTypesEnabled=true",
+            classpath = ZK39_CLASSPATH if self.zookeeper == "3.9" else ZK_CLASSPATH
+            cmd = ["java", "-cp", classpath, "-Dzookeeper.extendedTypesEnabled=true",
                    "-Dznode.container.checkIntervalMs=%d" % self.container_check_ms] + self.jvm_flags + [main, self.cfg]
         env = dict(os.environ, **self.env) if self.env else None
         if self.kind == "ferrokeeper" and self.jvm_flags:

@@ -7,8 +7,6 @@ after a restart; the commands' authentication (the Authorization header,
 ALL on /), switches and rate limits; bad bodies change nothing."""
 import json
 import os
-import shutil
-import time
 import unittest
 import urllib.error
 import urllib.request
@@ -73,6 +71,15 @@ def client(hosts):
     return c
 
 
+def same_tree(test, got, want, what):
+    got, want = dict(got), dict(want)
+    for t in (got, want):
+        t.pop("/zookeeper/config", None)  # each server writes its own
+    test.assertEqual(sorted(got), sorted(want), what)
+    for path in want:
+        test.assertEqual(got[path], want[path], (what, path))
+
+
 class SnapshotTest(unittest.TestCase):
     def test_a_ferrokeeper_backup_is_served_by_zookeeper_unchanged(self):
         fk = with_admin(harness.Server(extra={"admin.rateLimiterIntervalInMS": "2000000"}))
@@ -119,11 +126,7 @@ class SnapshotTest(unittest.TestCase):
         z = client(zk.hosts)
         self.addCleanup(z.stop)
         back = harness.znodes(z)
-        self.assertEqual(sorted(back), sorted(served), "the same znodes on ZooKeeper")
-        for path in served:
-            if path == "/zookeeper/config":
-                continue  # ZooKeeper writes its own at every start
-            self.assertEqual(back[path], served[path], path)
+        same_tree(self, back, served, "ZooKeeper 3.8 on a ferrokeeper backup")
         self.assertEqual(back["/app/eph"][1]["ephemeralOwner"], keep.client_id[0])
         # ZooKeeper goes on above the snapshot's zxid.
         z.create("/after", b"")
@@ -145,6 +148,57 @@ class SnapshotTest(unittest.TestCase):
         self.assertEqual(status, 200, body)
         self.assertEqual(json.loads(body), {"command": "snapshot", "error": None})
         self.assertGreater(int(headers["snapshot_size"]), 0)
+
+
+@unittest.skipUnless(harness.HAVE_ZK39, "ZooKeeper 3.9.5 not fetched (scripts/get_zookeeper_3.9.sh)")
+class ZooKeeper39Test(unittest.TestCase):
+    """Against ZooKeeper 3.9.5's own snapshot and restore commands: each
+    side's backup restored into the other."""
+
+    def zookeeper(self):
+        zk = with_admin(harness.Server("zookeeper", zookeeper="3.9"))
+        self.addCleanup(zk.close)
+        zk.start()
+        return zk
+
+    def test_a_zookeeper_3_9_backup_restores_into_ferrokeeper(self):
+        zk = self.zookeeper()
+        z = client(zk.hosts)
+        self.addCleanup(z.stop)
+        load(z)
+        want = harness.znodes(z)
+        status, headers, snap = admin(zk.admin_port, "snapshot", ROOT, query="?streaming=true")
+        self.assertEqual(status, 200, snap[:200])
+        self.assertEqual(int(headers["snapshot_size"]), len(snap))
+
+        fk = with_admin(harness.Server())
+        self.addCleanup(fk.close)
+        fk.start()
+        status, _, body = admin(fk.admin_port, "restore", "ip", body=snap)
+        self.assertEqual(status, 200, body)
+        c = client(fk.hosts)
+        self.addCleanup(c.stop)
+        harness.wait_until(lambda: c.exists("/app") is not None, what="the restored tree")
+        same_tree(self, harness.znodes(c), want, "ferrokeeper restored from ZooKeeper 3.9")
+
+    def test_a_ferrokeeper_backup_restores_into_zookeeper_3_9(self):
+        fk = with_admin(harness.Server())
+        self.addCleanup(fk.close)
+        fk.start()
+        c = client(fk.hosts)
+        self.addCleanup(c.stop)
+        load(c)
+        want = harness.znodes(c)
+        status, _, snap = admin(fk.admin_port, "snapshot", ROOT)
+        self.assertEqual(status, 200, snap[:200])
+
+        zk = self.zookeeper()
+        status, _, body = admin(zk.admin_port, "restore", "ip", body=snap)
+        self.assertEqual(status, 200, body)
+        self.assertEqual(json.loads(body)["error"], None)
+        z = client(zk.hosts)
+        self.addCleanup(z.stop)
+        same_tree(self, harness.znodes(z), want, "ZooKeeper 3.9 restored from ferrokeeper")
 
 
 class RestoreTest(unittest.TestCase):
@@ -204,11 +258,6 @@ class RestoreTest(unittest.TestCase):
         self.assertEqual(answer["error"], None)
         self.assertGreater(answer["last_zxid"], 0)
 
-        def served(s):
-            got = harness.znodes(client_of(s))
-            got.pop("/zookeeper/config", None)
-            return got
-
         clients = {}
 
         def client_of(s):
@@ -217,15 +266,11 @@ class RestoreTest(unittest.TestCase):
                 self.addCleanup(clients[s.port].stop)
             return clients[s.port]
 
-        want.pop("/zookeeper/config", None)
         for s in ens.servers:
             # Each server applies the entry; the follower answered once it had.
             harness.wait_until(lambda: client_of(s).exists("/before") is None, timeout=30,
                                what="the restore applied on port %d" % s.port)
-            got = served(s)
-            self.assertEqual(sorted(got), sorted(want), s.port)
-            for path in want:
-                self.assertEqual(got[path], want[path], (s.port, path))
+            same_tree(self, harness.znodes(client_of(s)), want, "server on port %d" % s.port)
         # The session ZooKeeper had open is open here (its ephemeral would
         # be gone otherwise), and its client can go on with it: ZooKeeper's
         # password for it is accepted.
@@ -239,9 +284,7 @@ class RestoreTest(unittest.TestCase):
         ens.server(1).stop()
         ens.server(1).start()
         clients.pop(ens.server(1).port, None)
-        got = served(ens.server(1))
-        for path in want:
-            self.assertEqual(got[path], want[path], path)
+        same_tree(self, harness.znodes(client_of(ens.server(1))), want, "server 1 restarted")
         # Writes go on.
         c2 = client_of(ens.server(2))
         c2.create("/after", b"")
