@@ -7,6 +7,7 @@ after a restart; the commands' authentication (the Authorization header,
 ALL on /), switches and rate limits; bad bodies change nothing."""
 import json
 import os
+import subprocess
 import unittest
 import urllib.error
 import urllib.request
@@ -199,6 +200,84 @@ class ZooKeeper39Test(unittest.TestCase):
         z = client(zk.hosts)
         self.addCleanup(z.stop)
         same_tree(self, harness.znodes(z), want, "ZooKeeper 3.9 restored from ferrokeeper")
+
+
+def cli(server, *words):
+    """One command: (exit code, its output)."""
+    out = subprocess.run([harness.BINARY, "cli", "-server", server.hosts] + list(words),
+                         capture_output=True, text=True, timeout=200)
+    return out.returncode, out.stdout + out.stderr
+
+
+def cli_as(server, user_password, line):
+    """`line` after `addauth digest user_password`, in one session; its output."""
+    out = subprocess.run([harness.BINARY, "cli", "-server", server.hosts], capture_output=True, text=True,
+                         timeout=200, input="addauth digest %s\n%s\n" % (user_password, line))
+    return out.stdout + out.stderr
+
+
+class CliTest(unittest.TestCase):
+    def test_backup_and_restore_from_the_shell(self):
+        fk = with_admin(harness.Server(), **{"admin.rateLimiterIntervalInMS": "0"})
+        self.addCleanup(fk.close)
+        fk.start()
+        c = client(fk.hosts)
+        self.addCleanup(c.stop)
+        load(c)
+        want = harness.znodes(c)
+        url = "http://127.0.0.1:%d/commands" % fk.admin_port
+        backup = os.path.join(fk.dir, "backup.snap")
+        # / needs root: without its identity the AdminServer says no.
+        rc, out = cli(fk, "backup", "-a", url, backup)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("answered 403: Not authorized", out)
+        out = cli_as(fk, "root:rootpw", "backup -a %s %s" % (url, backup))
+        self.assertIn("written to " + backup, out)
+        c.delete("/app", recursive=True)
+        c.create("/later", b"")
+        out = cli_as(fk, "root:rootpw", "restore -a %s %s" % (url, backup))
+        self.assertIn("restored " + backup, out)
+        harness.wait_until(lambda: c.connected and c.exists("/later") is None, what="the backup restored")
+        same_tree(self, harness.znodes(c), want, "restored from the shell's backup")
+
+    def test_a_subtree_moves_from_zookeeper_to_ferrokeeper_as_json(self):
+        zk = harness.Server("zookeeper")
+        self.addCleanup(zk.close)
+        zk.start()
+        z = client(zk.hosts)
+        self.addCleanup(z.stop)
+        load(z)
+        z.create("/app/eph", b"", ephemeral=True)
+        exported = os.path.join(zk.dir, "app.json")
+        # /app/digest is readable by user:pw only.
+        out = cli_as(zk, "user:pw", "export /app " + exported)
+        self.assertIn("(1 ephemerals left out)", out)
+
+        fk = harness.Server()
+        self.addCleanup(fk.close)
+        fk.start()
+        rc, out = cli(fk, "import", exported, "/moved")
+        self.assertEqual(rc, 0, out)
+        f = client(fk.hosts)
+        self.addCleanup(f.stop)
+        src, dst = harness.znodes(z, "/app"), harness.znodes(f, "/moved")
+        src.pop("/app/eph")
+        self.assertEqual(sorted("/moved" + p[4:] for p in src), sorted(dst))
+        for p, (data, _, acl) in src.items():
+            self.assertEqual(dst["/moved" + p[4:]][0], data, p)
+            self.assertEqual(dst["/moved" + p[4:]][2], acl, p)
+        # Again: the nodes are there now, and the import says where it stopped.
+        rc, out = cli(fk, "import", exported, "/moved")
+        self.assertEqual(rc, 1, out)
+        self.assertIn("import stopped at /moved/", out)
+        self.assertIn("Node already exists", out)
+        # Not an export: nothing created.
+        with open(exported, "w") as fh:
+            fh.write('{"root": "/x", "nodes": []}')
+        rc, out = cli(fk, "import", exported, "/other")
+        self.assertEqual(rc, 1, out)
+        self.assertIn("not a ferrokeeper export", out)
+        self.assertIsNone(f.exists("/other"))
 
 
 class RestoreTest(unittest.TestCase):

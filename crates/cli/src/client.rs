@@ -185,6 +185,15 @@ impl Client {
         self.live.as_ref().map(|l| l.server.as_str())
     }
 
+    /// The credentials of the last `addauth digest`, "user:password".
+    pub fn digest_credentials(&self) -> Option<String> {
+        self.auth
+            .iter()
+            .rev()
+            .find(|(scheme, _)| scheme == "digest")
+            .map(|(_, a)| String::from_utf8_lossy(a).into_owned())
+    }
+
     /// `close` ended the session (a new `connect` makes a new client).
     pub fn is_closed(&self) -> bool {
         self.closed

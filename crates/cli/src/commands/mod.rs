@@ -4,12 +4,16 @@
 //!
 //! This file is the shell and the node commands (ls, create, get, set,
 //! delete, stat, ACLs, sync, config, whoami, tree); `text` holds zkCli's
-//! words and answer formats, `watches` and `quota` their commands.
+//! words and answer formats, `watches` and `quota` their commands;
+//! ferrokeeper's own `backup`/`restore` and `export`/`import` are in
+//! `backup` and `transfer`.
 
 use std::io::Write;
 
+mod backup;
 mod quota;
 mod text;
+mod transfer;
 mod watches;
 
 use text::*;
@@ -74,6 +78,10 @@ pub const USAGE: &[(&str, &str)] = &[
     ("whoami", "whoami "),
     ("tree", "tree [path] # ferrokeeper: draws the subtree"),
     ("watch", "watch [-R] path # ferrokeeper: prints events until Ctrl-C"),
+    ("backup", "backup [-a adminUrl] file # ferrokeeper: the whole state, as a ZooKeeper snapshot, from the AdminServer"),
+    ("restore", "restore [-a adminUrl] file # ferrokeeper: replaces the ensemble's state with a backup"),
+    ("export", "export path file # ferrokeeper: a subtree's data and ACLs as JSON"),
+    ("import", "import file [path] # ferrokeeper: creates an exported subtree (under path)"),
 ];
 
 impl Shell {
@@ -133,7 +141,12 @@ impl Shell {
         // (tree, watch) are left out so the text stays the same.
         let mut all: Vec<&(&str, &str)> = USAGE
             .iter()
-            .filter(|(c, _)| !matches!(*c, "tree" | "watch"))
+            .filter(|(c, _)| {
+                !matches!(
+                    *c,
+                    "tree" | "watch" | "backup" | "restore" | "export" | "import"
+                )
+            })
             .collect();
         all.sort_by_key(|(c, _)| *c);
         for (_, u) in all {
@@ -252,6 +265,10 @@ impl Shell {
             }
             "tree" => self.tree(args),
             "watch" => self.watch(args),
+            "backup" => self.backup(args),
+            "restore" => self.restore(args),
+            "export" => self.export(args),
+            "import" => self.import(args),
             other => {
                 self.print_usage();
                 self.complain(&format!("Command not found: Command not found {other}"));
