@@ -28,6 +28,9 @@ try:
     print(harness.four_letter(fk.port, "srvr"))
     print("\n".join(l for l in fk.log().splitlines() if "took over" in l or "loaded" in l or "applied" in l))
     fk.stop()
+    snaps = sorted(os.path.join(zk.dir, "data", "ferrokeeper-snap", f)
+                   for f in os.listdir(os.path.join(zk.dir, "data", "ferrokeeper-snap")) if f.endswith(".snap"))
+    print("ferrokeeper snapshot: %.1f MB (%s)" % (os.path.getsize(snaps[-1]) / 1e6, os.path.basename(snaps[-1])))
     t = time.monotonic(); fk.start(); fk2 = time.monotonic() - t
     print("ferrokeeper restart on its own files to serving: %.1f s" % fk2)
     fk.stop()

@@ -349,11 +349,34 @@ class TakeoverTest(unittest.TestCase):
                                what="the takeover confirmed on %s" % fk.cfg)
             marker = os.path.join(os.path.dirname(fk.cfg), "data", "ferrokeeper-snap", "zookeeper-takeover-unconfirmed")
             self.assertFalse(os.path.exists(marker))
-        keep.stop()
-        keep.close()
         self.assertEqual(files_digest(*[os.path.join(s.dir, d, "version-2") for s in zk.servers
                                         for d in ("data", "datalog")]),
                          zk_files, "ZooKeeper's files untouched")
+
+        # And back to ZooKeeper: every server stopped, export-zookeeper on
+        # each, and ZooKeeper 3.8's ensemble on the same files serves on
+        # every server what was written on ferrokeeper; the kept session
+        # is still open.
+        keep.create("/app/on-ferrokeeper", b"w")
+        keep.set("/app", b"v3")
+        on_fk = self.tree(fks[0].hosts)
+        self.assertIn("/app/on-ferrokeeper", on_fk)
+        for fk in fks:
+            fk.stop()
+        for fk in fks:
+            out = subprocess.run([harness.BINARY, "export-zookeeper", fk.cfg], capture_output=True, text=True,
+                                 timeout=60)
+            self.assertEqual(out.returncode, 0, out.stderr)
+        zk.start()
+        harness.wait_until(lambda: all(zk.mode(i) in ("leader", "follower") for i in (1, 2, 3)),
+                           timeout=60, what="ZooKeeper's three servers serving again")
+        for s in zk.servers:
+            self.assertEqual(self.tree(s.hosts), on_fk, "ZooKeeper server %s after the rollback" % s.cfg)
+        harness.wait_until(lambda: keep.state == KazooState.CONNECTED, what="the kept session back on ZooKeeper")
+        self.assertNotIn(KazooState.LOST, states, "the session expired on the way back")
+        self.assertEqual(keep.get("/app/eph")[0], b"mine")
+        keep.stop()
+        keep.close()
 
     def test_a_server_ahead_of_the_leader_drops_what_zookeeper_never_committed(self):
         """Server 1's ZooKeeper files hold transactions servers 2 and 3 do

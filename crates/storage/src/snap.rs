@@ -1,19 +1,23 @@
 //! Snapshot files and purging.
 //!
-//! # Format, version 1
+//! # Format, version 2
 //!
 //! Directory: `<dataDir>/ferrokeeper-snap/`. Files: `snap-<16 hex digits>.snap`,
 //! named by the log index the snapshot includes.
 //!
 //! ```text
-//! [0..8)   magic "FKSNAP01"
+//! [0..8)   magic "FKSNAP02"
 //! u64      index of the last entry applied into it
 //! u64      term of that entry
 //! u32 n, n × u64   voters        (the Raft conf state at that index)
 //! u32 n, n × u64   learners
-//! u64 n, n bytes   body          (the state machine's own encoding)
+//! u64 n, n bytes   body          (the state machine's own encoding, as
+//!                                 one zstd frame, level 1)
 //! u32      crc32c of every byte before it
 //! ```
+//!
+//! Version 1 ("FKSNAP01", written before 0.x of December 2026) is the
+//! same with the body uncompressed; it is still read.
 //!
 //! A snapshot is written to `snap-….snap.tmp`, fsynced, renamed to its
 //! name and the directory fsynced: a name always means a whole file. A
@@ -32,7 +36,11 @@ use raft::eraftpb::ConfState;
 use crate::wal;
 
 pub const DIR_NAME: &str = "ferrokeeper-snap";
-const MAGIC: &[u8; 8] = b"FKSNAP01";
+const MAGIC: &[u8; 8] = b"FKSNAP02";
+const MAGIC_V1: &[u8; 8] = b"FKSNAP01";
+/// zstd's fastest level: a snapshot compresses to about a third at
+/// hundreds of MB/s, on the snapshot thread, off the write path.
+const ZSTD_LEVEL: i32 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapError {
@@ -135,10 +143,11 @@ impl<W: Write> Write for Tally<W> {
     }
 }
 
-/// Writes a snapshot durably whose body `body` writes as it is encoded,
-/// so the whole body never sits in memory; returns its path and the
-/// body's length. The header's length field is written last, in place,
-/// and the checksum is the header's combined with the body's.
+/// Writes a snapshot durably whose body `body` writes as it is encoded
+/// (compressed as it goes), so the whole body never sits in memory;
+/// returns its path and the compressed body's length. The header's length
+/// field is written last, in place, and the checksum is the header's
+/// combined with the body's.
 pub fn write_with(
     data_dir: &Path,
     meta: &SnapshotMeta,
@@ -169,12 +178,14 @@ pub fn write_with(
         let mut w = io::BufWriter::with_capacity(1 << 20, &mut f);
         w.write_all(&head).map_err(io_err(&tmp))?;
         w.write_all(&[0; 8]).map_err(io_err(&tmp))?;
-        let mut t = Tally {
+        let t = Tally {
             inner: w,
             len: 0,
             crc: 0,
         };
-        body(&mut t).map_err(io_err(&tmp))?;
+        let mut z = zstd::stream::Encoder::new(t, ZSTD_LEVEL).map_err(io_err(&tmp))?;
+        body(&mut z).map_err(io_err(&tmp))?;
+        let t = z.finish().map_err(io_err(&tmp))?;
         let (mut w, body_len, body_crc) = (t.inner, t.len, t.crc);
         head.extend_from_slice(&body_len.to_be_bytes());
         let crc = crc32c::crc32c_combine(crc32c::crc32c(&head), body_crc, body_len as usize);
@@ -200,11 +211,12 @@ pub fn read(path: &Path) -> Result<(SnapshotMeta, Vec<u8>), SnapError> {
         path: path.to_path_buf(),
         reason: reason.into(),
     };
-    if b.len() < 8 + 16 + 8 + 8 + 4 || &b[..8] != MAGIC {
+    if b.len() < 8 + 16 + 8 + 8 + 4 || (&b[..8] != MAGIC && &b[..8] != MAGIC_V1) {
         return Err(corrupt(
             "not a ferrokeeper snapshot (bad magic or too short)",
         ));
     }
+    let compressed = &b[..8] == MAGIC;
     let (content, crc) = b.split_at(b.len() - 4);
     if crc32c::crc32c(content) != u32::from_be_bytes(crc.try_into().unwrap()) {
         return Err(corrupt("checksum mismatch"));
@@ -245,6 +257,11 @@ pub fn read(path: &Path) -> Result<(SnapshotMeta, Vec<u8>), SnapError> {
         term,
         conf_state,
     };
+    if compressed {
+        let body = zstd::stream::decode_all(&content[at..])
+            .map_err(|e| corrupt(&format!("body does not decompress: {e}")))?;
+        return Ok((meta, body));
+    }
     // The body in place: no second copy of a file that can be gigabytes.
     let mut b = b;
     b.truncate(b.len() - 4);
@@ -338,11 +355,10 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        assert_eq!(len, body.len() as u64);
-        assert_eq!(
-            std::fs::read(&whole).unwrap(),
-            std::fs::read(&pieces).unwrap()
-        );
+        let file = std::fs::read(&pieces).unwrap();
+        assert_eq!(file.len() as u64, 8 + 16 + 4 + 8 + 4 + 8 + len + 4);
+        assert!(len < body.len() as u64 / 2, "compressed: {len} bytes");
+        assert_eq!(std::fs::read(&whole).unwrap(), file);
         assert_eq!(read(&pieces).unwrap().1, body);
         // A body that fails to encode leaves no snapshot behind.
         let c = tempfile::tempdir().unwrap();
@@ -352,6 +368,28 @@ mod tests {
         });
         assert!(failed.is_err());
         assert!(list(c.path()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_version_1_snapshot_is_still_read() {
+        let body = b"uncompressed body".to_vec();
+        let mut f = MAGIC_V1.to_vec();
+        f.extend_from_slice(&42u64.to_be_bytes());
+        f.extend_from_slice(&3u64.to_be_bytes());
+        f.extend_from_slice(&1u32.to_be_bytes());
+        f.extend_from_slice(&1u64.to_be_bytes());
+        f.extend_from_slice(&0u32.to_be_bytes());
+        f.extend_from_slice(&(body.len() as u64).to_be_bytes());
+        f.extend_from_slice(&body);
+        let crc = crc32c::crc32c(&f);
+        f.extend_from_slice(&crc.to_be_bytes());
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(snap_dir(d.path())).unwrap();
+        let p = snap_dir(d.path()).join(file_name(42));
+        std::fs::write(&p, &f).unwrap();
+        let (m, b) = read(&p).unwrap();
+        assert_eq!(b, body);
+        assert_eq!((m.index, m.term, m.conf_state.voters), (42, 3, vec![1]));
     }
 
     #[test]

@@ -35,8 +35,11 @@ pub fn pack(snapshot: &[u8]) -> Vec<u8> {
 /// What `pack` packed; Err says why the bytes are not that.
 pub fn unpack(packed: &[u8]) -> Result<Vec<u8>, String> {
     let len = snap::raw::decompress_len(packed).map_err(|e| format!("not packed: {e}"))?;
-    if len > MAX_UNPACKED_BYTES {
-        return Err(format!("unpacks to {len} bytes, over {MAX_UNPACKED_BYTES}"));
+    // Snappy expands at most about 21 times (64 bytes from a 3-byte
+    // copy): a length claimed beyond that is not Snappy's, and is not
+    // allocated.
+    if len > MAX_UNPACKED_BYTES || len > packed.len().saturating_mul(32) {
+        return Err(format!("claims to unpack {} bytes to {len}", packed.len()));
     }
     snap::raw::Decoder::new()
         .decompress_vec(packed)
@@ -206,7 +209,13 @@ mod tests {
         let mut sm = StateMachine::new(TreeConfig::default());
         let s = session(&mut sm, 1, 7);
         create(&mut sm, 2, s, "/x", 0);
-        for bad in [vec![1, 2, 3], pack(b"not a snapshot"), pack(&[])] {
+        // The last claims 2^28 bytes from 5.
+        for bad in [
+            vec![1, 2, 3],
+            pack(b"not a snapshot"),
+            pack(&[]),
+            vec![0x80, 0x80, 0x80, 0x80, 0x01],
+        ] {
             let z = sm.last_zxid() + 1;
             let a = sm.apply(z, &Entry::for_test(0, EntryKind::Restore { snapshot: bad }));
             assert!(matches!(a.reply, Some(crate::Reply::Err(_))), "{a:?}");
