@@ -287,6 +287,33 @@ def znodes(client, path="/"):
     return out
 
 
+def create_every_kind(client, many=300, sets=5):
+    """Under /app, every kind of node a migration must carry: persistent,
+    sequential, binary and null data, a container with a child, a TTL
+    node, digest and ip ACLs (for user:pw and 127.0.0.1), a value near
+    1 MB, `many` children with every third deleted, and /app
+    set `sets` times."""
+    from kazoo.security import make_acl, make_digest_acl
+    client.create("/app", b"persistent")
+    for i in range(5):
+        client.create("/app/seq-", b"%d" % i, sequence=True)
+    client.create("/app/bin", bytes(range(256)))
+    create_raw(client, 15, "/app/null", None, 0)
+    create_raw(client, 19, "/app/container", b"", 4)
+    client.create("/app/container/child", b"c")
+    create_raw(client, 21, "/app/ttl", b"t", 5, ttl=3_600_000)
+    client.create("/app/digest", b"d", acl=[make_digest_acl("user", "pw", all=True)])
+    client.create("/app/ip", b"i", acl=[make_acl("ip", "127.0.0.1", all=True)])
+    client.create("/app/big", os.urandom(1024 * 1024 - 4096))
+    client.create("/app/many")
+    for i in range(many):
+        client.create("/app/many/n%04d" % i, b"v")
+    for i in range(0, many, 3):
+        client.delete("/app/many/n%04d" % i)
+    for i in range(sets):
+        client.set("/app", b"v%d" % i)
+
+
 def create_raw(client, op, path, data, flags, ttl=None):
     """create2-style ops (createContainer 19, createTTL 21, create2 15)."""
     body = jute_str(path) + jute_buf(data) + jute_acl_world_all() + struct.pack(">i", flags)

@@ -45,24 +45,7 @@ def with_admin(server, **more):
 
 def load(c):
     """Every kind of node, under /app; the ACL of / then needs root."""
-    c.create("/app", b"persistent")
-    for i in range(3):
-        c.create("/app/seq-", b"%d" % i, sequence=True)
-    c.create("/app/bin", bytes(range(256)))
-    harness.create_raw(c, 15, "/app/null", None, 0)
-    harness.create_raw(c, 19, "/app/container", b"", 4)
-    c.create("/app/container/child", b"c")
-    harness.create_raw(c, 21, "/app/ttl", b"t", 5, ttl=3_600_000)
-    c.create("/app/digest", b"d", acl=[make_digest_acl("user", "pw", all=True)])
-    c.create("/app/ip", b"i", acl=[make_acl("ip", "127.0.0.1", all=True)])
-    c.create("/app/big", os.urandom(1024 * 1024 - 4096))
-    c.create("/app/many")
-    for i in range(300):
-        c.create("/app/many/n%03d" % i, b"v")
-    for i in range(0, 300, 7):
-        c.delete("/app/many/n%03d" % i)
-    for i in range(5):
-        c.set("/app", b"v%d" % i)
+    harness.create_every_kind(c)
     c.set_acls("/", [make_digest_acl("root", "rootpw", all=True), make_acl("world", "anyone", read=True)])
 
 
@@ -70,6 +53,18 @@ def client(hosts):
     c = KazooClient(hosts=hosts, timeout=30, auth_data=[("digest", "root:rootpw"), ("digest", "user:pw")])
     c.start()
     return c
+
+
+def loaded_ferrokeeper(test, **admin_lines):
+    """A standalone ferrokeeper with its AdminServer, loaded by `load`:
+    (server, a client with root's and user's identities, its tree)."""
+    fk = with_admin(harness.Server(), **admin_lines)
+    test.addCleanup(fk.close)
+    fk.start()
+    c = client(fk.hosts)
+    test.addCleanup(c.stop)
+    load(c)
+    return fk, c, harness.znodes(c)
 
 
 def same_tree(test, got, want, what):
@@ -83,12 +78,7 @@ def same_tree(test, got, want, what):
 
 class SnapshotTest(unittest.TestCase):
     def test_a_ferrokeeper_backup_is_served_by_zookeeper_unchanged(self):
-        fk = with_admin(harness.Server(extra={"admin.rateLimiterIntervalInMS": "2000000"}))
-        self.addCleanup(fk.close)
-        fk.start()
-        c = client(fk.hosts)
-        self.addCleanup(c.stop)
-        load(c)
+        fk, c, _ = loaded_ferrokeeper(self, **{"admin.rateLimiterIntervalInMS": "2000000"})
         keep = KazooClient(hosts=fk.hosts, timeout=30)
         keep.start()
         self.addCleanup(keep.stop)
@@ -183,13 +173,7 @@ class ZooKeeper39Test(unittest.TestCase):
         same_tree(self, harness.znodes(c), want, "ferrokeeper restored from ZooKeeper 3.9")
 
     def test_a_ferrokeeper_backup_restores_into_zookeeper_3_9(self):
-        fk = with_admin(harness.Server())
-        self.addCleanup(fk.close)
-        fk.start()
-        c = client(fk.hosts)
-        self.addCleanup(c.stop)
-        load(c)
-        want = harness.znodes(c)
+        fk, c, want = loaded_ferrokeeper(self)
         status, _, snap = admin(fk.admin_port, "snapshot", ROOT)
         self.assertEqual(status, 200, snap[:200])
 
@@ -218,13 +202,7 @@ def cli_as(server, user_password, line):
 
 class CliTest(unittest.TestCase):
     def test_backup_and_restore_from_the_shell(self):
-        fk = with_admin(harness.Server(), **{"admin.rateLimiterIntervalInMS": "0"})
-        self.addCleanup(fk.close)
-        fk.start()
-        c = client(fk.hosts)
-        self.addCleanup(c.stop)
-        load(c)
-        want = harness.znodes(c)
+        fk, c, want = loaded_ferrokeeper(self, **{"admin.rateLimiterIntervalInMS": "0"})
         url = "http://127.0.0.1:%d/commands" % fk.admin_port
         backup = os.path.join(fk.dir, "backup.snap")
         # / needs root: without its identity the AdminServer says no.

@@ -52,26 +52,9 @@ class TakeoverTest(unittest.TestCase):
         c = KazooClient(hosts=hosts, timeout=30, auth_data=[("digest", "user:pw")])
         c.start()
         # Every kind of node ZooKeeper keeps.
-        c.create("/app", b"persistent")
-        for i in range(5):
-            c.create("/app/seq-", b"%d" % i, sequence=True)
-        c.create("/app/bin", bytes(range(256)))
-        harness.create_raw(c, 15, "/app/null", None, 0)
-        harness.create_raw(c, 19, "/app/container", b"", 4)
-        c.create("/app/container/child", b"c")
-        harness.create_raw(c, 21, "/app/ttl", b"t", 5, ttl=3_600_000)
+        harness.create_every_kind(c, many=1000, sets=20)
         c.create("/expiring")
         harness.create_raw(c, 21, "/expiring/ttl", b"", 5, ttl=1000)
-        c.create("/app/digest", b"d", acl=[make_digest_acl("user", "pw", all=True)])
-        c.create("/app/ip", b"i", acl=[make_acl("ip", "127.0.0.1", all=True)])
-        c.create("/app/big", os.urandom(1024 * 1024 - 4096))
-        c.create("/app/many")
-        for i in range(1000):
-            c.create("/app/many/n%04d" % i, b"v")
-        for i in range(0, 1000, 3):
-            c.delete("/app/many/n%04d" % i)
-        for i in range(20):
-            c.set("/app", b"v%d" % i)
         t = c.transaction()
         t.create("/app/multi", b"m")
         t.set_data("/app/bin", b"by multi")
