@@ -7,6 +7,7 @@ after a restart; the commands' authentication (the Authorization header,
 ALL on /), switches and rate limits; bad bodies change nothing."""
 import json
 import os
+import shutil
 import subprocess
 import unittest
 import urllib.error
@@ -198,6 +199,60 @@ def cli_as(server, user_password, line):
     out = subprocess.run([harness.BINARY, "cli", "-server", server.hosts], capture_output=True, text=True,
                          timeout=200, input="addauth digest %s\n%s\n" % (user_password, line))
     return out.stdout + out.stderr
+
+
+class X509Test(unittest.TestCase):
+    """`Authorization: x509` over the AdminServer's HTTPS with a client
+    certificate (admin.needClientAuth): the certificate's subject needs ALL
+    on /; the same steps against ZooKeeper 3.9.5 when it is here."""
+
+    def setUp(self):
+        import tempfile
+        import test_tls
+        self.d = tempfile.mkdtemp(prefix="admin-x509-")
+        self.addCleanup(shutil.rmtree, self.d, True)
+        test_tls.make_certs(self.d)
+        self.password = test_tls.PASSWORD
+
+    def snapshot_as(self, port, cert):
+        import ssl
+        ctx = ssl.create_default_context(cafile=os.path.join(self.d, "ca.pem"))
+        if cert:
+            ctx.load_cert_chain(os.path.join(self.d, cert + ".pem"), os.path.join(self.d, cert + ".key"))
+        req = urllib.request.Request("https://localhost:%d/commands/snapshot?streaming=false" % port)
+        req.add_header("Authorization", "x509")
+        try:
+            with urllib.request.urlopen(req, timeout=20, context=ctx) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+        except (urllib.error.URLError, OSError):
+            return "refused"
+
+    def observe(self, kind, **more):
+        stores = {}
+        for which in ("ssl.quorum.", "ssl."):
+            stores.update({which + "keyStore.location": os.path.join(self.d, "server.p12"),
+                           which + "keyStore.password": self.password,
+                           which + "trustStore.location": os.path.join(self.d, "trust.p12"),
+                           which + "trustStore.password": self.password})
+        s = with_admin(harness.Server(kind, extra=dict(stores, **{
+            "admin.forceHttps": "true", "admin.needClientAuth": "true",
+            "authProvider.x509": "org.apache.zookeeper.server.auth.X509AuthenticationProvider"}), **more),
+            **{"admin.rateLimiterIntervalInMS": "0"})
+        self.addCleanup(s.close)
+        s.start()
+        c = KazooClient(hosts=s.hosts, timeout=30)
+        c.start()
+        self.addCleanup(c.stop)
+        c.set_acls("/", [make_acl("x509", "CN=admin,O=example", all=True), make_acl("world", "anyone", read=True)])
+        return [self.snapshot_as(s.admin_port, cert) for cert in ("admin", "app1", None)]
+
+    def test_the_certificates_subject_is_the_identity(self):
+        got = self.observe("ferrokeeper")
+        self.assertEqual(got, [200, 403, "refused"])
+        if harness.HAVE_ZK39:
+            self.assertEqual(self.observe("zookeeper", zookeeper="3.9"), got, "as ZooKeeper 3.9.5")
 
 
 class CliTest(unittest.TestCase):
