@@ -282,7 +282,14 @@ mod tests {
                 proto::OpCode::Create,
                 proto::CreateTtlRequest {
                     path: format!("/n{i}"),
-                    data: Some(vec![b'x'; 1000]),
+                    // Random: the snapshot file is compressed, and must
+                    // still span several chunks.
+                    data: Some({
+                        use rand::{RngCore, SeedableRng};
+                        let mut d = vec![0u8; 1000];
+                        rand::rngs::StdRng::seed_from_u64(i as u64).fill_bytes(&mut d);
+                        d
+                    }),
                     acl: tree::acl::open_acl_unsafe(),
                     flags: 0,
                     ttl: -1,
