@@ -49,6 +49,7 @@ mod store;
 mod takeover;
 pub mod testing;
 mod timers;
+mod transfer;
 use clients::{Conn, HeldConnect};
 use digest_check::DigestNotes;
 use election::ELECTION_TICKS;

@@ -33,7 +33,9 @@ impl Node {
     /// Hands the waiting proposals to Raft as one proposal message (what
     /// `RawNode::propose` does for a single entry).
     pub(crate) fn propose_pending(&mut self) {
-        if self.proposals.is_empty() {
+        // During a leadership transfer Raft drops proposals: they wait
+        // for the next leader instead (`transfer`).
+        if self.proposals.is_empty() || self.transferring() {
             return;
         }
         self.proposal_bytes = 0;

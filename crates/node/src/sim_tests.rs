@@ -261,6 +261,8 @@ struct Faults {
     fsync_fail: f64,
     /// Each replica's clock rate is drawn from 1 ± this.
     clock_drift: f64,
+    /// Leadership transfers (per 20 ms step), asked of a random replica.
+    transfer: f64,
     /// Clients also use recursive watches, getEphemerals,
     /// getAllChildrenNumber, containers, TTL nodes and digest ACLs (off
     /// for the regression seeds, whose histories predate them).
@@ -275,6 +277,7 @@ const FAULTS: Faults = Faults {
     one_way_cut: 0.01,
     fsync_fail: 0.0005,
     clock_drift: 0.02,
+    transfer: 0.01,
     more_ops: true,
 };
 
@@ -347,6 +350,13 @@ fn run_checked_history(
             sim.pause(id, ms);
         } else if r < 0.085 {
             sim.heal();
+        } else if r < 0.085 + f.transfer {
+            // A leadership transfer, asked of any replica, to any voter
+            // or (of the leader) to the one it picks.
+            let live = sim.live();
+            let id = live[sim.rng.gen_range(0..live.len())];
+            let to = sim.rng.gen_bool(0.5).then(|| sim.rng.gen_range(1..=voters));
+            sim.transfer_leadership(id, to);
         }
         for &c in &clients {
             let live = sim.live();
@@ -573,6 +583,7 @@ fn slow_fsync_faults(max_fsync_ms: i64) -> Faults {
         one_way_cut: 0.0,
         fsync_fail: 0.0,
         clock_drift: 0.0,
+        transfer: 0.0,
         more_ops: false,
         max_fsync_ms,
     }

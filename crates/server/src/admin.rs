@@ -37,6 +37,37 @@ pub const COMMANDS: &[&str] = &[
     "zabstate",
 ];
 
+/// A command's JSON answer with its HTTP status: `extra`'s fields, then
+/// "command" and "error" (for the commands that answer other than 200).
+pub(crate) fn answer(
+    status: axum::http::StatusCode,
+    command: &str,
+    error: Option<&str>,
+    extra: Option<Map<String, Value>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut m = extra.unwrap_or_default();
+    m.insert("command".into(), command.into());
+    m.insert("error".into(), error.map_or(Value::Null, Into::into));
+    let body = serde_json::to_string_pretty(&Value::Object(m)).unwrap_or_default();
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+/// The answer while the server cannot take the command.
+pub(crate) fn unavailable(command: &str) -> axum::response::Response {
+    answer(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        command,
+        Some("This ZooKeeper instance is not currently serving requests"),
+        None,
+    )
+}
+
 /// A command name or one of ZooKeeper's aliases, as its name.
 pub fn resolve(name: &str) -> Option<&'static str> {
     let alias = match name {

@@ -12,9 +12,15 @@
 
 use std::net::IpAddr;
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
 use proto::{Acl, Id, Perms};
+use tokio::sync::{mpsc, oneshot};
 use tree::acl::Schemes;
+
+use crate::admin::{answer, unavailable};
+use crate::config::Config;
+use crate::CoreInput;
 
 /// The connection a request came on.
 #[derive(Debug, Clone)]
@@ -102,6 +108,37 @@ pub(crate) fn identities(
         return Err(Denied::NotAuthenticated);
     }
     Ok(ids)
+}
+
+/// Authentication and authorization for `command` (ALL on `/`, asked of
+/// the core task); the refusal as the answer to send.
+pub(crate) async fn require_all_on_root(
+    core: &mpsc::Sender<CoreInput>,
+    cfg: &Config,
+    command: &str,
+    headers: &HeaderMap,
+    asker: &Asker,
+) -> Result<(), Response> {
+    let providers = Providers {
+        super_digest: cfg.super_digest.as_deref(),
+        x509_super_user: cfg.tls.x509_super_user.as_deref(),
+        schemes: cfg.tree_config().schemes,
+    };
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or(""));
+    let denied = |d: Denied| {
+        tracing::warn!(command, asker = %asker.ip, "AdminServer: {}", d.message());
+        answer(d.status(), command, Some(d.message()), None)
+    };
+    let ids = identities(header, asker, &providers).map_err(denied)?;
+    let (tx, rx) = oneshot::channel();
+    let asked = core.send(CoreInput::RootAcl { reply: tx }).await.is_ok();
+    let acl = match (asked, rx.await) {
+        (true, Ok(acl)) => acl,
+        _ => return Err(unavailable(command)),
+    };
+    authorize(&acl, &ids, providers.schemes).map_err(denied)
 }
 
 /// `Commands.handleAuthorization`: every bit of ALL granted on the node

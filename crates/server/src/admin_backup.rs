@@ -24,7 +24,8 @@ use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::admin_auth::{self, Asker, Providers};
+use crate::admin::{answer, unavailable};
+use crate::admin_auth::{self, Asker};
 use crate::config::Config;
 use crate::CoreInput;
 
@@ -38,8 +39,6 @@ const RESTORE_WAIT: Duration = Duration::from_secs(120);
 
 /// What the AdminServer asks the core task for these commands.
 pub(crate) enum BackupAsk {
-    /// The ACL of `/`, for the authorization check.
-    RootAcl(oneshot::Sender<Vec<proto::Acl>>),
     /// The state now, frozen (copy-on-write).
     Freeze(oneshot::Sender<Box<tree::Frozen>>),
     /// Propose the restore entry; the answer is the zxid it was applied
@@ -106,60 +105,6 @@ impl Backup {
         self.core.send(CoreInput::Backup(make(tx))).await.ok()?;
         rx.await.ok()
     }
-
-    /// Authentication and authorization for `command`; the refusal as the
-    /// answer to send.
-    async fn check(
-        &self,
-        command: &str,
-        headers: &HeaderMap,
-        asker: &Asker,
-    ) -> Result<(), Response> {
-        let providers = Providers {
-            super_digest: self.cfg.super_digest.as_deref(),
-            x509_super_user: self.cfg.tls.x509_super_user.as_deref(),
-            schemes: self.cfg.tree_config().schemes,
-        };
-        let header = headers
-            .get(header::AUTHORIZATION)
-            .map(|v| v.to_str().unwrap_or(""));
-        let denied = |d: admin_auth::Denied| {
-            tracing::warn!(command, asker = %asker.ip, "AdminServer: {}", d.message());
-            answer(d.status(), command, Some(d.message()), None)
-        };
-        let ids = admin_auth::identities(header, asker, &providers).map_err(denied)?;
-        let acl = self
-            .ask(BackupAsk::RootAcl)
-            .await
-            .ok_or_else(|| unavailable(command))?;
-        admin_auth::authorize(&acl, &ids, providers.schemes).map_err(denied)
-    }
-}
-
-/// A command's JSON answer: `extra`'s fields, then "command" and "error".
-fn answer(
-    status: StatusCode,
-    command: &str,
-    error: Option<&str>,
-    extra: Option<serde_json::Map<String, serde_json::Value>>,
-) -> Response {
-    let mut m = extra.unwrap_or_default();
-    m.insert("command".into(), command.into());
-    m.insert(
-        "error".into(),
-        error.map_or(serde_json::Value::Null, Into::into),
-    );
-    let body = serde_json::to_string_pretty(&serde_json::Value::Object(m)).unwrap_or_default();
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
-
-fn unavailable(command: &str) -> Response {
-    answer(
-        StatusCode::SERVICE_UNAVAILABLE,
-        command,
-        Some("This ZooKeeper instance is not currently serving requests"),
-        None,
-    )
 }
 
 /// `?streaming=`: Java's `Boolean.parseBoolean`, true when absent.
@@ -181,7 +126,7 @@ pub(crate) async fn snapshot(
     uri: Uri,
 ) -> Response {
     const CMD: &str = "snapshot";
-    if let Err(r) = b.check(CMD, &headers, &asker).await {
+    if let Err(r) = admin_auth::require_all_on_root(&b.core, &b.cfg, CMD, &headers, &asker).await {
         return r;
     }
     if !b.cfg.admin_snapshot_enabled {
@@ -257,7 +202,7 @@ pub(crate) async fn restore(
     body: Bytes,
 ) -> Response {
     const CMD: &str = "restore";
-    if let Err(r) = b.check(CMD, &headers, &asker).await {
+    if let Err(r) = admin_auth::require_all_on_root(&b.core, &b.cfg, CMD, &headers, &asker).await {
         return r;
     }
     if !b.cfg.admin_restore_enabled {

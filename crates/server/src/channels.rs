@@ -53,6 +53,22 @@ pub(crate) enum CoreInput {
     Metrics {
         reply: tokio::sync::oneshot::Sender<String>,
     },
+    /// Stopping: a leader hands leadership to another voter first; the
+    /// reply comes once another server leads and this one's clients have
+    /// their answers, or the hand-off gave up.
+    HandOff {
+        reply: tokio::sync::oneshot::Sender<()>,
+    },
+    /// The ACL of `/` (who may run the AdminServer's guarded commands).
+    RootAcl {
+        reply: tokio::sync::oneshot::Sender<Vec<proto::Acl>>,
+    },
+    /// Move leadership to server `to` (the AdminServer's
+    /// `transfer_leadership`); the answer is the leader once it leads.
+    TransferLeader {
+        to: u64,
+        reply: tokio::sync::oneshot::Sender<Result<u64, String>>,
+    },
     /// The AdminServer's snapshot and restore commands.
     Backup(crate::admin_backup::BackupAsk),
     /// A snapshot transfer this leader started ended.

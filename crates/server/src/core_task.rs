@@ -44,10 +44,27 @@ pub(crate) struct CoreTask {
     /// The ensemble's other members; none when standalone.
     peers: Option<crate::peer::Peers>,
     standalone: bool,
+    /// Leadership transfers asked for by the AdminServer: to whom, who
+    /// waits, until when.
+    transfers: Vec<(
+        u64,
+        tokio::sync::oneshot::Sender<Result<u64, String>>,
+        std::time::Instant,
+    )>,
+    /// A hand-off on the way to stopping: who waits, and until when.
+    handoff: Option<(tokio::sync::oneshot::Sender<()>, std::time::Instant)>,
     /// AdminServer restores proposed here, by waiter id, until applied.
     restores: HashMap<u64, tokio::sync::oneshot::Sender<Result<i64, String>>>,
     next_waiter: u64,
 }
+
+/// How long a stopping leader tries to hand leadership over and have its
+/// clients' writes answered before it stops anyway.
+const HANDOFF_WITHIN: Duration = Duration::from_secs(3);
+
+/// How long an asked-for leadership transfer may take (Raft gives up
+/// after an election timeout).
+const TRANSFER_WITHIN: Duration = Duration::from_secs(10);
 
 /// Restore waiter ids: far from connection ids, which count from 1.
 const FIRST_WAITER: u64 = 1 << 62;
@@ -105,6 +122,8 @@ impl CoreTask {
             snap_jobs,
             peers,
             standalone: membership.voters.len() == 1,
+            handoff: None,
+            transfers: Vec::new(),
             restores: HashMap::new(),
             next_waiter: FIRST_WAITER,
         })
@@ -180,6 +199,7 @@ impl CoreTask {
             let step = std::time::Instant::now();
             self.node.flush();
             self.dispatch_timed(step);
+            self.check_handoff();
             if started.is_some() && self.node.startup_done() {
                 let _ = started.take().map(|s| s.send(()));
             }
@@ -254,6 +274,35 @@ impl CoreTask {
                 let _ = reply.send(json);
             }
             CoreInput::Backup(ask) => self.backup(ask),
+            CoreInput::RootAcl { reply } => {
+                let acl = self
+                    .node
+                    .state()
+                    .tree
+                    .get("/")
+                    .map(|n| n.acl.to_vec())
+                    .unwrap_or_default();
+                let _ = reply.send(acl);
+            }
+            CoreInput::TransferLeader { to, reply } => {
+                if self.node.leader_id() == to {
+                    let _ = reply.send(Ok(to));
+                } else if self.standalone || self.node.transfer_leadership(Some(to)).is_none() {
+                    let _ = reply.send(Err(format!(
+                        "server {to} cannot take over: not a voter of this ensemble, or no leader now"
+                    )));
+                } else {
+                    self.transfers
+                        .push((to, reply, std::time::Instant::now() + TRANSFER_WITHIN));
+                }
+            }
+            CoreInput::HandOff { reply } => {
+                if !self.standalone && self.node.transfer_leadership(None).is_some() {
+                    self.handoff = Some((reply, std::time::Instant::now() + HANDOFF_WITHIN));
+                } else {
+                    let _ = reply.send(());
+                }
+            }
             CoreInput::Metrics { reply } => {
                 let view = self.view(None);
                 let sm = self.node.state();
@@ -286,19 +335,47 @@ impl CoreTask {
         }
     }
 
+    /// A hand-off is done once another server leads and the writes this
+    /// server's clients wait for are answered (they went to the new leader).
+    fn check_handoff(&mut self) {
+        if !self.transfers.is_empty() {
+            let leader = self.node.leader_id();
+            let now = std::time::Instant::now();
+            for (to, reply, until) in std::mem::take(&mut self.transfers) {
+                if leader == to {
+                    tracing::info!("server {to} leads now, as asked");
+                    let _ = reply.send(Ok(to));
+                } else if now >= until {
+                    let _ = reply.send(Err(format!(
+                        "server {to} did not take over within {TRANSFER_WITHIN:?} (server {leader} leads)"
+                    )));
+                } else {
+                    self.transfers.push((to, reply, until));
+                }
+            }
+        }
+        let Some((_, until)) = &self.handoff else {
+            return;
+        };
+        let moved = !self.node.is_leader() && self.node.has_leader();
+        let timed_out = std::time::Instant::now() >= *until;
+        if (moved && self.node.queued_total() == 0) || timed_out {
+            if moved {
+                tracing::info!("server {} leads now", self.node.leader_id());
+            } else {
+                tracing::warn!(
+                    "leadership was not handed over within {HANDOFF_WITHIN:?}; stopping anyway"
+                );
+            }
+            if let Some((reply, _)) = self.handoff.take() {
+                let _ = reply.send(());
+            }
+        }
+    }
+
     fn backup(&mut self, ask: crate::admin_backup::BackupAsk) {
         use crate::admin_backup::BackupAsk;
         match ask {
-            BackupAsk::RootAcl(reply) => {
-                let acl = self
-                    .node
-                    .state()
-                    .tree
-                    .get("/")
-                    .map(|n| n.acl.to_vec())
-                    .unwrap_or_default();
-                let _ = reply.send(acl);
-            }
             BackupAsk::Freeze(reply) => {
                 let _ = reply.send(Box::new(self.node.state().freeze()));
             }

@@ -2,7 +2,8 @@
 //! JSON; HTTPS with `admin.forceHttps` or `admin.portUnification`, as
 //! ZooKeeper's Jetty, with the `ssl.quorum.*` key store, and client
 //! certificates with `admin.needClientAuth`; the snapshot and restore
-//! commands in `admin_backup`) and Prometheus metrics
+//! commands in `admin_backup`, `transfer_leadership` in `admin_transfer`)
+//! and Prometheus metrics
 //! (`metricsProvider.httpPort`). Both ask the core task, which owns the
 //! state, and never block it.
 
@@ -17,7 +18,7 @@ use axum::Router;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::admin_auth::Asker;
-use crate::{admin, admin_backup, CoreInput};
+use crate::{admin, admin_backup, admin_transfer, CoreInput};
 
 struct Ctx {
     core: mpsc::Sender<CoreInput>,
@@ -248,9 +249,21 @@ pub(crate) fn start(
         for name in ["restore", "rest"] {
             app = app.route(&format!("{base}/{name}"), post(admin_backup::restore));
         }
+        let transfer = Arc::new(admin_transfer::Transfer {
+            core: core.clone(),
+            cfg: cfg.clone(),
+        });
         let app = app
             .layer(DefaultBodyLimit::max(admin_backup::MAX_BODY_BYTES))
             .with_state(backup)
+            .merge(
+                Router::new()
+                    .route(
+                        &format!("{base}/transfer_leadership"),
+                        get(admin_transfer::transfer),
+                    )
+                    .with_state(transfer),
+            )
             .merge(
                 Router::new()
                     .route(&base, get(index))

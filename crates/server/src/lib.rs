@@ -20,6 +20,7 @@
 pub mod admin;
 mod admin_auth;
 mod admin_backup;
+mod admin_transfer;
 mod channels;
 pub mod config;
 mod conn;
@@ -71,6 +72,8 @@ pub struct Server {
     /// The secure client port's address.
     pub secure_addr: Option<SocketAddr>,
     stop: broadcast::Sender<()>,
+    /// The core task's inputs (the hand-off at shutdown).
+    core: mpsc::Sender<CoreInput>,
     tasks: tokio::task::JoinSet<()>,
     /// End when the core task drops its job senders.
     storage: std::thread::JoinHandle<()>,
@@ -296,6 +299,7 @@ impl Server {
         let started_tx = (!core.startup_done()).then_some(started_tx);
         tasks.spawn(core.run(core_rx, event_rx, stop.subscribe(), started_tx));
         http::start(&cfg, admin_https, &core_tx, &stop, &mut tasks);
+        let core_for_shutdown = core_tx.clone();
         let clients = conn::Shared::new(cfg.clone(), core_tx, stop.clone());
         if let Some(listener) = listener {
             let mode = match &tls {
@@ -341,6 +345,7 @@ impl Server {
             local_addr,
             secure_addr,
             stop,
+            core: core_for_shutdown,
             tasks,
             storage,
             snapshotter,
@@ -360,8 +365,19 @@ impl Server {
         }
     }
 
-    /// Stops accepting, closes connections, waits for every task.
+    /// Stops accepting, closes connections, waits for every task. A
+    /// leader first hands leadership to another voter (at most a few
+    /// seconds), so the ensemble goes on writing without an election.
     pub async fn shutdown(mut self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self
+            .core
+            .send(CoreInput::HandOff { reply: tx })
+            .await
+            .is_ok()
+        {
+            let _ = rx.await;
+        }
         let _ = self.stop.send(());
         while self.tasks.join_next().await.is_some() {}
         let (storage, snapshotter) = (self.storage, self.snapshotter);

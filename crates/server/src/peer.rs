@@ -373,10 +373,27 @@ async fn dial_loop(
         reported_down = false;
         down.backoff = BACKOFF_MIN;
         let mut w = BufWriter::new(sock);
+        let mut byte = [0u8; 1];
         loop {
+            // The peer never writes on this connection: reading ends only
+            // when it goes away. Without this, a peer that restarted would
+            // be noticed at the next write — a vote, say, lost on the way
+            // while the election waits for it.
             let f = tokio::select! {
                 _ = stop.recv() => return,
                 f = rx.recv() => f,
+                r = w.get_mut().read(&mut byte) => {
+                    tracing::info!(
+                        "lost the connection to server {peer} at {addr} ({port} port){}",
+                        match r {
+                            Ok(0) => String::new(),
+                            Ok(_) => ": it wrote on a connection only this server writes on".into(),
+                            Err(e) => format!(": {e}"),
+                        }
+                    );
+                    let _ = core.try_send(CoreInput::PeerLost(peer));
+                    break;
+                }
             };
             let Some(f) = f else { return };
             let mut ok = w.write_all(&f).await.is_ok();
@@ -532,7 +549,10 @@ async fn read_frames<S: AsyncRead + AsyncWrite + Unpin>(
         }
         let input = match buf[0] {
             peer_frame::KIND_RAFT => match RaftMessage::parse_from_bytes(&buf[1..]) {
-                Ok(m) if m.from != from => {
+                // A follower passes a leadership transfer on to the leader
+                // as Raft words it: `from` names the server to lead (any
+                // member may ask for that; it changes no data).
+                Ok(m) if m.from != from && m.get_msg_type() != MessageType::MsgTransferLeader => {
                     tracing::warn!(
                         from,
                         "a raft message on server {from}'s connection says it is from server {}; closing",
@@ -628,5 +648,23 @@ mod tests {
         assert_eq!(read_as_server_2(&[2, 2]).await, (true, vec![2, 2]));
         // A message claiming server 3 on server 2's connection ends it.
         assert_eq!(read_as_server_2(&[2, 3, 2]).await, (true, vec![2]));
+    }
+
+    #[tokio::test]
+    async fn a_forwarded_leadership_transfer_names_the_server_to_lead() {
+        let (mut w, mut r) = tokio::io::duplex(1 << 16);
+        let mut m = RaftMessage::default();
+        m.set_msg_type(MessageType::MsgTransferLeader);
+        m.from = 3;
+        m.to = 1;
+        let body = m.write_to_bytes().unwrap();
+        peer_frame::write(&mut w, peer_frame::KIND_RAFT, &[&body])
+            .await
+            .unwrap();
+        drop(w);
+        let (tx, mut rx) = mpsc::channel(16);
+        read_frames(&mut r, 2, &tx, &home()).await;
+        drop(tx);
+        assert!(matches!(rx.recv().await, Some(CoreInput::Peer(m)) if m.from == 3));
     }
 }

@@ -1,9 +1,11 @@
-//! `backup` and `restore` (ferrokeeper's): a consistent backup of the whole
-//! state through the AdminServer's `snapshot` command, written to a file
-//! in ZooKeeper's snapshot format, and the `restore` command fed such a
-//! file — so the same files serve ZooKeeper 3.9 too. The AdminServer is
-//! `http://<server host>:8080/commands` unless `-a URL` says otherwise;
-//! the identity is the last `addauth digest` of this shell, else `ip`.
+//! The shell's commands that go through the AdminServer (ferrokeeper's):
+//! `backup`, a consistent backup of the whole state through the
+//! `snapshot` command, written to a file in ZooKeeper's snapshot format;
+//! `restore`, the `restore` command fed such a file (the same files serve
+//! ZooKeeper 3.9 too); `transferleader`, leadership moved to a named
+//! server. The AdminServer is `http://<server host>:8080/commands` unless
+//! `-a URL` says otherwise; the identity is the last `addauth digest` of
+//! this shell, else `ip`.
 
 use std::io::Read;
 
@@ -95,6 +97,26 @@ impl Shell {
                 Ok(())
             }
             Err(e) => self.admin_failed("restore", e),
+        }
+    }
+
+    pub(super) fn transfer_leader(&mut self, args: &[String]) -> Outcome {
+        let a = Args::parse(args, "a").map_err(|m| self.complain(&m))?;
+        let Some(to) = a.pos.first().cloned() else {
+            return self.usage_of("transferleader");
+        };
+        let url = self.admin_url(&a).map_err(|m| self.complain(&m))?;
+        let resp = ureq::get(&format!("{url}/transfer_leadership"))
+            .query("to", &to)
+            .set("Authorization", &self.authorization())
+            .timeout(std::time::Duration::from_secs(30))
+            .call();
+        match resp {
+            Ok(_) => {
+                self.line(&format!("server {to} leads"));
+                Ok(())
+            }
+            Err(e) => self.admin_failed("transferleader", e),
         }
     }
 

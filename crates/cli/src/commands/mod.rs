@@ -5,8 +5,8 @@
 //! This file is the shell and the node commands (ls, create, get, set,
 //! delete, stat, ACLs, sync, config, whoami, tree); `text` holds zkCli's
 //! words and answer formats, `watches` and `quota` their commands;
-//! ferrokeeper's own `backup`/`restore` and `export`/`import` are in
-//! `backup` and `transfer`.
+//! ferrokeeper's own `backup`/`restore`/`transferleader` (through the
+//! AdminServer) and `export`/`import` are in `backup` and `transfer`.
 
 use std::io::Write;
 
@@ -80,6 +80,7 @@ pub const USAGE: &[(&str, &str)] = &[
     ("watch", "watch [-R] path # ferrokeeper: prints events until Ctrl-C"),
     ("backup", "backup [-a adminUrl] file # ferrokeeper: the whole state, as a ZooKeeper snapshot, from the AdminServer"),
     ("restore", "restore [-a adminUrl] file # ferrokeeper: replaces the ensemble's state with a backup"),
+    ("transferleader", "transferleader [-a adminUrl] serverId # ferrokeeper: moves leadership to that server"),
     ("export", "export path file # ferrokeeper: a subtree's data and ACLs as JSON"),
     ("import", "import file [path] # ferrokeeper: creates an exported subtree (under path)"),
 ];
@@ -144,7 +145,13 @@ impl Shell {
             .filter(|(c, _)| {
                 !matches!(
                     *c,
-                    "tree" | "watch" | "backup" | "restore" | "export" | "import"
+                    "tree"
+                        | "watch"
+                        | "backup"
+                        | "restore"
+                        | "transferleader"
+                        | "export"
+                        | "import"
                 )
             })
             .collect();
@@ -267,6 +274,7 @@ impl Shell {
             "watch" => self.watch(args),
             "backup" => self.backup(args),
             "restore" => self.restore(args),
+            "transferleader" => self.transfer_leader(args),
             "export" => self.export(args),
             "import" => self.import(args),
             other => {

@@ -268,6 +268,22 @@ impl Sim {
         self.cut.clear();
     }
 
+    /// Asks replica `id` to hand leadership to `to` (any voter when None:
+    /// only a leader picks one), as a stopping leader or the AdminServer's
+    /// `transfer_leadership` does.
+    pub fn transfer_leadership(&mut self, id: u64, to: Option<u64>) {
+        if self.is_paused(id) {
+            return;
+        }
+        let Some(n) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        if n.transfer_leadership(to).is_some() {
+            *self.stats.entry("leadership transfer").or_default() += 1;
+            self.drain(id);
+        }
+    }
+
     /// Freezes replica `id` for `ms` (a long GC pause, SIGSTOP).
     pub fn pause(&mut self, id: u64, ms: i64) {
         *self.stats.entry("pause").or_default() += 1;
