@@ -105,6 +105,10 @@ impl Node {
     /// every replica that saw the leader go has left its lease before the
     /// first pre-vote asks them; then one turn per lower id still up.
     pub(crate) fn schedule_campaign(&mut self) {
+        // An observer never campaigns.
+        if self.is_observer() {
+            return;
+        }
         let turn = self
             .cfg
             .voters
@@ -159,6 +163,8 @@ impl Node {
                     "LEADING: elected leader in term {term} (zxid 0x{:x})",
                     self.sm.last_zxid()
                 );
+            } else if leader != raft::INVALID_ID && self.is_observer() {
+                tracing::info!("OBSERVING: server {leader} is the leader in term {term}");
             } else if leader != raft::INVALID_ID {
                 tracing::info!("FOLLOWING: server {leader} is the leader in term {term}");
             } else {

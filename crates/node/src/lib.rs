@@ -116,6 +116,9 @@ pub struct NodeConfig {
     /// Server ids of the voting members (`server.N` lines); just
     /// `[server_id]` for a standalone server.
     pub voters: Vec<u64>,
+    /// Observers (`server.N=…:observer`): Raft learners that replicate
+    /// and serve clients, and never vote or lead.
+    pub learners: Vec<u64>,
     /// Replicas compare tree digests after every index that is a multiple
     /// of this (0: never; `digest.enabled=false`). See `digest_check`.
     pub digest_every: u64,
@@ -330,10 +333,14 @@ impl Node {
     /// committed entries after the snapshot are applied again. A one-voter
     /// group elects itself at once; a larger one waits for an election.
     pub fn new(cfg: NodeConfig, now_ms: i64, restored: Restored) -> Result<Node, NodeError> {
-        if !cfg.voters.contains(&cfg.server_id) {
+        if !cfg.voters.contains(&cfg.server_id) && !cfg.learners.contains(&cfg.server_id) {
             return Err(NodeError::NotAVoter(cfg.server_id, cfg.voters.clone()));
         }
-        let mut storage = Log::new(ConfState::from((cfg.voters.clone(), vec![])));
+        // Membership is the configuration's (there is no reconfig yet): a
+        // snapshot written under another one (an observer line added
+        // since) does not override it.
+        let members = ConfState::from((cfg.voters.clone(), cfg.learners.clone()));
+        let mut storage = Log::new(members.clone());
         let mut sm = StateMachine::new(cfg.tree);
         let mut applied = 0;
         let mut hard_state = restored.hard_state;
@@ -345,6 +352,7 @@ impl Node {
             s.mut_metadata().set_conf_state(snap.conf_state);
             snap_meta = Some(s.get_metadata().clone());
             storage.apply_snapshot(s.take_metadata())?;
+            storage.set_conf_state(members);
             applied = snap.index;
             sm = snap.state;
             hard_state.commit = hard_state.commit.max(snap.index);
@@ -455,7 +463,7 @@ impl Node {
         // restart.)
         node.liveness = fresh_timers(&node.sm, now_ms);
         node.snapshot_after_bytes = node.bytes_between_snapshots();
-        if node.cfg.voters.len() > 1 {
+        if node.cfg.voters.len() > 1 && !node.is_observer() {
             // Nobody leads yet as far as we know: take our turn as after a
             // lost leader (lowest live id first) instead of waiting out a
             // whole election timeout, as ZooKeeper's election starts at once.
@@ -550,15 +558,30 @@ impl Node {
             .unwrap_or(0)
     }
 
-    /// Leader only: (followers connected, followers replicating in step).
+    /// Leader only: (followers connected, followers replicating in step);
+    /// voters only.
     pub fn followers(&self) -> (usize, usize) {
+        self.learners_in_step(false)
+    }
+
+    /// Leader only: (observers connected, observers replicating in step).
+    pub fn observers(&self) -> (usize, usize) {
+        self.learners_in_step(true)
+    }
+
+    /// Whether this server is an observer (a Raft learner).
+    pub fn is_observer(&self) -> bool {
+        self.cfg.learners.contains(&self.cfg.server_id)
+    }
+
+    fn learners_in_step(&self, observers: bool) -> (usize, usize) {
         if !self.is_leader() {
             return (0, 0);
         }
         let me = self.cfg.server_id;
         let mut n = (0, 0);
         for (id, pr) in self.raw.raft.prs().iter() {
-            if *id == me || !pr.recent_active {
+            if *id == me || !pr.recent_active || self.cfg.learners.contains(id) != observers {
                 continue;
             }
             n.0 += 1;

@@ -92,6 +92,11 @@ impl Log {
     }
 
     /// Drops the entries before `compact_index` (at most up to the end).
+    /// The membership Raft starts from (`Storage::initial_state`).
+    pub(crate) fn set_conf_state(&mut self, cs: ConfState) {
+        self.conf_state = cs;
+    }
+
     pub(crate) fn compact(&mut self, compact_index: u64) -> raft::Result<()> {
         if compact_index <= self.first_index() {
             return Ok(());

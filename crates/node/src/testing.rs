@@ -31,6 +31,7 @@ impl NodeConfig {
             snap_count: 100_000,
             snap_size_limit_bytes: u64::MAX,
             voters: vec![1],
+            learners: vec![],
             digest_every: 64,
         }
     }

@@ -701,6 +701,7 @@ fn taken_over() -> Node {
     };
     let cfg = NodeConfig {
         voters: vec![1, 2, 3],
+        learners: vec![],
         takeover_unconfirmed: Some(100),
         ..cfg()
     };

@@ -58,6 +58,18 @@ impl Node {
             if self.install_unpersisted.is_none() {
                 self.raw.tick();
                 self.redraw_election_timeout();
+                // An observer never campaigns, so Raft never tells it the
+                // leader is gone (a leader without a quorum steps down,
+                // and its connection stays up): no word from the leader
+                // for an election timeout, and it stops serving, as a
+                // follower would.
+                if self.is_observer()
+                    && self.raw.raft.leader_id != raft::INVALID_ID
+                    && self.raw.raft.pass_election_timeout()
+                {
+                    let term = self.raw.raft.term;
+                    self.raw.raft.become_follower(term, raft::INVALID_ID);
+                }
             } else if !self.is_leader()
                 && self.raw.raft.election_elapsed + 1 >= self.raw.raft.randomized_election_timeout()
             {

@@ -122,7 +122,7 @@ pub fn render(cmd: &str, v: &View) -> Value {
         "last_snapshot" => last_snapshot(v),
         "leader" => leader(v),
         "monitor" => monitor(v),
-        "observers" => json!({ "synced_observers": 0, "observers": [] }),
+        "observers" => json!({ "synced_observers": v.node.observers().1, "observers": [] }),
         "server_stats" | "stats" => {
             let mut s = server_stats(v);
             if cmd == "stats" {

@@ -106,6 +106,7 @@ impl CoreTask {
             snap_count: cfg.snap_count,
             snap_size_limit_bytes: cfg.snap_size_limit_bytes,
             voters: membership.voters.clone(),
+            learners: membership.learners.clone(),
             digest_every: if cfg.digest_enabled { DIGEST_EVERY } else { 0 },
             takeover_unconfirmed,
         };
@@ -121,7 +122,7 @@ impl CoreTask {
             jobs,
             snap_jobs,
             peers,
-            standalone: membership.voters.len() == 1,
+            standalone: membership.voters.len() == 1 && membership.learners.is_empty(),
             handoff: None,
             transfers: Vec::new(),
             restores: HashMap::new(),
@@ -398,6 +399,8 @@ impl CoreTask {
     fn mode(&self) -> &'static str {
         if self.standalone {
             "standalone"
+        } else if self.node.is_observer() {
+            "observer"
         } else if self.node.is_leader() {
             "leader"
         } else {

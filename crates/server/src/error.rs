@@ -19,8 +19,6 @@ pub enum ServerError {
         path: String,
         source: std::io::Error,
     },
-    #[error("{file}: server.{id} is an observer: observers are not supported yet")]
-    Observer { file: String, id: u64 },
     #[error("{path}: {msg}")]
     Myid { path: String, msg: String },
     #[error("{file}: server.{id}: {msg}")]

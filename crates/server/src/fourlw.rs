@@ -496,11 +496,12 @@ impl View<'_> {
         kv("zk_last_zxid", format!("0x{:x}", self.node.last_zxid()));
         if self.mode == "leader" {
             let (followers, synced) = self.node.followers();
-            kv("zk_learners", followers.to_string());
+            let (observers, synced_observers) = self.node.observers();
+            kv("zk_learners", (followers + observers).to_string());
             kv("zk_followers", followers.to_string());
             kv("zk_synced_followers", synced.to_string());
             kv("zk_synced_non_voting_followers", "0".into());
-            kv("zk_synced_observers", "0".into());
+            kv("zk_synced_observers", synced_observers.to_string());
             kv("zk_pending_syncs", "0".into());
         }
         kv("ferrokeeper_tree_digest", sm.tree.digest().to_string());

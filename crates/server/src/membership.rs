@@ -12,6 +12,8 @@ use crate::peer;
 pub(crate) struct Membership {
     pub my_id: u64,
     pub voters: Vec<u64>,
+    /// Observers (`:observer` lines): they replicate and serve, never vote.
+    pub learners: Vec<u64>,
     /// Our quorum/election addresses and the peers'; none when standalone.
     pub transport: Option<Transport>,
 }
@@ -43,13 +45,11 @@ impl Membership {
             return Ok(Membership {
                 my_id: 1,
                 voters: vec![1],
+                learners: vec![],
                 transport: None,
             });
         }
         let file = cfg.path.display().to_string();
-        if let Some((id, _)) = cfg.servers.iter().find(|(_, s)| s.observer) {
-            return Err(ServerError::Observer { file, id: *id });
-        }
         let myid_path = cfg.data_dir.join("myid");
         let myid_err = |msg: String| ServerError::Myid {
             path: myid_path.display().to_string(),
@@ -89,7 +89,18 @@ impl Membership {
             .collect();
         Ok(Membership {
             my_id,
-            voters: cfg.servers.keys().copied().collect(),
+            voters: cfg
+                .servers
+                .iter()
+                .filter(|(_, s)| !s.observer)
+                .map(|(id, _)| *id)
+                .collect(),
+            learners: cfg
+                .servers
+                .iter()
+                .filter(|(_, s)| s.observer)
+                .map(|(id, _)| *id)
+                .collect(),
             transport: Some(Transport {
                 quorum,
                 election,
