@@ -293,26 +293,40 @@ fn run_checked_history(
     Vec<crate::lincheck::Event>,
     std::collections::BTreeMap<&'static str, u64>,
 ) {
+    run_checked_history_with_observers(seed, voters, 0, f)
+}
+
+/// The same, with `observers` observers beside the voters; clients use
+/// them too.
+fn run_checked_history_with_observers(
+    seed: u64,
+    voters: u64,
+    observers: u64,
+    f: Faults,
+) -> (
+    Vec<crate::lincheck::Event>,
+    std::collections::BTreeMap<&'static str, u64>,
+) {
     use crate::lincheck::{check, Op};
     use rand::Rng;
     const KEYS: [&str; 3] = ["/k0", "/k1", "/k2"];
-    let mut sim = Sim::with_snap_count(seed, voters, 40);
+    let mut sim = Sim::with_observers(seed, voters, observers, 40);
     sim.drop_rate = 0.02;
     sim.duplicate_rate = f.duplicate;
     sim.reorder_rate = f.reorder;
     sim.max_fsync_ms = f.max_fsync_ms;
     sim.fsync_fail_rate = f.fsync_fail;
+    // Every replica, observers included, is subject to the faults.
+    let n = voters + observers;
     if f.clock_drift > 0.0 {
-        for id in 1..=voters {
+        for id in 1..=n {
             let rate = 1.0 + sim.rng.gen_range(-f.clock_drift..=f.clock_drift);
             sim.clock_rate.insert(id, rate);
         }
     }
     let (pause_p, oneway_p) = (f.pause, f.one_way_cut);
     settle(&mut sim);
-    let clients: Vec<usize> = (0..2 * voters)
-        .map(|i| sim.add_client(1 + i % voters))
-        .collect();
+    let clients: Vec<usize> = (0..2 * n).map(|i| sim.add_client(1 + i % n)).collect();
     let mut down: Vec<u64> = Vec::new();
     for _ in 0..300 {
         sim.run(20);
@@ -332,20 +346,20 @@ fn run_checked_history(
         } else if r < 0.05 {
             // Any split: a random nonempty proper subset on one side.
             let side: Vec<u64> = loop {
-                let side: Vec<u64> = (1..=voters).filter(|_| sim.rng.gen_bool(0.5)).collect();
-                if !side.is_empty() && side.len() < voters as usize {
+                let side: Vec<u64> = (1..=n).filter(|_| sim.rng.gen_bool(0.5)).collect();
+                if !side.is_empty() && side.len() < n as usize {
                     break side;
                 }
             };
             sim.partition(&side);
         } else if r < 0.05 + oneway_p {
             // One direction of one link.
-            let a = sim.rng.gen_range(1..=voters);
-            let b = 1 + (a + sim.rng.gen_range(0..voters - 1)) % voters;
+            let a = sim.rng.gen_range(1..=n);
+            let b = 1 + (a + sim.rng.gen_range(0..n - 1)) % n;
             sim.cut_one_way(a, b);
         } else if r < 0.06 + pause_p {
             // A pause longer or shorter than an election timeout.
-            let id = sim.rng.gen_range(1..=voters);
+            let id = sim.rng.gen_range(1..=n);
             let ms = sim.rng.gen_range(100..3000);
             sim.pause(id, ms);
         } else if r < 0.085 {
@@ -527,13 +541,19 @@ fn run_checked_history(
 /// Runs the seeds and says what the histories held: a checker fed only
 /// failures or only unknowns would prove little.
 fn checked_histories(voters: u64) {
+    checked_histories_with_observers(voters, 0)
+}
+
+fn checked_histories_with_observers(voters: u64, observers: u64) {
     use crate::lincheck::Outcome;
     let mut counts = std::collections::BTreeMap::new();
     let mut faults = std::collections::BTreeMap::new();
     let seeds = history_seeds();
     for &seed in &seeds {
         // Any panic inside (the replica core's or Raft's own) names its seed.
-        let (history, stats) = std::panic::catch_unwind(|| run_checked_history(seed, voters, FAULTS))
+        let (history, stats) = std::panic::catch_unwind(|| {
+            run_checked_history_with_observers(seed, voters, observers, FAULTS)
+        })
             .unwrap_or_else(|_| {
                 panic!("seed {seed} ({voters} voters) panicked; replay: SIM_SEED={seed} cargo test -p node checked_history")
             });
@@ -552,7 +572,7 @@ fn checked_histories(voters: u64) {
         }
     }
     eprintln!(
-        "{voters} voters, {} seeds: checked writes {counts:?}; faults and events {faults:?}",
+        "{voters} voters, {observers} observers, {} seeds: checked writes {counts:?}; faults and events {faults:?}",
         seeds.len()
     );
     if seeds.len() > 1 {
@@ -573,6 +593,11 @@ fn checked_history_3_voters_writes_are_linearizable() {
 #[test]
 fn checked_history_5_voters_writes_are_linearizable() {
     checked_histories(5);
+}
+
+#[test]
+fn checked_history_3_voters_and_an_observer_writes_are_linearizable() {
+    checked_histories_with_observers(3, 1);
 }
 
 fn slow_fsync_faults(max_fsync_ms: i64) -> Faults {

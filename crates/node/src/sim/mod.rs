@@ -46,7 +46,10 @@ struct InFlight {
 pub struct Sim {
     pub rng: StdRng,
     pub now_ms: i64,
+    /// Every replica (the network); `voters` of them vote, the rest are
+    /// observers (Raft learners).
     ids: Vec<u64>,
+    voters: Vec<u64>,
     nodes: BTreeMap<u64, Node>,
     disks: BTreeMap<u64, Disk>,
     net: Vec<InFlight>,
@@ -116,14 +119,19 @@ pub struct Sim {
 const TICK_MS: u64 = 100;
 const STEP_MS: i64 = 10;
 
-fn cfg(id: u64, ids: &[u64], seed: u64, snap_count: u64) -> NodeConfig {
+fn cfg(id: u64, ids: &[u64], voters: &[u64], seed: u64, snap_count: u64) -> NodeConfig {
     NodeConfig {
         server_id: id,
         tick_ms: TICK_MS,
         container_check_interval_ms: 1_000,
         seed: seed.wrapping_mul(31).wrapping_add(id),
         snap_count,
-        voters: ids.to_vec(),
+        voters: voters.to_vec(),
+        learners: ids
+            .iter()
+            .copied()
+            .filter(|i| !voters.contains(i))
+            .collect(),
         ..NodeConfig::for_test()
     }
 }
@@ -134,11 +142,17 @@ impl Sim {
     }
 
     pub fn with_snap_count(seed: u64, n: u64, snap_count: u64) -> Sim {
-        let ids: Vec<u64> = (1..=n).collect();
+        Sim::with_observers(seed, n, 0, snap_count)
+    }
+
+    /// `voters` voting replicas (ids 1..=voters) and `observers` more.
+    pub fn with_observers(seed: u64, voters: u64, observers: u64, snap_count: u64) -> Sim {
+        let ids: Vec<u64> = (1..=voters + observers).collect();
         let mut sim = Sim {
             rng: StdRng::seed_from_u64(seed),
             now_ms: 0,
             ids: ids.clone(),
+            voters: (1..=voters).collect(),
             nodes: BTreeMap::new(),
             disks: BTreeMap::new(),
             net: Vec::new(),
@@ -192,7 +206,7 @@ impl Sim {
                 }),
         };
         let node = Node::new(
-            cfg(id, &self.ids, self.seed, self.snap_count),
+            cfg(id, &self.ids, &self.voters, self.seed, self.snap_count),
             self.clock(id),
             restored,
         )
@@ -318,11 +332,11 @@ impl Sim {
     /// Can `id` reach a majority of the voters (itself included)?
     fn in_majority(&self, id: u64) -> bool {
         let reach = self
-            .ids
+            .voters
             .iter()
             .filter(|p| **p == id || (!self.cut.contains(&(id, **p)) && self.nodes.contains_key(p)))
             .count();
-        reach * 2 > self.ids.len()
+        reach * 2 > self.voters.len()
     }
 
     /// Advances simulated time, delivering messages and running every core.
