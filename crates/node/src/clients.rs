@@ -467,8 +467,9 @@ impl Node {
             }
             Request::SetWatches(sw) => {
                 // Events for what changed since the client's zxid first, then the reply.
+                // ZooKeeper 3.9 marks these with no zxid (-1), as 3.8 did all.
                 for n in self.watches.replay(&self.sm.tree, sw, conn) {
-                    self.send_notification(&n);
+                    self.send_notification(&n, -1);
                 }
                 Reply::Empty
             }
@@ -619,12 +620,15 @@ impl Node {
         });
     }
 
-    pub(crate) fn send_notification(&mut self, n: &Notification) {
+    /// A watch event; its header carries `zxid`, the change that fired it,
+    /// as ZooKeeper 3.9 sends (ZOOKEEPER-4655; 3.8 sent -1, and 3.8
+    /// clients do not read it).
+    pub(crate) fn send_notification(&mut self, n: &Notification, zxid: i64) {
         let mut w = Vec::with_capacity(32 + n.path.len());
         let at = start_frame(&mut w);
         ReplyHeader {
             xid: Xid::NOTIFICATION,
-            zxid: -1,
+            zxid,
             err: 0,
         }
         .write(&mut w);

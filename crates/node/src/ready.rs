@@ -199,7 +199,7 @@ impl Node {
                     .is_some_and(|c| acl::check(acl, Perms::READ, &c.auth, schemes).is_ok())
             });
         for n in &notes {
-            self.send_notification(n);
+            self.send_notification(n, zxid);
         }
         self.notes = notes;
 
