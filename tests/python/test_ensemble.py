@@ -110,6 +110,7 @@ class EnsembleTest(unittest.TestCase):
         self.ens.start(1)
         harness.wait_until(lambda: "cannot connect to server 2" in self.ens.server(1).log(), what="the log line")
         self.assertIn("not currently serving requests", harness.four_letter(self.ens.server(1).port, "srvr"))
+        self.assertEqual(harness.four_letter(self.ens.server(1).port, "isro"), "null")
         # A majority up: a leader is elected and clients are served.
         self.ens.start(2)
         self.ens.leader()

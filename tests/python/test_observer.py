@@ -41,6 +41,7 @@ class ObserverTest(unittest.TestCase):
         ens = observer_ensemble(self, kind)
         leader = ens.leader()
         seen["observer mode"] = ens.mode(OBSERVER)
+        seen["isro serving"] = harness.four_letter(ens.server(OBSERVER).port, "isro")
         seen["observer srvr keys"] = sorted(l.split(":")[0] for l in
                                             harness.four_letter(ens.server(OBSERVER).port, "srvr").splitlines())
         # Writes through the observer reach the voters; its reads see theirs.
@@ -75,6 +76,7 @@ class ObserverTest(unittest.TestCase):
         harness.wait_until(lambda: ens.mode(OBSERVER) is None, timeout=60,
                            what="the observer without a quorum to stop serving (%s)" % kind)
         seen["observer without a quorum"] = harness.four_letter(ens.server(OBSERVER).port, "srvr").strip()
+        seen["isro without a quorum"] = harness.four_letter(ens.server(OBSERVER).port, "isro")
         return seen
 
     def test_an_observer_serves_and_does_not_vote_as_in_zookeeper(self):
@@ -84,6 +86,7 @@ class ObserverTest(unittest.TestCase):
         self.assertTrue(fk["write with the observer down"])
         self.assertTrue(fk["observer caught up"])
         self.assertEqual(fk["observer without a quorum"], "This ZooKeeper instance is not currently serving requests")
+        self.assertEqual((fk["isro serving"], fk["isro without a quorum"]), ("rw", "null"))
         zk = self.observe("zookeeper")
         self.assertEqual(fk, zk)
 

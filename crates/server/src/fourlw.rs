@@ -576,7 +576,8 @@ pub use proto::java_date;
 pub fn render(cmd: &str, v: &View) -> String {
     match cmd {
         "ruok" => "imok".into(),
-        "isro" => "rw".into(),
+        // As ZooKeeper's IsroCommand: "null" while not serving.
+        "isro" => if v.serving() { "rw" } else { "null" }.into(),
         "envi" => v.envi(),
         "conf" => v.conf(),
         "cons" => v.cons(true),
