@@ -618,11 +618,13 @@ mod tests {
         }
     }
 
-    /// Frames of Raft messages from `senders`, read as from server 2.
-    async fn read_as_server_2(senders: &[u64]) -> (bool, Vec<u64>) {
+    /// Frames of Raft messages of `kind` naming `senders`, read as from
+    /// server 2: whether the connection ended, and the senders passed on.
+    async fn read_as_server_2(kind: MessageType, senders: &[u64]) -> (bool, Vec<u64>) {
         let (mut w, mut r) = tokio::io::duplex(1 << 16);
         for &from in senders {
             let mut m = RaftMessage::default();
+            m.set_msg_type(kind);
             m.from = from;
             m.to = 1;
             let body = m.write_to_bytes().unwrap();
@@ -645,26 +647,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_raft_message_must_name_its_connections_server() {
-        assert_eq!(read_as_server_2(&[2, 2]).await, (true, vec![2, 2]));
+        let append = MessageType::MsgAppend;
+        assert_eq!(read_as_server_2(append, &[2, 2]).await, (true, vec![2, 2]));
         // A message claiming server 3 on server 2's connection ends it.
-        assert_eq!(read_as_server_2(&[2, 3, 2]).await, (true, vec![2]));
+        assert_eq!(read_as_server_2(append, &[2, 3, 2]).await, (true, vec![2]));
     }
 
     #[tokio::test]
     async fn a_forwarded_leadership_transfer_names_the_server_to_lead() {
-        let (mut w, mut r) = tokio::io::duplex(1 << 16);
-        let mut m = RaftMessage::default();
-        m.set_msg_type(MessageType::MsgTransferLeader);
-        m.from = 3;
-        m.to = 1;
-        let body = m.write_to_bytes().unwrap();
-        peer_frame::write(&mut w, peer_frame::KIND_RAFT, &[&body])
-            .await
-            .unwrap();
-        drop(w);
-        let (tx, mut rx) = mpsc::channel(16);
-        read_frames(&mut r, 2, &tx, &home()).await;
-        drop(tx);
-        assert!(matches!(rx.recv().await, Some(CoreInput::Peer(m)) if m.from == 3));
+        let transfer = MessageType::MsgTransferLeader;
+        assert_eq!(read_as_server_2(transfer, &[3]).await, (true, vec![3]));
     }
 }
