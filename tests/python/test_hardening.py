@@ -348,7 +348,15 @@ class TestAgainstZooKeeper(unittest.TestCase):
         want = _headers(self.zk.port, self.zk.port)
         got = _headers(self.fk.port, self.fk.port)
         self.assertEqual(want[0][0], (5, "zero", 0), "ZooKeeper answers addauth with the client's xid")
+        # The event (-1 xid): ZooKeeper 3.9 puts the zxid of the change in
+        # its header (ZOOKEEPER-4655), as ferrokeeper does; 3.8 put -1.
+        event = want[0].index((-1, "minus-one", 0))
+        want[0][event] = (-1, "positive", 0)
         self.assertEqual(got, want)
+        if harness.HAVE_ZK39:
+            zk39 = harness.Server("zookeeper", zookeeper="3.9").start()
+            self.addCleanup(zk39.close)
+            self.assertEqual(got, _headers(zk39.port, zk39.port), "as ZooKeeper 3.9.5")
 
     def test_version_line_parses_as_zookeepers(self):
         import re
