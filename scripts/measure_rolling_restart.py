@@ -7,6 +7,7 @@ servers show what the ensemble costs them: the longest time between two
 of their successful writes, and the writes that failed.
 
     cargo build --release && /usr/bin/python3 scripts/measure_rolling_restart.py [rounds]
+    ONLY=ferrokeeper (or zookeeper) measures one of the two
 """
 import os
 import sys
@@ -49,7 +50,7 @@ class Writer(threading.Thread):
         return [e for t, e in self.failed if t0 <= t <= t1]
 
 
-def measure(kind, only=None):
+def measure(kind):
     ens = harness.Ensemble(3, kind=kind)
     try:
         ens.start()

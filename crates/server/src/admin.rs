@@ -58,6 +58,15 @@ pub(crate) fn answer(
         .into_response()
 }
 
+/// The value of `key` in the request's query string (`?a=1&key=v`).
+pub(crate) fn query_param<'u>(uri: &'u axum::http::Uri, key: &str) -> Option<&'u str> {
+    uri.query()?
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
 /// The answer while the server cannot take the command.
 pub(crate) fn unavailable(command: &str) -> axum::response::Response {
     answer(

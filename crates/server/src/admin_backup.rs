@@ -14,7 +14,6 @@
 //! the same zxid (`tree::zk_restore`); the answer comes once this server
 //! has applied it.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -109,14 +108,7 @@ impl Backup {
 
 /// `?streaming=`: Java's `Boolean.parseBoolean`, true when absent.
 fn streaming(uri: &Uri) -> bool {
-    let q: HashMap<&str, &str> = uri
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .collect();
-    q.get("streaming")
-        .is_none_or(|v| v.eq_ignore_ascii_case("true"))
+    crate::admin::query_param(uri, "streaming").is_none_or(|v| v.eq_ignore_ascii_case("true"))
 }
 
 pub(crate) async fn snapshot(

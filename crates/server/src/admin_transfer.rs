@@ -25,11 +25,7 @@ const CMD: &str = "transfer_leadership";
 
 /// `to=N` from the query.
 fn target(uri: &Uri) -> Option<u64> {
-    uri.query()?
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == "to")
-        .and_then(|(_, v)| v.parse().ok())
+    crate::admin::query_param(uri, "to")?.parse().ok()
 }
 
 pub(crate) async fn transfer(
