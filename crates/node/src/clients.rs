@@ -127,7 +127,7 @@ impl Node {
             self.cfg.min_session_timeout_ms,
             self.cfg.max_session_timeout_ms,
         );
-        if self.raw.raft.leader_id == raft::INVALID_ID {
+        if !self.has_leader() {
             // A server without a quorum serves no client; this one waits.
             self.held_connects.push(HeldConnect {
                 conn,

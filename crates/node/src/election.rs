@@ -17,6 +17,7 @@ impl Node {
     /// `install_snapshot`, with its state.
     pub fn step(&mut self, mut msg: RaftMessage) {
         self.down.remove(&msg.from);
+        self.heard_ms.insert(msg.from, self.now_ms);
         if self.takeover_conflict(&msg) {
             return;
         }
@@ -38,6 +39,10 @@ impl Node {
                 }
             }
             _ => {}
+        }
+        if msg.get_msg_type() == MessageType::MsgPropose && self.is_leader() {
+            // A follower's forwarded writes: reconfigs are decided here.
+            self.vet_proposals(msg.mut_entries());
         }
         // A message from an unknown peer or for an old term is not ours to act on.
         let _ = self.raw.step(msg);

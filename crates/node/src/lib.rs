@@ -42,6 +42,7 @@ mod digest_check;
 mod election;
 mod log;
 mod ready;
+mod reconfig;
 mod restore;
 pub mod sasl;
 mod snapshots;
@@ -58,6 +59,8 @@ use ready::MAX_APPEND_BYTES;
 use snapshots::snapshot_threshold;
 use store::Store;
 use timers::{fresh_timers, Liveness};
+
+pub use reconfig::ReconfigSettings;
 
 use proto::frame::{finish_frame, start_frame};
 use proto::{
@@ -125,6 +128,11 @@ pub struct NodeConfig {
     /// The index of a snapshot taken over from a ZooKeeper ensemble
     /// member that the ensemble has not confirmed yet (`takeover`).
     pub takeover_unconfirmed: Option<u64>,
+    /// `reconfigEnabled`, `standaloneEnabled` (`reconfig`).
+    pub reconfig: ReconfigSettings,
+    /// The `server.N=` lines of the config files, as `/zookeeper/config`
+    /// shows them until a reconfig replaces them; empty when standalone.
+    pub members_text: String,
 }
 
 /// What a frame the core sends is.
@@ -210,6 +218,15 @@ pub enum Output {
     /// The restore this server proposed for `waiter` was applied at
     /// `zxid`; `ok` false when its bytes were not a snapshot.
     Restored { waiter: u64, zxid: i64, ok: bool },
+    /// The membership now (at startup, and after each change): the text
+    /// of `/zookeeper/config` (version 0: from the config files) and
+    /// Raft's voters and learners. The driver reaches new peers, drops
+    /// gone ones and writes ZooKeeper's dynamic config file.
+    Membership {
+        text: String,
+        voters: Vec<u64>,
+        learners: Vec<u64>,
+    },
 }
 
 /// The Raft state read back from disk at startup.
@@ -313,6 +330,13 @@ pub struct Node {
     last_liveness_report_ms: i64,
     /// Digests noted for comparison with the leader's (`digest_check`).
     digest_notes: DigestNotes,
+    /// Leader: the index of the last reconfig it let into its log; no
+    /// other is decided until that one is applied (`reconfig`).
+    reconfig_pending_at: u64,
+    /// A reconfig took this server out of the ensemble: it serves nothing.
+    removed: bool,
+    /// When each peer's last message came (`reconfig` counts the live).
+    heard_ms: HashMap<u64, i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -333,13 +357,23 @@ impl Node {
     /// committed entries after the snapshot are applied again. A one-voter
     /// group elects itself at once; a larger one waits for an election.
     pub fn new(cfg: NodeConfig, now_ms: i64, restored: Restored) -> Result<Node, NodeError> {
-        if !cfg.voters.contains(&cfg.server_id) && !cfg.learners.contains(&cfg.server_id) {
-            return Err(NodeError::NotAVoter(cfg.server_id, cfg.voters.clone()));
-        }
-        // Membership is the configuration's (there is no reconfig yet): a
-        // snapshot written under another one (an observer line added
-        // since) does not override it.
-        let members = ConfState::from((cfg.voters.clone(), cfg.learners.clone()));
+        // Membership: the config files' (a snapshot written under another
+        // one — an observer line added since — does not override them),
+        // unless a reconfig has set it through the log: then the
+        // snapshot's, and the log replays later changes (`reconfig`).
+        let reconfigured = restored
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| s.state.members().version != 0);
+        let members = if reconfigured {
+            let s = restored.snapshot.as_ref().expect("checked above");
+            s.conf_state.clone()
+        } else {
+            if !cfg.voters.contains(&cfg.server_id) && !cfg.learners.contains(&cfg.server_id) {
+                return Err(NodeError::NotAVoter(cfg.server_id, cfg.voters.clone()));
+            }
+            ConfState::from((cfg.voters.clone(), cfg.learners.clone()))
+        };
         let mut storage = Log::new(members.clone());
         let mut sm = StateMachine::new(cfg.tree);
         let mut applied = 0;
@@ -352,7 +386,7 @@ impl Node {
             s.mut_metadata().set_conf_state(snap.conf_state);
             snap_meta = Some(s.get_metadata().clone());
             storage.apply_snapshot(s.take_metadata())?;
-            storage.set_conf_state(members);
+            storage.set_conf_state(members.clone());
             applied = snap.index;
             sm = snap.state;
             hard_state.commit = hard_state.commit.max(snap.index);
@@ -404,7 +438,8 @@ impl Node {
             snap: snap_meta,
         };
         let mut raw = RawNode::new(&rc, store, &logger)?;
-        if cfg.voters == [cfg.server_id] {
+        sm.set_local_members(&cfg.members_text, now_ms);
+        if members.voters == [cfg.server_id] && members.learners.is_empty() {
             raw.campaign()?;
         } else {
             // The first timeout too comes from our RNG.
@@ -442,6 +477,9 @@ impl Node {
             timeout_drawn_for: (u64::MAX, 0),
             last_liveness_report_ms: now_ms,
             digest_notes: DigestNotes::default(),
+            reconfig_pending_at: 0,
+            removed: false,
+            heard_ms: HashMap::new(),
             rng,
             sm,
             cfg,
@@ -463,7 +501,8 @@ impl Node {
         // restart.)
         node.liveness = fresh_timers(&node.sm, now_ms);
         node.snapshot_after_bytes = node.bytes_between_snapshots();
-        if node.cfg.voters.len() > 1 && !node.is_observer() {
+        node.members_changed();
+        if members.voters.len() > 1 && !node.is_observer() && !node.removed {
             // Nobody leads yet as far as we know: take our turn as after a
             // lost leader (lowest live id first) instead of waiting out a
             // whole election timeout, as ZooKeeper's election starts at once.
@@ -525,6 +564,11 @@ impl Node {
         v
     }
 
+    /// This server's id (`myid`).
+    pub fn server_id(&self) -> u64 {
+        self.cfg.server_id
+    }
+
     /// The leader this replica follows (itself when leading); 0 for none.
     pub fn leader_id(&self) -> u64 {
         self.raw.raft.leader_id
@@ -571,7 +615,12 @@ impl Node {
 
     /// Whether this server is an observer (a Raft learner).
     pub fn is_observer(&self) -> bool {
-        self.cfg.learners.contains(&self.cfg.server_id)
+        self.raft_members().1.contains(&self.cfg.server_id)
+    }
+
+    /// A reconfig took this server out of the ensemble.
+    pub fn is_removed(&self) -> bool {
+        self.removed
     }
 
     fn learners_in_step(&self, observers: bool) -> (usize, usize) {
@@ -579,9 +628,10 @@ impl Node {
             return (0, 0);
         }
         let me = self.cfg.server_id;
+        let learners = self.raft_members().1;
         let mut n = (0, 0);
         for (id, pr) in self.raw.raft.prs().iter() {
-            if *id == me || !pr.recent_active || self.cfg.learners.contains(id) != observers {
+            if *id == me || !pr.recent_active || learners.contains(id) != observers {
                 continue;
             }
             n.0 += 1;
@@ -608,7 +658,7 @@ impl Node {
 
     /// Whether this replica knows a leader, and so serves clients.
     pub fn has_leader(&self) -> bool {
-        self.raw.raft.leader_id != raft::INVALID_ID
+        self.raw.raft.leader_id != raft::INVALID_ID && !self.removed
     }
 
     pub fn is_leader(&self) -> bool {

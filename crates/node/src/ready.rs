@@ -42,7 +42,9 @@ impl Node {
         let mut m = RaftMessage::default();
         m.set_msg_type(raft::prelude::MessageType::MsgPropose);
         m.from = self.cfg.server_id;
-        m.set_entries(std::mem::take(&mut self.proposals).into());
+        let mut entries = std::mem::take(&mut self.proposals);
+        self.vet_proposals(&mut entries);
+        m.set_entries(entries.into());
         let conns = std::mem::take(&mut self.proposal_conns);
         if let Err(err) = self.raw.raft.step(m) {
             // No leader: the clients must retry elsewhere.
@@ -127,7 +129,7 @@ impl Node {
         self.advance_applied();
         self.confirm_takeover();
         self.maybe_snapshot();
-        if self.raw.raft.leader_id != raft::INVALID_ID && !self.held_connects.is_empty() {
+        if self.has_leader() && !self.held_connects.is_empty() {
             for h in std::mem::take(&mut self.held_connects) {
                 self.open(h.conn, h.req, h.ip, h.ids, h.early, self.now_ms);
             }
@@ -178,7 +180,16 @@ impl Node {
                 }
                 Committed::Apply(entry) => {
                     let applied = self.sm.apply(zxid, &entry);
+                    let reconfigured = matches!(entry.kind, EntryKind::Reconfig { .. })
+                        && matches!(applied.reply, Some(Reply::Data(..)));
                     self.after_apply(zxid, &entry, applied);
+                    if reconfigured {
+                        // Addresses changed, voters and learners did not.
+                        self.switch_members(&entry, None);
+                    }
+                }
+                Committed::Membership { entry, change } => {
+                    self.apply_membership(zxid, entry, &change);
                 }
             }
             self.note_digest(e.index);

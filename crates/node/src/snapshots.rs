@@ -92,6 +92,7 @@ impl Node {
             state.sessions.len()
         );
         self.sm = *state;
+        self.sm.set_local_members(&self.cfg.members_text, self.now_ms);
         self.close_all_clients("this server installed a snapshot from the leader");
         self.liveness = fresh_timers(&self.sm, self.now_ms);
         self.since_snapshot = 0;
@@ -104,6 +105,7 @@ impl Node {
             .apply_snapshot(snap.get_metadata().clone())
             .expect("raft accepted a snapshot newer than the log");
         self.raw.mut_store().snap = Some(meta.clone());
+        self.members_changed();
         (meta.index, meta.term)
     }
 

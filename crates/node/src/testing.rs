@@ -7,7 +7,7 @@
 use raft::prelude::{ConfState, Entry as RaftEntry, HardState};
 use tree::{Frozen, StateMachine, TreeConfig};
 
-use crate::{Node, NodeConfig, Output};
+use crate::{Node, NodeConfig, Output, ReconfigSettings};
 
 impl NodeConfig {
     /// A standalone server 1 at tickTime 2000 with ZooKeeper's default
@@ -33,6 +33,8 @@ impl NodeConfig {
             voters: vec![1],
             learners: vec![],
             digest_every: 64,
+            reconfig: ReconfigSettings::default(),
+            members_text: String::new(),
         }
     }
 }

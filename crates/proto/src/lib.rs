@@ -1,7 +1,9 @@
 //! The ZooKeeper client wire protocol: the jute encoding, the records of
 //! `zookeeper.jute`, op codes, error codes and framing — and ZooKeeper's
 //! facts that every other crate needs once: the path rules and system
-//! paths (`path`), each op's name and class (`op`).
+//! paths (`path`), each op's name and class (`op`), the ensemble
+//! membership's text as `/zookeeper/config` and reconfig carry it
+//! (`members`).
 //!
 //! Owns: bytes <-> typed records. Does not own: any I/O, sockets, time or
 //! the tree's semantics (that is the `tree` crate).
@@ -13,6 +15,7 @@
 pub mod codec;
 pub mod consts;
 pub mod frame;
+pub mod members;
 pub mod op;
 pub mod path;
 pub mod records;

@@ -71,14 +71,7 @@ const FILE_ONLY: &[&str] = &[
 ];
 
 /// One `server.N=host:quorumPort:electionPort[:role][;[addr:]clientPort]` line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerSpec {
-    pub host: String,
-    pub quorum_port: u16,
-    pub election_port: u16,
-    pub observer: bool,
-    pub client: Option<(Option<String>, u16)>,
-}
+pub use proto::members::ServerSpec;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -103,6 +96,15 @@ pub struct Config {
     /// `4lw.commands.whitelist`; "*" allows all.
     pub four_letter_whitelist: Vec<String>,
     pub servers: BTreeMap<u64, ServerSpec>,
+    /// `reconfigEnabled` (default false): clients may change the
+    /// membership with `reconfig`.
+    pub reconfig_enabled: bool,
+    /// `standaloneEnabled` (default true): a membership needs two voters.
+    pub standalone_enabled: bool,
+    /// `dynamicConfigFile`: where the `server.N` lines are (they replace
+    /// any in zoo.cfg); written by ZooKeeper and ferrokeeper after a
+    /// reconfig.
+    pub dynamic_config_file: Option<PathBuf>,
     /// `preAllocSize` (ZooKeeper gives it in KiB): bytes preallocated per log segment.
     pub prealloc_bytes: u64,
     /// `forceSync`: fsync the log before acknowledging (default yes).
@@ -213,9 +215,6 @@ pub struct AuthSettings {
 
 /// ZooKeeper keys accepted without effect in this build (a warning says so).
 const ACCEPTED: &[&str] = &[
-    "standaloneEnabled",
-    "reconfigEnabled",
-    "dynamicConfigFile",
     "metricsProvider.exportJvmInfo",
     "quorumListenOnAllIPs",
     "electionAlg",
@@ -325,40 +324,6 @@ fn parse_lines(text: &str) -> Vec<Line<'_>> {
     out
 }
 
-fn parse_server(v: &str) -> Result<ServerSpec, String> {
-    let (addr, client) = match v.split_once(';') {
-        Some((a, c)) => (a, Some(c)),
-        None => (v, None),
-    };
-    let parts: Vec<&str> = addr.split(':').collect();
-    if parts.len() < 3 || parts.len() > 4 {
-        return Err("expected host:quorumPort:electionPort[:participant|observer][;[clientAddr:]clientPort]".into());
-    }
-    let port = |s: &str| s.parse::<u16>().map_err(|_| format!("invalid port '{s}'"));
-    let observer = match parts.get(3) {
-        None | Some(&"participant") => false,
-        Some(&"observer") => true,
-        Some(r) => {
-            return Err(format!(
-                "invalid role '{r}': expected participant or observer"
-            ))
-        }
-    };
-    let client = match client {
-        None => None,
-        Some(c) => match c.rsplit_once(':') {
-            Some((a, p)) => Some((Some(a.to_string()), port(p)?)),
-            None => Some((None, port(c)?)),
-        },
-    };
-    Ok(ServerSpec {
-        host: parts[0].into(),
-        quorum_port: port(parts[1])?,
-        election_port: port(parts[2])?,
-        observer,
-        client,
-    })
-}
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -405,6 +370,9 @@ impl Config {
             super_digest: None,
             four_letter_whitelist: vec!["srvr".into()],
             servers: BTreeMap::new(),
+            reconfig_enabled: false,
+            standalone_enabled: true,
+            dynamic_config_file: None,
             prealloc_bytes: 64 << 20,
             force_sync: true,
             digest_enabled: true,
@@ -536,6 +504,22 @@ impl Config {
                 }
                 "forceSync" => c.force_sync = boolean(v).map_err(err)?,
                 "digest.enabled" => c.digest_enabled = boolean(v).map_err(err)?,
+                "reconfigEnabled" => c.reconfig_enabled = boolean(v).map_err(err)?,
+                "standaloneEnabled" => c.standalone_enabled = boolean(v).map_err(err)?,
+                "dynamicConfigFile" => {
+                    let dynamic = PathBuf::from(v);
+                    let text = std::fs::read_to_string(&dynamic)
+                        .map_err(|e| err(format!("cannot read {v}: {e}")))?;
+                    let members = proto::members::Members::parse(&text)
+                        .map_err(|e| err(format!("{v}: {e}")))?;
+                    if !c.servers.is_empty() {
+                        c.warnings.push(format!(
+                            "{at}: the server.N lines of {v} replace those of {file}"
+                        ));
+                    }
+                    c.servers = members.servers;
+                    c.dynamic_config_file = Some(dynamic);
+                }
                 "snapCount" => {
                     c.snap_count = num::<u64>(v)
                         .and_then(|n| {
@@ -689,7 +673,7 @@ impl Config {
                     let id: u64 = k["server.".len()..]
                         .parse()
                         .map_err(|_| err("expected server.<number>".into()))?;
-                    let spec = parse_server(v).map_err(err)?;
+                    let spec = ServerSpec::parse(v).map_err(err)?;
                     c.servers.insert(id, spec);
                 }
                 k if ACCEPTED.contains(&k) => c.warnings.push(format!(

@@ -109,6 +109,19 @@ impl CoreTask {
             learners: membership.learners.clone(),
             digest_every: if cfg.digest_enabled { DIGEST_EVERY } else { 0 },
             takeover_unconfirmed,
+            reconfig: node::ReconfigSettings {
+                enabled: cfg.reconfig_enabled,
+                standalone_enabled: cfg.standalone_enabled,
+            },
+            members_text: if membership.transport.is_some() {
+                proto::members::Members {
+                    servers: cfg.servers.clone(),
+                    version: 0,
+                }
+                .render_servers()
+            } else {
+                String::new()
+            },
         };
         Ok(CoreTask {
             node: Node::new(ncfg, now, restored)?,
@@ -483,6 +496,40 @@ impl CoreTask {
         self.dispatch();
     }
 
+    /// The membership is `text` (`/zookeeper/config`'s): reach the other
+    /// members where it says, and keep ZooKeeper's dynamic config file.
+    fn new_membership(&mut self, text: &str) {
+        let Ok(members) = proto::members::Members::parse(text) else {
+            return;
+        };
+        let me = self.node.server_id();
+        if let Some(peers) = &mut self.peers {
+            peers.update(
+                members
+                    .servers
+                    .iter()
+                    .filter(|(id, _)| **id != me)
+                    .map(|(id, s)| crate::peer::PeerAddr {
+                        id: *id,
+                        quorum: format!("{}:{}", s.host, s.quorum_port),
+                        election: format!("{}:{}", s.host, s.election_port),
+                    })
+                    .collect(),
+            );
+        }
+        if self.cfg.reconfig_enabled {
+            match crate::dynamic_config::write(&self.cfg.path, me, text) {
+                Ok(Some(file)) => tracing::info!(
+                    "membership version {:x}: written to {}",
+                    members.version,
+                    file.display()
+                ),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("membership version {:x}: {e}", members.version),
+            }
+        }
+    }
+
     fn dispatch(&mut self) {
         // Closing a slow connection produces more outputs: loop until none.
         loop {
@@ -606,6 +653,7 @@ impl CoreTask {
                             Err(e) => tracing::warn!("the ZooKeeper data taken over here is confirmed, but its marker stays: {e}"),
                         }
                     }
+                    Output::Membership { text, .. } => self.new_membership(&text),
                     Output::Restored { waiter, zxid, ok } => {
                         if let Some(reply) = self.restores.remove(&waiter) {
                             let _ = reply.send(if ok {

@@ -278,7 +278,7 @@ impl View<'_> {
         if cfg.servers.len() > 1 {
             let _ = write!(
                 out,
-                "initLimit={}\nsyncLimit={}\nelectionAlg=3\nelectionPort={}\nquorumPort={}\npeerType=0\nmembership: \n",
+                "initLimit={}\nsyncLimit={}\nelectionAlg=3\nelectionPort={}\nquorumPort={}\npeerType={}\nmembership: \n",
                 cfg.init_limit,
                 cfg.sync_limit,
                 cfg.server_id()
@@ -287,26 +287,12 @@ impl View<'_> {
                 cfg.server_id()
                     .and_then(|i| cfg.servers.get(&i))
                     .map_or(0, |s| s.quorum_port),
+                // ZooKeeper's LearnerType: 0 participant, 1 observer.
+                u8::from(self.node.is_observer()),
             );
-            for (id, s) in &cfg.servers {
-                let _ = write!(
-                    out,
-                    "server.{id}={}:{}:{}:{}",
-                    s.host,
-                    s.quorum_port,
-                    s.election_port,
-                    if s.observer {
-                        "observer"
-                    } else {
-                        "participant"
-                    }
-                );
-                if let Some((host, port)) = &s.client {
-                    let _ = write!(out, ";{}:{port}", host.as_deref().unwrap_or("0.0.0.0"));
-                }
-                out.push('\n');
-            }
-            out.push_str("version=0\n");
+            // The membership now: the config files', or a reconfig's.
+            out.push_str(&self.node.state().members().render());
+            out.push('\n');
         }
         out
     }

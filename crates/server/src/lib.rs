@@ -33,6 +33,7 @@ mod jaas;
 pub mod lifecycle;
 mod listen;
 pub mod logging;
+mod dynamic_config;
 mod membership;
 mod metrics;
 mod peer;
@@ -88,6 +89,9 @@ impl Server {
     /// Binds the client port and starts serving.
     pub async fn start(mut cfg: Config) -> Result<Server, ServerError> {
         let membership = Membership::of(&cfg)?;
+        if let Err(e) = dynamic_config::backup_static(&cfg) {
+            tracing::warn!("cannot back up {} as ZooKeeper does: {e}", cfg.path.display());
+        }
         let sasl = jaas::load(&cfg.auth).map_err(ServerError::Jaas)?;
         let tls = match cfg.tls.enabled() {
             true => Some(tls::Current::new(

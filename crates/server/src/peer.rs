@@ -59,6 +59,8 @@ pub(crate) struct Peers {
     quorum: BTreeMap<u64, mpsc::Sender<Vec<u8>>>,
     election: BTreeMap<u64, mpsc::Sender<Vec<u8>>>,
     quorum_addr: BTreeMap<u64, String>,
+    /// Where each peer listens, to notice a reconfig that moves one.
+    addrs: BTreeMap<u64, PeerAddr>,
     core: mpsc::Sender<CoreInput>,
     /// Peers a snapshot is being sent to: one transfer each at a time.
     sending_snapshot: Arc<Mutex<BTreeSet<u64>>>,
@@ -78,8 +80,13 @@ pub(crate) struct SnapshotHome {
 /// they speak over.
 pub(crate) struct Gate {
     pub my_id: u64,
-    /// The other members' ids.
-    pub members: BTreeSet<u64>,
+    /// The other members' ids; a reconfig changes them (`Peers::update`).
+    pub members: std::sync::RwLock<BTreeSet<u64>>,
+    /// Rings when a peer connects to us: our dialers to it, waiting out a
+    /// backoff after it was unreachable, try again now (it is up). Without
+    /// it a leader reached a server that started after it only after up
+    /// to a whole backoff, and counted it out of a quorum meanwhile.
+    pub came_up: Arc<tokio::sync::Notify>,
     pub auth: crate::quorum_auth::QuorumAuth,
     /// Replaced when the `ssl.quorum.*` files change (`tls::reload`).
     pub tls: Arc<crate::tls::Current<crate::peer_stream::PeerTls>>,
@@ -235,7 +242,8 @@ pub(crate) async fn start(
 ) -> Result<Peers, crate::ServerError> {
     let gate = Arc::new(Gate {
         my_id,
-        members: peers.iter().map(|p| p.id).collect(),
+        members: std::sync::RwLock::new(peers.iter().map(|p| p.id).collect()),
+        came_up: Arc::new(tokio::sync::Notify::new()),
         auth,
         tls,
     });
@@ -259,35 +267,86 @@ pub(crate) async fn start(
     let mut out = Peers {
         quorum: BTreeMap::new(),
         election: BTreeMap::new(),
-        quorum_addr: peers.iter().map(|p| (p.id, p.quorum.clone())).collect(),
+        quorum_addr: BTreeMap::new(),
+        addrs: BTreeMap::new(),
         core: core.clone(),
         sending_snapshot: Arc::new(Mutex::new(BTreeSet::new())),
         stop: stop.clone(),
         gate: gate.clone(),
     };
     for p in peers {
+        out.dial(p, |f| {
+            tasks.spawn(f);
+        });
+    }
+    Ok(out)
+}
+
+impl Peers {
+    /// Starts the two dialers to peer `p`; `spawn` runs each.
+    fn dial(
+        &mut self,
+        p: PeerAddr,
+        mut spawn: impl FnMut(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>),
+    ) {
         for (port, addr) in [
             ("quorum", p.quorum.clone()),
             ("election", p.election.clone()),
         ] {
             let (tx, rx) = mpsc::channel(PEER_QUEUE);
             if port == "quorum" {
-                out.quorum.insert(p.id, tx);
+                self.quorum.insert(p.id, tx);
             } else {
-                out.election.insert(p.id, tx);
+                self.election.insert(p.id, tx);
             }
-            tasks.spawn(dial_loop(
-                gate.clone(),
+            spawn(Box::pin(dial_loop(
+                self.gate.clone(),
                 p.id,
                 port,
                 addr,
                 rx,
-                core.clone(),
-                stop.subscribe(),
-            ));
+                self.core.clone(),
+                self.stop.subscribe(),
+            )));
         }
+        self.quorum_addr.insert(p.id, p.quorum.clone());
+        self.addrs.insert(p.id, p);
     }
-    Ok(out)
+
+    /// A reconfig changed the membership: the other members are now
+    /// `peers`. New ones are dialed and let in, gone ones dropped (their
+    /// dialers end), moved ones dialed at their new addresses.
+    pub(crate) fn update(&mut self, peers: Vec<PeerAddr>) {
+        let wanted: BTreeMap<u64, PeerAddr> = peers.into_iter().map(|p| (p.id, p)).collect();
+        let stale: Vec<u64> = self
+            .addrs
+            .iter()
+            .filter(|(id, a)| {
+                wanted.get(id).is_none_or(|w| w.quorum != a.quorum || w.election != a.election)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            tracing::info!("server {id} left the ensemble or moved: its connections close");
+            self.quorum.remove(&id);
+            self.election.remove(&id);
+            self.quorum_addr.remove(&id);
+            self.addrs.remove(&id);
+        }
+        for (id, p) in wanted {
+            if !self.addrs.contains_key(&id) {
+                tracing::info!(
+                    "server {id} is a member now: reaching it at {} (quorum) and {} (election)",
+                    p.quorum,
+                    p.election
+                );
+                self.dial(p, |f| {
+                    tokio::spawn(f);
+                });
+            }
+        }
+        *self.gate.members.write().unwrap() = self.addrs.keys().copied().collect();
+    }
 }
 
 /// A dialer's way back after a failed attempt.
@@ -295,12 +354,13 @@ struct Retry<'a> {
     backoff: Duration,
     core: &'a mpsc::Sender<CoreInput>,
     peer: u64,
+    came_up: &'a tokio::sync::Notify,
 }
 
 impl Retry<'_> {
     /// Tells the core the peer is lost (once per outage), drops what piled
     /// up meanwhile (Raft resends what matters) and waits the backoff;
-    /// false when the server stops meanwhile.
+    /// false when the server stops meanwhile, or the peer left.
     async fn wait(
         &mut self,
         reported: &mut bool,
@@ -311,10 +371,18 @@ impl Retry<'_> {
             *reported = true;
             let _ = self.core.try_send(CoreInput::PeerLost(self.peer));
         }
-        while rx.try_recv().is_ok() {}
+        loop {
+            match rx.try_recv() {
+                Ok(_) => {}
+                // The peer left the ensemble (`Peers::update`).
+                Err(mpsc::error::TryRecvError::Disconnected) => return false,
+                Err(mpsc::error::TryRecvError::Empty) => break,
+            }
+        }
         tokio::select! {
             _ = stop.recv() => return false,
             _ = tokio::time::sleep(self.backoff) => {}
+            _ = self.came_up.notified() => self.backoff = BACKOFF_MIN,
         }
         self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
         true
@@ -335,6 +403,7 @@ async fn dial_loop(
         backoff: BACKOFF_MIN,
         core: &core,
         peer,
+        came_up: &gate.came_up,
     };
     let mut reported_down = false;
     loop {
@@ -456,7 +525,7 @@ async fn identify(sock: TcpStream, gate: &Gate) -> Result<(u64, Stream), String>
         .await
         .map_err(|e| format!("no server id: {e}"))?;
     let from = u64::from_be_bytes(id);
-    if from == gate.my_id || !gate.members.contains(&from) {
+    if from == gate.my_id || !gate.members.read().unwrap().contains(&from) {
         return Err(format!(
             "it calls itself server {from}, which is not another server of this ensemble"
         ));
@@ -507,6 +576,7 @@ async fn read_peer(
         Ok(Err(why)) => return refused(why),
         Err(_) => return refused(late()),
     };
+    gate.came_up.notify_waiters();
     // Not bounded in time: a dialer without quorum authentication sends
     // its first frame when it has one (an election connection may stay
     // quiet for long); one with it sends the magic at once.

@@ -79,15 +79,20 @@ pub fn dump_log(log_dir: &Path) -> Result<String, ToolError> {
     let mut out = String::new();
     for e in &rec.entries {
         let _ = write!(out, "index=0x{:x} term={} ", e.index, e.term);
-        if e.get_entry_type() != EntryType::EntryNormal {
-            let _ = writeln!(out, "membership-change");
-            continue;
-        }
-        if e.data.is_empty() {
-            let _ = writeln!(out, "leader-noop");
-            continue;
-        }
-        match Entry::decode(&e.data) {
+        let bytes = match e.get_entry_type() {
+            EntryType::EntryNormal if e.data.is_empty() => {
+                let _ = writeln!(out, "leader-noop");
+                continue;
+            }
+            EntryType::EntryNormal => &e.data,
+            _ if e.context.is_empty() => {
+                let _ = writeln!(out, "membership-change");
+                continue;
+            }
+            // A reconfig's membership change: the reconfig entry.
+            _ => &e.context,
+        };
+        match Entry::decode(bytes) {
             Err(err) => {
                 let _ = writeln!(out, "undecodable entry: {err}");
             }
@@ -120,6 +125,14 @@ pub fn dump_log(log_dir: &Path) -> Result<String, ToolError> {
                     EntryKind::Restore { snapshot } => {
                         writeln!(out, "op=restore packed-snapshot-bytes={}", snapshot.len())
                     }
+                    EntryKind::Reconfig { base, servers, .. } => {
+                        writeln!(
+                            out,
+                            "op=reconfig from-version={base:x} members={:?}",
+                            servers.replace('\n', ",")
+                        )
+                    }
+                    EntryKind::Refused { error } => writeln!(out, "op=refused err={error}"),
                 };
             }
         }

@@ -20,6 +20,7 @@ use crate::datatree::{
     owner_kind, DataTree, OwnerKind, Trigger, CONTAINER_OWNER, MAX_TTL_MS, TTL_OWNER_MASK,
 };
 use crate::entry::{Entry, EntryKind};
+use proto::members::Members;
 use crate::path;
 use crate::reply::{MultiResult, Reply};
 
@@ -134,6 +135,42 @@ impl StateMachine {
         self.next_session_id = next_session_id;
     }
 
+    /// The membership `/zookeeper/config` holds (none for a standalone
+    /// server, whose node is empty).
+    pub fn members(&self) -> Members {
+        self.tree
+            .get(crate::datatree::CONFIG)
+            .and_then(|n| n.data)
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .and_then(|t| Members::parse(t).ok())
+            .unwrap_or_default()
+    }
+
+    /// Writes this server's own reading of its config files into
+    /// `/zookeeper/config` (version 0), as ZooKeeper does at startup,
+    /// unless a reconfig has set it through the log (a version other
+    /// than 0): not replicated, and outside the digest.
+    pub fn set_local_members(&mut self, servers: &str, time_ms: i64) {
+        if self.members().version != 0 || servers.is_empty() {
+            return;
+        }
+        let text = format!("{servers}\nversion=0");
+        self.tree.set_config(text.as_bytes(), 0, time_ms);
+        self.tree.take_triggers();
+    }
+
+    /// A reconfig the leader accepted: `/zookeeper/config` becomes
+    /// `servers` at version `zxid`, answered with the new text and Stat —
+    /// unless the membership is no longer at `base` (BadVersion).
+    fn reconfigure(&mut self, zxid: i64, time_ms: i64, base: u64, servers: &str) -> Reply {
+        if self.members().version != base {
+            return Reply::Err(ErrorCode::BadVersion);
+        }
+        let text = format!("{servers}\nversion={zxid:x}");
+        let stat = self.tree.set_config(text.as_bytes(), zxid, time_ms);
+        Reply::Data(Some(text.into_bytes()), stat)
+    }
+
     /// Records that `zxid` was used by an entry with no state change (a
     /// Raft no-op or membership change), keeping zxids dense.
     pub fn skip(&mut self, zxid: i64) {
@@ -206,6 +243,12 @@ impl StateMachine {
                 Ok(()) => Reply::Empty,
                 Err(_) => Reply::Err(ErrorCode::BadArguments),
             }),
+            EntryKind::Reconfig { base, servers, .. } => {
+                Some(self.reconfigure(zxid, entry.time_ms, *base, servers))
+            }
+            EntryKind::Refused { error } => Some(Reply::Err(
+                ErrorCode::from_code(*error).unwrap_or(ErrorCode::SystemError),
+            )),
             EntryKind::Request { op, body, auth } => {
                 let ctx = Ctx {
                     zxid,

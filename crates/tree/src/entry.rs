@@ -5,7 +5,7 @@
 //! ```text
 //! u8   format version (1)
 //! u8   kind tag: 1 request, 2 createSession, 3 closeSession, 4 reap,
-//!                5 digest, 6 restore
+//!                5 digest, 6 restore, 7 reconfig, 8 refused
 //! i64  time_ms      proposer's clock; becomes ctime/mtime
 //! i64  session_id   0 for createSession and reap
 //! i32  xid          the client's xid (cxid), 0 when none
@@ -22,6 +22,14 @@
 //!                  after applying that index; changes nothing)
 //!   restore:       buffer snapshot (a ZooKeeper snapshot, packed by
 //!                  `zk_restore::pack`)
+//!   reconfig:      i64 base (the membership version it was made from),
+//!                  ustring servers (the new `server.N=` lines),
+//!                  vector<i64> base voters, vector<i64> base learners
+//!                  (the leader's Raft membership it was made from); in
+//!                  the context of the Raft membership change it goes
+//!                  with, or alone when the voters and learners stay
+//!   refused:       i32 error (a client's request the leader refused
+//!                  before it reached the log: its answer)
 //! ```
 //! The Raft layer checksums and frames entries; this format does not.
 
@@ -59,6 +67,21 @@ pub enum EntryKind {
     /// Replace the state with this ZooKeeper snapshot (`zk_restore`).
     Restore {
         snapshot: Vec<u8>,
+    },
+    /// A reconfig the leader accepted: the membership becomes `servers`
+    /// (`server.N=` lines) at this entry's zxid, if it is still at
+    /// version `base`. `base_voters`/`base_learners`: the Raft membership
+    /// the leader made the change from (`node::reconfig`).
+    Reconfig {
+        base: u64,
+        servers: String,
+        base_voters: Vec<u64>,
+        base_learners: Vec<u64>,
+    },
+    /// A client's request the leader refused before it reached the log
+    /// (a reconfig it cannot make): its error, answered when applied.
+    Refused {
+        error: i32,
     },
 }
 
@@ -106,6 +129,19 @@ pub fn encode_request(h: Header, op: OpCode, body: &[u8], auth: &[Id]) -> Vec<u8
     w
 }
 
+/// Where a request entry's op code is: after the format and kind bytes
+/// and the header's five fields.
+const REQUEST_OP_AT: usize = 2 + 8 + 8 + 4 + 8 + 8;
+
+/// Whether encoded entry bytes are a client request of `op`, read without
+/// decoding the entry (the leader looks at every proposal for reconfigs).
+pub fn is_request(data: &[u8], op: OpCode) -> bool {
+    data.len() >= REQUEST_OP_AT + 4
+        && data[0] == FORMAT_VERSION
+        && data[1] == 1
+        && data[REQUEST_OP_AT..REQUEST_OP_AT + 4] == op.code().to_be_bytes()
+}
+
 impl Entry {
     /// An entry of `session_id` at time 5 from connection 1 of server 1,
     /// for tests that apply entries by hand.
@@ -143,6 +179,8 @@ impl Entry {
             EntryKind::Reap { .. } => 4,
             EntryKind::Digest { .. } => 5,
             EntryKind::Restore { .. } => 6,
+            EntryKind::Reconfig { .. } => 7,
+            EntryKind::Refused { .. } => 8,
         };
         put_header(&mut w, tag, self.header());
         match &self.kind {
@@ -158,6 +196,20 @@ impl Entry {
                 put_i64(&mut w, *digest as i64);
             }
             EntryKind::Restore { snapshot } => put_bytes(&mut w, Some(snapshot)),
+            EntryKind::Reconfig {
+                base,
+                servers,
+                base_voters,
+                base_learners,
+            } => {
+                put_i64(&mut w, *base as i64);
+                proto::codec::put_str(&mut w, servers);
+                for ids in [base_voters, base_learners] {
+                    let ids: Vec<i64> = ids.iter().map(|i| *i as i64).collect();
+                    put_vec(&mut w, &ids);
+                }
+            }
+            EntryKind::Refused { error } => put_i32(&mut w, *error),
         }
         w
     }
@@ -196,6 +248,25 @@ impl Entry {
             6 => EntryKind::Restore {
                 snapshot: r.bytes()?.unwrap_or_default().to_vec(),
             },
+            7 => {
+                let base = r.i64()? as u64;
+                let servers = r.string()?;
+                let mut ids = || -> Result<Vec<u64>, DecodeError> {
+                    Ok(Vec::<i64>::read(&mut r)?
+                        .into_iter()
+                        .map(|i| i as u64)
+                        .collect())
+                };
+                let base_voters = ids()?;
+                let base_learners = ids()?;
+                EntryKind::Reconfig {
+                    base,
+                    servers,
+                    base_voters,
+                    base_learners,
+                }
+            }
+            8 => EntryKind::Refused { error: r.i32()? },
             t => return Err(DecodeError::UnknownOpCode(t as i32)),
         };
         r.finish()?;
@@ -240,6 +311,13 @@ mod tests {
             EntryKind::Restore {
                 snapshot: vec![7; 300],
             },
+            EntryKind::Reconfig {
+                base: 0x1_0000_0000,
+                servers: "server.1=h:1:2:participant".into(),
+                base_voters: vec![1, 2, 3],
+                base_learners: vec![4],
+            },
+            EntryKind::Refused { error: -13 },
         ] {
             let e = Entry {
                 time_ms: 1,
@@ -250,6 +328,8 @@ mod tests {
                 kind,
             };
             assert_eq!(Entry::decode(&e.encode()).unwrap(), e);
+            let is_create = matches!(&e.kind, EntryKind::Request { op, .. } if *op == OpCode::Create);
+            assert_eq!(is_request(&e.encode(), OpCode::Create), is_create);
         }
     }
 }

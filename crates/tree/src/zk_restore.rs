@@ -87,6 +87,11 @@ impl StateMachine {
             })
             .collect();
         delete_orphans(&mut tree, &sessions, zxid);
+        // The membership is this ensemble's, not the snapshot's.
+        if let Some(config) = self.tree.get(crate::datatree::CONFIG) {
+            let data = config.data.unwrap_or_default().to_vec();
+            tree.set_config(&data, config.stat.mzxid, config.stat.mtime);
+        }
         tree.take_triggers();
         tree.recompute_digest();
         let next = sessions

@@ -12,6 +12,7 @@ use std::io::Write;
 
 mod backup;
 mod quota;
+mod reconfig;
 mod text;
 mod transfer;
 mod watches;
@@ -728,25 +729,6 @@ impl Shell {
                 Ok(())
             }
             Err(e) => self.fail(&e, path),
-        }
-    }
-
-    fn reconfig(&mut self, _args: &[String]) -> Outcome {
-        // Dynamic reconfiguration is off, as in a default ZooKeeper 3.8:
-        // the server says so.
-        let req = Request::Reconfig(proto::ReconfigRequest {
-            joining_servers: String::new(),
-            leaving_servers: String::new(),
-            new_members: String::new(),
-            cur_config_id: -1,
-        });
-        match self.call(&req) {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let m = keeper_message(&e, "").trim_end_matches(" for ").to_string();
-                self.complain(&m);
-                Err(())
-            }
         }
     }
 

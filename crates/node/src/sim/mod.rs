@@ -522,6 +522,8 @@ impl Sim {
                     // Nor proposes a restore.
                     Output::Restored { .. } => panic!("server {id}: a restore nobody proposed"),
                     Output::Message(m) => self.send(id, m.to, Msg::Raft(*m)),
+                    // The simulated network reaches every replica by id.
+                    Output::Membership { .. } => {}
                     Output::Liveness { to, sessions } => self.send(id, to, Msg::Liveness(sessions)),
                     Output::Send { conn, frame, .. } => self.deliver(id, conn, &frame),
                     Output::Close { conn, .. } => {

@@ -22,7 +22,8 @@
 //!        cversion aversion ephemeralOwner dataLength numChildren
 //!        pzxid: 68 bytes) followed by acl (8 bytes), p ^ META_SEED)
 //! data = H(data, p ^ DATA_SEED), or H(empty, p ^ NULL_SEED) for null
-//! digest = the wrapping sum of meta + data over every node
+//! digest = the wrapping sum of meta + data over every node but
+//!          /zookeeper/config (its hashes are 0)
 //! ```
 
 use super::*;
@@ -50,9 +51,21 @@ pub(crate) fn acl_hash(acl: &[Acl]) -> u64 {
     a
 }
 
+/// The hash of `/zookeeper/config`'s path: that node is left out of the
+/// digest (its hashes are 0), as ZooKeeper leaves out `/zookeeper`. Each
+/// server writes it from its own config files until a reconfig replaces
+/// it through the log (`DataTree::set_config`).
+fn config_path_hash() -> u64 {
+    static H: std::sync::LazyLock<u64> = std::sync::LazyLock::new(|| path_hash(CONFIG));
+    *H
+}
+
 /// The meta hash of a node whose path hashes to `p`, with this client
 /// Stat and an ACL list that hashes to `a`.
 pub(crate) fn meta_hash(p: u64, s: &Stat, a: u64) -> u64 {
+    if p == config_path_hash() {
+        return 0;
+    }
     let mut b = [0u8; 76];
     let mut at = 0;
     let mut put = |x: &[u8]| {
@@ -76,6 +89,9 @@ pub(crate) fn meta_hash(p: u64, s: &Stat, a: u64) -> u64 {
 
 /// The data hash of a node whose path hashes to `p`, holding `data`.
 pub(crate) fn data_hash(p: u64, data: Option<&[u8]>) -> u64 {
+    if p == config_path_hash() {
+        return 0;
+    }
     match data {
         Some(d) => h(d, p ^ DATA_SEED),
         None => h(&[], p ^ NULL_SEED),
@@ -150,6 +166,10 @@ mod tests {
     fn the_digest_of_a_fresh_tree_is_fixed() {
         let t = DataTree::new();
         assert_eq!(t.digest(), t.digest_full());
-        assert_eq!(t.digest(), 0x6489_b06b_fa06_b4e1);
+        // Changed deliberately when /zookeeper/config left the digest
+        // (issue 19: each server writes its own reading of its config
+        // files there). Replicas of builds before that disagree with later
+        // ones, so an ensemble moves past it by a full restart.
+        assert_eq!(t.digest(), 0x338c_07f1_e0eb_ffa6);
     }
 }

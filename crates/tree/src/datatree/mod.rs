@@ -665,6 +665,28 @@ impl DataTree {
         self.set_data_at(id, path, data, zxid, time_ms)
     }
 
+    /// Sets `/zookeeper/config` as ZooKeeper's reconfig and
+    /// `initConfigInZKDatabase` do: data, mzxid and mtime, the data
+    /// version left at -1. The node is outside the digest (as ZooKeeper's
+    /// digest leaves out all of `/zookeeper`): a server's own reading of
+    /// its config files may differ from its peers'. Fires the node's data
+    /// watches; nothing to undo (never inside a multi).
+    pub fn set_config(&mut self, data: &[u8], zxid: i64, time_ms: i64) -> Stat {
+        let id = self.lookup(CONFIG).expect("/zookeeper/config is always there");
+        let nkids = self.children_of(id).len();
+        let n = self.arena.get_mut(id);
+        let mut st = n.stat();
+        st.version = -1;
+        st.mzxid = zxid;
+        st.mtime = time_ms;
+        let old_len = n.data_len() as u64;
+        n.set_data(st, Some(data));
+        let acl = n.acl;
+        self.data_bytes = self.data_bytes - old_len + data.len() as u64;
+        self.trigger(TriggerKind::DataChanged, CONFIG.to_string(), acl);
+        st.client_stat(data.len(), nkids)
+    }
+
     /// `set_data` of the node `id` (found at `path`).
     pub(crate) fn set_data_at(
         &mut self,
