@@ -332,8 +332,8 @@ impl Node {
         }
         self.removed = removed;
         if self.is_leader() && !voters.contains(&me) {
-            tracing::info!("this leader is no longer a voter: handing leadership on");
-            self.transfer_leadership(None);
+            // After the Ready being handled (`hand_off_if_not_voting`).
+            self.leave_leadership = true;
         }
         let members = self.sm.members();
         self.outputs.push(Output::Membership {

@@ -50,6 +50,21 @@ impl Node {
         Some(target)
     }
 
+    /// A leader that no longer votes (a reconfig removed or demoted it)
+    /// hands leadership on once the Ready being handled is done (`flush`
+    /// calls this after its loop: a transfer inside it would start a
+    /// second Ready).
+    pub(crate) fn hand_off_if_not_voting(&mut self) {
+        if !std::mem::take(&mut self.leave_leadership) || !self.is_leader() {
+            return;
+        }
+        let me = self.cfg.server_id;
+        if !self.raft_members().0.contains(&me) {
+            tracing::info!("this leader is no longer a voter: handing leadership on");
+            self.transfer_leadership(None);
+        }
+    }
+
     /// A leadership transfer is under way: proposals wait.
     pub(crate) fn transferring(&self) -> bool {
         self.is_leader() && self.raw.raft.lead_transferee.is_some()

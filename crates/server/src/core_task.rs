@@ -518,7 +518,8 @@ impl CoreTask {
             );
         }
         if self.cfg.reconfig_enabled {
-            match crate::dynamic_config::write(&self.cfg.path, me, text) {
+            let has_dynamic = self.cfg.dynamic_config_file.is_some();
+            match crate::dynamic_config::write(&self.cfg.path, has_dynamic, me, text) {
                 Ok(Some(file)) => tracing::info!(
                     "membership version {:x}: written to {}",
                     members.version,

@@ -76,13 +76,20 @@ fn edited_static(text: &str, dynamic: &Path, erase_client: bool) -> String {
     out
 }
 
-/// After a reconfig: writes `<zoo.cfg>.dynamic.<version>` for the
-/// membership `text` (`/zookeeper/config`'s) and points zoo.cfg at it.
-/// Nothing for the config files' own membership (version 0) or a version
+/// Writes `<zoo.cfg>.dynamic.<version>` for the membership `text`
+/// (`/zookeeper/config`'s) and points zoo.cfg at it: after a reconfig,
+/// and at the first start with reconfig on (the config files' own
+/// membership, version 0, when zoo.cfg has no `dynamicConfigFile` yet —
+/// ZooKeeper converts at its first election). Nothing for a version
 /// already written. Returns the file written.
-pub(crate) fn write(cfg_path: &Path, my_id: u64, text: &str) -> Result<Option<PathBuf>, String> {
+pub(crate) fn write(
+    cfg_path: &Path,
+    has_dynamic: bool,
+    my_id: u64,
+    text: &str,
+) -> Result<Option<PathBuf>, String> {
     let m = Members::parse(text).map_err(|e| format!("the new membership: {e}"))?;
-    if m.version == 0 {
+    if m.version == 0 && has_dynamic {
         return Ok(None);
     }
     let dynamic = with_suffix(cfg_path, &format!(".dynamic.{:x}", m.version));
@@ -105,6 +112,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_first_start_converts_zoo_cfg() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("zoo.cfg");
+        std::fs::write(&cfg, "clientPort=2181\nserver.1=h:1:2\nserver.2=h:3:4\n").unwrap();
+        let text = "server.1=h:1:2:participant\nserver.2=h:3:4:participant\nversion=0";
+        let file = write(&cfg, false, 1, text).unwrap().unwrap();
+        assert!(file.ends_with("zoo.cfg.dynamic.0"));
+        let now = std::fs::read_to_string(&cfg).unwrap();
+        assert!(now.starts_with("clientPort=2181\ndynamicConfigFile="), "{now}");
+    }
+
+    #[test]
     fn writes_what_zookeeper_writes() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("zoo.cfg");
@@ -114,7 +133,7 @@ mod tests {
         )
         .unwrap();
         let text = "server.1=localhost:2888:3888:participant\nserver.2=localhost:2889:3889:participant\nserver.100=0.0.0.0:1:2:observer;0.0.0.0:3\nversion=2a";
-        let file = write(&cfg, 1, text).unwrap().unwrap();
+        let file = write(&cfg, false, 1, text).unwrap().unwrap();
         assert!(file.ends_with("zoo.cfg.dynamic.2a"));
         assert_eq!(
             std::fs::read_to_string(&file).unwrap(),
@@ -128,12 +147,13 @@ mod tests {
             )
         );
         // The same version again: nothing to do.
-        assert!(write(&cfg, 1, text).unwrap().is_none());
-        // The config files' own membership: nothing either.
-        assert!(write(&cfg, 1, "server.1=a:1:2\nversion=0").unwrap().is_none());
+        assert!(write(&cfg, true, 1, text).unwrap().is_none());
+        // The config files' own membership once zoo.cfg points at a
+        // dynamic file: nothing either.
+        assert!(write(&cfg, true, 1, "server.1=a:1:2\nversion=0").unwrap().is_none());
         // This server's line names its client port: clientPort goes.
         let text = "server.1=localhost:2888:3888:participant;127.0.0.1:2181\nserver.2=localhost:2889:3889:participant\nversion=2b";
-        write(&cfg, 1, text).unwrap().unwrap();
+        write(&cfg, true, 1, text).unwrap().unwrap();
         let now = std::fs::read_to_string(&cfg).unwrap();
         assert!(!now.contains("clientPort"), "{now}");
         assert!(now.ends_with("zoo.cfg.dynamic.2b\n"), "{now}");

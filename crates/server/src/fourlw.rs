@@ -290,9 +290,9 @@ impl View<'_> {
                 // ZooKeeper's LearnerType: 0 participant, 1 observer.
                 u8::from(self.node.is_observer()),
             );
-            // The membership now: the config files', or a reconfig's.
+            // The membership now: the config files', or a reconfig's (no
+            // newline after its version line, as ZooKeeper's).
             out.push_str(&self.node.state().members().render());
-            out.push('\n');
         }
         out
     }

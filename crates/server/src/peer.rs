@@ -439,8 +439,7 @@ async fn dial_loop(
             }
         };
         tracing::info!("connected to server {peer} at {addr} ({port} port)");
-        reported_down = false;
-        down.backoff = BACKOFF_MIN;
+        let up_since = std::time::Instant::now();
         let mut w = BufWriter::new(sock);
         let mut byte = [0u8; 1];
         loop {
@@ -477,6 +476,17 @@ async fn dial_loop(
                 let _ = core.try_send(CoreInput::PeerLost(peer));
                 break;
             }
+        }
+        // A peer that drops us at once (one that does not count us as a
+        // member, say, or crashes on start) is dialed again after the
+        // backoff, not in a tight loop; after a long connection, at once.
+        reported_down = true;
+        if up_since.elapsed() < BACKOFF_MAX {
+            if !down.wait(&mut reported_down, &mut rx, &mut stop).await {
+                return;
+            }
+        } else {
+            down.backoff = BACKOFF_MIN;
         }
     }
 }
