@@ -380,20 +380,26 @@ class DifferentialTest(unittest.TestCase):
 
 
 class DifferentialEnsembleTest(DifferentialTest):
-    """The same comparison with ferrokeeper as a 3-server ensemble, the
-    client on a follower: writes are forwarded, reads are local."""
+    """The same comparison between 3-server ensembles, the client on a
+    follower: writes are forwarded, reads are local. (An ensemble's
+    /zookeeper/config holds its membership; a standalone server's is
+    empty.)"""
 
     seeds = int(os.environ.get("DIFF_ENSEMBLE_SEEDS", "5"))
 
     @classmethod
     def setUpClass(cls):
-        cls.zk_server = harness.Server("zookeeper", container_check_ms=3600000).start()
+        cls.zk_ensemble = harness.Ensemble(3, kind="zookeeper")
+        for s in cls.zk_ensemble.servers:
+            s.container_check_ms = 3600000
+        cls.zk_ensemble.start()
+        cls.zk_server = cls.zk_ensemble.serving_follower()
         cls.ensemble = harness.Ensemble(3, extra={"znode.container.checkIntervalMs": "3600000"}).start()
         cls.fk_server = cls.ensemble.serving_follower()
 
     @classmethod
     def tearDownClass(cls):
-        cls.zk_server.close()
+        cls.zk_ensemble.close()
         cls.ensemble.close()
 
 

@@ -5,7 +5,7 @@ errors in ZooKeeper's order, the watch on /zookeeper/config, the dynamic
 config file and zoo.cfg as ZooKeeper rewrites them, the conf word, zkCli's
 reconfig; then a fourth server joined and the leader removed under a
 write load, nothing acknowledged lost, and a restarted member back with
-the new membership.
+the new membership; an observer promoted to a voter and back.
 
 Ports differ between the two ensembles and are masked by name; versions
 too: ZooKeeper's first membership is version 100000000, ferrokeeper's 0
@@ -238,6 +238,7 @@ class ReconfigTest(unittest.TestCase):
         c.stop()
         for c in (su, via4, asker):
             c.stop()
+        self.assertIsNone(ens.server(leader).proc.poll(), "the removed leader exited (%s)" % kind)
         seen["the removed leader"] = harness.four_letter(ens.server(leader).port, "srvr").splitlines()[:1]
         return seen
 
@@ -252,6 +253,52 @@ class ReconfigTest(unittest.TestCase):
         self.assertEqual(fk.pop("the removed leader"), ["This ZooKeeper instance is not currently serving requests"])
         zk = self.grow_and_shrink("zookeeper")
         zk.pop("the removed leader")
+        self.assertEqual(fk, zk)
+
+
+    def promote_and_demote(self, kind):
+        seen = {}
+        ens = harness.Ensemble(4, kind=kind, extra={"reconfigEnabled": "true"}, client_port_in_server_lines=True)
+        self.addCleanup(ens.close)
+        for s in ens.servers:
+            s.lines["server.4"] = s.lines["server.4"].replace(";", ":observer;")
+            s.jvm_flags = [SUPER_FLAG]
+            s.write_cfg()
+        ens.server(4).lines["peerType"] = "observer"
+        ens.server(4).write_cfg()
+        ens.start()
+        ens.leader()
+        harness.wait_until(lambda: ens.mode(4) == "observer", timeout=60, what="the observer (%s)" % kind)
+        su = client(ens.server(1).hosts)
+        line = ens.server(1).lines["server.4"]
+        data, _ = su.reconfig(joining="server.4=" + line.replace(":observer", ":participant"),
+                              leaving=None, new_members=None)
+        seen["promoted"] = re.findall(r"server\.4=[^:]+:\d+:\d+:(\w+)", data.decode())
+        harness.wait_until(lambda: ens.mode(4) in ("leader", "follower"), timeout=60,
+                           what="server 4 voting (%s)" % kind)
+        harness.wait_until(lambda: ens.mntr(ens.leader()).get("zk_synced_followers") == "3", timeout=60,
+                           what="the leader counting 3 followers (%s)" % kind)
+        seen["voters after"] = ens.mntr(ens.leader()).get("zk_synced_followers")
+        su.create("/after-promotion", b"p")
+        # Back to an observer (ZooKeeper refuses to demote its leader: the
+        # leader here is not server 4, or the steps would differ).
+        if ens.leader() != 4:
+            data, _ = su.reconfig(joining="server.4=" + line, leaving=None, new_members=None)
+            seen["demoted"] = re.findall(r"server\.4=[^:]+:\d+:\d+:(\w+)", data.decode())
+            harness.wait_until(lambda: ens.mode(4) == "observer", timeout=60,
+                               what="server 4 an observer again (%s)" % kind)
+            seen["observer again"] = True
+        c = client(ens.server(4).hosts, su=False)
+        c.sync("/")
+        seen["observer reads"] = c.get("/after-promotion")[0]
+        c.stop()
+        su.stop()
+        return seen
+
+    def test_an_observer_promoted_and_demoted_as_in_zookeeper(self):
+        fk = self.promote_and_demote("ferrokeeper")
+        self.assertEqual(fk["promoted"], ["participant"])
+        zk = self.promote_and_demote("zookeeper")
         self.assertEqual(fk, zk)
 
 

@@ -127,6 +127,7 @@ impl Node {
             self.advance_applied();
         }
         self.advance_applied();
+        self.leave_joint_if_stuck();
         self.hand_off_if_not_voting();
         self.confirm_takeover();
         self.maybe_snapshot();

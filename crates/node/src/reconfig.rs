@@ -311,8 +311,38 @@ impl Node {
     }
 
     fn change_raft_members(&mut self, cc: &ConfChangeV2) {
-        if let Err(e) = self.raw.apply_conf_change(cc) {
+        let me = self.cfg.server_id;
+        let mut cc = cc.clone();
+        if self.is_leader() {
+            // raft-rs cannot lead without its own progress (it panics):
+            // a leader that a change removes stays in Raft's membership
+            // as a learner here — it serves nothing, as the new
+            // membership does not list it, and hands leadership on. Its
+            // peers drop it altogether.
+            for c in cc.mut_changes().iter_mut() {
+                if c.node_id == me && c.get_change_type() == ConfChangeType::RemoveNode {
+                    c.set_change_type(ConfChangeType::AddLearnerNode);
+                }
+            }
+        }
+        if let Err(e) = self.raw.apply_conf_change(&cc) {
             tracing::error!("membership change {cc:?} not applied: {e}");
+        }
+    }
+
+    /// Leader: a joint membership that Raft did not leave (leadership
+    /// changed after it was entered: raft-rs leaves only from the leader
+    /// that entered it) is left now.
+    pub(crate) fn leave_joint_if_stuck(&mut self) {
+        if !self.is_leader() || !self.raft_members().2 || self.raw.raft.has_pending_conf() {
+            return;
+        }
+        tracing::info!("leaving the joint membership a previous leader entered");
+        if let Err(e) = self
+            .raw
+            .propose_conf_change(Vec::new(), ConfChangeV2::default())
+        {
+            tracing::warn!("cannot propose leaving the joint membership: {e}");
         }
     }
 
@@ -323,7 +353,10 @@ impl Node {
     pub(crate) fn members_changed(&mut self) {
         let me = self.cfg.server_id;
         let (voters, learners, _) = self.raft_members();
-        let removed = !voters.contains(&me) && !learners.contains(&me);
+        // The membership text decides (a removed leader stays a Raft
+        // learner here, `change_raft_members`); a standalone server has none.
+        let members = self.sm.members();
+        let removed = !members.servers.is_empty() && !members.servers.contains_key(&me);
         if removed && !self.removed {
             tracing::warn!(
                 "this server (id {me}) is no longer a member of the ensemble: it serves no clients until a reconfig adds it again"
@@ -335,7 +368,6 @@ impl Node {
             // After the Ready being handled (`hand_off_if_not_voting`).
             self.leave_leadership = true;
         }
-        let members = self.sm.members();
         self.outputs.push(Output::Membership {
             text: members.render(),
             voters,

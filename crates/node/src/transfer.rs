@@ -55,11 +55,18 @@ impl Node {
     /// calls this after its loop: a transfer inside it would start a
     /// second Ready).
     pub(crate) fn hand_off_if_not_voting(&mut self) {
-        if !std::mem::take(&mut self.leave_leadership) || !self.is_leader() {
+        if !self.leave_leadership || !self.is_leader() {
+            self.leave_leadership = false;
             return;
         }
+        let (voters, _, joint) = self.raft_members();
+        if joint {
+            // Raft leaves the joint membership from this leader first.
+            return;
+        }
+        self.leave_leadership = false;
         let me = self.cfg.server_id;
-        if !self.raft_members().0.contains(&me) {
+        if !voters.contains(&me) {
             tracing::info!("this leader is no longer a voter: handing leadership on");
             self.transfer_leadership(None);
         }

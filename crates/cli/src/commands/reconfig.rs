@@ -95,7 +95,12 @@ impl Shell {
                 }
                 Ok(())
             }
-            Err(e) => self.fail(&e, ""),
+            Err(e) => {
+                // zkCli's message for an exception with no path.
+                let m = cli_message(&e, "");
+                self.complain(m.trim_end_matches(" for "));
+                Err(())
+            }
         }
     }
 }
