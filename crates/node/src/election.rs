@@ -144,7 +144,12 @@ impl Node {
         if self.raw.raft.leader_id != raft::INVALID_ID {
             self.campaign_at_ms = None;
         } else if self.now_ms >= at {
-            let _ = self.raw.campaign();
+            // raft-rs's campaign does not ask whether this server votes
+            // (only its election timer does): an observer, or a server a
+            // reconfig removed, must not stand.
+            if self.raw.raft.promotable() {
+                let _ = self.raw.campaign();
+            }
             self.redraw_election_timeout();
             // Still no leader a full round of turns later: try again.
             let round =
@@ -160,6 +165,10 @@ impl Node {
     /// because of the failover.
     pub(crate) fn on_leader_change(&mut self, leader: u64) {
         self.leader_changes += 1;
+        // A reconfig a previous reign let in may never reach the log; a
+        // new leader's Raft holds back conf changes until its log is
+        // applied, and a reconfig's base version is checked at apply.
+        self.reconfig_pending_at = 0;
         let had = self.leader_id;
         let term = self.raw.raft.term;
         if self.cfg.voters.len() > 1 {

@@ -337,9 +337,6 @@ pub struct Node {
     removed: bool,
     /// When each peer's last message came (`reconfig` counts the live).
     heard_ms: HashMap<u64, i64>,
-    /// A reconfig took this leader's vote: it hands leadership on after
-    /// the Ready being handled (`transfer`).
-    leave_leadership: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -483,7 +480,6 @@ impl Node {
             reconfig_pending_at: 0,
             removed: false,
             heard_ms: HashMap::new(),
-            leave_leadership: false,
             rng,
             sm,
             cfg,

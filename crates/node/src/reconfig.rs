@@ -311,6 +311,10 @@ impl Node {
     }
 
     fn change_raft_members(&mut self, cc: &ConfChangeV2) {
+        // A snapshot soon: a server added now gets one that lists it
+        // (Raft refuses a snapshot whose membership leaves it out, and the
+        // newest one might predate its addition).
+        self.since_snapshot = self.snapshot_after;
         let me = self.cfg.server_id;
         let mut cc = cc.clone();
         if self.is_leader() {
@@ -327,6 +331,18 @@ impl Node {
         }
         if let Err(e) = self.raw.apply_conf_change(&cc) {
             tracing::error!("membership change {cc:?} not applied: {e}");
+        }
+        // A campaign of a server that no longer votes stops: votes granted
+        // under the old membership would make it a leader Raft cannot
+        // track (raft-rs panics: the simulation found it).
+        let r = &mut self.raw.raft;
+        if matches!(
+            r.state,
+            raft::StateRole::Candidate | raft::StateRole::PreCandidate
+        ) && !r.prs().conf().voters().contains(me)
+        {
+            let term = r.term;
+            r.become_follower(term, raft::INVALID_ID);
         }
     }
 
@@ -364,10 +380,6 @@ impl Node {
             self.close_all_clients("this server was removed from the ensemble");
         }
         self.removed = removed;
-        if self.is_leader() && !voters.contains(&me) {
-            // After the Ready being handled (`hand_off_if_not_voting`).
-            self.leave_leadership = true;
-        }
         self.outputs.push(Output::Membership {
             text: members.render(),
             voters,

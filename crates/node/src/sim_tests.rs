@@ -47,7 +47,11 @@ fn converge(sim: &mut Sim, seed: u64) {
             return;
         }
     }
-    panic!("seed {seed}: replicas did not converge: {:?}", sim.states());
+    panic!(
+        "seed {seed}: replicas did not converge: {:?}\n{:#?}",
+        sim.states(),
+        sim.describe_replicas()
+    );
 }
 
 #[test]
@@ -263,6 +267,10 @@ struct Faults {
     clock_drift: f64,
     /// Leadership transfers (per 20 ms step), asked of a random replica.
     transfer: f64,
+    /// Membership changes (per 20 ms step), asked by the super user: a
+    /// member removed, a removed one added back (voter or observer), a
+    /// member's role switched.
+    reconfig: f64,
     /// Clients also use recursive watches, getEphemerals,
     /// getAllChildrenNumber, containers, TTL nodes and digest ACLs (off
     /// for the regression seeds, whose histories predate them).
@@ -278,6 +286,7 @@ const FAULTS: Faults = Faults {
     fsync_fail: 0.0005,
     clock_drift: 0.02,
     transfer: 0.01,
+    reconfig: 0.01,
     more_ops: true,
 };
 
@@ -327,6 +336,12 @@ fn run_checked_history_with_observers(
     let (pause_p, oneway_p) = (f.pause, f.one_way_cut);
     settle(&mut sim);
     let clients: Vec<usize> = (0..2 * n).map(|i| sim.add_client(1 + i % n)).collect();
+    // The super user's session, for membership changes only.
+    let admin = if f.reconfig > 0.0 {
+        Some(sim.add_client(1))
+    } else {
+        None
+    };
     let mut down: Vec<u64> = Vec::new();
     for _ in 0..300 {
         sim.run(20);
@@ -371,6 +386,8 @@ fn run_checked_history_with_observers(
             let id = live[sim.rng.gen_range(0..live.len())];
             let to = sim.rng.gen_bool(0.5).then(|| sim.rng.gen_range(1..=voters));
             sim.transfer_leadership(id, to);
+        } else if let (Some(a), true) = (admin, r < 0.085 + f.transfer + f.reconfig) {
+            change_membership(&mut sim, a, n);
         }
         for &c in &clients {
             let live = sim.live();
@@ -492,10 +509,16 @@ fn run_checked_history_with_observers(
             break;
         }
     }
-    converge(&mut sim, seed);
     let replay = format!(
         "seed {seed} ({voters} voters; replay: SIM_SEED={seed} cargo test -p node checked_history)"
     );
+    if let Some(a) = admin {
+        // Every server removed on the way comes back, so all converge.
+        readd_everyone(&mut sim, a, voters, n, &replay);
+    }
+    converge(&mut sim, seed);
+    let mismatches = sim.membership_mismatches();
+    assert!(mismatches.is_empty(), "{replay}: {mismatches:#?}");
     assert!(sim.violations.is_empty(), "{replay}: {:#?}", sim.violations);
     // Ephemerals: exactly those of the sessions still alive, on every
     // replica; an acknowledged one of a live session is there.
@@ -536,6 +559,68 @@ fn run_checked_history_with_observers(
     stats.insert("campaign deferred", sim.campaigns_deferred());
     stats.insert("simulated ms", sim.now_ms as u64);
     (sim.history, stats)
+}
+
+/// The admin client asks for one membership change, if it is connected
+/// to a live replica and has no reconfig in flight (else it moves).
+fn change_membership(sim: &mut Sim, admin: usize, n: u64) {
+    use crate::sim::server_line;
+    use rand::Rng;
+    let live = sim.live();
+    if live.is_empty() {
+        return;
+    }
+    if !live.contains(&sim.client_node(admin)) || !sim.client_connected(admin) {
+        let to = live[sim.rng.gen_range(0..live.len())];
+        sim.move_client(admin, to);
+        return;
+    }
+    if sim.client_pending(admin) > 0 {
+        return;
+    }
+    let m = sim.members();
+    let gone: Vec<u64> = (1..=n).filter(|i| !m.servers.contains_key(i)).collect();
+    let members: Vec<u64> = m.servers.keys().copied().collect();
+    if !gone.is_empty() && sim.rng.gen_bool(0.6) {
+        let id = gone[sim.rng.gen_range(0..gone.len())];
+        let observer = sim.rng.gen_bool(0.3);
+        sim.reconfig(admin, Some(server_line(id, observer)), None);
+    } else if members.is_empty() {
+    } else if sim.rng.gen_bool(0.5) {
+        let id = members[sim.rng.gen_range(0..members.len())];
+        sim.reconfig(admin, None, Some(id.to_string()));
+    } else {
+        let id = members[sim.rng.gen_range(0..members.len())];
+        let observer = !m.servers[&id].observer;
+        sim.reconfig(admin, Some(server_line(id, observer)), None);
+    }
+}
+
+/// After the faults: the admin adds back every server a reconfig
+/// removed, in its first role, through the leader (bounded).
+fn readd_everyone(sim: &mut Sim, admin: usize, voters: u64, n: u64, replay: &str) {
+    use crate::sim::server_line;
+    for _ in 0..200 {
+        let m = sim.members();
+        let gone: Vec<u64> = (1..=n).filter(|i| !m.servers.contains_key(i)).collect();
+        let Some(&id) = gone.first() else {
+            return;
+        };
+        let leaders = sim.leaders();
+        if let [leader] = leaders[..] {
+            if sim.client_node(admin) != leader || !sim.client_connected(admin) {
+                sim.move_client(admin, leader);
+            } else if sim.client_pending(admin) == 0 {
+                sim.reconfig(admin, Some(server_line(id, id > voters)), None);
+            }
+        }
+        sim.run(200);
+    }
+    panic!(
+        "{replay}: servers still out of the ensemble: {:?}\n{:#?}",
+        sim.members(),
+        sim.describe_replicas()
+    );
 }
 
 /// Runs the seeds and says what the histories held: a checker fed only
@@ -609,6 +694,7 @@ fn slow_fsync_faults(max_fsync_ms: i64) -> Faults {
         fsync_fail: 0.0,
         clock_drift: 0.0,
         transfer: 0.0,
+        reconfig: 0.0,
         more_ops: false,
         max_fsync_ms,
     }

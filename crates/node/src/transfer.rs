@@ -51,25 +51,20 @@ impl Node {
     }
 
     /// A leader that no longer votes (a reconfig removed or demoted it)
-    /// hands leadership on once the Ready being handled is done (`flush`
-    /// calls this after its loop: a transfer inside it would start a
-    /// second Ready).
+    /// hands leadership to a voter — again after a transfer that gave up
+    /// — once the membership is not joint (Raft leaves the joint
+    /// membership from this leader first). `flush` calls this after its
+    /// loop: a transfer inside it would start a second Ready.
     pub(crate) fn hand_off_if_not_voting(&mut self) {
-        if !self.leave_leadership || !self.is_leader() {
-            self.leave_leadership = false;
+        if !self.is_leader() || self.raw.raft.lead_transferee.is_some() {
             return;
         }
         let (voters, _, joint) = self.raft_members();
-        if joint {
-            // Raft leaves the joint membership from this leader first.
+        if joint || voters.is_empty() || voters.contains(&self.cfg.server_id) {
             return;
         }
-        self.leave_leadership = false;
-        let me = self.cfg.server_id;
-        if !voters.contains(&me) {
-            tracing::info!("this leader is no longer a voter: handing leadership on");
-            self.transfer_leadership(None);
-        }
+        tracing::info!("this leader is no longer a voter: handing leadership on");
+        self.transfer_leadership(None);
     }
 
     /// A leadership transfer is under way: proposals wait.

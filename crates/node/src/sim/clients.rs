@@ -111,6 +111,10 @@ pub(super) enum Pending {
 /// The digest identity protected nodes are made for.
 const AUTH_USER: &str = "sim:secret";
 
+/// The simulated ensemble's super user (its `superDigest`), who may
+/// reconfig.
+pub(crate) const SUPER_USER: &str = "super:sim";
+
 impl Sim {
     pub fn add_client(&mut self, node: u64) -> usize {
         let conn = self.next_conn;
@@ -460,6 +464,38 @@ impl Sim {
             n.request(c.conn, -4, OpCode::Auth.code(), &body, now, 0);
             c.authed = true;
         }
+    }
+
+    /// reconfig as the super user (addauth first, on this connection):
+    /// `joining` server lines or `leaving` ids; an answer without error is
+    /// counted as "reconfig".
+    pub fn reconfig(&mut self, i: usize, joining: Option<String>, leaving: Option<String>) -> bool {
+        if self.is_paused(self.clients[i].node) {
+            return false;
+        }
+        let now = self.clock(self.clients[i].node);
+        let c = &mut self.clients[i];
+        if let (true, Some(n)) = (c.connected, self.nodes.get_mut(&c.node)) {
+            let mut body = Vec::new();
+            Request::Auth(proto::AuthPacket {
+                auth_type: 0,
+                scheme: "digest".into(),
+                auth: Some(SUPER_USER.as_bytes().to_vec()),
+            })
+            .encode(&mut body);
+            n.request(c.conn, -4, OpCode::Auth.code(), &body, now, 0);
+        }
+        let req = Request::Reconfig(proto::ReconfigRequest {
+            joining_servers: joining.unwrap_or_default(),
+            leaving_servers: leaving.unwrap_or_default(),
+            new_members: String::new(),
+            cur_config_id: -1,
+        });
+        let sent = self.send_request(i, OpCode::Reconfig, req, Pending::Counted("reconfig"));
+        if sent {
+            *self.stats.entry("reconfig asked").or_default() += 1;
+        }
+        sent
     }
 
     /// A node readable and writable only with `AUTH_USER`'s digest.

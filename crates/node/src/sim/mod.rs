@@ -119,9 +119,25 @@ pub struct Sim {
 const TICK_MS: u64 = 100;
 const STEP_MS: i64 = 10;
 
+/// The `server.N` line of simulated server `id` (hosts make each distinct).
+pub(crate) fn server_line(id: u64, observer: bool) -> String {
+    let role = if observer { "observer" } else { "participant" };
+    format!("server.{id}=h{id}:1:2:{role};3")
+}
+
 fn cfg(id: u64, ids: &[u64], voters: &[u64], seed: u64, snap_count: u64) -> NodeConfig {
+    let lines: Vec<String> = ids
+        .iter()
+        .map(|i| server_line(*i, !voters.contains(i)))
+        .collect();
     NodeConfig {
         server_id: id,
+        reconfig: crate::ReconfigSettings {
+            enabled: true,
+            standalone_enabled: true,
+        },
+        members_text: lines.join("\n"),
+        super_digest: Some(acl::digest(clients::SUPER_USER)),
         tick_ms: TICK_MS,
         container_check_interval_ms: 1_000,
         seed: seed.wrapping_mul(31).wrapping_add(id),
@@ -602,6 +618,59 @@ impl Sim {
             .iter()
             .map(|(id, n)| (*id, (n.last_zxid(), n.state().tree.digest())))
             .collect()
+    }
+
+    /// Each live replica's Raft view, for failure messages.
+    pub fn describe_replicas(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|(id, n)| {
+                let m = n.state().members();
+                format!(
+                    "{id}: {:?} term {} leader {} commit/applied {:?} raft {:?} text v{:x} {:?} removed {}",
+                    n.raw.raft.state,
+                    n.raw.raft.term,
+                    n.leader_id(),
+                    n.commit_and_applied(),
+                    n.raft_members(),
+                    m.version,
+                    m.servers.iter().map(|(i, s)| (*i, s.observer)).collect::<Vec<_>>(),
+                    n.is_removed()
+                )
+            })
+            .collect()
+    }
+
+    /// The newest membership a live replica has applied.
+    pub fn members(&self) -> proto::members::Members {
+        self.nodes
+            .values()
+            .map(|n| n.state().members())
+            .max_by_key(|m| m.version)
+            .unwrap_or_default()
+    }
+
+    /// Replicas whose Raft membership is not what their membership text
+    /// says (voters the participants, learners the observers); a replica
+    /// the text leaves out is skipped (it serves nothing).
+    pub fn membership_mismatches(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (id, n) in &self.nodes {
+            let m = n.state().members();
+            if !m.servers.contains_key(id) {
+                continue;
+            }
+            let (voters, learners, joint) = n.raft_members();
+            if joint || voters != m.voters() || learners != m.learners() {
+                out.push(format!(
+                    "replica {id}: Raft voters {voters:?} learners {learners:?} joint {joint}, text voters {:?} learners {:?} (version {:x})",
+                    m.voters(),
+                    m.learners(),
+                    m.version
+                ));
+            }
+        }
+        out
     }
 
     pub fn has_node(&self, id: u64, path: &str) -> bool {
