@@ -137,7 +137,8 @@ mod tests {
         assert!(file.ends_with("zoo.cfg.dynamic.2a"));
         assert_eq!(
             std::fs::read_to_string(&file).unwrap(),
-            "server.1=localhost:2888:3888:participant\nserver.100=0.0.0.0:1:2:observer;0.0.0.0:3\nserver.2=localhost:2889:3889:participant"
+            // Sorted as text, as ZooKeeper sorts them: "server.100=" < "server.1=".
+            "server.100=0.0.0.0:1:2:observer;0.0.0.0:3\nserver.1=localhost:2888:3888:participant\nserver.2=localhost:2889:3889:participant"
         );
         assert_eq!(
             std::fs::read_to_string(&cfg).unwrap(),
