@@ -29,10 +29,10 @@ pub(crate) struct HeldConnect {
 /// reading the connection) until the session is there.
 #[derive(Debug)]
 pub(crate) struct EarlyRequest {
-    xid: i32,
-    op: i32,
-    body: Vec<u8>,
-    arrived: u64,
+    pub(crate) xid: i32,
+    pub(crate) op: i32,
+    pub(crate) body: Vec<u8>,
+    pub(crate) arrived: u64,
 }
 
 /// Early requests one connection may send before its session exists.
@@ -88,6 +88,8 @@ pub(crate) struct Conn {
     /// Requests that came before the session was established, served in
     /// order once it is (`attach`).
     pub(crate) early: Vec<EarlyRequest>,
+    /// Served by this server in read-only mode (`read_only`).
+    pub(crate) read_only: bool,
 }
 
 impl Node {
@@ -127,6 +129,15 @@ impl Node {
             self.cfg.min_session_timeout_ms,
             self.cfg.max_session_timeout_ms,
         );
+        if !self.has_leader() && self.read_only {
+            let mut auth = vec![Id {
+                scheme: "ip".into(),
+                id: ip,
+            }];
+            auth.extend(ids);
+            self.open_read_only(conn, req, auth, early, timeout_ms);
+            return;
+        }
         if !self.has_leader() {
             // A server without a quorum serves no client; this one waits.
             self.held_connects.push(HeldConnect {
@@ -162,6 +173,7 @@ impl Node {
                 sent_read_only: req.read_only.is_some(),
                 sasl: Default::default(),
                 early,
+                read_only: false,
             },
         );
         if req.session_id == 0 {
@@ -374,6 +386,9 @@ impl Node {
                 a.auth.clone().unwrap_or_default(),
             );
             return;
+        }
+        if req.is_write() && self.conns.get(&conn).is_some_and(|c| c.read_only) {
+            return self.refuse_write(conn, asked, &req);
         }
         if req.is_write() {
             let c = self.conns.get_mut(&conn).expect("checked above");

@@ -89,6 +89,29 @@ impl Node {
         self.down.insert(id);
         if self.is_leader() {
             self.raw.report_unreachable(id);
+            // The connections to so many voters broke that no majority is
+            // left: stop leading now, as ZooKeeper's leader does when its
+            // followers go, rather than at Raft's next quorum check (up to
+            // two election timeouts), so clients move (or read-only mode
+            // starts) sooner. Stepping down is always safe.
+            let me = self.cfg.server_id;
+            let voters = self.raft_members().0;
+            let reachable = voters
+                .iter()
+                .filter(|v| **v == me || !self.down.contains(v))
+                .count();
+            if reachable * 2 <= voters.len() {
+                tracing::warn!(
+                    "lost the connections to a majority of the voters {voters:?}: no longer leading"
+                );
+                let term = self.raw.raft.term;
+                self.raw.raft.become_follower(term, raft::INVALID_ID);
+                self.timeout_drawn_for = (u64::MAX, 0);
+                self.redraw_election_timeout();
+                self.leader_lost_at_ms = self.now_ms;
+                self.campaign_at_ms = None;
+                self.schedule_campaign();
+            }
             return;
         }
         if self.raw.raft.leader_id == id {
@@ -188,6 +211,11 @@ impl Node {
         self.leader_id = leader;
         if had != raft::INVALID_ID {
             self.close_all_clients("the leader changed");
+        }
+        if leader == raft::INVALID_ID {
+            self.no_leader_since_ms = self.now_ms;
+        } else {
+            self.leave_read_only();
         }
         if leader == self.cfg.server_id {
             for l in self.liveness.values_mut() {

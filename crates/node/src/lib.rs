@@ -41,6 +41,7 @@ pub mod committed;
 mod digest_check;
 mod election;
 mod log;
+mod read_only;
 mod ready;
 mod reconfig;
 mod restore;
@@ -133,6 +134,9 @@ pub struct NodeConfig {
     /// The `server.N=` lines of the config files, as `/zookeeper/config`
     /// shows them until a reconfig replaces them; empty when standalone.
     pub members_text: String,
+    /// `readonlymode.enabled`: without a quorum, serve read-only clients
+    /// (`read_only`).
+    pub read_only_mode: bool,
 }
 
 /// What a frame the core sends is.
@@ -337,6 +341,13 @@ pub struct Node {
     removed: bool,
     /// When each peer's last message came (`reconfig` counts the live).
     heard_ms: HashMap<u64, i64>,
+    /// Since when this server has had no leader (`read_only`).
+    no_leader_since_ms: i64,
+    /// Serving read-only clients now (`read_only`).
+    read_only: bool,
+    /// Sessions this server made while read-only, with their passwords.
+    read_only_sessions: HashMap<i64, Vec<u8>>,
+    next_read_only_session: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -480,6 +491,10 @@ impl Node {
             reconfig_pending_at: 0,
             removed: false,
             heard_ms: HashMap::new(),
+            no_leader_since_ms: now_ms,
+            read_only: false,
+            read_only_sessions: HashMap::new(),
+            next_read_only_session: 1,
             rng,
             sm,
             cfg,

@@ -35,6 +35,7 @@ impl NodeConfig {
             digest_every: 64,
             reconfig: ReconfigSettings::default(),
             members_text: String::new(),
+            read_only_mode: false,
         }
     }
 }

@@ -127,7 +127,7 @@ pub fn render(cmd: &str, v: &View) -> Value {
         "initial_configuration" => json!({
             "initial_configuration": std::fs::read_to_string(&v.cfg.path).unwrap_or_default(),
         }),
-        "is_read_only" => json!({ "read_only": false }),
+        "is_read_only" => json!({ "read_only": v.node.is_read_only() }),
         "last_snapshot" => last_snapshot(v),
         "leader" => leader(v),
         "monitor" => monitor(v),

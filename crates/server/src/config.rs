@@ -113,6 +113,9 @@ pub struct Config {
     /// true): replicas compare tree digests through the log and one that
     /// differs from the leader stops.
     pub digest_enabled: bool,
+    /// `readonlymode.enabled` (a `-D` property in ZooKeeper): without a
+    /// quorum, serve clients that asked for read-only.
+    pub read_only_mode: bool,
     /// `snapCount`: entries between snapshots (randomised in [snapCount/2, snapCount)).
     pub snap_count: u64,
     /// `snapSizeLimitInKb` in bytes: a snapshot also after this many bytes
@@ -233,7 +236,6 @@ const NOT_YET: &[&str] = &[
     "client.secure",
     "localSessionsEnabled",
     "localSessionsUpgradingEnabled",
-    "readonlymode.enabled",
     "emulate353TTLNodes",
     "connectToLearnerMasterLimit",
     "maxCnxns",
@@ -376,6 +378,7 @@ impl Config {
             prealloc_bytes: 64 << 20,
             force_sync: true,
             digest_enabled: true,
+            read_only_mode: false,
             snap_count: 100_000,
             snap_size_limit_bytes: 64 << 20,
             autopurge_snap_retain_count: 3,
@@ -504,6 +507,7 @@ impl Config {
                 }
                 "forceSync" => c.force_sync = boolean(v).map_err(err)?,
                 "digest.enabled" => c.digest_enabled = boolean(v).map_err(err)?,
+                "readonlymode.enabled" => c.read_only_mode = boolean(v).map_err(err)?,
                 "reconfigEnabled" => c.reconfig_enabled = boolean(v).map_err(err)?,
                 "standaloneEnabled" => c.standalone_enabled = boolean(v).map_err(err)?,
                 "dynamicConfigFile" => {
@@ -934,14 +938,15 @@ mod tests {
         assert_eq!(c.snap_count, 20);
         // File-only keys are not taken; unsupported ones say so.
         let c = props(
-            "-Dzookeeper.clientPort=1 -Dreadonlymode.enabled=true -Dzookeeper.nosuch=1",
+            "-Dzookeeper.clientPort=1 -Dreadonlymode.enabled=true -Dzookeeper.enforceQuota=true -Dzookeeper.nosuch=1",
             base,
         )
         .unwrap();
         assert_eq!(c.client_port, 2181);
         let w = c.warnings.join("\n");
         assert!(w.contains("SERVER_JVMFLAGS: -Dzookeeper.clientPort: ZooKeeper reads clientPort from zoo.cfg only"), "{w}");
-        assert!(w.contains("SERVER_JVMFLAGS: -Dreadonlymode.enabled: readonlymode.enabled is not supported yet"), "{w}");
+        assert!(c.read_only_mode);
+        assert!(w.contains("SERVER_JVMFLAGS: -Dzookeeper.enforceQuota: enforceQuota is not supported yet"), "{w}");
         assert!(
             w.contains("SERVER_JVMFLAGS: -Dzookeeper.nosuch: unknown key nosuch"),
             "{w}"
@@ -956,7 +961,7 @@ mod tests {
 
     #[test]
     fn warnings_zookeeper_also_gives() {
-        let c = parse("dataDir=/x\nclientPort=1\nautopurge.snapRetainCount=1\nreadonlymode.enabled=true\nserver.1=a:1:2\nserver.2=b:1:2\n").unwrap();
+        let c = parse("dataDir=/x\nclientPort=1\nautopurge.snapRetainCount=1\nenforceQuota=true\nserver.1=a:1:2\nserver.2=b:1:2\n").unwrap();
         let w = c.warnings.join("\n");
         assert_eq!(c.autopurge_snap_retain_count, 3);
         assert!(
@@ -964,7 +969,7 @@ mod tests {
             "{w}"
         );
         assert!(
-            w.contains("zoo.cfg:4: readonlymode.enabled is not supported yet"),
+            w.contains("zoo.cfg:4: enforceQuota is not supported yet"),
             "{w}"
         );
         assert!(

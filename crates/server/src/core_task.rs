@@ -113,6 +113,7 @@ impl CoreTask {
                 enabled: cfg.reconfig_enabled,
                 standalone_enabled: cfg.standalone_enabled,
             },
+            read_only_mode: cfg.read_only_mode,
             members_text: if membership.transport.is_some() {
                 proto::members::Members {
                     servers: cfg.servers.clone(),
@@ -412,6 +413,8 @@ impl CoreTask {
     fn mode(&self) -> &'static str {
         if self.standalone {
             "standalone"
+        } else if self.node.is_read_only() {
+            "read-only"
         } else if self.node.is_observer() {
             "observer"
         } else if self.node.is_leader() {

@@ -166,8 +166,9 @@ impl View<'_> {
         self.conns.len() + usize::from(self.asking.is_some())
     }
 
+    /// Serving clients: with a leader, or read-only without one.
     pub(crate) fn serving(&self) -> bool {
-        self.node.has_leader()
+        self.node.has_leader() || self.node.is_read_only()
     }
 
     pub(crate) fn outstanding(&self) -> usize {
@@ -563,7 +564,14 @@ pub fn render(cmd: &str, v: &View) -> String {
     match cmd {
         "ruok" => "imok".into(),
         // As ZooKeeper's IsroCommand: "null" while not serving.
-        "isro" => if v.serving() { "rw" } else { "null" }.into(),
+        "isro" => if v.node.is_read_only() {
+            "ro"
+        } else if v.serving() {
+            "rw"
+        } else {
+            "null"
+        }
+        .into(),
         "envi" => v.envi(),
         "conf" => v.conf(),
         "cons" => v.cons(true),
