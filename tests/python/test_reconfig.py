@@ -120,9 +120,10 @@ class ReconfigTest(unittest.TestCase):
         harness.wait_until(lambda: events, what="the config watch (%s)" % kind)
         seen["watch"] = events
         dyn = "zoo.cfg.dynamic.%x" % stat.mzxid
+        # (The dynamic file is written first, then zoo.cfg is pointed at it.)
         harness.wait_until(lambda: all(dyn in os.listdir(s.dir) and
-                                       "dynamicConfigFile" in open(s.cfg).read() for s in ens.servers),
-                           what="each server's %s (%s)" % (dyn, kind))
+                                       ("/" + dyn + "\n") in open(s.cfg).read() for s in ens.servers),
+                           what="each server's %s and zoo.cfg pointing at it (%s)" % (dyn, kind))
         s1 = ens.server(1)
         # (Left out: ZooKeeper's passing zoo.cfg.tmp and .dynamic.next.)
         files = sorted(f for f in os.listdir(s1.dir)

@@ -82,6 +82,14 @@ impl Node {
     /// first, so that the replicas which all saw the leader go do not split
     /// the vote. Pre-vote keeps this safe: while the leader is alive for a
     /// majority, they stay in its lease and refuse.
+    /// The transport's connection to peer `id` is up: it is not lost
+    /// (a peer that never wrote to us since its connection once failed —
+    /// a follower, to another follower — would otherwise stay counted as
+    /// lost, and a leader step down for a majority it still has).
+    pub fn peer_up(&mut self, id: u64) {
+        self.down.remove(&id);
+    }
+
     pub fn peer_lost(&mut self, id: u64) {
         if id == raft::INVALID_ID || id == self.cfg.server_id {
             return;

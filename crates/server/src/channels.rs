@@ -39,6 +39,8 @@ pub(crate) enum CoreInput {
     Liveness(Vec<i64>),
     /// The connection from or to this peer broke.
     PeerLost(u64),
+    /// Our connection to this peer is up (dialed, greeted).
+    PeerUp(u64),
     /// The leader's snapshot arrived whole and is durable here.
     InstallSnapshot {
         msg: Box<raft::prelude::Message>,

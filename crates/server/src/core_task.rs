@@ -260,6 +260,7 @@ impl CoreTask {
             CoreInput::Peer(m) => self.node.step(*m),
             CoreInput::Liveness(sessions) => self.node.liveness(&sessions, now_ms()),
             CoreInput::PeerLost(id) => self.node.peer_lost(id),
+            CoreInput::PeerUp(id) => self.node.peer_up(id),
             CoreInput::InstallSnapshot { msg, state } => self.node.install_snapshot(*msg, *state),
             CoreInput::SnapshotSent { peer, ok } => {
                 if ok {

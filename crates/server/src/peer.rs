@@ -439,6 +439,7 @@ async fn dial_loop(
             }
         };
         tracing::info!("connected to server {peer} at {addr} ({port} port)");
+        let _ = core.try_send(CoreInput::PeerUp(peer));
         let up_since = std::time::Instant::now();
         let mut w = BufWriter::new(sock);
         let mut byte = [0u8; 1];

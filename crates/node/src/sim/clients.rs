@@ -43,6 +43,12 @@ pub(super) struct Client {
     pub(super) tried_ephemerals: BTreeSet<String>,
     /// Persistent sequential nodes this session made (nobody deletes them).
     pub(super) own_sequentials: i32,
+    /// The client asks for read-only (its ConnectRequest's readOnly flag),
+    /// and the server answered it read-only.
+    pub(super) wants_read_only: bool,
+    pub(super) read_only: bool,
+    /// Writes sent on a read-only session: none may be answered OK.
+    pub(super) read_only_writes: BTreeSet<i32>,
 }
 
 impl Client {
@@ -67,6 +73,9 @@ impl Client {
             own_ephemerals: BTreeSet::new(),
             tried_ephemerals: BTreeSet::new(),
             own_sequentials: 0,
+            wants_read_only: false,
+            read_only: false,
+            read_only_writes: BTreeSet::new(),
         }
     }
 }
@@ -133,6 +142,7 @@ impl Sim {
                 c.conn,
                 ConnectRequest {
                     timeout_ms: 10_000,
+                    read_only: c.wants_read_only.then_some(true),
                     ..Default::default()
                 },
                 "127.0.0.1".into(),
@@ -149,8 +159,15 @@ impl Sim {
         if let Some(n) = self.nodes.get_mut(&c.node) {
             n.disconnect(c.conn);
         }
+        let wants_read_only = c.wants_read_only;
         *c = Client::new(node, conn);
+        c.wants_read_only = wants_read_only;
         self.connect(i);
+    }
+
+    /// From its next connection on, the client asks for read-only.
+    pub fn wants_read_only(&mut self, i: usize) {
+        self.clients[i].wants_read_only = true;
     }
 
     /// Sends a create of `path` if the client is connected.
@@ -333,6 +350,9 @@ impl Sim {
         req.encode(&mut body);
         let xid = c.next_xid;
         c.next_xid += 1;
+        if c.read_only && op.is_write() {
+            c.read_only_writes.insert(xid);
+        }
         c.pending.insert(xid, p);
         n.request(c.conn, xid, op.code(), &body, now, 0);
         true
@@ -593,6 +613,10 @@ impl Sim {
             if let Ok(r) = ConnectResponse::from_bytes(body) {
                 c.connected = r.session_id != 0;
                 c.session_id = r.session_id;
+                c.read_only = r.read_only == Some(true);
+                if c.connected && c.read_only {
+                    *self.stats.entry("read-only session").or_default() += 1;
+                }
             }
             return;
         }
@@ -661,6 +685,16 @@ impl Sim {
             c.last_xid = h.xid;
             c.last_zxid = c.last_zxid.max(h.zxid);
         }
+        if c.read_only_writes.remove(&h.xid) {
+            if h.err == 0 {
+                self.violations.push(format!(
+                    "read-only session of conn {} on {node}: write xid {} answered OK",
+                    c.conn, h.xid
+                ));
+            } else if h.err == proto::ErrorCode::NotReadOnly.code() {
+                *self.stats.entry("NotReadOnly").or_default() += 1;
+            }
+        }
         match c.pending.remove(&h.xid) {
             Some(Pending::Read(key, watch, sync)) if h.err == 0 => {
                 if let Ok(d) = GetDataResponse::read(&mut r) {
@@ -712,6 +746,9 @@ impl Sim {
                 if minority {
                     self.acked_by_minority.push(path);
                 }
+            }
+            Some(Pending::Checked(at)) if h.err == proto::ErrorCode::NotReadOnly.code() => {
+                self.refused_writes.insert(at);
             }
             Some(Pending::Checked(at)) => {
                 let e = &mut self.history[at];

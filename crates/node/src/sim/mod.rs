@@ -106,6 +106,10 @@ pub struct Sim {
     /// Checked writes as their clients saw them (`write`), for the
     /// linearizability checker; unanswered ones keep an unknown outcome.
     pub history: Vec<Event>,
+    /// Checked writes a read-only server refused (NotReadOnly): certainly
+    /// not applied, so left out of the history the checker searches (an
+    /// unknown outcome there would only widen its search).
+    pub refused_writes: BTreeSet<usize>,
     /// Snapshots installed from a leader, counted.
     pub snapshots_installed: u64,
     /// Protected nodes whose create was acknowledged.
@@ -137,6 +141,7 @@ fn cfg(id: u64, ids: &[u64], voters: &[u64], seed: u64, snap_count: u64) -> Node
             standalone_enabled: true,
         },
         members_text: lines.join("\n"),
+        read_only_mode: true,
         super_digest: Some(acl::digest(clients::SUPER_USER)),
         tick_ms: TICK_MS,
         container_check_interval_ms: 1_000,
@@ -199,6 +204,7 @@ impl Sim {
             protected: Vec::new(),
             deferred_by_gone: 0,
             history: Vec::new(),
+            refused_writes: BTreeSet::new(),
             diverged: Vec::new(),
         };
         for id in ids {
