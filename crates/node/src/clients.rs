@@ -129,16 +129,7 @@ impl Node {
             self.cfg.min_session_timeout_ms,
             self.cfg.max_session_timeout_ms,
         );
-        if !self.has_leader() && self.read_only {
-            let mut auth = vec![Id {
-                scheme: "ip".into(),
-                id: ip,
-            }];
-            auth.extend(ids);
-            self.open_read_only(conn, req, auth, early, timeout_ms);
-            return;
-        }
-        if !self.has_leader() {
+        if !self.has_leader() && !self.read_only {
             // A server without a quorum serves no client; this one waits.
             self.held_connects.push(HeldConnect {
                 conn,
@@ -163,6 +154,11 @@ impl Node {
             id: ip,
         }];
         auth.extend(ids);
+        if !self.has_leader() {
+            // Read-only mode (`read_only`).
+            self.open_read_only(conn, req, auth, early, timeout_ms);
+            return;
+        }
         self.conns.insert(
             conn,
             Conn {
@@ -195,18 +191,8 @@ impl Node {
             .get(&req.session_id)
             .is_some_and(|s| Some(&s.passwd) == req.passwd.as_ref());
         if !valid {
-            // As ZooKeeper: a zero session in the response tells the client it expired.
-            let resp = ConnectResponse {
-                passwd: Some(vec![0; 16]),
-                read_only: req.read_only.map(|_| false),
-                ..Default::default()
-            };
-            self.send_connect_response(conn, &resp);
-            self.outputs.push(Output::Close {
-                conn,
-                reason: "session expired or wrong password",
-            });
             self.conns.remove(&conn);
+            self.refuse_session(conn, req.read_only.map(|_| false));
             return;
         }
         self.attach(
@@ -215,6 +201,35 @@ impl Node {
             timeout_ms,
             req.passwd.unwrap_or_default(),
         );
+    }
+
+    /// As ZooKeeper: a zero session in the connect response tells the
+    /// client its session expired (or its password is wrong); then close.
+    pub(crate) fn refuse_session(&mut self, conn: ConnId, read_only: Option<bool>) {
+        let resp = ConnectResponse {
+            passwd: Some(vec![0; 16]),
+            read_only,
+            ..Default::default()
+        };
+        self.send_connect_response(conn, &resp);
+        self.outputs.push(Output::Close {
+            conn,
+            reason: "session expired or wrong password",
+        });
+    }
+
+    /// `conn` speaks for `session_id` now; a connection that did before
+    /// is closed (the client moved).
+    pub(crate) fn bind_session(&mut self, session_id: i64, conn: ConnId) {
+        if let Some(old) = self.session_conn.insert(session_id, conn) {
+            if old != conn {
+                self.drop_conn(old);
+                self.outputs.push(Output::Close {
+                    conn: old,
+                    reason: "session moved to another connection",
+                });
+            }
+        }
     }
 
     /// Binds a connection to an established session and answers it.
@@ -229,15 +244,7 @@ impl Node {
             conn,
             "Established session 0x{session_id:x} with negotiated timeout {timeout_ms} ms"
         );
-        if let Some(old) = self.session_conn.insert(session_id, conn) {
-            if old != conn {
-                self.drop_conn(old);
-                self.outputs.push(Output::Close {
-                    conn: old,
-                    reason: "session moved to another connection",
-                });
-            }
-        }
+        self.bind_session(session_id, conn);
         let mut sent_read_only = true;
         if let Some(c) = self.conns.get_mut(&conn) {
             c.session_id = session_id;

@@ -112,29 +112,29 @@ impl Node {
                 tracing::warn!(
                     "lost the connections to a majority of the voters {voters:?}: no longer leading"
                 );
-                let term = self.raw.raft.term;
-                self.raw.raft.become_follower(term, raft::INVALID_ID);
-                self.timeout_drawn_for = (u64::MAX, 0);
-                self.redraw_election_timeout();
-                self.leader_lost_at_ms = self.now_ms;
-                self.campaign_at_ms = None;
-                self.schedule_campaign();
+                self.look_for_a_leader();
             }
             return;
         }
         if self.raw.raft.leader_id == id {
-            let term = self.raw.raft.term;
-            self.raw.raft.become_follower(term, raft::INVALID_ID);
-            // become_follower drew a timeout from thread_rng: redraw ours.
-            self.timeout_drawn_for = (u64::MAX, 0);
-            self.redraw_election_timeout();
-            self.leader_lost_at_ms = self.now_ms;
-            self.campaign_at_ms = None;
-            self.schedule_campaign();
+            self.look_for_a_leader();
         } else if self.campaign_at_ms.is_some() && self.raw.raft.leader_id == raft::INVALID_ID {
             // Another peer went with the leader: our turn may come sooner.
             self.schedule_campaign();
         }
+    }
+
+    /// Follows no leader from now (in this term) and takes its turn to
+    /// pre-vote.
+    fn look_for_a_leader(&mut self) {
+        let term = self.raw.raft.term;
+        self.raw.raft.become_follower(term, raft::INVALID_ID);
+        // become_follower drew a timeout from thread_rng: redraw ours.
+        self.timeout_drawn_for = (u64::MAX, 0);
+        self.redraw_election_timeout();
+        self.leader_lost_at_ms = self.now_ms;
+        self.campaign_at_ms = None;
+        self.schedule_campaign();
     }
 
     /// Our turn to pre-vote after the leader was lost: one tick first, so

@@ -77,9 +77,9 @@ impl Node {
         }
     }
 
-    /// A connect while read-only: a client that asked for read-only gets
-    /// its session (the ensemble's, or one of this server's), the others
-    /// are refused.
+    /// A connect while read-only (after `open`'s checks): a client that
+    /// asked for read-only gets its session (the ensemble's, or one of this
+    /// server's), the others are refused.
     pub(crate) fn open_read_only(
         &mut self,
         conn: ConnId,
@@ -92,14 +92,6 @@ impl Node {
             self.outputs.push(Output::Close {
                 conn,
                 reason: "not a read-only client, and this server is read-only",
-            });
-            return;
-        }
-        if req.last_zxid_seen > self.sm.last_zxid() {
-            // As with a quorum: a client that saw newer state goes elsewhere.
-            self.outputs.push(Output::Close {
-                conn,
-                reason: "client has seen a zxid newer than this server's",
             });
             return;
         }
@@ -121,19 +113,7 @@ impl Node {
                 .or_else(|| self.read_only_sessions.get(&req.session_id));
             match known {
                 Some(p) if Some(p) == req.passwd.as_ref() => (req.session_id, p.clone()),
-                _ => {
-                    let resp = ConnectResponse {
-                        passwd: Some(vec![0; 16]),
-                        read_only: Some(true),
-                        ..Default::default()
-                    };
-                    self.send_connect_response(conn, &resp);
-                    self.outputs.push(Output::Close {
-                        conn,
-                        reason: "session expired or wrong password",
-                    });
-                    return;
-                }
+                _ => return self.refuse_session(conn, Some(true)),
             }
         };
         tracing::debug!(conn, "read-only session 0x{session_id:x}");
@@ -150,15 +130,7 @@ impl Node {
                 read_only: true,
             },
         );
-        if let Some(old) = self.session_conn.insert(session_id, conn) {
-            if old != conn {
-                self.drop_conn(old);
-                self.outputs.push(Output::Close {
-                    conn: old,
-                    reason: "session moved to another connection",
-                });
-            }
-        }
+        self.bind_session(session_id, conn);
         let resp = ConnectResponse {
             protocol_version: 0,
             timeout_ms,

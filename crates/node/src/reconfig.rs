@@ -53,8 +53,10 @@ impl Default for ReconfigSettings {
 /// to `to`; None when they are the same.
 fn change_between(from: (&[u64], &[u64]), to: (&[u64], &[u64])) -> Option<ConfChangeV2> {
     let single = |id: u64, t: ConfChangeType| {
-        let mut s = ConfChangeSingle::default();
-        s.node_id = id;
+        let mut s = ConfChangeSingle {
+            node_id: id,
+            ..Default::default()
+        };
         s.set_change_type(t);
         s
     };

@@ -468,42 +468,38 @@ impl Sim {
 
     /// addauth digest `AUTH_USER` (answered with xid -4, unchecked).
     pub fn add_auth(&mut self, i: usize) {
+        if self.send_auth(i, AUTH_USER) {
+            self.clients[i].authed = true;
+        }
+    }
+
+    /// addauth digest `user` on the client's connection, if it is up.
+    fn send_auth(&mut self, i: usize, user: &str) -> bool {
         if self.is_paused(self.clients[i].node) {
-            return;
+            return false;
         }
         let now = self.clock(self.clients[i].node);
         let c = &mut self.clients[i];
-        if let (true, Some(n)) = (c.connected, self.nodes.get_mut(&c.node)) {
-            let mut body = Vec::new();
-            Request::Auth(proto::AuthPacket {
-                auth_type: 0,
-                scheme: "digest".into(),
-                auth: Some(AUTH_USER.as_bytes().to_vec()),
-            })
-            .encode(&mut body);
-            n.request(c.conn, -4, OpCode::Auth.code(), &body, now, 0);
-            c.authed = true;
-        }
+        let (true, Some(n)) = (c.connected, self.nodes.get_mut(&c.node)) else {
+            return false;
+        };
+        let mut body = Vec::new();
+        Request::Auth(proto::AuthPacket {
+            auth_type: 0,
+            scheme: "digest".into(),
+            auth: Some(user.as_bytes().to_vec()),
+        })
+        .encode(&mut body);
+        n.request(c.conn, -4, OpCode::Auth.code(), &body, now, 0);
+        true
     }
 
     /// reconfig as the super user (addauth first, on this connection):
     /// `joining` server lines or `leaving` ids; an answer without error is
     /// counted as "reconfig".
     pub fn reconfig(&mut self, i: usize, joining: Option<String>, leaving: Option<String>) -> bool {
-        if self.is_paused(self.clients[i].node) {
+        if !self.send_auth(i, SUPER_USER) {
             return false;
-        }
-        let now = self.clock(self.clients[i].node);
-        let c = &mut self.clients[i];
-        if let (true, Some(n)) = (c.connected, self.nodes.get_mut(&c.node)) {
-            let mut body = Vec::new();
-            Request::Auth(proto::AuthPacket {
-                auth_type: 0,
-                scheme: "digest".into(),
-                auth: Some(SUPER_USER.as_bytes().to_vec()),
-            })
-            .encode(&mut body);
-            n.request(c.conn, -4, OpCode::Auth.code(), &body, now, 0);
         }
         let req = Request::Reconfig(proto::ReconfigRequest {
             joining_servers: joining.unwrap_or_default(),
