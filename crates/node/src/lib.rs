@@ -14,8 +14,11 @@
 //! reads, replies), `ready` (proposal batching and the Raft hand-off),
 //! `election` (campaign turns, leader changes), `digest_check` (replicas
 //! comparing tree digests through the log), `timers` (ticks, liveness,
-//! expiry, reaping), `snapshots` (policy, compaction, install), `store`
-//! and `log` (what Raft reads), `testing` (drivers for tests and fuzzing).
+//! expiry, reaping), `snapshots` (policy, compaction, install), `reconfig`
+//! (membership changes), `read_only` (read-only mode), `transfer`
+//! (leadership transfer), `restore` and `takeover` (state from ZooKeeper's
+//! files), `store` and `log` (what Raft reads), `testing` (drivers for
+//! tests and fuzzing).
 //!
 //! Storage: the Raft log Raft reads lives in memory (`log::Log`, compacted
 //! after each snapshot); making it durable is an output (`Persist`), like
