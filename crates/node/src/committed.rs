@@ -70,10 +70,13 @@ pub fn replay(sm: &mut StateMachine, entries: &[RaftEntry]) -> Result<usize, Str
             continue;
         }
         match committed(e).map_err(|err| format!("log entry 0x{:x}: {err}", e.index))? {
-            Committed::Skip | Committed::Digest { .. } | Committed::Membership { entry: None, .. } => {
-                sm.skip(zxid)
-            }
-            Committed::Apply(entry) | Committed::Membership { entry: Some(entry), .. } => {
+            Committed::Skip
+            | Committed::Digest { .. }
+            | Committed::Membership { entry: None, .. } => sm.skip(zxid),
+            Committed::Apply(entry)
+            | Committed::Membership {
+                entry: Some(entry), ..
+            } => {
                 sm.apply(zxid, &entry);
             }
         }

@@ -26,11 +26,11 @@
 //! to reach new peers and write ZooKeeper's dynamic config file.
 
 use super::*;
+use proto::members::Members;
 use protobuf::Message as _;
 use raft::prelude::{
     ConfChangeSingle, ConfChangeTransition, ConfChangeType, ConfChangeV2, EntryType,
 };
-use proto::members::Members;
 
 /// `reconfigEnabled` and `standaloneEnabled`.
 #[derive(Debug, Clone, Copy)]
@@ -399,7 +399,10 @@ mod tests {
         assert!(change_between((&[1, 2, 3], &[]), (&[1, 2, 3], &[])).is_none());
         let cc = change_between((&[1, 2, 3], &[]), (&[1, 2, 3], &[100])).unwrap();
         assert_eq!(cc.changes.len(), 1);
-        assert_eq!(cc.changes[0].get_change_type(), ConfChangeType::AddLearnerNode);
+        assert_eq!(
+            cc.changes[0].get_change_type(),
+            ConfChangeType::AddLearnerNode
+        );
         // A promotion is one change; a swap of voters is two (joint).
         let cc = change_between((&[1, 2, 3], &[4]), (&[1, 2, 3, 4], &[])).unwrap();
         assert_eq!(cc.changes.len(), 1);

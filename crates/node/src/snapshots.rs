@@ -92,7 +92,8 @@ impl Node {
             state.sessions.len()
         );
         self.sm = *state;
-        self.sm.set_local_members(&self.cfg.members_text, self.now_ms);
+        self.sm
+            .set_local_members(&self.cfg.members_text, self.now_ms);
         self.close_all_clients("this server installed a snapshot from the leader");
         self.liveness = fresh_timers(&self.sm, self.now_ms);
         self.since_snapshot = 0;

@@ -219,7 +219,9 @@ fn joiner(item: &str, need_client: bool) -> Result<(u64, ServerSpec), String> {
         .ok_or_else(|| format!("For input string: \"{}\"", k.trim()))?;
     let spec = ServerSpec::parse(v)?;
     if need_client && spec.client.is_none() {
-        return Err("Wrong format of server string - each server should have 3 ports specified".into());
+        return Err(
+            "Wrong format of server string - each server should have 3 ports specified".into(),
+        );
     }
     Ok((id, spec))
 }
@@ -302,7 +304,9 @@ mod tests {
             .changed(
                 None,
                 None,
-                Some("server.1=localhost:2888:3888;2181,server.4=localhost:2891:3891:observer;2184"),
+                Some(
+                    "server.1=localhost:2888:3888;2181,server.4=localhost:2891:3891:observer;2184",
+                ),
             )
             .unwrap();
         assert_eq!(next.keys().copied().collect::<Vec<_>>(), vec![1, 4]);

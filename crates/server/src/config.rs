@@ -326,7 +326,6 @@ fn parse_lines(text: &str) -> Vec<Line<'_>> {
     out
 }
 
-
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
@@ -946,7 +945,12 @@ mod tests {
         let w = c.warnings.join("\n");
         assert!(w.contains("SERVER_JVMFLAGS: -Dzookeeper.clientPort: ZooKeeper reads clientPort from zoo.cfg only"), "{w}");
         assert!(c.read_only_mode);
-        assert!(w.contains("SERVER_JVMFLAGS: -Dzookeeper.enforceQuota: enforceQuota is not supported yet"), "{w}");
+        assert!(
+            w.contains(
+                "SERVER_JVMFLAGS: -Dzookeeper.enforceQuota: enforceQuota is not supported yet"
+            ),
+            "{w}"
+        );
         assert!(
             w.contains("SERVER_JVMFLAGS: -Dzookeeper.nosuch: unknown key nosuch"),
             "{w}"

@@ -62,9 +62,15 @@ fn edited_static(text: &str, dynamic: &Path, erase_client: bool) -> String {
     let mut out = String::new();
     for line in text.lines() {
         let key = line.split_once('=').map_or(line, |(k, _)| k).trim();
-        let membership = ["server.", "group", "weight", "dynamicConfigFile", "peerType"]
-            .iter()
-            .any(|p| key.starts_with(p));
+        let membership = [
+            "server.",
+            "group",
+            "weight",
+            "dynamicConfigFile",
+            "peerType",
+        ]
+        .iter()
+        .any(|p| key.starts_with(p));
         let client = erase_client && key.starts_with("clientPort");
         if membership || client {
             continue;
@@ -102,8 +108,11 @@ pub(crate) fn write(
     let old = std::fs::read_to_string(cfg_path)
         .map_err(|e| format!("cannot read {}: {e}", cfg_path.display()))?;
     let erase_client = m.servers.get(&my_id).is_some_and(|s| s.client.is_some());
-    write_atomic(cfg_path, edited_static(&old, &dynamic, erase_client).as_bytes())
-        .map_err(|e| format!("cannot rewrite {}: {e}", cfg_path.display()))?;
+    write_atomic(
+        cfg_path,
+        edited_static(&old, &dynamic, erase_client).as_bytes(),
+    )
+    .map_err(|e| format!("cannot rewrite {}: {e}", cfg_path.display()))?;
     Ok(Some(dynamic))
 }
 
@@ -120,7 +129,10 @@ mod tests {
         let file = write(&cfg, false, 1, text).unwrap().unwrap();
         assert!(file.ends_with("zoo.cfg.dynamic.0"));
         let now = std::fs::read_to_string(&cfg).unwrap();
-        assert!(now.starts_with("clientPort=2181\ndynamicConfigFile="), "{now}");
+        assert!(
+            now.starts_with("clientPort=2181\ndynamicConfigFile="),
+            "{now}"
+        );
     }
 
     #[test]
@@ -151,7 +163,9 @@ mod tests {
         assert!(write(&cfg, true, 1, text).unwrap().is_none());
         // The config files' own membership once zoo.cfg points at a
         // dynamic file: nothing either.
-        assert!(write(&cfg, true, 1, "server.1=a:1:2\nversion=0").unwrap().is_none());
+        assert!(write(&cfg, true, 1, "server.1=a:1:2\nversion=0")
+            .unwrap()
+            .is_none());
         // This server's line names its client port: clientPort goes.
         let text = "server.1=localhost:2888:3888:participant;127.0.0.1:2181\nserver.2=localhost:2889:3889:participant\nversion=2b";
         write(&cfg, true, 1, text).unwrap().unwrap();

@@ -25,6 +25,7 @@ mod channels;
 pub mod config;
 mod conn;
 mod core_task;
+mod dynamic_config;
 mod error;
 pub mod export;
 pub mod fourlw;
@@ -33,7 +34,6 @@ mod jaas;
 pub mod lifecycle;
 mod listen;
 pub mod logging;
-mod dynamic_config;
 mod membership;
 mod metrics;
 mod peer;
@@ -90,7 +90,10 @@ impl Server {
     pub async fn start(mut cfg: Config) -> Result<Server, ServerError> {
         let membership = Membership::of(&cfg)?;
         if let Err(e) = dynamic_config::backup_static(&cfg) {
-            tracing::warn!("cannot back up {} as ZooKeeper does: {e}", cfg.path.display());
+            tracing::warn!(
+                "cannot back up {} as ZooKeeper does: {e}",
+                cfg.path.display()
+            );
         }
         let sasl = jaas::load(&cfg.auth).map_err(ServerError::Jaas)?;
         let tls = match cfg.tls.enabled() {

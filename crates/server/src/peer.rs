@@ -322,7 +322,9 @@ impl Peers {
             .addrs
             .iter()
             .filter(|(id, a)| {
-                wanted.get(id).is_none_or(|w| w.quorum != a.quorum || w.election != a.election)
+                wanted
+                    .get(id)
+                    .is_none_or(|w| w.quorum != a.quorum || w.election != a.election)
             })
             .map(|(id, _)| *id)
             .collect();

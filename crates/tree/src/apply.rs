@@ -20,9 +20,9 @@ use crate::datatree::{
     owner_kind, DataTree, OwnerKind, Trigger, CONTAINER_OWNER, MAX_TTL_MS, TTL_OWNER_MASK,
 };
 use crate::entry::{Entry, EntryKind};
-use proto::members::Members;
 use crate::path;
 use crate::reply::{MultiResult, Reply};
+use proto::members::Members;
 
 /// Settings that change the meaning of requests; identical on every replica.
 #[derive(Debug, Clone, Copy, Default)]

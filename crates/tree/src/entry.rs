@@ -328,7 +328,8 @@ mod tests {
                 kind,
             };
             assert_eq!(Entry::decode(&e.encode()).unwrap(), e);
-            let is_create = matches!(&e.kind, EntryKind::Request { op, .. } if *op == OpCode::Create);
+            let is_create =
+                matches!(&e.kind, EntryKind::Request { op, .. } if *op == OpCode::Create);
             assert_eq!(is_request(&e.encode(), OpCode::Create), is_create);
         }
     }

@@ -54,7 +54,9 @@ fn parse(args: &[String]) -> Result<Asked, String> {
         return Err("Can't use -file or -members together with -add or -remove (mixing incremental and non-incremental modes is not allowed)".into());
     }
     if file.is_some() && a.members.is_some() {
-        return Err("Can't use -file and -members together (conflicting non-incremental modes)".into());
+        return Err(
+            "Can't use -file and -members together (conflicting non-incremental modes)".into(),
+        );
     }
     if let Some(f) = file {
         let members = std::fs::read_to_string(&f)

@@ -672,7 +672,9 @@ impl DataTree {
     /// its config files may differ from its peers'. Fires the node's data
     /// watches; nothing to undo (never inside a multi).
     pub fn set_config(&mut self, data: &[u8], zxid: i64, time_ms: i64) -> Stat {
-        let id = self.lookup(CONFIG).expect("/zookeeper/config is always there");
+        let id = self
+            .lookup(CONFIG)
+            .expect("/zookeeper/config is always there");
         let nkids = self.children_of(id).len();
         let n = self.arena.get_mut(id);
         let mut st = n.stat();
