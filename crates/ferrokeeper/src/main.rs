@@ -178,6 +178,18 @@ enum Cmd {
         #[arg(default_value = "conf/zoo.cfg")]
         config: PathBuf,
     },
+    /// After a quorum was lost for good (a majority's disks gone): with
+    /// the server stopped, make its own state a new one-server ensemble,
+    /// to grow back with reconfig. Without --confirm it only says what it
+    /// would do (exit 2). What the lost servers committed and this one
+    /// never received is lost.
+    ForceNewEnsemble {
+        /// Do it (without: a dry run that changes nothing).
+        #[arg(long)]
+        confirm: bool,
+        #[arg(default_value = "conf/zoo.cfg")]
+        config: PathBuf,
+    },
     /// Remove old snapshots and log segments, keeping the newest COUNT
     /// snapshots (at least 3) and the log they need (zkCleanup.sh).
     Purge {
@@ -228,6 +240,22 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Cmd::ExportZookeeper { config } => print_or_fail(server::export::export_zookeeper(&config)),
+        Cmd::ForceNewEnsemble { confirm, config } => {
+            match server::force_new_ensemble::force_new_ensemble(&config, confirm) {
+                Ok(o) => {
+                    println!("{}", o.report);
+                    if o.done {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(2)
+                    }
+                }
+                Err(e) => {
+                    eprintln!("ferrokeeper: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Cmd::Purge {
             data_dir,
             data_log_dir,

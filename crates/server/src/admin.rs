@@ -173,7 +173,7 @@ pub fn render(cmd: &str, v: &View) -> Value {
             json!({ "path_to_session_ids": m })
         }
         "zabstate" => {
-            let voting = v.cfg.servers.len() > 1;
+            let voting = v.cfg.distributed();
             let state = if !voting {
                 ""
             } else if v.serving() {
@@ -206,7 +206,7 @@ fn configuration(v: &View) -> Value {
         "server_id": cfg.server_id().unwrap_or(0),
         "client_port_listen_backlog": -1,
     });
-    if cfg.servers.len() > 1 {
+    if cfg.distributed() {
         m["init_limit"] = json!(cfg.init_limit);
         m["sync_limit"] = json!(cfg.sync_limit);
         m["election_alg"] = json!(3);
@@ -295,7 +295,7 @@ fn last_snapshot(v: &View) -> Value {
 }
 
 fn leader(v: &View) -> Value {
-    if v.cfg.servers.len() <= 1 {
+    if !v.cfg.distributed() {
         return json!({ "error": "server is not initialized" });
     }
     let id = v.node.leader_id();
@@ -375,7 +375,7 @@ fn voting_view(v: &View) -> Value {
         .cfg
         .servers
         .iter()
-        .filter(|_| v.cfg.servers.len() > 1)
+        .filter(|_| v.cfg.distributed())
         .map(|(id, s)| {
             let client = s
                 .client

@@ -743,10 +743,10 @@ impl Config {
         if !client_port_set && !c.tls.enabled() {
             // ZooKeeper 3.5+: the client port may come from this server's server.N line.
             match c.servers.values().find_map(|s| s.client.clone()) {
-                Some((_, port)) if c.servers.len() == 1 => c.client_port = port,
+                Some((_, port)) if !c.distributed() => c.client_port = port,
                 // An ensemble member takes it from its own line once its
                 // myid is known (`client_endpoint`).
-                Some(_) if c.servers.len() > 1 => {}
+                Some(_) if c.distributed() => {}
                 _ => {
                     return Err(ConfigError::File {
                         file,
@@ -798,10 +798,10 @@ impl Config {
         }
     }
 
-    /// This server's id: `<dataDir>/myid` in an ensemble (more than one
-    /// `server.N` line); None when standalone or unreadable.
+    /// This server's id: `<dataDir>/myid` in an ensemble (`distributed`);
+    /// None when standalone or unreadable.
     pub fn server_id(&self) -> Option<u64> {
-        if self.servers.len() <= 1 {
+        if !self.distributed() {
             return None;
         }
         std::fs::read_to_string(self.data_dir.join("myid"))
@@ -842,6 +842,14 @@ impl Config {
                     self.path.display()
                 )
             })
+    }
+
+    /// An ensemble member (its id in `myid`, peers on the quorum and
+    /// election ports), as ZooKeeper's `isDistributed`: more than one
+    /// `server.N` line, or one with `standaloneEnabled=false` (a one-server
+    /// ensemble that reconfig can grow). Otherwise standalone.
+    pub fn distributed(&self) -> bool {
+        self.servers.len() > 1 || (self.servers.len() == 1 && !self.standalone_enabled)
     }
 
     /// Where the transaction log goes.

@@ -136,7 +136,7 @@ impl CoreTask {
             jobs,
             snap_jobs,
             peers,
-            standalone: membership.voters.len() == 1 && membership.learners.is_empty(),
+            standalone: membership.transport.is_none(),
             handoff: None,
             transfers: Vec::new(),
             restores: HashMap::new(),

@@ -18,7 +18,7 @@ use proto::members::Members;
 /// reconfig is on, the server is an ensemble member and zoo.cfg holds the
 /// membership itself (no `dynamicConfigFile` yet).
 pub(crate) fn backup_static(cfg: &crate::config::Config) -> std::io::Result<()> {
-    if !cfg.reconfig_enabled || cfg.servers.len() <= 1 || cfg.dynamic_config_file.is_some() {
+    if !cfg.reconfig_enabled || !cfg.distributed() || cfg.dynamic_config_file.is_some() {
         return Ok(());
     }
     let text = std::fs::read(&cfg.path)?;
@@ -116,9 +116,55 @@ pub(crate) fn write(
     Ok(Some(dynamic))
 }
 
+/// Sets `key=value` in zoo.cfg for each pair: the key's line replaced
+/// where it is, or added at the end.
+pub(crate) fn set_keys(cfg_path: &Path, pairs: &[(&str, &str)]) -> std::io::Result<()> {
+    let old = std::fs::read_to_string(cfg_path)?;
+    let mut out = String::new();
+    let mut left: Vec<&(&str, &str)> = pairs.iter().collect();
+    for line in old.lines() {
+        let key = line.split_once('=').map_or(line, |(k, _)| k).trim();
+        match left.iter().position(|(k, _)| *k == key) {
+            Some(i) => {
+                let (k, v) = left.remove(i);
+                out.push_str(&format!("{k}={v}\n"));
+            }
+            None if pairs.iter().any(|(k, _)| *k == key) => {}
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    for (k, v) in left {
+        out.push_str(&format!("{k}={v}\n"));
+    }
+    write_atomic(cfg_path, out.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sets_keys_in_place_or_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("zoo.cfg");
+        std::fs::write(
+            &cfg,
+            "a=1\nreconfigEnabled=false\n# c\nreconfigEnabled = x\nb=2\n",
+        )
+        .unwrap();
+        set_keys(
+            &cfg,
+            &[("standaloneEnabled", "false"), ("reconfigEnabled", "true")],
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&cfg).unwrap(),
+            "a=1\nreconfigEnabled=true\n# c\nb=2\nstandaloneEnabled=false\n"
+        );
+    }
 
     #[test]
     fn the_first_start_converts_zoo_cfg() {

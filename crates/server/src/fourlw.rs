@@ -276,7 +276,7 @@ impl View<'_> {
             cfg.max_session_timeout_ms,
             cfg.server_id().unwrap_or(0),
         );
-        if cfg.servers.len() > 1 {
+        if cfg.distributed() {
             let _ = write!(
                 out,
                 "initLimit={}\nsyncLimit={}\nelectionAlg=3\nelectionPort={}\nquorumPort={}\npeerType={}\nmembership: \n",

@@ -28,6 +28,7 @@ mod core_task;
 mod dynamic_config;
 mod error;
 pub mod export;
+pub mod force_new_ensemble;
 pub mod fourlw;
 mod http;
 mod jaas;

@@ -38,10 +38,11 @@ pub(crate) fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
 }
 
 impl Membership {
-    /// Standalone with no or one `server.N` line; otherwise an ensemble
-    /// member whose id is in `<dataDir>/myid`, as ZooKeeper.
+    /// Standalone with no `server.N` line, or one with `standaloneEnabled`
+    /// (`Config::distributed`); otherwise an ensemble member whose id is
+    /// in `<dataDir>/myid`, as ZooKeeper.
     pub(crate) fn of(cfg: &Config) -> Result<Membership, ServerError> {
-        if cfg.servers.len() <= 1 {
+        if !cfg.distributed() {
             return Ok(Membership {
                 my_id: 1,
                 voters: vec![1],

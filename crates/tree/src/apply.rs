@@ -159,6 +159,14 @@ impl StateMachine {
         self.tree.take_triggers();
     }
 
+    /// Sets `/zookeeper/config` to `text` at version `zxid` outside the
+    /// log: a new ensemble forced from one server's state
+    /// (`force-new-ensemble`), its last zxid the version.
+    pub fn force_members(&mut self, text: &str, zxid: i64, time_ms: i64) {
+        self.tree.set_config(text.as_bytes(), zxid, time_ms);
+        self.tree.take_triggers();
+    }
+
     /// A reconfig the leader accepted: `/zookeeper/config` becomes
     /// `servers` at version `zxid`, answered with the new text and Stat —
     /// unless the membership is no longer at `base` (BadVersion).
