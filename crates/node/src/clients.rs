@@ -46,6 +46,12 @@ pub(crate) struct Asked {
     pub(crate) xid: i32,
     pub(crate) op: i32,
     pub(crate) arrived: u64,
+    /// How many of the connection's identities it had when the request
+    /// arrived (they are only ever added): a read queued behind a write or
+    /// a read index is checked against those, as ZooKeeper copies a
+    /// request's identities on arrival — an `addauth` answered meanwhile
+    /// does not reach back.
+    pub(crate) ids: u32,
 }
 
 impl Asked {
@@ -69,6 +75,13 @@ pub(crate) enum Pending {
     Write(Asked),
     /// Served once every earlier write of the connection has applied.
     Read(Asked, Request),
+    /// A read of a linearizable server (`linearizable`): served once
+    /// every earlier request of the connection is answered and the read
+    /// index of its batch is applied here.
+    Linear(Asked, Request, u64),
+    /// A write behind a `Linear` read, not proposed yet (its entry's
+    /// bytes): it becomes a `Write` once no linearizable read is ahead of it.
+    Held(Asked, Vec<u8>),
 }
 
 #[derive(Debug)]
@@ -336,10 +349,16 @@ impl Node {
         arrived: u64,
     ) {
         self.now_ms = now_ms;
-        let asked = Asked { xid, op, arrived };
+        let mut asked = Asked {
+            xid,
+            op,
+            arrived,
+            ids: 0,
+        };
         let Some(c) = self.conns.get(&conn).filter(|c| c.session_id != 0) else {
             return self.hold_early(conn, asked, body);
         };
+        asked.ids = c.auth.len() as u32;
         let session_id = c.session_id;
         // AuthenticationHelper.enforceAuthentication: every request but
         // auth and SASL needs an identity of an enforced scheme.
@@ -399,7 +418,6 @@ impl Node {
         }
         if req.is_write() {
             let c = self.conns.get_mut(&conn).expect("checked above");
-            c.queue.push_back(Pending::Write(asked));
             let header = tree::entry::Header {
                 time_ms: now_ms,
                 session_id,
@@ -421,10 +439,23 @@ impl Node {
                 // no clone of the connection's identities.
                 _ => tree::entry::encode_request(header, req.op(), body, &c.auth),
             };
+            if self.cfg.linearizable_reads
+                && c.queue.iter().any(|p| matches!(p, Pending::Linear(..)))
+            {
+                // An earlier read waits for its read index and will be
+                // served from the state then: this write must not apply
+                // before it (`propose_held`).
+                c.queue.push_back(Pending::Held(asked, data));
+                return;
+            }
+            c.queue.push_back(Pending::Write(asked));
             self.propose_data(data, conn);
             return;
         }
         let c = self.conns.get_mut(&conn).expect("checked above");
+        if self.cfg.linearizable_reads && !c.read_only && linearizable::reads_state(&req) {
+            return self.queue_linearizable(conn, asked, req);
+        }
         if c.queue.is_empty() {
             self.serve_read(conn, asked, &req);
         } else {
@@ -476,6 +507,7 @@ impl Node {
             return;
         };
         let session_id = c.session_id;
+        let auth = &c.auth[..(asked.ids as usize).min(c.auth.len())];
         let reply = match req {
             Request::Ping => {
                 // ZooKeeper answers a ping with the ping xid (-2) whatever
@@ -521,7 +553,7 @@ impl Node {
                 let at = start_frame(&mut w);
                 let header = w.len();
                 ReplyHeader { xid, zxid, err: 0 }.write(&mut w);
-                let (err, watch) = self.sm.read_into(req, &c.auth, &mut w).expect("a hot read");
+                let (err, watch) = self.sm.read_into(req, auth, &mut w).expect("a hot read");
                 w[header + 12..header + 16].copy_from_slice(&err.code().to_be_bytes());
                 if let Some(kind) = watch {
                     self.watches.add(kind, &r.path, conn);
@@ -535,7 +567,7 @@ impl Node {
                 return;
             }
             _ => {
-                let r = self.sm.read(req, session_id, &c.auth);
+                let r = self.sm.read(req, session_id, auth);
                 if let Some((kind, path)) = r.watch {
                     self.watches.add(kind, &path, conn);
                 }
@@ -553,6 +585,7 @@ impl Node {
             self.drop_conn(conn);
             self.outputs.push(Output::Close { conn, reason });
         }
+        self.forget_read_indexes();
     }
 
     /// Answers the write at the head of the connection's queue, then every
@@ -587,18 +620,33 @@ impl Node {
             }
         };
         self.send_reply(conn, asked, zxid, reply.err(), reply);
+        self.serve_queued_reads(conn);
+    }
+
+    /// Serves the reads at the head of the connection's queue, up to its
+    /// next write or linearizable read whose index is not applied yet.
+    pub(crate) fn serve_queued_reads(&mut self, conn: ConnId) {
         loop {
-            let Some(c) = self.conns.get_mut(&conn) else {
+            let Some(c) = self.conns.get(&conn) else {
                 return;
             };
-            match c.queue.front() {
-                Some(Pending::Read(..)) => {
-                    let Some(Pending::Read(asked, req)) = c.queue.pop_front() else {
-                        unreachable!()
-                    };
+            let ready = match c.queue.front() {
+                Some(Pending::Read(..)) => true,
+                Some(Pending::Linear(_, _, ctx)) => self.read_index_reached(*ctx),
+                _ => false,
+            };
+            if !ready {
+                return;
+            }
+            let c = self.conns.get_mut(&conn).expect("checked above");
+            match c.queue.pop_front() {
+                Some(Pending::Read(asked, req)) => self.serve_read(conn, asked, &req),
+                Some(Pending::Linear(asked, req, _)) => {
+                    self.read_indexes.served += 1;
                     self.serve_read(conn, asked, &req);
+                    self.propose_held(conn);
                 }
-                _ => return,
+                _ => unreachable!("a read was at the head"),
             }
         }
     }

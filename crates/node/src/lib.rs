@@ -15,7 +15,8 @@
 //! `election` (campaign turns, leader changes), `digest_check` (replicas
 //! comparing tree digests through the log), `timers` (ticks, liveness,
 //! expiry, reaping), `snapshots` (policy, compaction, install), `reconfig`
-//! (membership changes), `read_only` (read-only mode), `transfer`
+//! (membership changes), `read_only` (read-only mode), `linearizable`
+//! (opt-in linearizable reads), `transfer`
 //! (leadership transfer), `restore` and `takeover` (state from ZooKeeper's
 //! files), `store` and `log` (what Raft reads), `testing` (drivers for
 //! tests and fuzzing).
@@ -43,6 +44,7 @@ mod clients;
 pub mod committed;
 mod digest_check;
 mod election;
+mod linearizable;
 mod log;
 mod read_only;
 mod ready;
@@ -140,6 +142,9 @@ pub struct NodeConfig {
     /// `readonlymode.enabled`: without a quorum, serve read-only clients
     /// (`read_only`).
     pub read_only_mode: bool,
+    /// `linearizableReads`: reads wait for a Raft ReadIndex
+    /// (`linearizable`).
+    pub linearizable_reads: bool,
 }
 
 /// What a frame the core sends is.
@@ -351,6 +356,8 @@ pub struct Node {
     /// Sessions this server made while read-only, with their passwords.
     read_only_sessions: HashMap<i64, Vec<u8>>,
     next_read_only_session: i64,
+    /// Linearizable reads waiting for their read index (`linearizable`).
+    read_indexes: linearizable::ReadIndexes,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -498,6 +505,7 @@ impl Node {
             read_only: false,
             read_only_sessions: HashMap::new(),
             next_read_only_session: 1,
+            read_indexes: Default::default(),
             rng,
             sm,
             cfg,

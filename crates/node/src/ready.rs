@@ -65,13 +65,41 @@ impl Node {
     /// send, apply what is committed, hand new entries to storage, advance.
     /// Call after a batch of inputs and after `persisted`.
     pub fn flush(&mut self) {
+        loop {
+            self.hand_to_raft();
+            // Writes a served linearizable read let go (`propose_held`)
+            // go now, not at the next input.
+            if self.proposals.is_empty() || self.transferring() {
+                break;
+            }
+        }
+        self.leave_joint_if_stuck();
+        self.hand_off_if_not_voting();
+        self.confirm_takeover();
+        self.maybe_snapshot();
+        if self.has_leader() && !self.held_connects.is_empty() {
+            for h in std::mem::take(&mut self.held_connects) {
+                self.open(h.conn, h.req, h.ip, h.ids, h.early, self.now_ms);
+            }
+            self.flush();
+        }
+    }
+
+    /// One round of `flush`: proposals and read indexes to Raft, then
+    /// every Ready until none, then the linearizable reads now due.
+    fn hand_to_raft(&mut self) {
         self.propose_pending();
+        self.ask_read_indexes(false);
         while self.raw.has_ready() {
             let mut ready = self.raw.ready();
             if let Some(ss) = ready.ss() {
                 if ss.leader_id != self.leader_id {
                     self.on_leader_change(ss.leader_id);
                 }
+            }
+            let answered = ready.take_read_states();
+            if !answered.is_empty() {
+                self.read_indexes_answered(answered);
             }
             // A leader may send before its own append is durable (Raft
             // thesis §10.2.1): these go now.
@@ -127,16 +155,7 @@ impl Node {
             self.advance_applied();
         }
         self.advance_applied();
-        self.leave_joint_if_stuck();
-        self.hand_off_if_not_voting();
-        self.confirm_takeover();
-        self.maybe_snapshot();
-        if self.has_leader() && !self.held_connects.is_empty() {
-            for h in std::mem::take(&mut self.held_connects) {
-                self.open(h.conn, h.req, h.ip, h.ids, h.early, self.now_ms);
-            }
-            self.flush();
-        }
+        self.serve_linearizable();
     }
 
     /// Tells Raft what is applied. It counts only what is durable here:

@@ -854,3 +854,62 @@ fn a_replica_whose_tree_diverged_stops_naming_the_index_and_the_others_go_on() {
         assert_acked_everywhere(&sim, seed);
     }
 }
+
+#[test]
+fn a_linearizable_replica_keeps_a_sessions_order_without_closing_it() {
+    // `linearizable`: a write that arrives behind a read waiting for its
+    // read index is held until that read is served; proposed at once, it
+    // could apply first, and the connection would have to close.
+    use crate::lincheck::Op;
+    for seed in seeds() {
+        let mut sim = Sim::new(seed, 3);
+        settle(&mut sim);
+        assert!(crate::sim::linearizable_replica(2));
+        let c = sim.add_client(2);
+        for _ in 0..50 {
+            if sim.client_connected(c) {
+                break;
+            }
+            sim.run(100);
+            if !sim.client_connected(c) {
+                sim.move_client(c, 2);
+            }
+        }
+        assert!(sim.client_connected(c), "seed {seed}: connected");
+        sim.write(c, "/k0", Op::Create { value: 0 });
+        sim.run(500);
+        for i in 0..50 {
+            sim.read(c, "/k0", false);
+            sim.write(
+                c,
+                "/k0",
+                Op::Set {
+                    value: i,
+                    expect: -1,
+                },
+            );
+        }
+        for _ in 0..100 {
+            if sim.client_pending(c) == 0 {
+                break;
+            }
+            sim.run(100);
+        }
+        eprintln!("seed {seed}: answered at {} ms", sim.now_ms);
+        assert!(
+            sim.client_connected(c) && sim.client_pending(c) == 0,
+            "seed {seed}: every request answered on the same connection ({} pending)",
+            sim.client_pending(c)
+        );
+        assert!(
+            sim.violations.is_empty(),
+            "seed {seed}: {:#?}",
+            sim.violations
+        );
+        assert!(
+            sim.session_violations.is_empty(),
+            "seed {seed}: {:#?}",
+            sim.session_violations
+        );
+    }
+}

@@ -36,6 +36,7 @@ impl NodeConfig {
             reconfig: ReconfigSettings::default(),
             members_text: String::new(),
             read_only_mode: false,
+            linearizable_reads: false,
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::testing::{load, run_to_rest, MemDisk};
-use proto::{CreateTtlRequest, PathWatchRequest, Reader, SetDataRequest};
+use proto::{CreateTtlRequest, GetDataResponse, PathWatchRequest, Reader, SetDataRequest};
 
 fn cfg() -> NodeConfig {
     NodeConfig::for_test()
@@ -823,4 +823,64 @@ fn requests_right_behind_the_connect_request_are_served_once_the_session_exists(
         })
         .collect();
     assert_eq!(replies, vec![(1, 0), (2, 0)]);
+}
+
+#[test]
+fn a_linearizable_read_is_answered_in_its_connection_order() {
+    // A read queued for its read index, then a write and a read of the
+    // same connection in the same batch: the first read must not see the
+    // write behind it, the second must.
+    let mut n = Node::new(
+        NodeConfig {
+            linearizable_reads: true,
+            ..cfg()
+        },
+        0,
+        Restored::default(),
+    )
+    .unwrap();
+    session(&mut n, 1, 0);
+    send(&mut n, 1, 1, create("/a", 0), 1);
+    n.flush();
+    frames(&mut n, 1);
+    let get = || {
+        Request::GetData(PathWatchRequest {
+            path: "/a".into(),
+            watch: false,
+        })
+    };
+    send(&mut n, 1, 2, get(), 2);
+    send(
+        &mut n,
+        1,
+        3,
+        Request::SetData(SetDataRequest {
+            path: "/a".into(),
+            data: Some(b"new".to_vec()),
+            version: -1,
+        }),
+        2,
+    );
+    send(&mut n, 1, 4, get(), 2);
+    n.flush();
+    let replies: Vec<(i32, i32, Vec<u8>)> = frames(&mut n, 1)
+        .into_iter()
+        .map(|f| match f {
+            Frame::Reply(h, body) => (h.xid, h.err, body),
+            f => panic!("{f:?}"),
+        })
+        .collect();
+    let data = |body: &[u8]| {
+        GetDataResponse::read(&mut Reader::new(body))
+            .unwrap()
+            .data
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        replies.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(),
+        vec![(2, 0), (3, 0), (4, 0)]
+    );
+    assert_eq!(data(&replies[0].2), b"v");
+    assert_eq!(data(&replies[2].2), b"new");
+    assert_eq!(n.linearizable_reads_served(), 2);
 }

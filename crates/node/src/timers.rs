@@ -59,6 +59,7 @@ impl Node {
             if self.install_unpersisted.is_none() {
                 self.raw.tick();
                 self.redraw_election_timeout();
+                self.ask_read_indexes(true);
                 // An observer never campaigns, so Raft never tells it the
                 // leader is gone (a leader without a quorum steps down,
                 // and its connection stays up): no word from the leader

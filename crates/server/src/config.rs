@@ -116,6 +116,10 @@ pub struct Config {
     /// `readonlymode.enabled` (a `-D` property in ZooKeeper): without a
     /// quorum, serve clients that asked for read-only.
     pub read_only_mode: bool,
+    /// `linearizableReads` (ferrokeeper's, default false): every read this
+    /// server serves to a read-write session waits for a Raft ReadIndex,
+    /// so it reflects every write acknowledged before it arrived.
+    pub linearizable_reads: bool,
     /// `snapCount`: entries between snapshots (randomised in [snapCount/2, snapCount)).
     pub snap_count: u64,
     /// `snapSizeLimitInKb` in bytes: a snapshot also after this many bytes
@@ -378,6 +382,7 @@ impl Config {
             force_sync: true,
             digest_enabled: true,
             read_only_mode: false,
+            linearizable_reads: false,
             snap_count: 100_000,
             snap_size_limit_bytes: 64 << 20,
             autopurge_snap_retain_count: 3,
@@ -507,6 +512,7 @@ impl Config {
                 "forceSync" => c.force_sync = boolean(v).map_err(err)?,
                 "digest.enabled" => c.digest_enabled = boolean(v).map_err(err)?,
                 "readonlymode.enabled" => c.read_only_mode = boolean(v).map_err(err)?,
+                "linearizableReads" => c.linearizable_reads = boolean(v).map_err(err)?,
                 "reconfigEnabled" => c.reconfig_enabled = boolean(v).map_err(err)?,
                 "standaloneEnabled" => c.standalone_enabled = boolean(v).map_err(err)?,
                 "dynamicConfigFile" => {

@@ -114,6 +114,7 @@ impl CoreTask {
                 standalone_enabled: cfg.standalone_enabled,
             },
             read_only_mode: cfg.read_only_mode,
+            linearizable_reads: cfg.linearizable_reads,
             members_text: if membership.transport.is_some() {
                 proto::members::Members {
                     servers: cfg.servers.clone(),

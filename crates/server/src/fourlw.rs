@@ -496,6 +496,10 @@ impl View<'_> {
             "ferrokeeper_digest_checks",
             self.node.digest_checks().to_string(),
         );
+        kv(
+            "ferrokeeper_linearizable_reads",
+            self.node.linearizable_reads_served().to_string(),
+        );
         // ZooKeeper's counter; here a mismatch stops the server, so a
         // running one has seen none.
         kv("zk_digest_mismatches_count", "0".into());

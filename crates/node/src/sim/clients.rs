@@ -5,6 +5,7 @@
 //! seen (reply order, zxids, stale reads, watch rules).
 
 use super::*;
+use std::collections::VecDeque;
 
 /// A client: one connection to one replica at a time.
 pub(super) struct Client {
@@ -49,7 +50,13 @@ pub(super) struct Client {
     pub(super) read_only: bool,
     /// Writes sent on a read-only session: none may be answered OK.
     pub(super) read_only_writes: BTreeSet<i32>,
+    /// The session's last reads answered: (xid, key, mzxid shown). A
+    /// write it sent after one of them must not be in what it showed.
+    pub(super) recent_reads: VecDeque<(i32, String, i64)>,
 }
+
+/// How many answered reads a client keeps for the order check.
+const RECENT_READS: usize = 16;
 
 impl Client {
     fn new(node: u64, conn: ConnId) -> Client {
@@ -76,6 +83,7 @@ impl Client {
             wants_read_only: false,
             read_only: false,
             read_only_writes: BTreeSet::new(),
+            recent_reads: VecDeque::new(),
         }
     }
 }
@@ -86,8 +94,10 @@ pub(super) enum Pending {
     /// A write recorded in `Sim::history` at this index.
     Checked(usize),
     /// A getData of this key (with a watch or not), for the session
-    /// checks, and the send time of the session's latest sync before it.
-    Read(String, bool, Option<i64>),
+    /// checks, the send time of the session's latest sync before it, and
+    /// its own send time when a linearizable replica serves it
+    /// (`linearizable_replica`, a read-write session).
+    Read(String, bool, Option<i64>, Option<i64>),
     /// An exists with a watch.
     Exists(String),
     /// A getChildren2 with a watch.
@@ -245,12 +255,14 @@ impl Sim {
             path: key.into(),
             watch,
         });
-        let sync = self.clients[i].last_sync_sent;
+        let c = &self.clients[i];
+        let sync = c.last_sync_sent;
+        let linear = (linearizable_replica(c.node) && !c.read_only).then_some(self.now_ms);
         self.send_request(
             i,
             OpCode::GetData,
             req,
-            Pending::Read(key.into(), watch, sync),
+            Pending::Read(key.into(), watch, sync, linear),
         )
     }
 
@@ -692,8 +704,26 @@ impl Sim {
             }
         }
         match c.pending.remove(&h.xid) {
-            Some(Pending::Read(key, watch, sync)) if h.err == 0 => {
+            Some(Pending::Read(key, watch, sync, linear)) if h.err == 0 => {
                 if let Ok(d) = GetDataResponse::read(&mut r) {
+                    // A linearizable replica: every change of this key
+                    // answered before the read was sent is visible.
+                    if let Some(t) = linear {
+                        let must = self
+                            .changed
+                            .iter()
+                            .filter(|(ret, k, _)| *ret < t && *k == key)
+                            .map(|(_, _, z)| *z)
+                            .max()
+                            .unwrap_or(0);
+                        *self.stats.entry("linearizable read").or_default() += 1;
+                        if d.stat.mzxid < must {
+                            self.violations.push(format!(
+                                "linearizable read of {key} on {node} (conn {}) shows mzxid {:#x}, but {must:#x} was answered before it was sent",
+                                c.conn, d.stat.mzxid
+                            ));
+                        }
+                    }
                     // After a sync that was answered: every change of this
                     // key answered before the sync was sent is visible.
                     if let Some(t) = sync.filter(|t| c.synced.contains(t)) {
@@ -735,6 +765,10 @@ impl Sim {
                         ));
                     }
                     *floor = (*floor).max(d.stat.mzxid);
+                    if c.recent_reads.len() == RECENT_READS {
+                        c.recent_reads.pop_front();
+                    }
+                    c.recent_reads.push_back((h.xid, key, d.stat.mzxid));
                 }
             }
             Some(Pending::Create(path)) if h.err == 0 => {
@@ -774,6 +808,16 @@ impl Sim {
                     let floor = c.floor.entry(e.key.clone()).or_insert(0);
                     *floor = (*floor).max(h.zxid);
                     self.changed.push((self.now_ms, e.key.clone(), h.zxid));
+                    // The session's order: a read it sent before this
+                    // write did not show it.
+                    for (xid, key, mzxid) in &c.recent_reads {
+                        if *xid < h.xid && *key == e.key && *mzxid >= h.zxid {
+                            self.session_violations.push(format!(
+                                "session of conn {} on {node}: read xid {xid} of {key} shows mzxid {mzxid:#x}, the write xid {} the session sent after it (zxid {:#x})",
+                                c.conn, h.xid, h.zxid
+                            ));
+                        }
+                    }
                 }
             }
             Some(Pending::Exists(key)) if h.err == 0 || h.err == -101 => {

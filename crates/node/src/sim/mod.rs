@@ -129,6 +129,12 @@ pub(crate) fn server_line(id: u64, observer: bool) -> String {
     format!("server.{id}=h{id}:1:2:{role};3")
 }
 
+/// Every second replica serves linearizable reads: its clients check each
+/// read against every change answered before they sent it.
+pub(super) fn linearizable_replica(id: u64) -> bool {
+    id % 2 == 0
+}
+
 fn cfg(id: u64, ids: &[u64], voters: &[u64], seed: u64, snap_count: u64) -> NodeConfig {
     let lines: Vec<String> = ids
         .iter()
@@ -142,6 +148,7 @@ fn cfg(id: u64, ids: &[u64], voters: &[u64], seed: u64, snap_count: u64) -> Node
         },
         members_text: lines.join("\n"),
         read_only_mode: true,
+        linearizable_reads: linearizable_replica(id),
         super_digest: Some(acl::digest(clients::SUPER_USER)),
         tick_ms: TICK_MS,
         container_check_interval_ms: 1_000,
