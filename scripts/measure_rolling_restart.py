@@ -8,6 +8,7 @@ of their successful writes, and the writes that failed.
 
     cargo build --release && /usr/bin/python3 scripts/measure_rolling_restart.py [rounds]
     ONLY=ferrokeeper (or zookeeper) measures one of the two
+    KILL=1 kills each server (SIGKILL, a crash) instead of stopping it
 """
 import os
 import sys
@@ -65,7 +66,10 @@ def measure(kind):
         for i in [j for j in (1, 2, 3) if j != leader] + [leader]:
             was_leader = ens.mode(i) == "leader"
             t0 = time.monotonic()
-            ens.server(i).stop()
+            if os.environ.get("KILL"):
+                ens.server(i).kill()
+            else:
+                ens.server(i).stop()
             stopped = time.monotonic()
             time.sleep(1)
             ens.server(i).start()

@@ -3,9 +3,13 @@ hands leadership to an up-to-date follower before it exits, and the
 AdminServer's `transfer_leadership` (and the shell's `transferleader`)
 moves it to a named server on demand, from any server. Nothing written is
 lost on the way; scripts/measure_rolling_restart.py measures what it saves
-against ZooKeeper 3.8's election."""
+against ZooKeeper 3.8's election. Clients of the other servers keep their
+connections across a leader change, handed over or crashed: no
+ConnectionLoss, every write of theirs answered."""
 import json
 import subprocess
+import threading
+import time
 import unittest
 import urllib.error
 import urllib.request
@@ -87,6 +91,52 @@ class LeadershipTest(unittest.TestCase):
         ens.serving_follower()
         writer.put()
         rolling.assert_every_write_everywhere(self, ens, writer)
+
+    def test_a_client_keeps_its_connection_across_leader_changes(self):
+        ens = ensemble_with_admin(self)
+        a = ens.leader()
+        b, c = [i for i in (1, 2, 3) if i != a]
+        # A client of server c writes in a loop while the leader moves
+        # from a to b on demand, then b crashes (an election).
+        stop = threading.Event()
+        states, done, failed = [], [], []
+        client = KazooClient(hosts=ens.server(c).hosts, timeout=10)
+        client.start()
+        client.add_listener(states.append)
+        self.addCleanup(client.stop)
+        path = client.create("/loop-", b"", sequence=True)
+
+        def loop():
+            while not stop.is_set():
+                try:
+                    client.set(path, b"%d" % len(done))
+                    done.append(time.monotonic())
+                except Exception as e:  # noqa: BLE001 - every failure counts
+                    failed.append(type(e).__name__)
+
+        t = threading.Thread(target=loop, daemon=True)
+        t.start()
+        self.addCleanup(stop.set)
+        time.sleep(0.5)
+        changed = time.monotonic()
+        self.assertEqual(transfer(ens.server(c), b)[0], 200)
+        self.assertEqual(ens.leader(), b)
+        time.sleep(0.5)
+        self.assertTrue(any(d > changed for d in done), "no write after the hand-over")
+        crashed = time.monotonic()
+        ens.server(b).kill()
+        harness.wait_until(lambda: ens.mode(a) == "leader" or ens.mode(c) == "leader", timeout=30,
+                           what="a leader after the crash")
+        time.sleep(0.5)
+        stop.set()
+        t.join(10)
+        self.assertTrue(any(d > crashed for d in done), "no write after the crash")
+        # ZooKeeper's servers close their clients' connections when the
+        # leader goes: kazoo would have seen SUSPENDED and ConnectionLoss.
+        self.assertEqual(states, [])
+        self.assertEqual(failed, [])
+        self.assertEqual(client.get(path)[0], b"%d" % (len(done) - 1))
+        print("\nwrites server %d sent again: %s" % (c, ens.mntr(c).get("ferrokeeper_writes_resent")))
 
     def test_a_stopping_follower_or_standalone_server_just_stops(self):
         ens = ensemble_with_admin(self)

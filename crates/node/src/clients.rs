@@ -72,7 +72,7 @@ impl Asked {
 #[derive(Debug)]
 pub(crate) enum Pending {
     /// Proposed; completes when its entry is applied.
-    Write(Asked),
+    Write(Asked, Sent),
     /// Served once every earlier write of the connection has applied.
     Read(Asked, Request),
     /// A read of a linearizable server (`linearizable`): served once
@@ -82,6 +82,16 @@ pub(crate) enum Pending {
     /// A write behind a `Linear` read, not proposed yet (its entry's
     /// bytes): it becomes a `Write` once no linearizable read is ahead of it.
     Held(Asked, Vec<u8>),
+}
+
+/// A write proposed to the leader (`resend`): the term it was sent in (0:
+/// not sent yet) and when, and its entry's bytes (shared with the Raft
+/// entry, not copied).
+#[derive(Debug)]
+pub(crate) struct Sent {
+    pub(crate) term: u64,
+    pub(crate) at_ms: i64,
+    pub(crate) data: bytes::Bytes,
 }
 
 #[derive(Debug)]
@@ -439,17 +449,16 @@ impl Node {
                 // no clone of the connection's identities.
                 _ => tree::entry::encode_request(header, req.op(), body, &c.auth),
             };
-            if self.cfg.linearizable_reads
-                && c.queue.iter().any(|p| matches!(p, Pending::Linear(..)))
-            {
+            if self.must_hold(conn) {
                 // An earlier read waits for its read index and will be
-                // served from the state then: this write must not apply
-                // before it (`propose_held`).
+                // served from the state then, or an earlier write may have
+                // to be sent again: this write must not apply before them
+                // (`propose_held`).
+                let c = self.conns.get_mut(&conn).expect("checked above");
                 c.queue.push_back(Pending::Held(asked, data));
                 return;
             }
-            c.queue.push_back(Pending::Write(asked));
-            self.propose_data(data, conn);
+            self.propose_write(conn, asked, data);
             return;
         }
         let c = self.conns.get_mut(&conn).expect("checked above");
@@ -595,7 +604,7 @@ impl Node {
             return;
         };
         let asked = match c.queue.front() {
-            Some(Pending::Write(head)) if head.xid == xid => {
+            Some(Pending::Write(head, _)) if head.xid == xid => {
                 let head = *head;
                 c.queue.pop_front();
                 head
@@ -608,7 +617,7 @@ impl Node {
                 // retries, as with ZooKeeper.
                 if c.queue
                     .iter()
-                    .any(|p| matches!(p, Pending::Write(w) if w.xid == xid))
+                    .any(|p| matches!(p, Pending::Write(w, _) if w.xid == xid))
                 {
                     self.drop_conn(conn);
                     self.outputs.push(Output::Close {
@@ -621,6 +630,7 @@ impl Node {
         };
         self.send_reply(conn, asked, zxid, reply.err(), reply);
         self.serve_queued_reads(conn);
+        self.propose_held(conn);
     }
 
     /// Serves the reads at the head of the connection's queue, up to its

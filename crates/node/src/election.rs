@@ -40,8 +40,13 @@ impl Node {
             }
             _ => {}
         }
-        if msg.get_msg_type() == MessageType::MsgPropose && self.is_leader() {
-            // A follower's forwarded writes: reconfigs are decided here.
+        if msg.get_msg_type() == MessageType::MsgPropose {
+            // A follower's forwarded writes, for this leader's term only
+            // (`resend`); reconfigs are decided here.
+            let Some(m) = self.accept_forwarded(msg) else {
+                return;
+            };
+            msg = m;
             self.vet_proposals(msg.mut_entries());
         }
         // A message from an unknown peer or for an old term is not ours to act on.
@@ -189,11 +194,12 @@ impl Node {
         }
     }
 
-    /// The leader changed (or was lost): as ZooKeeper's followers do when
-    /// they lose their leader, close every client connection — their
-    /// forwarded writes may be lost, and clients reconnect and retry. A new
-    /// leader restarts every session's timer, so no healthy session expires
-    /// because of the failover.
+    /// The leader changed (or was lost). Unlike ZooKeeper's servers, which
+    /// close every client connection then, connections stay: writes a
+    /// lost leader never logged are sent again (`resend`); a server left
+    /// without a leader closes them after a while. A new leader restarts
+    /// every session's timer, so no healthy session expires because of
+    /// the failover.
     pub(crate) fn on_leader_change(&mut self, leader: u64) {
         self.leader_changes += 1;
         // A reconfig a previous reign let in may never reach the log; a
@@ -218,7 +224,7 @@ impl Node {
         }
         self.leader_id = leader;
         if had != raft::INVALID_ID {
-            self.close_all_clients("the leader changed");
+            self.close_unestablished();
         }
         if leader == raft::INVALID_ID {
             self.no_leader_since_ms = self.now_ms;

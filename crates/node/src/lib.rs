@@ -16,7 +16,8 @@
 //! comparing tree digests through the log), `timers` (ticks, liveness,
 //! expiry, reaping), `snapshots` (policy, compaction, install), `reconfig`
 //! (membership changes), `read_only` (read-only mode), `linearizable`
-//! (opt-in linearizable reads), `transfer`
+//! (opt-in linearizable reads), `resend` (client writes across a leader
+//! change), `transfer`
 //! (leadership transfer), `restore` and `takeover` (state from ZooKeeper's
 //! files), `store` and `log` (what Raft reads), `testing` (drivers for
 //! tests and fuzzing).
@@ -49,6 +50,7 @@ mod log;
 mod read_only;
 mod ready;
 mod reconfig;
+mod resend;
 mod restore;
 pub mod sasl;
 mod snapshots;
@@ -358,6 +360,16 @@ pub struct Node {
     next_read_only_session: i64,
     /// Linearizable reads waiting for their read index (`linearizable`).
     read_indexes: linearizable::ReadIndexes,
+    /// The highest term of an entry applied here, and the one lost writes
+    /// were last sent again for (`resend`).
+    applied_term: u64,
+    resent_for_term: u64,
+    /// Proposals of followers that came while this leader handed over
+    /// leadership (`resend`).
+    held_forwarded: Vec<RaftMessage>,
+    /// Client writes sent again after their leader never logged them (a
+    /// metric).
+    writes_resent: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -506,6 +518,10 @@ impl Node {
             read_only_sessions: HashMap::new(),
             next_read_only_session: 1,
             read_indexes: Default::default(),
+            applied_term: 0,
+            resent_for_term: 0,
+            held_forwarded: Vec::new(),
+            writes_resent: 0,
             rng,
             sm,
             cfg,

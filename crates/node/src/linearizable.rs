@@ -180,28 +180,6 @@ impl Node {
         self.read_indexes.served
     }
 
-    /// Proposes the writes of `conn` held behind linearizable reads, up
-    /// to the next linearizable read still queued.
-    pub(crate) fn propose_held(&mut self, conn: ConnId) {
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return;
-        };
-        let mut ready = Vec::new();
-        for p in c.queue.iter_mut() {
-            match p {
-                Pending::Linear(..) => break,
-                Pending::Held(asked, data) => {
-                    ready.push(std::mem::take(data));
-                    *p = Pending::Write(*asked);
-                }
-                _ => {}
-            }
-        }
-        for data in ready {
-            self.propose_data(data, conn);
-        }
-    }
-
     /// Every connection was closed: no read waits.
     pub(crate) fn forget_read_indexes(&mut self) {
         self.read_indexes.batches.clear();

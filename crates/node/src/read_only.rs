@@ -27,7 +27,7 @@ impl Node {
 
     /// How long without a leader before read-only mode starts:
     /// max(2000 ms, tickTime), as ZooKeeper's QuorumPeer waits.
-    fn read_only_delay_ms(&self) -> i64 {
+    pub(crate) fn read_only_delay_ms(&self) -> i64 {
         (self.cfg.tick_ms as i64 * 10).max(2000)
     }
 

@@ -11,17 +11,18 @@ pub(crate) const MAX_APPEND_BYTES: u64 = 1 << 20;
 
 impl Node {
     pub(crate) fn propose(&mut self, e: Entry) {
-        self.propose_data(e.encode(), e.conn);
+        self.push_proposal(e.encode().into(), e.conn);
     }
 
-    /// Proposes an encoded entry; `conn` (0 for none) is closed when there
-    /// is no leader to take it. Proposals wait for the next `flush` (or
-    /// until they fill an append message) and go to Raft together, in the
-    /// order they were made.
-    pub(crate) fn propose_data(&mut self, data: Vec<u8>, conn: ConnId) {
+    /// Proposes an encoded entry for `conn` (0 for none; a client's
+    /// writes go through `propose_write`). Proposals wait for the next
+    /// `flush` (or until they fill an append message) and go to Raft
+    /// together, in the order they were made; without a leader they wait
+    /// for one (`resend`).
+    pub(crate) fn push_proposal(&mut self, data: bytes::Bytes, conn: ConnId) {
         self.proposal_bytes += data.len() as u64;
         self.proposals.push(raft::prelude::Entry {
-            data: data.into(),
+            data,
             ..Default::default()
         });
         self.proposal_conns.push(conn);
@@ -33,19 +34,28 @@ impl Node {
     /// Hands the waiting proposals to Raft as one proposal message (what
     /// `RawNode::propose` does for a single entry).
     pub(crate) fn propose_pending(&mut self) {
-        // During a leadership transfer Raft drops proposals: they wait
-        // for the next leader instead (`transfer`).
-        if self.proposals.is_empty() || self.transferring() {
+        self.release_forwarded();
+        // During a leadership transfer Raft drops proposals, and without a
+        // leader it has nowhere to send them: they wait for the next
+        // leader instead (`transfer`, `resend`).
+        if self.proposals.is_empty()
+            || self.transferring()
+            || self.raw.raft.leader_id == raft::INVALID_ID
+        {
             return;
         }
         self.proposal_bytes = 0;
         let mut m = RaftMessage::default();
         m.set_msg_type(raft::prelude::MessageType::MsgPropose);
         m.from = self.cfg.server_id;
+        // The term they are sent in: a leader takes only its own (`resend`).
+        let term = self.raw.raft.term;
+        m.log_term = term;
         let mut entries = std::mem::take(&mut self.proposals);
         self.vet_proposals(&mut entries);
         m.set_entries(entries.into());
         let conns = std::mem::take(&mut self.proposal_conns);
+        self.stamp_sent(&conns, term);
         if let Err(err) = self.raw.raft.step(m) {
             // No leader: the clients must retry elsewhere.
             tracing::warn!(%err, proposals = conns.len(), "proposals dropped");
@@ -67,9 +77,13 @@ impl Node {
     pub fn flush(&mut self) {
         loop {
             self.hand_to_raft();
-            // Writes a served linearizable read let go (`propose_held`)
-            // go now, not at the next input.
-            if self.proposals.is_empty() || self.transferring() {
+            // Writes a served read or a resolved term let go
+            // (`propose_held`, `resend_lost_writes`) go now, not at the
+            // next input.
+            if self.proposals.is_empty()
+                || self.transferring()
+                || self.raw.raft.leader_id == raft::INVALID_ID
+            {
                 break;
             }
         }
@@ -156,6 +170,7 @@ impl Node {
         }
         self.advance_applied();
         self.serve_linearizable();
+        self.resend_lost_writes();
     }
 
     /// Tells Raft what is applied. It counts only what is durable here:
@@ -188,6 +203,7 @@ impl Node {
             self.since_snapshot += 1;
             self.since_snapshot_bytes += e.data.len() as u64;
             let zxid = e.index as i64;
+            self.applied_term = self.applied_term.max(e.term);
             match committed(&e).expect("a committed entry this build wrote must decode") {
                 // The leader's no-op at election, or a membership change.
                 Committed::Skip => self.sm.skip(zxid),

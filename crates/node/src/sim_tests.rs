@@ -575,6 +575,7 @@ fn run_checked_history_with_observers(
     }
     let mut stats = std::mem::take(&mut sim.stats);
     stats.insert("campaign deferred", sim.campaigns_deferred());
+    stats.insert("writes sent again (live replicas)", sim.writes_resent());
     stats.insert("simulated ms", sim.now_ms as u64);
     (history, stats)
 }

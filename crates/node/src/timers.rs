@@ -34,6 +34,7 @@ impl Node {
     /// Time passed: Raft ticks, session expiry, container/TTL checks.
     pub fn tick(&mut self, now_ms: i64) {
         self.now_ms = now_ms;
+        self.close_stuck_clients();
         self.check_read_only();
         let outputs = &mut self.outputs;
         self.held_connects.retain(|h| {

@@ -500,6 +500,10 @@ impl View<'_> {
             "ferrokeeper_linearizable_reads",
             self.node.linearizable_reads_served().to_string(),
         );
+        kv(
+            "ferrokeeper_writes_resent",
+            self.node.writes_resent().to_string(),
+        );
         // ZooKeeper's counter; here a mismatch stops the server, so a
         // running one has seen none.
         kv("zk_digest_mismatches_count", "0".into());

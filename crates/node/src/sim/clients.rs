@@ -580,6 +580,12 @@ impl Sim {
 
     /// Election timeouts held back during unpersisted snapshot installs,
     /// on every replica this run had.
+    /// Client writes the live replicas sent again after a leader change
+    /// (`resend`).
+    pub fn writes_resent(&self) -> u64 {
+        self.nodes.values().map(|n| n.writes_resent()).sum()
+    }
+
     pub fn campaigns_deferred(&self) -> u64 {
         self.deferred_by_gone
             + self
