@@ -183,6 +183,7 @@ mod tests {
             schemes: Schemes {
                 sasl: false,
                 x509: true,
+                skip_acl: false,
             },
         }
     }

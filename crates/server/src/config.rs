@@ -120,6 +120,10 @@ pub struct Config {
     /// server serves to a read-write session waits for a Raft ReadIndex,
     /// so it reflects every write acknowledged before it arrived.
     pub linearizable_reads: bool,
+    /// `skipACL` (ZooKeeper's `zookeeper.skipACL` property; "yes" turns
+    /// it on, as in ZooKeeper): no ACL is checked. Every server of an
+    /// ensemble must have the same (requests are checked where they apply).
+    pub skip_acl: bool,
     /// `snapCount`: entries between snapshots (randomised in [snapCount/2, snapCount)).
     pub snap_count: u64,
     /// `snapSizeLimitInKb` in bytes: a snapshot also after this many bytes
@@ -383,6 +387,7 @@ impl Config {
             digest_enabled: true,
             read_only_mode: false,
             linearizable_reads: false,
+            skip_acl: false,
             snap_count: 100_000,
             snap_size_limit_bytes: 64 << 20,
             autopurge_snap_retain_count: 3,
@@ -513,6 +518,8 @@ impl Config {
                 "digest.enabled" => c.digest_enabled = boolean(v).map_err(err)?,
                 "readonlymode.enabled" => c.read_only_mode = boolean(v).map_err(err)?,
                 "linearizableReads" => c.linearizable_reads = boolean(v).map_err(err)?,
+                // ZooKeeper: System.getProperty("zookeeper.skipACL", "no").equals("yes").
+                "skipACL" => c.skip_acl = v == "yes",
                 "reconfigEnabled" => c.reconfig_enabled = boolean(v).map_err(err)?,
                 "standaloneEnabled" => c.standalone_enabled = boolean(v).map_err(err)?,
                 "dynamicConfigFile" => {
@@ -800,6 +807,7 @@ impl Config {
             schemes: tree::acl::Schemes {
                 sasl: self.auth.sasl_acls,
                 x509: self.tls.x509_acls,
+                skip_acl: self.skip_acl,
             },
         }
     }

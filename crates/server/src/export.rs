@@ -28,30 +28,60 @@ pub enum ExportError {
     Refused(String),
 }
 
+/// A stopped server's whole state, read by the offline tools: its newest
+/// snapshot and every entry in its log after it, committed as far as it
+/// knows or not (ZooKeeper, too, logs proposals and keeps the highest
+/// server's).
+pub(crate) struct Offline {
+    pub sm: tree::StateMachine,
+    /// The newest snapshot's term (0 without one).
+    pub snapshot_term: u64,
+    pub had_snapshot: bool,
+    /// Entries of the log applied over the snapshot.
+    pub replayed: usize,
+    pub log: storage::wal::Recovered,
+}
+
+/// Reads `Offline` from a config's directories; the caller holds their locks.
+pub(crate) fn load_offline(cfg: &Config) -> Result<Offline, ExportError> {
+    let tree_cfg = cfg.tree_config();
+    let snaps = storage::snap::list(&cfg.data_dir)?;
+    let (mut sm, snapshot_term) = match snaps.last() {
+        Some((_, path)) => {
+            let (meta, body) = storage::snap::read(path)?;
+            let sm = tree::StateMachine::decode_snapshot(&body, tree_cfg).map_err(|e| {
+                ExportError::Refused(format!(
+                    "{}: undecodable snapshot body: {e}",
+                    path.display()
+                ))
+            })?;
+            (sm, meta.term)
+        }
+        None => (tree::StateMachine::new(tree_cfg), 0),
+    };
+    let log = storage::wal::read_only(cfg.log_dir())?;
+    let replayed = node::committed::replay(&mut sm, &log.entries).map_err(ExportError::Refused)?;
+    Ok(Offline {
+        sm,
+        snapshot_term,
+        had_snapshot: !snaps.is_empty(),
+        replayed,
+        log,
+    })
+}
+
 pub fn export_zookeeper(cfg_path: &Path) -> Result<String, ExportError> {
     let cfg = Config::load(cfg_path)?;
     // Held until done: a server starting meanwhile refuses, and a running
     // one makes this refuse (its state is still moving).
     let _locks = storage::DirLock::acquire_both(&cfg.data_dir, cfg.log_dir())?;
-    let tree_cfg = cfg.tree_config();
-    let snaps = storage::snap::list(&cfg.data_dir)?;
-    let mut sm = match snaps.last() {
-        Some((_, path)) => {
-            let (_, body) = storage::snap::read(path)?;
-            tree::StateMachine::decode_snapshot(&body, tree_cfg).map_err(|e| {
-                ExportError::Refused(format!(
-                    "{}: undecodable snapshot body: {e}",
-                    path.display()
-                ))
-            })?
-        }
-        None => tree::StateMachine::new(tree_cfg),
-    };
-    // Every entry in the log, committed as far as this server knows or
-    // not: ZooKeeper, too, logs proposals and keeps the highest server's.
-    let rec = storage::wal::read_only(cfg.log_dir())?;
-    let replayed = node::committed::replay(&mut sm, &rec.entries).map_err(ExportError::Refused)?;
-    if snaps.is_empty() && replayed == 0 {
+    let Offline {
+        sm,
+        had_snapshot,
+        replayed,
+        ..
+    } = load_offline(&cfg)?;
+    if !had_snapshot && replayed == 0 {
         return Err(ExportError::Refused(format!(
             "{} and {} hold no ferrokeeper data to export",
             cfg.data_dir.display(),

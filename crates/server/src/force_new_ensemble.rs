@@ -27,19 +27,8 @@ use raft::prelude::{ConfState, HardState};
 
 use crate::config::Config;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ForceError {
-    #[error("{0}")]
-    Config(#[from] crate::config::ConfigError),
-    #[error("{0}")]
-    Lock(#[from] storage::LockError),
-    #[error("{0}")]
-    Snapshot(#[from] storage::SnapError),
-    #[error("{0}")]
-    Log(#[from] storage::WalError),
-    #[error("{0}")]
-    Refused(String),
-}
+/// The offline tools' errors (`export`): config, locks, files, refusals.
+pub use crate::export::ExportError as ForceError;
 
 /// What was found, and what was (with `confirm`) or would be done.
 pub struct Outcome {
@@ -64,23 +53,12 @@ pub fn force_new_ensemble(cfg_path: &Path, confirm: bool) -> Result<Outcome, For
     // Held until done: a running server makes this refuse, and a server
     // starting meanwhile refuses.
     let _locks = storage::DirLock::acquire_both(&cfg.data_dir, cfg.log_dir())?;
-    let snaps = storage::snap::list(&cfg.data_dir)?;
-    let (mut sm, mut term) = match snaps.last() {
-        Some((_, path)) => {
-            let (meta, body) = storage::snap::read(path)?;
-            let sm =
-                tree::StateMachine::decode_snapshot(&body, cfg.tree_config()).map_err(|e| {
-                    ForceError::Refused(format!(
-                        "{}: undecodable snapshot body: {e}",
-                        path.display()
-                    ))
-                })?;
-            (sm, meta.term)
-        }
-        None => (tree::StateMachine::new(cfg.tree_config()), 0),
-    };
-    let rec = storage::wal::read_only(cfg.log_dir())?;
-    node::committed::replay(&mut sm, &rec.entries).map_err(ForceError::Refused)?;
+    let crate::export::Offline {
+        mut sm,
+        snapshot_term: mut term,
+        log: rec,
+        ..
+    } = crate::export::load_offline(&cfg)?;
     let index = sm.last_zxid() as u64;
     if index == 0 {
         return Err(ForceError::Refused(format!(

@@ -358,6 +358,7 @@ mod tests {
         schemes: crate::acl::Schemes {
             sasl: false,
             x509: false,
+            skip_acl: false,
         },
     };
 

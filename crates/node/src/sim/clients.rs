@@ -580,6 +580,16 @@ impl Sim {
 
     /// Election timeouts held back during unpersisted snapshot installs,
     /// on every replica this run had.
+    /// The zxid of the newest change of `key` answered before `t` (0: none).
+    fn newest_change_before(&self, key: &str, t: i64) -> i64 {
+        self.changed
+            .iter()
+            .filter(|(ret, k, _)| *ret < t && k == key)
+            .map(|(_, _, z)| *z)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Client writes the live replicas sent again after a leader change
     /// (`resend`).
     pub fn writes_resent(&self) -> u64 {
@@ -715,13 +725,7 @@ impl Sim {
                     // A linearizable replica: every change of this key
                     // answered before the read was sent is visible.
                     if let Some(t) = linear {
-                        let must = self
-                            .changed
-                            .iter()
-                            .filter(|(ret, k, _)| *ret < t && *k == key)
-                            .map(|(_, _, z)| *z)
-                            .max()
-                            .unwrap_or(0);
+                        let must = self.newest_change_before(&key, t);
                         *self.stats.entry("linearizable read").or_default() += 1;
                         if d.stat.mzxid < must {
                             self.violations.push(format!(
@@ -733,13 +737,7 @@ impl Sim {
                     // After a sync that was answered: every change of this
                     // key answered before the sync was sent is visible.
                     if let Some(t) = sync.filter(|t| c.synced.contains(t)) {
-                        let must = self
-                            .changed
-                            .iter()
-                            .filter(|(ret, k, _)| *ret < t && *k == key)
-                            .map(|(_, _, z)| *z)
-                            .max()
-                            .unwrap_or(0);
+                        let must = self.newest_change_before(&key, t);
                         *self.stats.entry("read after sync").or_default() += 1;
                         if d.stat.mzxid < must {
                             self.session_violations.push(format!(
