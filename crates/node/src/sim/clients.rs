@@ -55,6 +55,17 @@ pub(super) struct Client {
     pub(super) recent_reads: VecDeque<(i32, String, i64)>,
 }
 
+/// The zxid of the newest change of `key` in `changed` (`Sim::changed`)
+/// answered before `t` (0: none).
+fn newest_change_before(changed: &[(i64, String, i64)], key: &str, t: i64) -> i64 {
+    changed
+        .iter()
+        .filter(|(ret, k, _)| *ret < t && k == key)
+        .map(|(_, _, z)| *z)
+        .max()
+        .unwrap_or(0)
+}
+
 /// How many answered reads a client keeps for the order check.
 const RECENT_READS: usize = 16;
 
@@ -580,16 +591,6 @@ impl Sim {
 
     /// Election timeouts held back during unpersisted snapshot installs,
     /// on every replica this run had.
-    /// The zxid of the newest change of `key` answered before `t` (0: none).
-    fn newest_change_before(&self, key: &str, t: i64) -> i64 {
-        self.changed
-            .iter()
-            .filter(|(ret, k, _)| *ret < t && k == key)
-            .map(|(_, _, z)| *z)
-            .max()
-            .unwrap_or(0)
-    }
-
     /// Client writes the live replicas sent again after a leader change
     /// (`resend`).
     pub fn writes_resent(&self) -> u64 {
@@ -725,7 +726,7 @@ impl Sim {
                     // A linearizable replica: every change of this key
                     // answered before the read was sent is visible.
                     if let Some(t) = linear {
-                        let must = self.newest_change_before(&key, t);
+                        let must = newest_change_before(&self.changed, &key, t);
                         *self.stats.entry("linearizable read").or_default() += 1;
                         if d.stat.mzxid < must {
                             self.violations.push(format!(
@@ -737,7 +738,7 @@ impl Sim {
                     // After a sync that was answered: every change of this
                     // key answered before the sync was sent is visible.
                     if let Some(t) = sync.filter(|t| c.synced.contains(t)) {
-                        let must = self.newest_change_before(&key, t);
+                        let must = newest_change_before(&self.changed, &key, t);
                         *self.stats.entry("read after sync").or_default() += 1;
                         if d.stat.mzxid < must {
                             self.session_violations.push(format!(
