@@ -588,13 +588,27 @@ impl Node {
 
     /// Closes every client connection (in id order, for replay).
     pub(crate) fn close_all_clients(&mut self, reason: &'static str) {
-        let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        self.close_clients_where(|_| true, reason);
+        self.forget_read_indexes();
+    }
+
+    /// Closes the connections `which` picks (in id order, for replay).
+    pub(crate) fn close_clients_where(
+        &mut self,
+        which: impl Fn(&Conn) -> bool,
+        reason: &'static str,
+    ) {
+        let mut conns: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| which(c))
+            .map(|(id, _)| *id)
+            .collect();
         conns.sort_unstable();
         for conn in conns {
             self.drop_conn(conn);
             self.outputs.push(Output::Close { conn, reason });
         }
-        self.forget_read_indexes();
     }
 
     /// Answers the write at the head of the connection's queue, then every

@@ -61,20 +61,10 @@ impl Node {
             return;
         }
         tracing::info!("a leader is back: read-only mode ends");
-        let mut ro: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.read_only)
-            .map(|(id, _)| *id)
-            .collect();
-        ro.sort_unstable();
-        for conn in ro {
-            self.drop_conn(conn);
-            self.outputs.push(Output::Close {
-                conn,
-                reason: "read-only mode ended: the ensemble has a quorum again",
-            });
-        }
+        self.close_clients_where(
+            |c| c.read_only,
+            "read-only mode ended: the ensemble has a quorum again",
+        );
     }
 
     /// A connect while read-only (after `open`'s checks): a client that

@@ -211,19 +211,9 @@ impl Node {
     /// be created close (the proposal may be lost; the client connects
     /// again); the others stay.
     pub(crate) fn close_unestablished(&mut self) {
-        let mut waiting: Vec<ConnId> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.session_id == 0)
-            .map(|(id, _)| *id)
-            .collect();
-        waiting.sort_unstable();
-        for conn in waiting {
-            self.drop_conn(conn);
-            self.outputs.push(Output::Close {
-                conn,
-                reason: "the leader changed while the session was being created",
-            });
-        }
+        self.close_clients_where(
+            |c| c.session_id == 0,
+            "the leader changed while the session was being created",
+        );
     }
 }
