@@ -47,6 +47,8 @@ def steps(test, kind, skip):
     line = "server.100=127.0.0.1:%d:%d:observer;127.0.0.1:%d" % (
         harness.free_port(), harness.free_port(), harness.free_port())
     attempt("reconfig", lambda: anyone.reconfig(joining=line, leaving=None, new_members=None))
+    # Through the server the owner is connected to, once it has caught up.
+    owner.sync("/zookeeper/config")
     data, _ = owner.get("/zookeeper/config")
     seen["observer in the membership"] = bool(re.search(r"^server\.100=", data.decode(), re.M))
     return seen
