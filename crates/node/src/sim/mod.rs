@@ -21,6 +21,7 @@ use tree::{acl, ConnId};
 use crate::lincheck::{Event, Op, Outcome};
 
 mod clients;
+mod deliver;
 use crate::testing::{load, MemDisk as Disk, SnapFile};
 use crate::{Node, NodeConfig, Output, Restored, RestoredSnapshot};
 pub(crate) use clients::create_request;
