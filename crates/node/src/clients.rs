@@ -79,8 +79,9 @@ pub(crate) enum Pending {
     /// every earlier request of the connection is answered and the read
     /// index of its batch is applied here.
     Linear(Asked, Request, u64),
-    /// A write behind a `Linear` read, not proposed yet (its entry's
-    /// bytes): it becomes a `Write` once no linearizable read is ahead of it.
+    /// A write not proposed yet (its entry's bytes), behind a `Linear`
+    /// read or a write that may have to be sent again (`must_hold`): it
+    /// becomes a `Write` once nothing ahead holds it (`propose_held`).
     Held(Asked, Vec<u8>),
 }
 
