@@ -146,8 +146,8 @@ impl Node {
     /// every replica that saw the leader go has left its lease before the
     /// first pre-vote asks them; then one turn per lower id still up.
     pub(crate) fn schedule_campaign(&mut self) {
-        // An observer never campaigns.
-        if self.is_observer() {
+        // A learner (an observer, a non-voting follower) never campaigns.
+        if self.is_learner() {
             return;
         }
         let turn = self
@@ -232,6 +232,7 @@ impl Node {
             self.leave_read_only();
         }
         if leader == self.cfg.server_id {
+            self.leading_since_ms = self.now_ms;
             for l in self.liveness.values_mut() {
                 l.last_heard_ms = self.now_ms;
                 l.expiring = false;

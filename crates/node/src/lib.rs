@@ -47,6 +47,7 @@ mod digest_check;
 mod election;
 mod linearizable;
 mod log;
+mod non_voting;
 mod read_only;
 mod ready;
 mod reconfig;
@@ -207,6 +208,10 @@ pub enum Output {
     /// snapshot: the driver transfers that file, then reports with
     /// `snapshot_sent`.
     Message(Box<RaftMessage>),
+    /// This server, outside the voters, has not heard from a leader for
+    /// long: the transport calls the other servers again, naming itself
+    /// and its address to those that do not know it (`non_voting`).
+    Rejoin,
     /// Tell the leader which sessions spoke to this server lately, so it
     /// does not expire them (only the leader proposes expiry).
     Liveness { to: u64, sessions: Vec<i64> },
@@ -347,8 +352,20 @@ pub struct Node {
     /// Leader: the index of the last reconfig it let into its log; no
     /// other is decided until that one is applied (`reconfig`).
     reconfig_pending_at: u64,
-    /// A reconfig took this server out of the ensemble: it serves nothing.
+    /// A reconfig took this server out of the ensemble and its leader
+    /// dropped it: it serves nothing.
     removed: bool,
+    /// Out of the membership text but a Raft learner: it follows and
+    /// serves as a non-voting follower (`non_voting`).
+    non_voting: bool,
+    /// Servers the transport let in without being members, and when
+    /// (`non_voting`).
+    joiners: std::collections::BTreeMap<u64, i64>,
+    /// When this server last asked the transport to call in again, became
+    /// leader, saw its membership change (`non_voting`).
+    rejoined_at_ms: i64,
+    leading_since_ms: i64,
+    membership_changed_ms: i64,
     /// When each peer's last message came (`reconfig` counts the live).
     heard_ms: HashMap<u64, i64>,
     /// Since when this server has had no leader (`read_only`).
@@ -512,6 +529,11 @@ impl Node {
             digest_notes: DigestNotes::default(),
             reconfig_pending_at: 0,
             removed: false,
+            non_voting: false,
+            joiners: Default::default(),
+            rejoined_at_ms: now_ms,
+            leading_since_ms: now_ms,
+            membership_changed_ms: now_ms,
             heard_ms: HashMap::new(),
             no_leader_since_ms: now_ms,
             read_only: false,
@@ -544,7 +566,7 @@ impl Node {
         node.liveness = fresh_timers(&node.sm, now_ms);
         node.snapshot_after_bytes = node.bytes_between_snapshots();
         node.members_changed();
-        if members.voters.len() > 1 && !node.is_observer() && !node.removed {
+        if members.voters.len() > 1 && !node.is_learner() && !node.removed {
             // Nobody leads yet as far as we know: take our turn as after a
             // lost leader (lowest live id first) instead of waiting out a
             // whole election timeout, as ZooKeeper's election starts at once.
@@ -644,8 +666,9 @@ impl Node {
             .unwrap_or(0)
     }
 
-    /// Leader only: (followers connected, followers replicating in step);
-    /// voters only.
+    /// Leader only: (followers connected, followers replicating in step):
+    /// voters and non-voting followers, as ZooKeeper's leader counts its
+    /// forwarding followers.
     pub fn followers(&self) -> (usize, usize) {
         self.learners_in_step(false)
     }
@@ -655,9 +678,10 @@ impl Node {
         self.learners_in_step(true)
     }
 
-    /// Whether this server is an observer (a Raft learner).
+    /// Whether this server is an observer (a Raft learner the membership
+    /// lists; `is_non_voting` for one it does not).
     pub fn is_observer(&self) -> bool {
-        self.raft_members().1.contains(&self.cfg.server_id)
+        self.is_learner() && !self.non_voting
     }
 
     /// A reconfig took this server out of the ensemble.
@@ -670,7 +694,9 @@ impl Node {
             return (0, 0);
         }
         let me = self.cfg.server_id;
-        let learners = self.raft_members().1;
+        let mut learners = self.raft_members().1;
+        let non_voting = self.non_voting_ids();
+        learners.retain(|id| !non_voting.contains(id));
         let mut n = (0, 0);
         for (id, pr) in self.raw.raft.prs().iter() {
             if *id == me || !pr.recent_active || learners.contains(id) != observers {

@@ -21,8 +21,8 @@
 //! the leader started from, and otherwise (a replica that started from
 //! its config files with a newer membership, replaying its log) straight
 //! to the new membership. A leader that is no longer a voter hands
-//! leadership to a voter; a server that is no longer a member stops
-//! serving. The driver hears of every new membership (`Output::Membership`)
+//! leadership to a voter; a server that is no longer a member follows
+//! without a vote (`non_voting`). The driver hears of every new membership (`Output::Membership`)
 //! to reach new peers and write ZooKeeper's dynamic config file.
 
 use super::*;
@@ -214,8 +214,8 @@ impl Node {
         acl::check(&acl, Perms::WRITE, auth, self.cfg.tree.schemes)
             .map_err(|_| ErrorCode::NoAuth)?;
         let (base_voters, base_learners, _) = self.raft_members();
-        let learners = next.learners();
-        let change = change_between((&base_voters, &base_learners), (&voters, &learners));
+        let to = non_voting::raft_target(&next, (&base_voters, &base_learners));
+        let change = change_between((&base_voters, &base_learners), (&to.0, &to.1));
         Ok((
             EntryKind::Reconfig {
                 base: current.version,
@@ -250,7 +250,8 @@ impl Node {
 
     /// Applies a committed membership change (`committed::Membership`):
     /// the reconfig entry to the tree and its answer, then Raft's
-    /// membership; none: Raft leaving a joint membership.
+    /// membership; none: Raft leaving a joint membership, or a change of
+    /// non-voting followers (`non_voting`).
     pub(crate) fn apply_membership(
         &mut self,
         zxid: i64,
@@ -259,6 +260,10 @@ impl Node {
     ) {
         let Some(entry) = entry else {
             self.sm.skip(zxid);
+            if !change.get_changes().is_empty() {
+                self.apply_non_voting(change);
+                return;
+            }
             if self.raft_members().2 {
                 self.change_raft_members(change);
             }
@@ -299,7 +304,7 @@ impl Node {
                     self.change_raft_members(&ConfChangeV2::default());
                 }
                 let (voters, learners, _) = self.raft_members();
-                let to = (target.voters(), target.learners());
+                let to = non_voting::raft_target(&target, (&voters, &learners));
                 if let Some(cc) = change_between((&voters, &learners), (&to.0, &to.1)) {
                     self.change_raft_members(&cc);
                     if self.raft_members().2 {
@@ -312,7 +317,7 @@ impl Node {
         self.members_changed();
     }
 
-    fn change_raft_members(&mut self, cc: &ConfChangeV2) {
+    pub(crate) fn change_raft_members(&mut self, cc: &ConfChangeV2) {
         // A snapshot soon: a server added now gets one that lists it
         // (Raft refuses a snapshot whose membership leaves it out, and the
         // newest one might predate its addition).
@@ -371,17 +376,26 @@ impl Node {
     pub(crate) fn members_changed(&mut self) {
         let me = self.cfg.server_id;
         let (voters, learners, _) = self.raft_members();
-        // The membership text decides (a removed leader stays a Raft
-        // learner here, `change_raft_members`); a standalone server has none.
+        // Left out of the membership text (a standalone server has none)
+        // and of Raft's: a server a reconfig removed goes on as a
+        // non-voting follower (`non_voting`) until its leader drops it.
         let members = self.sm.members();
-        let removed = !members.servers.is_empty() && !members.servers.contains_key(&me);
+        let unlisted = !members.servers.is_empty() && !members.servers.contains_key(&me);
+        let removed = unlisted && !voters.contains(&me) && !learners.contains(&me);
+        if unlisted && !removed && !self.non_voting {
+            tracing::info!(
+                "this server (id {me}) is not in the ensemble's membership: it follows as a non-voting follower"
+            );
+        }
+        self.non_voting = unlisted && !removed;
         if removed && !self.removed {
             tracing::warn!(
-                "this server (id {me}) is no longer a member of the ensemble: it serves no clients until a reconfig adds it again"
+                "this server (id {me}) is no longer a member of the ensemble: it serves no clients until it is let in again"
             );
             self.close_all_clients("this server was removed from the ensemble");
         }
         self.removed = removed;
+        self.membership_changed_ms = self.now_ms;
         self.outputs.push(Output::Membership {
             text: members.render(),
             voters,

@@ -914,3 +914,66 @@ fn a_linearizable_replica_keeps_a_sessions_order_without_closing_it() {
         );
     }
 }
+
+#[test]
+fn a_removed_server_follows_without_a_vote_and_comes_back_after_a_crash() {
+    // ZooKeeper keeps a server a reconfig removed running as a non-voting
+    // follower (`non_voting`): it applies every write and serves its
+    // clients. A leader drops one it has not heard from for long; one
+    // that calls in again after its restart is let back in.
+    use crate::non_voting::GONE_TICKS;
+    for seed in seeds() {
+        let mut sim = Sim::new(seed, 3);
+        let leader = settle(&mut sim);
+        let gone = if leader == 3 { 2 } else { 3 };
+        let admin = sim.add_client(leader);
+        sim.run(500);
+        assert!(sim.reconfig(admin, None, Some(gone.to_string())));
+        sim.run(2_000);
+        assert!(!sim.members().servers.contains_key(&gone), "seed {seed}");
+        assert!(
+            sim.replica(gone).is_non_voting(),
+            "seed {seed}: {:#?}",
+            sim.describe_replicas()
+        );
+        assert_eq!(sim.replica(leader).raft_members().0.len(), 2, "seed {seed}");
+        let reader = sim.add_client(gone);
+        sim.run(500);
+        assert!(
+            sim.client_connected(reader),
+            "seed {seed}: a client of the removed server"
+        );
+        for i in 0..10 {
+            sim.create(admin, &format!("/after-removal-{i}"));
+        }
+        sim.run(1_000);
+        for i in 0..10 {
+            sim.read(reader, &format!("/after-removal-{i}"), false);
+        }
+        converge(&mut sim, seed);
+        assert_eq!(sim.acked.len(), 10, "seed {seed}");
+        assert_acked_everywhere(&sim, seed);
+        assert!(
+            sim.violations.is_empty(),
+            "seed {seed}: {:#?}",
+            sim.violations
+        );
+
+        sim.crash(gone);
+        sim.run((GONE_TICKS + 20) * super::sim::TICK_MS as i64);
+        assert!(
+            !sim.replica(leader).raft_members().1.contains(&gone),
+            "seed {seed}: the leader still replicates to the crashed server: {:#?}",
+            sim.describe_replicas()
+        );
+        sim.start(gone);
+        sim.create(admin, "/after-restart");
+        converge(&mut sim, seed);
+        assert!(
+            sim.replica(leader).raft_members().1.contains(&gone),
+            "seed {seed}"
+        );
+        assert!(sim.replica(gone).is_non_voting(), "seed {seed}");
+        assert_acked_everywhere(&sim, seed);
+    }
+}

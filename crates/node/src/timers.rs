@@ -61,12 +61,12 @@ impl Node {
                 self.raw.tick();
                 self.redraw_election_timeout();
                 self.ask_read_indexes(true);
-                // An observer never campaigns, so Raft never tells it the
-                // leader is gone (a leader without a quorum steps down,
-                // and its connection stays up): no word from the leader
-                // for an election timeout, and it stops serving, as a
-                // follower would.
-                if self.is_observer()
+                // A learner (an observer, a non-voting follower) never
+                // campaigns, so Raft never tells it the leader is gone (a
+                // leader without a quorum steps down, and its connection
+                // stays up): no word from the leader for an election
+                // timeout, and it stops serving, as a follower would.
+                if self.is_learner()
                     && self.raw.raft.leader_id != raft::INVALID_ID
                     && self.raw.raft.pass_election_timeout()
                 {
@@ -79,6 +79,9 @@ impl Node {
                 self.campaigns_deferred += 1;
             }
             ticked = true;
+        }
+        if ticked {
+            self.tend_non_voting();
         }
         if !self.is_leader() {
             let leader = self.raw.raft.leader_id;

@@ -39,6 +39,9 @@ pub(crate) enum CoreInput {
     Liveness(Vec<i64>),
     /// The connection from or to this peer broke.
     PeerLost(u64),
+    /// A server that is not a member called in and named where it
+    /// listens (`peer::ask_address`): a would-be non-voting follower.
+    Joiner(crate::peer::PeerAddr),
     /// Our connection to this peer is up (dialed, greeted).
     PeerUp(u64),
     /// The leader's snapshot arrived whole and is durable here.

@@ -262,6 +262,13 @@ impl CoreTask {
             CoreInput::Liveness(sessions) => self.node.liveness(&sessions, now_ms()),
             CoreInput::PeerLost(id) => self.node.peer_lost(id),
             CoreInput::PeerUp(id) => self.node.peer_up(id),
+            CoreInput::Joiner(addr) => {
+                let id = addr.id;
+                if let Some(peers) = &mut self.peers {
+                    peers.add_joiner(addr);
+                }
+                self.node.joiner(id);
+            }
             CoreInput::InstallSnapshot { msg, state } => self.node.install_snapshot(*msg, *state),
             CoreInput::SnapshotSent { peer, ok } => {
                 if ok {
@@ -503,7 +510,7 @@ impl CoreTask {
 
     /// The membership is `text` (`/zookeeper/config`'s): reach the other
     /// members where it says, and keep ZooKeeper's dynamic config file.
-    fn new_membership(&mut self, text: &str) {
+    fn new_membership(&mut self, text: &str, learners: &[u64]) {
         let Ok(members) = proto::members::Members::parse(text) else {
             return;
         };
@@ -520,6 +527,7 @@ impl CoreTask {
                         election: format!("{}:{}", s.host, s.election_port),
                     })
                     .collect(),
+                learners,
             );
         }
         if self.cfg.reconfig_enabled {
@@ -659,7 +667,14 @@ impl CoreTask {
                             Err(e) => tracing::warn!("the ZooKeeper data taken over here is confirmed, but its marker stays: {e}"),
                         }
                     }
-                    Output::Membership { text, .. } => self.new_membership(&text),
+                    Output::Membership { text, learners, .. } => {
+                        self.new_membership(&text, &learners)
+                    }
+                    Output::Rejoin => {
+                        if let Some(peers) = &mut self.peers {
+                            peers.redial();
+                        }
+                    }
                     Output::Restored { waiter, zxid, ok } => {
                         if let Some(reply) = self.restores.remove(&waiter) {
                             let _ = reply.send(if ok {

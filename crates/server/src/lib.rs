@@ -39,6 +39,7 @@ mod membership;
 mod metrics;
 mod peer;
 mod peer_frame;
+mod peer_joiner;
 mod peer_stream;
 mod quorum_auth;
 mod snap_transfer;
@@ -269,7 +270,8 @@ impl Server {
             None => None,
             Some(t) => Some(
                 peer::start(
-                    membership.my_id,
+                    t.me.clone(),
+                    cfg.reconfig_enabled,
                     t.quorum,
                     t.election,
                     t.peers.clone(),

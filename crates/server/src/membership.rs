@@ -21,6 +21,9 @@ pub(crate) struct Membership {
 pub(crate) struct Transport {
     pub quorum: SocketAddr,
     pub election: SocketAddr,
+    /// Our own addresses as our server line gives them (told to a server
+    /// that asks who we are: `peer_joiner`).
+    pub me: peer::PeerAddr,
     pub peers: Vec<peer::PeerAddr>,
 }
 
@@ -105,6 +108,11 @@ impl Membership {
             transport: Some(Transport {
                 quorum,
                 election,
+                me: peer::PeerAddr {
+                    id: my_id,
+                    quorum: format!("{}:{}", me.host, me.quorum_port),
+                    election: format!("{}:{}", me.host, me.election_port),
+                },
                 peers,
             }),
         })

@@ -9,7 +9,9 @@
 //! the dialer's server id (u64 BE),
 //! then, when quorum authentication is on, the exchange of `quorum_auth`,
 //! then carries frames (`peer_frame`). An id that is not another member's
-//! is refused, and so is a Raft message that names another sender.
+//! is refused — unless reconfig is enabled: then the dialer is asked where
+//! it listens (`peer_joiner`) and the core hears of a would-be non-voting
+//! follower — and so is a Raft message that names another sender.
 //!
 //! Raft tolerates lost messages: when a peer's queue is full or its
 //! connection is down, messages to it are dropped.
@@ -36,7 +38,7 @@ use crate::{peer_frame, CoreInput};
 /// Frames queued per peer and port before new ones are dropped.
 const PEER_QUEUE: usize = 4096;
 /// The largest frame a peer may send: a batch of entries, bounded.
-const MAX_FRAME_BYTES: usize = 64 << 20;
+pub(crate) const MAX_FRAME_BYTES: usize = 64 << 20;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
@@ -80,6 +82,10 @@ pub(crate) struct SnapshotHome {
 /// they speak over.
 pub(crate) struct Gate {
     pub my_id: u64,
+    /// Where this server listens, told to an acceptor that asks.
+    pub me: PeerAddr,
+    /// Servers that are not members are let in (`reconfigEnabled`).
+    pub joiners_allowed: bool,
     /// The other members' ids; a reconfig changes them (`Peers::update`).
     pub members: std::sync::RwLock<BTreeSet<u64>>,
     /// Rings when a peer connects to us: our dialers to it, waiting out a
@@ -228,8 +234,10 @@ impl Peers {
 }
 
 /// Starts listeners on our two ports and dialers to every peer.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn start(
-    my_id: u64,
+    me: PeerAddr,
+    joiners_allowed: bool,
     quorum_addr: SocketAddr,
     election_addr: SocketAddr,
     peers: Vec<PeerAddr>,
@@ -241,7 +249,9 @@ pub(crate) async fn start(
     tasks: &mut tokio::task::JoinSet<()>,
 ) -> Result<Peers, crate::ServerError> {
     let gate = Arc::new(Gate {
-        my_id,
+        my_id: me.id,
+        me,
+        joiners_allowed,
         members: std::sync::RwLock::new(peers.iter().map(|p| p.id).collect()),
         came_up: Arc::new(tokio::sync::Notify::new()),
         auth,
@@ -314,10 +324,17 @@ impl Peers {
     }
 
     /// A reconfig changed the membership: the other members are now
-    /// `peers`. New ones are dialed and let in, gone ones dropped (their
-    /// dialers end), moved ones dialed at their new addresses.
-    pub(crate) fn update(&mut self, peers: Vec<PeerAddr>) {
-        let wanted: BTreeMap<u64, PeerAddr> = peers.into_iter().map(|p| (p.id, p)).collect();
+    /// `peers`, and Raft also replicates to `also` (non-voting followers:
+    /// kept at the address known for them, if any). New ones are dialed
+    /// and let in, gone ones dropped (their dialers end), moved ones
+    /// dialed at their new addresses.
+    pub(crate) fn update(&mut self, peers: Vec<PeerAddr>, also: &[u64]) {
+        let mut wanted: BTreeMap<u64, PeerAddr> = peers.into_iter().map(|p| (p.id, p)).collect();
+        for id in also {
+            if let (false, Some(a)) = (wanted.contains_key(id), self.addrs.get(id)) {
+                wanted.insert(*id, a.clone());
+            }
+        }
         let stale: Vec<u64> = self
             .addrs
             .iter()
@@ -348,6 +365,38 @@ impl Peers {
             }
         }
         *self.gate.members.write().unwrap() = self.addrs.keys().copied().collect();
+    }
+
+    /// A server that is not a member called in from `p` (`peer_joiner`):
+    /// dialed and let in like a member until a membership leaves it out.
+    pub(crate) fn add_joiner(&mut self, p: PeerAddr) {
+        if p.id == self.gate.my_id {
+            return;
+        }
+        if let Some(known) = self.addrs.get(&p.id) {
+            if known.quorum == p.quorum && known.election == p.election {
+                return;
+            }
+            self.quorum.remove(&p.id);
+            self.election.remove(&p.id);
+        }
+        self.dial(p, |f| {
+            tokio::spawn(f);
+        });
+        *self.gate.members.write().unwrap() = self.addrs.keys().copied().collect();
+    }
+
+    /// Every peer is dialed again on new connections (`Output::Rejoin`):
+    /// one that no longer knows this server asks where it listens.
+    pub(crate) fn redial(&mut self) {
+        let all: Vec<PeerAddr> = self.addrs.values().cloned().collect();
+        self.quorum.clear();
+        self.election.clear();
+        for p in all {
+            self.dial(p, |f| {
+                tokio::spawn(f);
+            });
+        }
     }
 }
 
@@ -454,6 +503,14 @@ async fn dial_loop(
                 _ = stop.recv() => return,
                 f = rx.recv() => f,
                 r = w.get_mut().read(&mut byte) => {
+                    if matches!(r, Ok(1)) && byte[0] == crate::peer_joiner::WHO {
+                        // The peer does not know us: tell it where we listen.
+                        let frame = crate::peer_joiner::address_frame(&gate.me);
+                        if w.write_all(&frame).await.is_ok() && w.flush().await.is_ok() {
+                            tracing::info!("server {peer} ({port} port) asked where this server listens: told it");
+                            continue;
+                        }
+                    }
                     tracing::info!(
                         "lost the connection to server {peer} at {addr} ({port} port){}",
                         match r {
@@ -530,20 +587,23 @@ async fn accept_loop(
 const PEER_READ_BUFFER: usize = 256 * 1024;
 
 /// Who is on the other end of an accepted connection: TLS when
-/// configured, then its id, which must be another member's.
-async fn identify(sock: TcpStream, gate: &Gate) -> Result<(u64, Stream), String> {
+/// configured, then its id, which must be another member's, or (when
+/// servers that are not members are let in) any other; and whether it is
+/// a member's.
+async fn identify(sock: TcpStream, gate: &Gate) -> Result<(u64, Stream, bool), String> {
     let mut sock = gate.tls.get().accept(sock).await?;
     let mut id = [0u8; 8];
     sock.read_exact(&mut id)
         .await
         .map_err(|e| format!("no server id: {e}"))?;
     let from = u64::from_be_bytes(id);
-    if from == gate.my_id || !gate.members.read().unwrap().contains(&from) {
+    let member = gate.members.read().unwrap().contains(&from);
+    if from == gate.my_id || from == 0 || (!member && !gate.joiners_allowed) {
         return Err(format!(
             "it calls itself server {from}, which is not another server of this ensemble"
         ));
     }
-    Ok((from, sock))
+    Ok((from, sock, member))
 }
 
 /// Quorum authentication, given the 4 bytes after the id: its magic, or
@@ -584,25 +644,66 @@ async fn read_peer(
             HANDSHAKE_LIMIT.as_secs()
         )
     };
-    let (from, mut sock) = match tokio::time::timeout(HANDSHAKE_LIMIT, identify(sock, gate)).await {
-        Ok(Ok(known)) => known,
-        Ok(Err(why)) => return refused(why),
-        Err(_) => return refused(late()),
-    };
-    gate.came_up.notify_waiters();
-    // Not bounded in time: a dialer without quorum authentication sends
-    // its first frame when it has one (an election connection may stay
-    // quiet for long); one with it sends the magic at once.
-    let mut first = [0u8; 4];
-    if sock.read_exact(&mut first).await.is_err() {
-        return;
-    }
-    let sock =
-        match tokio::time::timeout(HANDSHAKE_LIMIT, authenticate(sock, from, first, gate)).await {
-            Ok(Ok(sock)) => sock,
+    let (from, mut sock, member) =
+        match tokio::time::timeout(HANDSHAKE_LIMIT, identify(sock, gate)).await {
+            Ok(Ok(known)) => known,
             Ok(Err(why)) => return refused(why),
             Err(_) => return refused(late()),
         };
+    gate.came_up.notify_waiters();
+    // Not bounded in time: a dialer without quorum authentication sends
+    // its first frame when it has one (an election connection may stay
+    // quiet for long); one with it sends the magic at once. One that is
+    // not a member is asked where it listens if it says nothing.
+    let first = if member {
+        let mut first = [0u8; 4];
+        if sock.read_exact(&mut first).await.is_err() {
+            return;
+        }
+        Some(first)
+    } else {
+        match crate::peer_joiner::first_bytes(&mut sock).await {
+            Ok(first) => first,
+            Err(_) => return,
+        }
+    };
+    let mut sock = match first {
+        Some(first) => {
+            match tokio::time::timeout(HANDSHAKE_LIMIT, authenticate(sock, from, first, gate)).await
+            {
+                Ok(Ok(sock)) => sock,
+                Ok(Err(why)) => return refused(why),
+                Err(_) => return refused(late()),
+            }
+        }
+        None if gate.auth.enabled && gate.auth.server_require => {
+            return refused(format!(
+                "server {from} did not authenticate and quorum.auth.serverRequireSasl is on"
+            ))
+        }
+        None => sock,
+    };
+    if !member {
+        match tokio::time::timeout(
+            HANDSHAKE_LIMIT,
+            crate::peer_joiner::ask_address(&mut sock, from),
+        )
+        .await
+        {
+            Ok(Ok(addr)) => {
+                tracing::info!(
+                    "server {from}, not a member, calls in from {addr_q} (quorum) and {addr_e} (election)",
+                    addr_q = addr.quorum,
+                    addr_e = addr.election
+                );
+                if core.send(CoreInput::Joiner(addr)).await.is_err() {
+                    return;
+                }
+            }
+            Ok(Err(why)) => return refused(why),
+            Err(_) => return refused(late()),
+        }
+    }
     // Buffered: a peer's frames are small and many (appends, acks,
     // heartbeats); reading each with two syscalls cost a quarter of a
     // leader's CPU under writes.

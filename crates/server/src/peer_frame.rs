@@ -2,8 +2,10 @@
 //! length of what follows (the kind byte and the body), the u8 kind, the
 //! body. Kinds: 1 a Raft message (protobuf), 2 a liveness report (u32 n,
 //! n × i64 session ids), 3 a snapshot offer and 4 a snapshot chunk (see
-//! `snap_transfer`). A connection starts with the dialer's server id (u64
-//! BE), before any frame.
+//! `snap_transfer`), 5 where the dialer listens (its quorum and election
+//! addresses, UTF-8, one line each), sent only when the acceptor asks
+//! (`peer::ask_address`). A connection starts with the dialer's server id
+//! (u64 BE), before any frame.
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -11,6 +13,7 @@ pub(crate) const KIND_RAFT: u8 = 1;
 pub(crate) const KIND_LIVENESS: u8 = 2;
 pub(crate) const KIND_SNAP_OFFER: u8 = 3;
 pub(crate) const KIND_SNAP_CHUNK: u8 = 4;
+pub(crate) const KIND_ADDRESS: u8 = 5;
 
 /// The first five bytes of a frame whose body has `body_len` bytes.
 fn header(kind: u8, body_len: usize) -> [u8; 5] {

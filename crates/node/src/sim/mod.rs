@@ -35,6 +35,9 @@ enum Msg {
     Liveness(Vec<i64>),
     /// A whole snapshot transfer (the file and then the MsgSnapshot).
     Snapshot(RaftMessage, Box<SnapFile>),
+    /// A server the receiver may not know called in, naming its address
+    /// (the transport's answer to `Output::Rejoin`).
+    Joiner,
 }
 
 struct InFlight {
@@ -121,7 +124,7 @@ pub struct Sim {
     pub diverged: Vec<(u64, u64)>,
 }
 
-const TICK_MS: u64 = 100;
+pub(crate) const TICK_MS: u64 = 100;
 const STEP_MS: i64 = 10;
 
 /// The `server.N` line of simulated server `id` (hosts make each distinct).
@@ -397,6 +400,7 @@ impl Sim {
                 match m.msg {
                     Msg::Raft(r) => n.step(r),
                     Msg::Liveness(s) => n.liveness(&s, to_now),
+                    Msg::Joiner => n.joiner(m.from),
                     Msg::Snapshot(r, file) => {
                         // The receiver makes the file durable, then installs.
                         let state = load(&file.3);
@@ -554,6 +558,13 @@ impl Sim {
                     Output::Message(m) => self.send(id, m.to, Msg::Raft(*m)),
                     // The simulated network reaches every replica by id.
                     Output::Membership { .. } => {}
+                    Output::Rejoin => {
+                        let others: Vec<u64> =
+                            self.nodes.keys().copied().filter(|o| *o != id).collect();
+                        for to in others {
+                            self.send(id, to, Msg::Joiner);
+                        }
+                    }
                     Output::Liveness { to, sessions } => self.send(id, to, Msg::Liveness(sessions)),
                     Output::Send { conn, frame, .. } => self.deliver(id, conn, &frame),
                     Output::Close { conn, .. } => {
@@ -597,6 +608,7 @@ impl Sim {
                 Msg::Raft(r) if r.get_msg_type() == MessageType::MsgPropose => None,
                 Msg::Raft(r) => Some(Msg::Raft(r.clone())),
                 Msg::Liveness(s) => Some(Msg::Liveness(s.clone())),
+                Msg::Joiner => Some(Msg::Joiner),
                 Msg::Snapshot(..) => None,
             };
             if let Some(copy) = copy {
@@ -665,8 +677,9 @@ impl Sim {
     }
 
     /// Replicas whose Raft membership is not what their membership text
-    /// says (voters the participants, learners the observers); a replica
-    /// the text leaves out is skipped (it serves nothing).
+    /// says (voters the participants, learners the observers and maybe
+    /// non-voting followers the text leaves out); a replica the text
+    /// leaves out is skipped.
     pub fn membership_mismatches(&self) -> Vec<String> {
         let mut out = Vec::new();
         for (id, n) in &self.nodes {
@@ -674,7 +687,8 @@ impl Sim {
             if !m.servers.contains_key(id) {
                 continue;
             }
-            let (voters, learners, joint) = n.raft_members();
+            let (voters, mut learners, joint) = n.raft_members();
+            learners.retain(|l| m.servers.contains_key(l));
             if joint || voters != m.voters() || learners != m.learners() {
                 out.push(format!(
                     "replica {id}: Raft voters {voters:?} learners {learners:?} joint {joint}, text voters {:?} learners {:?} (version {:x})",
@@ -685,6 +699,11 @@ impl Sim {
             }
         }
         out
+    }
+
+    /// Live replica `id`.
+    pub fn replica(&self, id: u64) -> &Node {
+        &self.nodes[&id]
     }
 
     pub fn has_node(&self, id: u64, path: &str) -> bool {
