@@ -1,5 +1,6 @@
 """Who may talk on the quorum and election ports (issue 21, item 6):
-only the ensemble's other members, and with ZooKeeper's quorum SASL
+only the ensemble's other members (and, with reconfig on, a server
+that names where it listens: a non-voting follower), and with ZooKeeper's quorum SASL
 settings (quorum.auth.enableSasl / serverRequireSasl / learnerRequireSasl
 and the JAAS QuorumServer / QuorumLearner sections) only those that hold
 the shared password. 3-server ferrokeeper ensembles on this host; the
@@ -10,6 +11,7 @@ import shutil
 import socket
 import struct
 import tempfile
+import time
 import unittest
 
 import harness
@@ -101,6 +103,36 @@ class QuorumAuthTest(unittest.TestCase):
                            what="server 3 told it was refused")
         self.assertIsNone(ens.mode(3))
         self.assertIn("wrong password for user zkquorum", ens.server(1).log() + ens.server(2).log())
+
+    def test_a_joiner_follows_only_with_the_password(self):
+        """With reconfig on, a server the members do not list follows as
+        a non-voting follower once it authenticated: it is asked where it
+        listens only after quorum authentication."""
+        for password, follows in (("wrong", False), ("secret", True)):
+            ens = harness.Ensemble(3, extra={"reconfigEnabled": "true"})
+            self.addCleanup(ens.close)
+            for i, s in enumerate(ens.servers):
+                if i < 2:
+                    del s.lines["server.3"]
+                self.configure(s, REQUIRED, password if i == 2 else "secret", i)
+            ens.start(1, 2)
+            harness.wait_until(lambda: {ens.mode(1), ens.mode(2)} == {"leader", "follower"},
+                               what="servers 1 and 2 serving")
+            c = self.client(ens.server(1))
+            c.create("/before-the-joiner", b"j")
+            ens.start(3)
+            if follows:
+                harness.wait_until(lambda: ens.mode(3) == "follower", timeout=60, what="the joiner following")
+                j = self.client(ens.server(3))
+                j.sync("/")
+                self.assertEqual(j.get("/before-the-joiner")[0], b"j")
+                self.assertIn("server 3, not a member, calls in", ens.server(1).log() + ens.server(2).log())
+            else:
+                harness.wait_until(lambda: "refused our quorum authentication" in ens.server(3).log(),
+                                   what="the joiner told it was refused")
+                time.sleep(2)
+                self.assertIsNone(ens.mode(3))
+                self.assertNotIn("not a member, calls in", ens.server(1).log() + ens.server(2).log())
 
     def test_a_rolling_switch_to_required_quorum_auth_loses_nothing(self):
         """ZooKeeper's documented path: enableSasl on every server (nothing
