@@ -34,6 +34,7 @@ pub fn snapshot(data: &[u8]) {
         TreeConfig {
             extended_types: true,
             schemes: Default::default(),
+            enforce_quota: false,
         },
     ) {
         // What loaded must also encode and load again.
@@ -43,6 +44,7 @@ pub fn snapshot(data: &[u8]) {
             TreeConfig {
                 extended_types: true,
                 schemes: Default::default(),
+                enforce_quota: false,
             },
         )
         .expect("a loaded snapshot re-encodes into a loadable one");
@@ -173,6 +175,7 @@ pub fn zookeeper(data: &[u8]) {
         TreeConfig {
             extended_types: true,
             schemes: Default::default(),
+            enforce_quota: false,
         },
     ) {
         let back = tree::handback::to_zookeeper(&sm);
@@ -223,6 +226,7 @@ mod tests {
         let sm = StateMachine::new(TreeConfig {
             extended_types: true,
             schemes: Default::default(),
+            enforce_quota: false,
         });
         let good = sm.freeze().encode_snapshot();
         let mut rng = 0x9e37_79b9_7f4a_7c15u64;

@@ -387,6 +387,10 @@ pub struct Node {
     /// Client writes sent again after their leader never logged them (a
     /// metric).
     writes_resent: u64,
+    /// When a soft quota warning was last logged, and how many were not
+    /// logged since (`ready::log_quota_warnings`).
+    quota_warned_ms: i64,
+    quota_warnings_held: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -544,6 +548,8 @@ impl Node {
             resent_for_term: 0,
             held_forwarded: Vec::new(),
             writes_resent: 0,
+            quota_warned_ms: i64::MIN / 2,
+            quota_warnings_held: 0,
             rng,
             sm,
             cfg,

@@ -231,6 +231,26 @@ impl Node {
             }
             self.note_digest(e.index);
         }
+        self.log_quota_warnings();
+    }
+
+    /// ZooKeeper's warning for a write past a soft quota (`enforceQuota`),
+    /// at most one line a second, as ZooKeeper rate-limits it.
+    fn log_quota_warnings(&mut self) {
+        let warnings = self.sm.take_quota_warnings();
+        let Some(first) = warnings.first() else {
+            return;
+        };
+        self.quota_warnings_held += warnings.len() as u64 - 1;
+        if self.now_ms - self.quota_warned_ms < 1000 {
+            self.quota_warnings_held += 1;
+            return;
+        }
+        self.quota_warned_ms = self.now_ms;
+        match std::mem::take(&mut self.quota_warnings_held) {
+            0 => tracing::warn!("{first}"),
+            more => tracing::warn!("{first} ({more} more since the last such line)"),
+        }
     }
 
     pub(crate) fn after_apply(&mut self, zxid: i64, entry: &Entry, applied: Applied) {

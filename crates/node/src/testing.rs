@@ -26,6 +26,7 @@ impl NodeConfig {
             tree: TreeConfig {
                 extended_types: true,
                 schemes: Default::default(),
+                enforce_quota: false,
             },
             seed: 7,
             snap_count: 100_000,

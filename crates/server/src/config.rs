@@ -124,6 +124,10 @@ pub struct Config {
     /// it on, as in ZooKeeper): no ACL is checked. Every server of an
     /// ensemble must have the same (requests are checked where they apply).
     pub skip_acl: bool,
+    /// `enforceQuota` (ZooKeeper's `zookeeper.enforceQuota` property, true
+    /// when "true" in any case): a write past a hard quota is refused, a
+    /// soft one logged. Every server of an ensemble must have the same.
+    pub enforce_quota: bool,
     /// `snapCount`: entries between snapshots (randomised in [snapCount/2, snapCount)).
     pub snap_count: u64,
     /// `snapSizeLimitInKb` in bytes: a snapshot also after this many bytes
@@ -247,7 +251,6 @@ const NOT_YET: &[&str] = &[
     "emulate353TTLNodes",
     "connectToLearnerMasterLimit",
     "maxCnxns",
-    "enforceQuota",
     "snapshot.compression.method",
     "letAnySaslUserDoX",
 ];
@@ -388,6 +391,7 @@ impl Config {
             read_only_mode: false,
             linearizable_reads: false,
             skip_acl: false,
+            enforce_quota: false,
             snap_count: 100_000,
             snap_size_limit_bytes: 64 << 20,
             autopurge_snap_retain_count: 3,
@@ -520,6 +524,8 @@ impl Config {
                 "linearizableReads" => c.linearizable_reads = boolean(v).map_err(err)?,
                 // ZooKeeper: System.getProperty("zookeeper.skipACL", "no").equals("yes").
                 "skipACL" => c.skip_acl = v == "yes",
+                // ZooKeeper: Boolean.parseBoolean(System.getProperty("zookeeper.enforceQuota")).
+                "enforceQuota" => c.enforce_quota = v.eq_ignore_ascii_case("true"),
                 "reconfigEnabled" => c.reconfig_enabled = boolean(v).map_err(err)?,
                 "standaloneEnabled" => c.standalone_enabled = boolean(v).map_err(err)?,
                 "dynamicConfigFile" => {
@@ -809,6 +815,7 @@ impl Config {
                 x509: self.tls.x509_acls,
                 skip_acl: self.skip_acl,
             },
+            enforce_quota: self.enforce_quota,
         }
     }
 
@@ -959,7 +966,7 @@ mod tests {
         assert_eq!(c.snap_count, 20);
         // File-only keys are not taken; unsupported ones say so.
         let c = props(
-            "-Dzookeeper.clientPort=1 -Dreadonlymode.enabled=true -Dzookeeper.enforceQuota=true -Dzookeeper.nosuch=1",
+            "-Dzookeeper.clientPort=1 -Dreadonlymode.enabled=true -Dzookeeper.enforceQuota=true -Dzookeeper.localSessionsEnabled=true -Dzookeeper.nosuch=1",
             base,
         )
         .unwrap();
@@ -967,9 +974,10 @@ mod tests {
         let w = c.warnings.join("\n");
         assert!(w.contains("SERVER_JVMFLAGS: -Dzookeeper.clientPort: ZooKeeper reads clientPort from zoo.cfg only"), "{w}");
         assert!(c.read_only_mode);
+        assert!(c.enforce_quota);
         assert!(
             w.contains(
-                "SERVER_JVMFLAGS: -Dzookeeper.enforceQuota: enforceQuota is not supported yet"
+                "SERVER_JVMFLAGS: -Dzookeeper.localSessionsEnabled: localSessionsEnabled is not supported yet"
             ),
             "{w}"
         );
@@ -987,7 +995,7 @@ mod tests {
 
     #[test]
     fn warnings_zookeeper_also_gives() {
-        let c = parse("dataDir=/x\nclientPort=1\nautopurge.snapRetainCount=1\nenforceQuota=true\nserver.1=a:1:2\nserver.2=b:1:2\n").unwrap();
+        let c = parse("dataDir=/x\nclientPort=1\nautopurge.snapRetainCount=1\nlocalSessionsEnabled=true\nserver.1=a:1:2\nserver.2=b:1:2\n").unwrap();
         let w = c.warnings.join("\n");
         assert_eq!(c.autopurge_snap_retain_count, 3);
         assert!(
@@ -995,7 +1003,7 @@ mod tests {
             "{w}"
         );
         assert!(
-            w.contains("zoo.cfg:4: enforceQuota is not supported yet"),
+            w.contains("zoo.cfg:4: localSessionsEnabled is not supported yet"),
             "{w}"
         );
         assert!(

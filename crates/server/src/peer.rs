@@ -798,6 +798,7 @@ mod tests {
             tree: tree::TreeConfig {
                 extended_types: false,
                 schemes: Default::default(),
+                enforce_quota: false,
             },
         }
     }

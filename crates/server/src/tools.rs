@@ -31,6 +31,7 @@ pub fn dump_snapshot(path: &Path, with_data: bool) -> Result<String, ToolError> 
         TreeConfig {
             extended_types: true,
             schemes: Default::default(),
+            enforce_quota: false,
         },
     )
     .map_err(|e| ToolError::Body {

@@ -80,6 +80,7 @@ fn main() {
     let config = TreeConfig {
         extended_types: true,
         schemes: Default::default(),
+        enforce_quota: false,
     };
     let base = rss_mib();
     let mut sm = StateMachine::new(config.clone());

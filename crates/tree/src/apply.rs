@@ -31,6 +31,9 @@ pub struct TreeConfig {
     pub extended_types: bool,
     /// ACL schemes of the configured `authProvider.N`s.
     pub schemes: crate::acl::Schemes,
+    /// `enforceQuota` (ZooKeeper's `zookeeper.enforceQuota`): a create or
+    /// setData past a hard quota is refused (`datatree::quota`).
+    pub enforce_quota: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +76,8 @@ pub struct StateMachine {
     /// zxid of the last applied entry: strictly increases.
     last_zxid: i64,
     config: TreeConfig,
+    /// Soft quota limits passed since last taken (`take_quota_warnings`).
+    quota_warnings: Vec<String>,
 }
 
 struct Ctx<'a> {
@@ -91,6 +96,7 @@ impl StateMachine {
             next_session_id: 0,
             last_zxid: 0,
             config,
+            quota_warnings: Vec::new(),
         }
     }
 
@@ -120,6 +126,7 @@ impl StateMachine {
             next_session_id,
             last_zxid,
             config,
+            quota_warnings: Vec::new(),
         }
     }
 
@@ -401,6 +408,7 @@ impl StateMachine {
         if matches!(owner_kind(parent_owner), OwnerKind::Ephemeral(_)) {
             return Err(ErrorCode::NoChildrenForEphemerals);
         }
+        self.check_quota(&full, c.data.as_deref().map_or(0, <[u8]>::len) as i64, 1)?;
         // The node's kind comes from the op, as ZooKeeper picks the txn by op:
         // createContainer makes a container whatever the flags say, a plain
         // create with the container flag makes a persistent node.
@@ -458,7 +466,10 @@ impl StateMachine {
         }
         let (id, node) = self.tree.find(&s.path).ok_or(ErrorCode::NoNode)?;
         acl::check(node.acl, Perms::WRITE, ctx.auth, ctx.schemes)?;
-        check_version(s.version, node.stat.version)?;
+        let (version, old_len) = (node.stat.version, node.data.map_or(0, <[u8]>::len));
+        let new_len = s.data.as_deref().map_or(0, <[u8]>::len);
+        self.check_quota(&s.path, new_len as i64 - old_len as i64, 0)?;
+        check_version(s.version, version)?;
         Ok(MultiResult::SetData(self.tree.set_data_at(
             id,
             &s.path,
@@ -466,6 +477,26 @@ impl StateMachine {
             ctx.zxid,
             ctx.time_ms,
         )))
+    }
+
+    /// `enforceQuota`, where ZooKeeper's PrepRequestProcessor checks it:
+    /// a hard limit refuses the write; a soft one is noted for the log.
+    /// Exact where ZooKeeper's is not: each write is checked against the
+    /// state the writes before it left (ZooKeeper checks against its last
+    /// committed state, so writes in flight together, or a multi's, can
+    /// pass a hard limit there).
+    fn check_quota(&mut self, path: &str, bytes: i64, count: i64) -> Result<(), ErrorCode> {
+        if !self.config.enforce_quota {
+            return Ok(());
+        }
+        let mut soft = self.tree.check_quota(path, bytes, count)?;
+        self.quota_warnings.append(&mut soft);
+        Ok(())
+    }
+
+    /// The warnings of soft quota limits passed since the last call.
+    pub fn take_quota_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.quota_warnings)
     }
 
     fn check(&mut self, c: &PathVersionRequest, ctx: &Ctx<'_>) -> Result<MultiResult, ErrorCode> {
@@ -513,9 +544,13 @@ mod tests {
 
     impl T {
         fn new() -> T {
+            T::enforcing_quota(false)
+        }
+        fn enforcing_quota(enforce_quota: bool) -> T {
             let mut sm = StateMachine::new(TreeConfig {
                 extended_types: true,
                 schemes: Default::default(),
+                enforce_quota,
             });
             let e = Entry {
                 time_ms: 1000,
@@ -659,6 +694,145 @@ mod tests {
         );
         assert!(a.triggers.is_empty());
         assert_eq!(t.sm.tree.digest(), before);
+    }
+
+    fn put(path: &str, data: &str) -> CreateTtlRequest {
+        CreateTtlRequest {
+            path: path.into(),
+            data: Some(data.as_bytes().to_vec()),
+            acl: acl::open_acl_unsafe(),
+            flags: 0,
+            ttl: -1,
+        }
+    }
+
+    #[test]
+    fn quotas_are_counted_and_enforced_as_in_zookeeper() {
+        let stats = |t: &T| {
+            let n = t.sm.tree.get("/zookeeper/quota/q/zookeeper_stats").unwrap();
+            (
+                String::from_utf8(n.data.unwrap().to_vec()).unwrap(),
+                n.stat.version,
+            )
+        };
+        let mut t = T::enforcing_quota(true);
+        let create = |t: &mut T, p: &str, d: &str| {
+            t.run(Request::Create(OpCode::Create, put(p, d)))
+                .reply
+                .unwrap()
+        };
+        create(&mut t, "/q", "ab");
+        create(&mut t, "/q/a", "x");
+        // zkCli's `setquota -N 3 /q`.
+        create(&mut t, "/zookeeper/quota/q", "");
+        create(
+            &mut t,
+            "/zookeeper/quota/q/zookeeper_limits",
+            "count=-1,bytes=-1=;byteHardLimit=-1;countHardLimit=3",
+        );
+        create(
+            &mut t,
+            "/zookeeper/quota/q/zookeeper_stats",
+            "count=0,bytes=0",
+        );
+        // The subtree counted when the stats node comes, the root included.
+        assert_eq!(stats(&t), ("count=2,bytes=3".into(), 0));
+        assert!(matches!(create(&mut t, "/q/b", "yy"), Reply::Create { .. }));
+        assert_eq!(stats(&t).0, "count=3,bytes=5");
+        let digest = t.sm.tree.digest();
+        assert_eq!(
+            create(&mut t, "/q/c", ""),
+            Reply::Err(ErrorCode::QuotaExceeded)
+        );
+        assert_eq!(t.sm.tree.digest(), digest);
+        // No byte limit: a bigger value is fine; a delete frees a place.
+        let set = |t: &mut T, d: &str| {
+            t.run(Request::SetData(SetDataRequest {
+                path: "/q/a".into(),
+                data: Some(d.as_bytes().to_vec()),
+                version: -1,
+            }))
+            .reply
+            .unwrap()
+        };
+        assert!(matches!(set(&mut t, "xxxx"), Reply::Stat(..)));
+        assert_eq!(stats(&t).0, "count=3,bytes=8");
+        t.run(Request::Delete(PathVersionRequest {
+            path: "/q/b".into(),
+            version: -1,
+        }));
+        assert_eq!(stats(&t).0, "count=2,bytes=6");
+        // A multi of two creates with one place left fails whole, and the
+        // counts stay.
+        let a = t.run(Request::Multi(vec![
+            MultiOp::Create(OpCode::Create, put("/q/c", "")),
+            MultiOp::Create(OpCode::Create, put("/q/d", "")),
+        ]));
+        assert_eq!(
+            a.reply,
+            Some(Reply::Multi(vec![
+                MultiResult::Error(ErrorCode::Ok),
+                MultiResult::Error(ErrorCode::QuotaExceeded),
+            ]))
+        );
+        assert_eq!(stats(&t), ("count=2,bytes=6".into(), 0));
+        // A byte hard limit is checked on setData; a soft one only warns.
+        t.run(Request::SetData(SetDataRequest {
+            path: "/zookeeper/quota/q/zookeeper_limits".into(),
+            data: Some(b"count=2,bytes=-1=;byteHardLimit=7".to_vec()),
+            version: -1,
+        }));
+        assert_eq!(set(&mut t, "xxxxxx"), Reply::Err(ErrorCode::QuotaExceeded));
+        assert!(t.sm.take_quota_warnings().is_empty());
+        assert!(matches!(create(&mut t, "/q/c", ""), Reply::Create { .. }));
+        assert_eq!(
+            t.sm.take_quota_warnings(),
+            vec!["Quota exceeded: /q [current count=3, softCountLimit=2]".to_string()]
+        );
+        // The limits node gone, nothing is counted or enforced.
+        t.run(Request::Delete(PathVersionRequest {
+            path: "/zookeeper/quota/q/zookeeper_limits".into(),
+            version: -1,
+        }));
+        create(&mut t, "/q/d", "zzz");
+        assert_eq!(stats(&t).0, "count=3,bytes=6");
+        // Loaded from a snapshot, the roots are found again.
+        create(
+            &mut t,
+            "/zookeeper/quota/q/zookeeper_limits",
+            "count=-1,bytes=-1=;countHardLimit=1",
+        );
+        let back =
+            StateMachine::decode_snapshot(&t.sm.freeze().encode_snapshot(), t.sm.config()).unwrap();
+        assert_eq!(back.tree.quota_root("/q/d/x"), Some("/q"));
+        assert_eq!(back.tree.digest(), t.sm.tree.digest());
+    }
+
+    #[test]
+    fn quotas_are_counted_without_enforcement() {
+        let mut t = T::new();
+        for (p, d) in [
+            ("/q", ""),
+            ("/zookeeper/quota/q", ""),
+            (
+                "/zookeeper/quota/q/zookeeper_limits",
+                "count=-1,bytes=-1=;countHardLimit=1",
+            ),
+            ("/zookeeper/quota/q/zookeeper_stats", "count=0,bytes=0"),
+            ("/q/a", "1"),
+            ("/q/a/b", "22"),
+        ] {
+            assert!(
+                matches!(
+                    t.run(Request::Create(OpCode::Create, put(p, d))).reply,
+                    Some(Reply::Create { .. })
+                ),
+                "{p}"
+            );
+        }
+        let n = t.sm.tree.get("/zookeeper/quota/q/zookeeper_stats").unwrap();
+        assert_eq!(n.data, Some(&b"count=3,bytes=3"[..]));
+        assert!(t.sm.take_quota_warnings().is_empty());
     }
 
     #[test]

@@ -281,6 +281,7 @@ mod tests {
         let cfg = TreeConfig {
             extended_types: true,
             schemes: Default::default(),
+            enforce_quota: false,
         };
         let mut sm = StateMachine::new(cfg);
         let mut zxid = 0;
@@ -360,6 +361,7 @@ mod tests {
             x509: false,
             skip_acl: false,
         },
+        enforce_quota: false,
     };
 
     /// A state machine with one session that applies requests in order,

@@ -50,6 +50,7 @@ mod arena;
 mod body;
 mod children;
 mod digest;
+pub mod quota;
 mod replay;
 mod restore;
 
@@ -178,6 +179,8 @@ pub struct DataTree {
     /// Container and TTL nodes, the candidates of the cleanup check.
     containers: BTreeSet<String>,
     ttls: BTreeSet<String>,
+    /// Paths that have a quota (a `zookeeper_limits` node: `quota`).
+    quota_roots: BTreeSet<String>,
     /// Total bytes of data, for `mntr`'s approximate data size.
     data_bytes: u64,
     /// Total bytes of paths ("/" counts 1), the other half of it.
@@ -472,6 +475,7 @@ impl DataTree {
         }
         let (stat, data) = rec.stat_and_data();
         self.index_add(stat.ephemeral_owner, path);
+        self.quota_index(path, true);
         self.data_bytes += data.map_or(0, <[u8]>::len) as u64;
         self.path_bytes += path.len() as u64;
         self.count += 1;
@@ -526,6 +530,7 @@ impl DataTree {
             }
             OwnerKind::Persistent => {}
         }
+        self.quota_index(path, false);
         self.data_bytes -= data_len;
         self.path_bytes -= path.len() as u64;
         self.count -= 1;
@@ -610,6 +615,10 @@ impl DataTree {
             .wrapping_add(meta_hash(p_new, &client, acl_h))
             .wrapping_add(data_hash(p_new, data));
         self.undo.push(Undo::Inserted(id));
+        if name == quota::STATS {
+            self.quota_recount(path, id);
+        }
+        self.quota_account(path, data.map_or(0, <[u8]>::len) as i64, 1);
         self.trigger(TriggerKind::Created, path.to_string(), acl);
         self.trigger(TriggerKind::ChildrenChanged, parent.to_string(), parent_acl);
         client
@@ -648,7 +657,9 @@ impl DataTree {
             .wrapping_sub(node)
             .wrapping_add(parent_after);
         let acl = rec.acl;
+        let len = rec.data_len() as i64;
         self.undo.push(Undo::Removed(id, rec));
+        self.quota_account(path, -len, -1);
         self.trigger(TriggerKind::Deleted, path.to_string(), acl);
         self.trigger(TriggerKind::ChildrenChanged, parent.to_string(), parent_acl);
     }
@@ -727,6 +738,7 @@ impl DataTree {
         if let Some(old) = old {
             self.undo.push(Undo::Data(id, old));
         }
+        self.quota_account(path, new_len as i64 - old_len as i64, 0);
         self.trigger(TriggerKind::DataChanged, path.to_string(), acl);
         stat
     }

@@ -22,6 +22,7 @@ impl DataTree {
             ephemerals: BTreeMap::new(),
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
+            quota_roots: BTreeSet::new(),
             data_bytes: 0,
             path_bytes: 0,
             undo: Vec::new(),
@@ -149,6 +150,7 @@ impl DataTree {
                 acls[id as usize] = AclList::default();
             }
         }
+        t.rebuild_quota_roots();
         t.recompute_digest();
         Ok(t)
     }
