@@ -97,6 +97,12 @@ class NonVotingFollowers(unittest.TestCase):
         harness.wait_until(lambda: reads(ens.server(gone), "/after-removal") == b"a", timeout=60,
                            what="the removed server serving the write made after (%s)" % kind)
         seen["removed server"] = (ens.mode(gone), reads(ens.server(gone), "/after-removal"))
+        try:
+            harness.wait_until(lambda: ens.mntr(leader).get("zk_synced_non_voting_followers") == "1", timeout=15,
+                               what="the leader counting a non-voting follower (%s)" % kind)
+        except Exception:
+            pass
+        seen["leader's synced non-voting followers"] = ens.mntr(leader).get("zk_synced_non_voting_followers")
         c = client(ens.server(gone).hosts)
         c.create("/through-the-removed", b"r")
         c.stop()

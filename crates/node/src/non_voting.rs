@@ -3,7 +3,10 @@
 //! to join (its config lists the members and itself) syncs before
 //! `reconfig -add`, and a server a reconfig removes goes on following.
 //!
-//! In Raft they are learners that the membership text does not list.
+//! In Raft they are learners that the membership text does not list as
+//! observers. (Until a reconfig, each server's text is its own config
+//! files': a joiner's lists it as a participant, so whether it votes is
+//! Raft's word, the same on every replica, not the text's.)
 //! A reconfig that removes a server makes it such a learner instead of
 //! dropping it (`raft_target`); a server the transport reports as calling
 //! in without being a member (`joiner`: it named itself and its address
@@ -13,7 +16,10 @@
 //! call in again (`Output::Rejoin`), so a leader that dropped it, or never
 //! knew its address, adds it back. The changes are Raft membership entries
 //! without a reconfig entry as context, applied at every replica only if
-//! they still hold then (a reconfig may have added the server meanwhile).
+//! they still hold then by Raft's membership alone (a reconfig may have
+//! added the server meanwhile); a joiner whose own config made it a voter
+//! here applies its own addition as a demotion, which brings its Raft
+//! membership to the leader's (its config is the ensemble's plus itself).
 
 use super::*;
 use proto::members::Members;
@@ -54,21 +60,38 @@ fn one_change(id: u64, t: ConfChangeType) -> ConfChangeV2 {
 }
 
 impl Node {
-    /// Raft's learners that the membership text does not list (none when
-    /// there is no text: a standalone server).
+    /// Raft's learners that the membership text does not list as
+    /// observers (none when there is no text: a standalone server).
     pub(crate) fn non_voting_ids(&self) -> Vec<u64> {
         let members = self.sm.members();
         if members.servers.is_empty() {
             return Vec::new();
         }
         let mut ids = self.raft_members().1;
-        ids.retain(|id| !members.servers.contains_key(id));
+        ids.retain(|id| !members.servers.get(id).is_some_and(|s| s.observer));
         ids
     }
 
     /// This server follows without a vote and without being listed.
     pub fn is_non_voting(&self) -> bool {
         self.non_voting
+    }
+
+    /// Leader only: non-voting followers replicating in step (ZooKeeper's
+    /// `synced_non_voting_followers`).
+    pub fn synced_non_voting(&self) -> usize {
+        if !self.is_leader() {
+            return 0;
+        }
+        let prs = self.raw.raft.prs();
+        self.non_voting_ids()
+            .iter()
+            .filter(|id| {
+                prs.get(**id).is_some_and(|pr| {
+                    pr.recent_active && pr.state == raft::ProgressState::Replicate
+                })
+            })
+            .count()
     }
 
     /// Whether Raft counts this server a learner (an observer, or a
@@ -162,24 +185,24 @@ impl Node {
     }
 
     /// Applies a committed change of non-voting followers (a Raft change
-    /// without a reconfig entry), if it still holds: an added server is
-    /// still unknown to Raft and the text, a dropped one still a learner
-    /// the text leaves out.
+    /// without a reconfig entry), if it still holds by Raft's membership
+    /// (the same on every replica, unlike a text from config files): an
+    /// added server is still unknown to Raft — or is this server, a
+    /// joiner whose own config made it a voter: the addition demotes it —
+    /// and a dropped one is still a learner.
     pub(crate) fn apply_non_voting(&mut self, change: &ConfChangeV2) {
         let (voters, learners, joint) = self.raft_members();
-        let members = self.sm.members();
+        let me = self.cfg.server_id;
         let holds = !joint
-            && !members.servers.is_empty()
             && change.get_changes().iter().all(|c| {
                 let id = c.node_id;
-                !members.servers.contains_key(&id)
-                    && match c.get_change_type() {
-                        ConfChangeType::AddLearnerNode => {
-                            !voters.contains(&id) && !learners.contains(&id)
-                        }
-                        ConfChangeType::RemoveNode => learners.contains(&id),
-                        ConfChangeType::AddNode => false,
+                match c.get_change_type() {
+                    ConfChangeType::AddLearnerNode => {
+                        !learners.contains(&id) && (id == me || !voters.contains(&id))
                     }
+                    ConfChangeType::RemoveNode => learners.contains(&id),
+                    ConfChangeType::AddNode => false,
+                }
             });
         if !holds {
             tracing::info!("a non-voting follower change no longer holds: skipped ({change:?})");

@@ -377,17 +377,21 @@ impl Node {
         let me = self.cfg.server_id;
         let (voters, learners, _) = self.raft_members();
         // Left out of the membership text (a standalone server has none)
-        // and of Raft's: a server a reconfig removed goes on as a
-        // non-voting follower (`non_voting`) until its leader drops it.
+        // and of Raft's: removed. A Raft learner the text does not list as
+        // an observer (one a reconfig removed, a joiner): a non-voting
+        // follower (`non_voting`) until its leader drops it.
         let members = self.sm.members();
         let unlisted = !members.servers.is_empty() && !members.servers.contains_key(&me);
         let removed = unlisted && !voters.contains(&me) && !learners.contains(&me);
-        if unlisted && !removed && !self.non_voting {
+        let non_voting = !members.servers.is_empty()
+            && learners.contains(&me)
+            && !members.servers.get(&me).is_some_and(|s| s.observer);
+        if non_voting && !self.non_voting {
             tracing::info!(
-                "this server (id {me}) is not in the ensemble's membership: it follows as a non-voting follower"
+                "this server (id {me}) is not a voting member of the ensemble: it follows as a non-voting follower"
             );
         }
-        self.non_voting = unlisted && !removed;
+        self.non_voting = non_voting;
         if removed && !self.removed {
             tracing::warn!(
                 "this server (id {me}) is no longer a member of the ensemble: it serves no clients until it is let in again"

@@ -90,7 +90,7 @@ pub(crate) fn identities(
             ids.push(id("digest", &digest));
             ids
         }
-        ("ip", _) => vec![id("ip", &unmapped(asker.ip).to_string())],
+        ("ip", _) => vec![id("ip", &tree::acl_ip::host_address(asker.ip))],
         ("x509", _) if p.schemes.x509 => match &asker.x509 {
             Some(dn) => {
                 let mut ids = Vec::new();
@@ -155,14 +155,6 @@ pub(crate) fn authorize(acl: &[Acl], ids: &[Id], schemes: Schemes) -> Result<(),
         tree::acl::check(acl, bit, ids, schemes).map_err(|_| Denied::NotAuthorized)?;
     }
     Ok(())
-}
-
-/// An IPv4 client on a dual-stack socket as the IPv4 address Java shows.
-fn unmapped(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
 }
 
 #[cfg(test)]

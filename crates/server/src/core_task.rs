@@ -235,8 +235,13 @@ impl CoreTask {
                 self.conns.insert(conn, tx);
                 self.conn_stats
                     .insert(conn, fourlw::ConnStats::new(addr, now_ms()));
-                self.node
-                    .connect_as(conn, req, addr.ip().to_string(), ids, now_ms());
+                self.node.connect_as(
+                    conn,
+                    req,
+                    tree::acl_ip::host_address(addr.ip()),
+                    ids,
+                    now_ms(),
+                );
             }
             CoreInput::Request {
                 conn,

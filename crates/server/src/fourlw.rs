@@ -156,8 +156,15 @@ pub struct View<'a> {
     pub now_ms: i64,
 }
 
+/// A client's address as Java 14+ prints an InetSocketAddress: an IPv6
+/// one in brackets.
 fn addr(a: &SocketAddr) -> String {
-    format!("/{}:{}", a.ip(), a.port())
+    let host = tree::acl_ip::host_address(a.ip());
+    if host.contains(':') {
+        format!("/[{host}]:{}", a.port())
+    } else {
+        format!("/{host}:{}", a.port())
+    }
 }
 
 impl View<'_> {
@@ -487,7 +494,10 @@ impl View<'_> {
             kv("zk_learners", (followers + observers).to_string());
             kv("zk_followers", followers.to_string());
             kv("zk_synced_followers", synced.to_string());
-            kv("zk_synced_non_voting_followers", "0".into());
+            kv(
+                "zk_synced_non_voting_followers",
+                self.node.synced_non_voting().to_string(),
+            );
             kv("zk_synced_observers", synced_observers.to_string());
             kv("zk_pending_syncs", "0".into());
         }
@@ -503,6 +513,10 @@ impl View<'_> {
         kv(
             "ferrokeeper_writes_resent",
             self.node.writes_resent().to_string(),
+        );
+        kv(
+            "ferrokeeper_leader_changes",
+            self.node.leader_changes().to_string(),
         );
         // ZooKeeper's counter; here a mismatch stops the server, so a
         // running one has seen none.

@@ -78,52 +78,6 @@ pub fn digest(user_password: &str) -> String {
     )
 }
 
-fn parse_ipv4(s: &str) -> Option<[u8; 4]> {
-    let mut out = [0u8; 4];
-    let mut n = 0;
-    for part in s.split('.') {
-        if n == 4 || part.is_empty() || part.len() > 3 || !part.bytes().all(|b| b.is_ascii_digit())
-        {
-            return None;
-        }
-        out[n] = part.parse::<u16>().ok().filter(|v| *v <= 255)? as u8;
-        n += 1;
-    }
-    (n == 4).then_some(out)
-}
-
-fn ip_acl_valid(id: &str) -> bool {
-    let mut it = id.splitn(2, '/');
-    if parse_ipv4(it.next().unwrap_or("")).is_none() {
-        return false;
-    }
-    match it.next() {
-        None => true,
-        Some(bits) => bits
-            .parse::<i32>()
-            .map(|b| (0..=32).contains(&b))
-            .unwrap_or(false),
-    }
-}
-
-fn ip_matches(client: &str, acl_id: &str) -> bool {
-    let mut it = acl_id.splitn(2, '/');
-    let (Some(net), Some(addr)) = (parse_ipv4(it.next().unwrap_or("")), parse_ipv4(client)) else {
-        return false;
-    };
-    let bits = it
-        .next()
-        .and_then(|b| b.parse::<u32>().ok())
-        .unwrap_or(32)
-        .min(32);
-    let mask = if bits == 0 {
-        0
-    } else {
-        u32::MAX << (32 - bits)
-    };
-    (u32::from_be_bytes(net) & mask) == (u32::from_be_bytes(addr) & mask)
-}
-
 /// `DigestAuthenticationProvider.isValid`: exactly "user:hash" (Java's
 /// `split(":")`, which drops trailing empty parts, must give two parts).
 fn digest_acl_valid(id: &str) -> bool {
@@ -152,7 +106,7 @@ pub fn check(acl: &[Acl], perm: i32, auth: &[AuthId], schemes: Schemes) -> Resul
         for id in auth {
             let m = match a.id.scheme.as_str() {
                 "digest" => id.scheme == "digest" && id.id == a.id.id,
-                "ip" => id.scheme == "ip" && ip_matches(&id.id, &a.id.id),
+                "ip" => id.scheme == "ip" && crate::acl_ip::matches(&id.id, &a.id.id),
                 // SASLAuthenticationProvider.matches (an identity named
                 // "super" matches any sasl ACL).
                 "sasl" => {
@@ -204,7 +158,7 @@ pub fn fixup(acl: &[Acl], auth: &[AuthId], schemes: Schemes) -> Result<Vec<Acl>,
         } else {
             let valid = match scheme {
                 "digest" => digest_acl_valid(id),
-                "ip" => ip_acl_valid(id),
+                "ip" => crate::acl_ip::valid(id),
                 "sasl" => schemes.sasl && sasl_acl_valid(id),
                 "x509" => schemes.x509 && x509_acl_valid(id),
                 _ => false,

@@ -433,7 +433,7 @@ impl StateMachine {
             c.data.as_deref(),
             acl,
             stat,
-            parent_cversion + 1,
+            parent_cversion.wrapping_add(1),
             ctx.zxid,
         );
         Ok(MultiResult::Create {
@@ -625,6 +625,32 @@ mod tests {
         let q = t.sm.tree.get("/q").unwrap().stat();
         // Two creates and one delete: three changes to the children.
         assert_eq!((q.cversion, q.num_children, q.pzxid), (3, 1, t.zxid));
+    }
+
+    #[test]
+    fn a_parent_cversion_at_its_maximum_stays_there_as_in_zookeeper() {
+        // ZooKeeper's sequential suffix is the parent's cversion, an i32,
+        // as %010d; past i32::MAX its createNode does not take the
+        // wrapped value, so the next sequential name is taken.
+        let mut t = T::new();
+        t.create("/p", 0);
+        t.sm.tree.set_cversion("/p", i32::MAX - 1);
+        for n in ["/p/s-2147483646", "/p/s-2147483647"] {
+            assert!(
+                matches!(t.create("/p/s-", 2), Reply::Create { ref path, .. } if path == n),
+                "{n}"
+            );
+        }
+        let before = t.sm.tree.get("/p").unwrap().stat;
+        assert_eq!(before.cversion, i32::MAX);
+        assert_eq!(t.create("/p/s-", 2), Reply::Err(ErrorCode::NodeExists));
+        // A plain create still works; cversion and pzxid stay, as ZooKeeper's.
+        assert!(matches!(t.create("/p/plain", 0), Reply::Create { .. }));
+        let after = t.sm.tree.get("/p").unwrap().stat;
+        assert_eq!((after.cversion, after.pzxid), (i32::MAX, before.pzxid));
+        let digest = t.sm.tree.digest();
+        t.sm.tree.recompute_digest();
+        assert_eq!(t.sm.tree.digest(), digest);
     }
 
     #[test]

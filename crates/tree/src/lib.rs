@@ -11,6 +11,7 @@
 //! triggers on every replica. Time arrives inside the entry.
 
 pub mod acl;
+pub mod acl_ip;
 pub mod apply;
 pub mod datatree;
 pub mod entry;
