@@ -679,6 +679,11 @@ impl Node {
         self.learners_in_step(false)
     }
 
+    /// Raft's voters as this replica knows them (ZooKeeper's quorum size).
+    pub fn voter_count(&self) -> usize {
+        self.raft_members().0.len()
+    }
+
     /// Leader only: (observers connected, observers replicating in step).
     pub fn observers(&self) -> (usize, usize) {
         self.learners_in_step(true)

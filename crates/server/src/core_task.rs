@@ -191,12 +191,14 @@ impl CoreTask {
                 ev = storage.recv() => match ev {
                     Some(Event::Persisted(number, us)) => {
                         self.metrics.fsync.observe_us(us);
+                        self.metrics.zk.fsynctime.observe_ms(us / 1000);
                         let step = std::time::Instant::now();
                         self.node.persisted(number);
                         self.dispatch_timed(step);
                     }
                     Some(Event::Snapshotted(index, us)) => {
                         self.metrics.snapshot.observe_us(us);
+                        self.metrics.zk.snapshottime.observe_ms(us / 1000);
                         self.node.snapshotted(index)
                     }
                     Some(Event::Failed(e)) => {
@@ -449,6 +451,7 @@ impl CoreTask {
             started: self.started,
             mono_ms: self.started.elapsed().as_millis() as u64,
             now_ms: now_ms(),
+            zk: &self.metrics.zk,
         }
     }
 

@@ -154,6 +154,8 @@ pub struct View<'a> {
     /// ms on the monotonic clock (for lresp), and since the epoch.
     pub mono_ms: u64,
     pub now_ms: i64,
+    /// The summaries kept under ZooKeeper's names (`metrics_zk`).
+    pub zk: &'a crate::metrics_zk::ZkSummaries,
 }
 
 /// A client's address as Java 14+ prints an InetSocketAddress: an IPv6
@@ -450,44 +452,71 @@ impl View<'_> {
         out
     }
 
-    pub(crate) fn mntr(&self) -> String {
+    /// ferrokeeper's value of one of ZooKeeper's simple `mntr` keys; None
+    /// for those it has no counterpart of (ZooKeeper's zero is printed).
+    pub(crate) fn mntr_value(&self, key: &str) -> Option<String> {
         let sm = self.node.state();
         let l = &self.server.latency;
-        let (fds, max_fds) = file_descriptors();
+        Some(match key {
+            "zk_server_state" => self.mode.into(),
+            "zk_ephemerals_count" => sm
+                .tree
+                .ephemerals()
+                .values()
+                .map(|s| s.len())
+                .sum::<usize>()
+                .to_string(),
+            "zk_num_alive_connections" => self.connections().to_string(),
+            "zk_avg_latency" => l.avg(),
+            "zk_min_latency" => l.min().to_string(),
+            "zk_max_latency" => l.max_ms.to_string(),
+            "zk_outstanding_requests" => self.outstanding().to_string(),
+            "zk_znode_count" => self.node_count().to_string(),
+            "zk_global_sessions" => sm.sessions.len().to_string(),
+            "zk_packets_sent" => self.server.sent.to_string(),
+            "zk_packets_received" => self.server.received.to_string(),
+            "zk_watch_count" => self.node.watch_count().to_string(),
+            "zk_approximate_data_size" => sm.tree.approximate_data_size().to_string(),
+            "zk_open_file_descriptor_count" => file_descriptors().0.to_string(),
+            "zk_max_file_descriptor_count" => file_descriptors().1.to_string(),
+            "zk_uptime" => self.started.elapsed().as_millis().to_string(),
+            "zk_snap_count" => self.zk.snapshottime.count().to_string(),
+            // Here a mismatch stops the server: a running one has seen none.
+            "zk_digest_mismatches_count" => "0".into(),
+            _ => return None,
+        })
+    }
+
+    /// Every key ZooKeeper 3.8's `mntr` prints (`mntr_keys`), in its
+    /// order, then the ensemble's and the leader's, then ferrokeeper's own.
+    pub(crate) fn mntr(&self) -> String {
+        let sm = self.node.state();
         let mut out = String::new();
         let mut kv = |k: &str, v: String| {
             let _ = writeln!(out, "{k}\t{v}");
         };
         kv("zk_version", VERSION.into());
         kv("zk_server_state", self.mode.into());
-        kv("zk_avg_latency", l.avg());
-        kv("zk_max_latency", l.max_ms.to_string());
-        kv("zk_min_latency", l.min().to_string());
-        kv("zk_packets_received", self.server.received.to_string());
-        kv("zk_packets_sent", self.server.sent.to_string());
-        kv("zk_num_alive_connections", self.connections().to_string());
-        kv("zk_outstanding_requests", self.outstanding().to_string());
-        kv("zk_znode_count", self.node_count().to_string());
-        kv("zk_watch_count", self.node.watch_count().to_string());
-        kv(
-            "zk_ephemerals_count",
-            sm.tree
-                .ephemerals()
-                .values()
-                .map(|s| s.len())
-                .sum::<usize>()
-                .to_string(),
-        );
-        kv(
-            "zk_approximate_data_size",
-            sm.tree.approximate_data_size().to_string(),
-        );
-        kv("zk_open_file_descriptor_count", fds.to_string());
-        kv("zk_max_file_descriptor_count", max_fds.to_string());
-        kv("zk_global_sessions", sm.sessions.len().to_string());
-        kv("zk_local_sessions", "0".into());
-        kv("zk_uptime", self.started.elapsed().as_millis().to_string());
+        for (key, zero) in crate::mntr_keys::SIMPLE {
+            if *key != "zk_server_state" {
+                kv(
+                    key,
+                    self.mntr_value(key).unwrap_or_else(|| zero.to_string()),
+                );
+            }
+        }
+        self.zk.mntr(&mut kv);
         kv("zk_last_zxid", format!("0x{:x}", self.node.last_zxid()));
+        if self.mode != "standalone" {
+            let state = match self.mode {
+                "leader" => "leading - broadcast",
+                "observer" => "observing - broadcast",
+                "follower" => "following - broadcast",
+                _ => "looking",
+            };
+            kv("zk_peer_state", state.into());
+            kv("zk_quorum_size", self.node.voter_count().to_string());
+        }
         if self.mode == "leader" {
             let (followers, synced) = self.node.followers();
             let (observers, synced_observers) = self.node.observers();
@@ -500,6 +529,14 @@ impl View<'_> {
             );
             kv("zk_synced_observers", synced_observers.to_string());
             kv("zk_pending_syncs", "0".into());
+            for key in [
+                "zk_leader_uptime",
+                "zk_last_proposal_size",
+                "zk_max_proposal_size",
+                "zk_min_proposal_size",
+            ] {
+                kv(key, "0".into());
+            }
         }
         kv("ferrokeeper_tree_digest", sm.tree.digest().to_string());
         kv(
@@ -518,9 +555,6 @@ impl View<'_> {
             "ferrokeeper_leader_changes",
             self.node.leader_changes().to_string(),
         );
-        // ZooKeeper's counter; here a mismatch stops the server, so a
-        // running one has seen none.
-        kv("zk_digest_mismatches_count", "0".into());
         out
     }
 }

@@ -37,6 +37,8 @@ mod listen;
 pub mod logging;
 mod membership;
 mod metrics;
+mod metrics_zk;
+mod mntr_keys;
 mod peer;
 mod peer_frame;
 mod peer_joiner;

@@ -90,6 +90,8 @@ pub struct Metrics {
     latency: [Histogram; OPS.len() + 1],
     pub fsync: Histogram,
     pub snapshot: Histogram,
+    /// The same and more under ZooKeeper's names (`metrics_zk`).
+    pub zk: crate::metrics_zk::ZkSummaries,
 }
 
 impl Metrics {
@@ -100,6 +102,14 @@ impl Metrics {
             .position(|o| Some(*o) == family)
             .unwrap_or(OPS.len());
         self.latency[i].observe_us(us);
+        // ZooKeeper's ServerStats: a request through the log is an
+        // update, any other (pings too) a read.
+        let z = if OpCode::from_code(op).is_some_and(OpCode::is_write) {
+            &mut self.zk.updatelatency
+        } else {
+            &mut self.zk.readlatency
+        };
+        z.observe_ms(us / 1000);
     }
 }
 
@@ -301,7 +311,27 @@ pub fn render(m: &Metrics, n: &Now) -> String {
     m.fsync.render(&mut out, "fsync_seconds", "");
     let _ = writeln!(out, "# HELP snapshot_seconds Time to encode and write each snapshot.\n# TYPE snapshot_seconds histogram");
     m.snapshot.render(&mut out, "snapshot_seconds", "");
+    // ZooKeeper's families, but for those above under the same name.
+    let mut zk = String::with_capacity(16 << 10);
+    m.zk.prometheus(
+        &mut zk,
+        |key| n.zk_value(key),
+        |name| out.contains(&format!("# TYPE {name} ")),
+    );
+    out.push_str(&zk);
     out
+}
+
+impl Now {
+    /// This scrape's value of one of ZooKeeper's simple `mntr` keys.
+    fn zk_value(&self, key: &str) -> Option<String> {
+        Some(match key {
+            "zk_packets_received" => self.packets_received.to_string(),
+            "zk_packets_sent" => self.packets_sent.to_string(),
+            "zk_uptime" => ((self.uptime_s * 1000.0) as u64).to_string(),
+            _ => return None,
+        })
+    }
 }
 
 #[cfg(test)]
