@@ -15,11 +15,12 @@ DIFF_SEEDS=<seed> DIFF_FIRST_SEED=<seed>.
 """
 import os
 import random
+import re
 import struct
 import unittest
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import KazooException
+from kazoo.exceptions import KazooException, NoAuthError
 from kazoo.protocol.serialization import Create, Delete
 from kazoo.security import ACL, Id, make_digest_acl, OPEN_ACL_UNSAFE
 
@@ -311,6 +312,23 @@ class DifferentialTest(unittest.TestCase):
     maxDiff = None
 
     seeds = SEEDS
+    # Debian's ZooKeeper 3.8.0 answers exists on a node the client may not
+    # read with its Stat (and leaves a watch); 3.8.4 and 3.9.2 on refuse it
+    # with NoAuth (ZOOKEEPER-2590), as ferrokeeper does: against 3.8.0
+    # such an exists is left out of the sequence, for both.
+    oracle_checks_exists = False
+
+    def unreadable_exists(self, zk, desc):
+        m = re.match(r"(?:watch )?exists '([^']*)'$", desc)
+        if self.oracle_checks_exists or not m:
+            return False
+        try:
+            zk.get(m.group(1))
+        except NoAuthError:
+            return True
+        except (KazooException, ValueError):
+            pass
+        return False
 
     @classmethod
     def setUpClass(cls):
@@ -358,6 +376,8 @@ class DifferentialTest(unittest.TestCase):
                 d.run(lambda c: c.observer.recursive(base), "seed %d observer's recursive watch" % seed)
                 for step in range(OPS):
                     desc, fn = random_op(rnd, base)
+                    if self.unreadable_exists(zk, desc):
+                        continue
                     d.run(fn, "seed %d step %d: %s" % (seed, step, desc))
                     total += 1
                 d.run(lambda c: dump(c, base), "seed %d final tree" % seed)
@@ -372,7 +392,7 @@ class DifferentialTest(unittest.TestCase):
                 self.assertEqual(seen[fk], seen[zk], "seed %d observer's events (recursive and one-shot)" % seed)
                 events += len(zk.watch_log) + len(seen[zk])
                 del zk.watch_log[:], fk.watch_log[:]
-            print("differential (%s): %d seeds x %d ops = %d operations and %d watch events matched ZooKeeper 3.8"
+            print("differential (%s): %d seeds x %d ops = %d operations and %d watch events matched ZooKeeper"
                   % (type(self).__name__, self.seeds, OPS, total, events))
         finally:
             zk.stop()
@@ -401,6 +421,20 @@ class DifferentialEnsembleTest(DifferentialTest):
     def tearDownClass(cls):
         cls.zk_ensemble.close()
         cls.ensemble.close()
+
+
+@unittest.skipUnless(harness.HAVE_ZK39, "ZooKeeper 3.9.5 is not here (scripts/get_zookeeper_3.9.sh)")
+class Differential39Test(DifferentialTest):
+    """The same comparison with ZooKeeper 3.9.5 (issue 20): a 3.9 server
+    answers these sequences as 3.8 does, and ferrokeeper as both."""
+
+    seeds = int(os.environ.get("DIFF_39_SEEDS", "10"))
+    oracle_checks_exists = True
+
+    @classmethod
+    def setUpClass(cls):
+        cls.zk_server = harness.Server("zookeeper", container_check_ms=3600000, zookeeper="3.9").start()
+        cls.fk_server = harness.Server("ferrokeeper", container_check_ms=3600000).start()
 
 
 if __name__ == "__main__":

@@ -53,9 +53,14 @@ MASKS = [
 ]
 
 
-def run_cli(port):
+# zkCli 3.9.5: ZooKeeperMain from the reference jars (scripts/get_zookeeper_3.9.sh).
+ZKCLI_39 = ["java", "-cp", harness.ZK39_CLASSPATH + ":/usr/share/java/commons-cli.jar",
+            "org.apache.zookeeper.ZooKeeperMain"] if harness.HAVE_ZK39 else None
+
+
+def run_cli(port, cli=None):
     # zkCli prints results on stdout and errors on stderr: read both, in order.
-    r = subprocess.run([harness.ZKCLI, "-server", "127.0.0.1:%d" % port], input=SCRIPT,
+    r = subprocess.run((cli or [harness.ZKCLI]) + ["-server", "127.0.0.1:%d" % port], input=SCRIPT,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
     out = r.stdout
     for rx, repl in MASKS:
@@ -99,6 +104,25 @@ class ZkCliEnsembleTest(unittest.TestCase):
             zk.close()
             ens.close()
         self.assertGreater(len(expected), 40, "the script ran against ZooKeeper")
+        self.assertEqual("\n".join(got), "\n".join(expected))
+
+
+@unittest.skipUnless(harness.HAVE_ZK39, "ZooKeeper 3.9.5 is not here (scripts/get_zookeeper_3.9.sh)")
+class ZkCli39Test(unittest.TestCase):
+    """zkCli 3.9.5 with the same script against ZooKeeper 3.9.5 and
+    ferrokeeper (issue 20): the same output."""
+    maxDiff = None
+
+    def test_same_output_as_zookeeper_3_9(self):
+        zk = harness.Server("zookeeper", zookeeper="3.9").start()
+        fk = harness.Server("ferrokeeper").start()
+        try:
+            expected = run_cli(zk.port, ZKCLI_39)
+            got = run_cli(fk.port, ZKCLI_39)
+        finally:
+            zk.close()
+            fk.close()
+        self.assertGreater(len(expected), 40, "the script ran against ZooKeeper 3.9.5")
         self.assertEqual("\n".join(got), "\n".join(expected))
 
 

@@ -38,14 +38,18 @@ impl StateMachine {
         };
         let (res, watch, kind) = match req {
             Request::Exists(r) => {
-                // exists leaves a watch whether or not the node is there.
-                let res = t.get(&r.path).ok_or(ErrorCode::NoNode).map(|n| {
-                    n.stat().write(w);
-                });
-                return Some((
-                    res.err().unwrap_or(ErrorCode::Ok),
-                    r.watch.then_some(WatchKind::Data),
-                ));
+                // exists leaves a watch whether or not the node is there;
+                // a node there needs READ (ZOOKEEPER-2590, ZooKeeper 3.8.4
+                // and 3.9.2 on), and then none is left when refused.
+                let res = match t.get(&r.path) {
+                    None => Err(ErrorCode::NoNode),
+                    Some(n) => acl::check(n.acl, Perms::READ, auth, schemes).map(|()| {
+                        n.stat().write(w);
+                    }),
+                };
+                let err = res.err().unwrap_or(ErrorCode::Ok);
+                let watch = r.watch && err != ErrorCode::NoAuth;
+                return Some((err, watch.then_some(WatchKind::Data)));
             }
             Request::GetData(r) => (
                 readable(&r.path).map(|n| {
@@ -92,13 +96,19 @@ impl StateMachine {
         };
         match req {
             Request::Exists(r) => {
-                let reply = t
-                    .get(&r.path)
-                    .map_or(Reply::Err(ErrorCode::NoNode), |n| Reply::Stat(n.stat()));
-                // exists leaves a watch whether or not the node is there.
+                let reply = match t.get(&r.path) {
+                    None => Reply::Err(ErrorCode::NoNode),
+                    Some(n) => match acl::check(&n.acl, Perms::READ, auth, schemes) {
+                        Ok(()) => Reply::Stat(n.stat()),
+                        Err(e) => Reply::Err(e),
+                    },
+                };
+                // exists leaves a watch whether or not the node is there
+                // (not when refused: ZOOKEEPER-2590).
+                let watch = r.watch && reply.err() != ErrorCode::NoAuth;
                 ReadResult {
                     reply,
-                    watch: r.watch.then(|| (WatchKind::Data, r.path.clone())),
+                    watch: watch.then(|| (WatchKind::Data, r.path.clone())),
                 }
             }
             Request::GetData(r) => {
