@@ -966,7 +966,7 @@ mod tests {
         assert_eq!(c.snap_count, 20);
         // File-only keys are not taken; unsupported ones say so.
         let c = props(
-            "-Dzookeeper.clientPort=1 -Dreadonlymode.enabled=true -Dzookeeper.enforceQuota=true -Dzookeeper.localSessionsEnabled=true -Dzookeeper.nosuch=1",
+            "-Dzookeeper.clientPort=1 -Dreadonlymode.enabled=true -Dzookeeper.enforceQuota=true -Dzookeeper.snapshot.compression.method=gz -Dzookeeper.nosuch=1",
             base,
         )
         .unwrap();
@@ -977,7 +977,7 @@ mod tests {
         assert!(c.enforce_quota);
         assert!(
             w.contains(
-                "SERVER_JVMFLAGS: -Dzookeeper.localSessionsEnabled: localSessionsEnabled is not supported yet"
+                "SERVER_JVMFLAGS: -Dzookeeper.snapshot.compression.method: snapshot.compression.method is not supported yet"
             ),
             "{w}"
         );

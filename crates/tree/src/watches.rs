@@ -1,17 +1,20 @@
 //! The watch registry of one server: which connection waits for what.
 //! Not replicated — each server keeps the watches of its own clients.
 //!
-//! Model (ZooKeeper's `WatchManager` with `WatcherModeManager`): two
-//! tables, data and child, each path -> connection -> what it holds there.
-//! Standard watches fire once; persistent ones stay; persistent-recursive
-//! ones stay and also fire for descendants, but never for
-//! NodeChildrenChanged. `addWatch` puts a watch in both tables.
+//! Model (ZooKeeper 3.9's `WatchManager` with its `WatchStats`): two
+//! tables, data and child, each path -> connection -> the modes it holds
+//! there. Standard watches fire once; persistent ones stay;
+//! persistent-recursive ones stay and also fire for descendants, but never
+//! for NodeChildrenChanged. `addWatch` puts a persistent watch in both
+//! tables, a recursive one in the data table.
 //!
-//! A connection may hold a one-shot watch and a persistent one on the same
-//! path at once (a Curator application's recursive cache beside a recipe's
-//! children watch, in one session): neither replaces the other, and an
-//! event that either would fire for reaches the connection once, as in
-//! ZooKeeper 3.8 and 3.9.
+//! A connection may hold every mode on one path at once (a Curator
+//! application's recursive cache beside a recipe's children watch, in one
+//! session; ZOOKEEPER-4466): none replaces another, and an event that any
+//! would fire for reaches the connection once. `removeWatches` removes
+//! one mode as ZooKeeper 3.9 does (ZOOKEEPER-4472): children (1) and data
+//! (2) the one-shot watch of that table, persistent (4) and recursive (5)
+//! those modes, any (3) everything on the path.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -43,23 +46,29 @@ pub enum Mode {
 struct Held {
     /// A one-shot watch (getData, exists, getChildren).
     standard: bool,
-    /// `addWatch`: `Persistent` or `PersistentRecursive`.
-    lasting: Option<Mode>,
+    /// `addWatch` modes.
+    persistent: bool,
+    recursive: bool,
 }
 
 impl Held {
-    fn recursive(&self) -> bool {
-        self.lasting == Some(Mode::PersistentRecursive)
+    fn flag(&mut self, mode: Mode) -> &mut bool {
+        match mode {
+            Mode::Standard => &mut self.standard,
+            Mode::Persistent => &mut self.persistent,
+            Mode::PersistentRecursive => &mut self.recursive,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.standard && !self.persistent && !self.recursive
     }
 
     /// Does an event of this type at this very path reach the holder?
     fn fires_for(&self, event: EventType) -> bool {
-        match self.lasting {
-            _ if self.standard => true,
-            Some(Mode::PersistentRecursive) => event != EventType::NodeChildrenChanged,
-            Some(_) => true,
-            None => false,
-        }
+        self.standard
+            || self.persistent
+            || (self.recursive && event != EventType::NodeChildrenChanged)
     }
 }
 
@@ -79,39 +88,46 @@ impl Table {
             .or_default()
             .entry(conn)
             .or_default();
-        if mode == Mode::Standard {
-            held.standard = true;
-            return;
-        }
-        if held.recursive() {
-            self.recursive -= 1;
-        }
-        held.lasting = Some(mode);
-        if held.recursive() {
+        if mode == Mode::PersistentRecursive && !held.recursive {
             self.recursive += 1;
         }
+        *held.flag(mode) = true;
     }
 
-    fn remove(&mut self, path: &str, conn: ConnId) -> bool {
+    /// Removes `mode` (every mode for None) of `conn` at `path`; whether
+    /// there was one.
+    fn remove(&mut self, path: &str, conn: ConnId, mode: Option<Mode>) -> bool {
         let Some(m) = self.by_path.get_mut(path) else {
             return false;
         };
-        let Some(held) = m.remove(&conn) else {
+        let Some(held) = m.get_mut(&conn) else {
             return false;
         };
-        if held.recursive() {
+        let before = *held;
+        match mode {
+            None => *held = Held::default(),
+            Some(mode) => *held.flag(mode) = false,
+        }
+        if before.recursive && !held.recursive {
             self.recursive -= 1;
         }
-        if m.is_empty() {
-            self.by_path.remove(path);
+        if held.is_empty() {
+            m.remove(&conn);
+            if m.is_empty() {
+                self.by_path.remove(path);
+            }
         }
-        true
+        match mode {
+            None => true,
+            Some(mode) => *Held::clone(&before).flag(mode),
+        }
     }
 
-    fn contains(&self, path: &str, conn: ConnId) -> bool {
+    fn contains(&self, path: &str, conn: ConnId, mode: Option<Mode>) -> bool {
         self.by_path
             .get(path)
-            .is_some_and(|m| m.contains_key(&conn))
+            .and_then(|m| m.get(&conn))
+            .is_some_and(|h| mode.is_none_or(|mode| *Held::clone(h).flag(mode)))
     }
 
     /// Collects who hears `event` at `path`, consuming fired one-shot watches.
@@ -128,7 +144,7 @@ impl Table {
                     out.push(*conn);
                 }
                 held.standard = false;
-                held.lasting.is_some()
+                !held.is_empty()
             });
             if m.is_empty() {
                 self.by_path.remove(path);
@@ -140,7 +156,7 @@ impl Table {
         for anc in path::ancestors(path) {
             if let Some(m) = self.by_path.get(anc) {
                 for (conn, held) in m {
-                    if held.recursive() && seen.insert(*conn) {
+                    if held.recursive && seen.insert(*conn) {
                         out.push(*conn);
                     }
                 }
@@ -230,7 +246,9 @@ impl WatchRegistry {
             Mode::Persistent
         };
         self.data.add(path, conn, mode);
-        self.child.add(path, conn, mode);
+        if !recursive {
+            self.child.add(path, conn, mode);
+        }
         self.by_conn
             .entry(conn)
             .or_default()
@@ -241,14 +259,16 @@ impl WatchRegistry {
     pub fn remove_conn(&mut self, conn: ConnId) {
         if let Some(paths) = self.by_conn.remove(&conn) {
             for p in paths.keys() {
-                self.data.remove(p, conn);
-                self.child.remove(p, conn);
+                self.data.remove(p, conn, None);
+                self.child.remove(p, conn, None);
             }
         }
     }
 
     /// removeWatches (`remove == true`) / checkWatches for watcher type
-    /// 1 children, 2 data, 3 any; NoWatcher when there is none.
+    /// 1 children, 2 data, 3 any, 4 persistent, 5 persistent recursive,
+    /// as ZooKeeper 3.9's DataTree.removeWatch / containsWatcher; NoWatcher
+    /// when there is none.
     pub fn remove_or_check(
         &mut self,
         path: &str,
@@ -256,19 +276,29 @@ impl WatchRegistry {
         watcher_type: i32,
         remove: bool,
     ) -> ErrorCode {
-        let (d, c) = match watcher_type {
-            1 => (false, true),
-            2 => (true, false),
-            3 => (true, true),
+        use Mode::*;
+        // (child table's mode, data table's mode); the outer None: not that table.
+        let (child, data): (Option<Option<Mode>>, Option<Option<Mode>>) = match watcher_type {
+            1 => (Some(Some(Standard)), None),
+            2 => (None, Some(Some(Standard))),
+            3 => (Some(None), Some(None)),
+            // checkWatches of a persistent watch looks in the data table.
+            4 if remove => (Some(Some(Persistent)), Some(Some(Persistent))),
+            4 => (None, Some(Some(Persistent))),
+            5 => (None, Some(Some(PersistentRecursive))),
             _ => return ErrorCode::BadArguments,
         };
         let mut found = false;
-        for (want, table) in [(d, &mut self.data), (c, &mut self.child)] {
-            if want && table.contains(path, conn) {
-                found = true;
-                if remove {
-                    table.remove(path, conn);
-                }
+        for (mode, table) in [(child, &mut self.child), (data, &mut self.data)] {
+            let Some(mode) = mode else { continue };
+            found |= if remove {
+                table.remove(path, conn, mode)
+            } else {
+                table.contains(path, conn, mode)
+            };
+            // checkWatches of any: the child table's answer is enough.
+            if found && !remove && watcher_type == 3 {
+                break;
             }
         }
         if found {
@@ -416,7 +446,11 @@ mod tests {
                 path: "/a/b/c".into()
             }]
         );
-        assert_eq!(w.count(), 2, "persistent watches stay");
+        assert_eq!(
+            w.count(),
+            1,
+            "persistent watches stay (a recursive one in the data table, as ZooKeeper 3.9)"
+        );
     }
 
     #[test]
@@ -511,5 +545,35 @@ mod tests {
         w.add(WatchKind::Data, "/b", 2);
         w.remove_conn(2);
         assert_eq!(w.count(), 0);
+    }
+
+    #[test]
+    fn every_mode_on_one_path_and_one_removed_at_a_time_as_zookeeper_3_9() {
+        // ZOOKEEPER-4466 / 4472: a one-shot data watch, a persistent and a
+        // recursive watch of one connection on one path, removed one by one.
+        let mut w = WatchRegistry::default();
+        w.add(WatchKind::Data, "/a", 1);
+        w.add_persistent("/a", 1, false);
+        w.add_persistent("/a", 1, true);
+        let fire = |w: &mut WatchRegistry, kind, path: &str| {
+            let mut out = Vec::new();
+            w.fire(&[trig(kind, path)], &mut out, |_, _| true);
+            out.len()
+        };
+        assert_eq!(w.remove_or_check("/a", 1, 5, false), ErrorCode::Ok);
+        assert_eq!(w.remove_or_check("/a", 1, 4, true), ErrorCode::Ok);
+        assert_eq!(w.remove_or_check("/a", 1, 4, true), ErrorCode::NoWatcher);
+        // The recursive one is still there: a grandchild's change is heard,
+        // and the one-shot watch too.
+        assert_eq!(fire(&mut w, TriggerKind::DataChanged, "/a/b/c"), 1);
+        assert_eq!(w.remove_or_check("/a", 1, 2, true), ErrorCode::Ok);
+        assert_eq!(w.remove_or_check("/a", 1, 2, true), ErrorCode::NoWatcher);
+        assert_eq!(w.remove_or_check("/a", 1, 1, false), ErrorCode::NoWatcher);
+        assert_eq!(fire(&mut w, TriggerKind::DataChanged, "/a"), 1);
+        assert_eq!(fire(&mut w, TriggerKind::ChildrenChanged, "/a"), 0);
+        assert_eq!(w.remove_or_check("/a", 1, 5, true), ErrorCode::Ok);
+        assert_eq!(w.count(), 0);
+        assert_eq!(fire(&mut w, TriggerKind::DataChanged, "/a/b"), 0);
+        assert_eq!(w.remove_or_check("/a", 1, 6, true), ErrorCode::BadArguments);
     }
 }
