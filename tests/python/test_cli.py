@@ -115,8 +115,8 @@ SCRIPT2_REMOVED = sorted([
 ])
 
 
-def run_script(cmd, kind, script=test_zkcli.SCRIPT):
-    s = harness.Server(kind).start()
+def run_script(cmd, kind, script=test_zkcli.SCRIPT, zookeeper="3.8"):
+    s = harness.Server(kind, zookeeper=zookeeper).start()
     try:
         r = subprocess.run(cmd + ["-server", "127.0.0.1:%d" % s.port], input=script,
                            capture_output=True, text=True, timeout=120,
@@ -155,6 +155,62 @@ class SameAsZkCliTest(unittest.TestCase):
                     self.assertEqual(got[2], SCRIPT2_REMOVED, "removal events against %s" % kind)
                 else:
                     self.assertEqual(got[2], expected[2], "removal events against %s" % kind)
+
+
+# zkCli 3.9's differences: get -b/-x, set -b, the usage of get and set
+# with their options, removewatches -p/-r, events with their zxid.
+SCRIPT39 = """
+create /h hello
+get -b /h
+get -x /h
+set -b /h aGkgdGhlcmU=
+get /h
+create /big 0123456789abcdefghijklmnopqrstuvwxyz
+get -x /big
+get -s -b /h
+create /empty
+get -x /empty
+get -b /empty
+get
+set /h
+addWatch -m PERSISTENT /h
+removewatches /h -r
+removewatches /h -p
+removewatches /h -p
+get -w /h
+set /h x
+frobnicate
+quit
+"""
+
+
+def zxid_masked(lines):
+    return [re.sub(r"zxid: \d+", "zxid: N", l) for l in lines]
+
+
+class ZkCli39OutputTest(unittest.TestCase):
+    """`ferrokeeper cli --zkcli 3.9` prints what zkCli 3.9.5 prints (issue
+    20, item 6), both against ferrokeeper; and zkCli 3.9.5 prints the same
+    against ZooKeeper 3.9.5 and ferrokeeper (zxids masked)."""
+    maxDiff = None
+
+    def test_script_output_matches_zkcli_3_9(self):
+        if not harness.HAVE_ZK39:
+            self.skipTest("ZooKeeper 3.9.5 is not here (scripts/get_zookeeper_3.9.sh)")
+        zkcli = test_zkcli.ZKCLI_39
+        ours = [harness.BINARY, "cli", "--zkcli", "3.9"]
+        expected = run_script(zkcli, "ferrokeeper", SCRIPT39)
+        got = run_script(ours, "ferrokeeper", SCRIPT39)
+        self.assertGreater(len(expected[0]), 30, "the script ran")
+        self.assertIn("|00000000| 68 65 6c 6c 6f                                  |hello           |", expected[0])
+        self.assertEqual(got[0], expected[0], "stdout")
+        self.assertEqual(got[1], expected[1], "stderr")
+        self.assertEqual(got[2], expected[2], "removal events")
+        self.assertEqual(zxid_masked(got[3]), zxid_masked(expected[3]), "node events")
+        self.assertTrue(any(re.search(r"zxid: \d+$", e) for e in got[3]), got[3])
+        on_zk = run_script(zkcli, "zookeeper", SCRIPT39, zookeeper="3.9")
+        self.assertEqual(expected[0], on_zk[0], "zkCli 3.9.5's stdout, ferrokeeper and ZooKeeper 3.9.5")
+        self.assertEqual(zxid_masked(expected[3]), zxid_masked(on_zk[3]))
 
 
 class CliTest(unittest.TestCase):

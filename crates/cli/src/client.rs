@@ -24,6 +24,9 @@ pub struct Event {
     pub kind: &'static str,
     /// None for state changes ("path:null").
     pub path: Option<String>,
+    /// The zxid in the notification's header; -1 for events the client
+    /// makes itself. zkCli 3.9 prints it (`crate::ZKCLI_39`).
+    pub zxid: i64,
 }
 
 impl std::fmt::Display for Event {
@@ -34,7 +37,11 @@ impl std::fmt::Display for Event {
             self.state,
             self.kind,
             self.path.as_deref().unwrap_or("null")
-        )
+        )?;
+        if crate::ZKCLI_39.load(std::sync::atomic::Ordering::Relaxed) {
+            write!(f, " zxid: {}", self.zxid)?;
+        }
+        Ok(())
     }
 }
 
@@ -218,6 +225,7 @@ impl Client {
                 state: "Disconnected",
                 kind: "None",
                 path: None,
+                zxid: -1,
             });
         }
         // As the Java client: keep trying the servers in turn, with a
@@ -241,6 +249,7 @@ impl Client {
                             state: "Expired",
                             kind: "None",
                             path: None,
+                            zxid: -1,
                         });
                         return Err(ClientError::SessionExpired);
                     }
@@ -332,6 +341,7 @@ impl Client {
             state: "SyncConnected",
             kind: "None",
             path: None,
+            zxid: -1,
         });
         // Restore what the session had on the old connection.
         let fired: Vec<Event> = std::mem::take(&mut *self.fired.lock().unwrap());
@@ -479,12 +489,11 @@ impl Client {
         if (kind == 1 || kind == 3) && take(&mut w.child) {
             out.push("ChildWatchRemoved");
         }
-        if kind == 3 {
-            let p = take(&mut w.persistent);
-            let r = take(&mut w.recursive);
-            if p || r {
-                out.push("PersistentWatchRemoved");
-            }
+        // Any mode (3), the persistent (4) or the recursive one (5).
+        let p = (kind == 3 || kind == 4) && take(&mut w.persistent);
+        let r = (kind == 3 || kind == 5) && take(&mut w.recursive);
+        if p || r {
+            out.push("PersistentWatchRemoved");
         }
         out
     }
@@ -504,6 +513,7 @@ impl Client {
                 state: "Closed",
                 kind: "None",
                 path: None,
+                zxid: -1,
             });
         }
     }
@@ -536,6 +546,7 @@ fn reader(
                         state: state_name(ev.state),
                         kind: event_name(ev.event_type),
                         path: Some(ev.path),
+                        zxid: h.zxid,
                     };
                     fired.lock().unwrap().push(e.clone());
                     let _ = events.send(e);

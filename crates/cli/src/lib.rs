@@ -24,6 +24,9 @@ thread_local! {
 
 /// Whether watch events are printed (`printwatches`).
 pub(crate) static PRINT_WATCHES: AtomicBool = AtomicBool::new(true);
+/// Print what zkCli 3.9 prints where it differs from 3.8 (`--zkcli 3.9`;
+/// `commands::zkcli39`).
+pub(crate) static ZKCLI_39: AtomicBool = AtomicBool::new(false);
 /// The `watch` command is streaming events.
 pub(crate) static WATCHING: AtomicBool = AtomicBool::new(false);
 
@@ -62,6 +65,14 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             }
             "-client-configuration" => i += 2,
             "-r" => i += 1,
+            "--zkcli" | "-zkcli" => {
+                match value()?.as_str() {
+                    "3.9" => ZKCLI_39.store(true, Ordering::Relaxed),
+                    "3.8" => ZKCLI_39.store(false, Ordering::Relaxed),
+                    other => return Err(format!("--zkcli {other}: expected 3.8 or 3.9")),
+                }
+                i += 2;
+            }
             "--output" | "-output" => {
                 o.format = match value()?.as_str() {
                     "json" => Format::Json,

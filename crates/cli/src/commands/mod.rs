@@ -16,6 +16,7 @@ mod reconfig;
 mod text;
 mod transfer;
 mod watches;
+mod zkcli39;
 
 use text::*;
 pub use text::{code_message, split_words, stat_text};
@@ -86,6 +87,11 @@ pub const USAGE: &[(&str, &str)] = &[
     ("import", "import file [path] # ferrokeeper: creates an exported subtree (under path)"),
 ];
 
+/// zkCli 3.9's output asked for (`--zkcli 3.9`).
+fn zkcli_39() -> bool {
+    crate::ZKCLI_39.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 impl Shell {
     pub fn new(client: Client, format: Format) -> Shell {
         Shell {
@@ -119,6 +125,10 @@ impl Shell {
     }
 
     fn usage_of(&mut self, cmd: &str) -> Outcome {
+        if let Some(u) = zkcli39::usage(cmd).filter(|_| zkcli_39()) {
+            self.complain(u);
+            return Err(());
+        }
         if let Some((_, u)) = USAGE.iter().find(|(c, _)| *c == cmd) {
             let u = u.to_string();
             self.complain(&u);
@@ -157,7 +167,8 @@ impl Shell {
             })
             .collect();
         all.sort_by_key(|(c, _)| *c);
-        for (_, u) in all {
+        for (c, u) in all {
+            let u = zkcli39::usage_line(c).filter(|_| zkcli_39()).unwrap_or(u);
             self.complain(&format!("\t{u}"));
         }
     }
@@ -470,6 +481,18 @@ impl Shell {
                         v["stat"] = stat_json(&r.stat);
                     }
                     self.json(v);
+                } else if zkcli_39() && (a.has('b') || a.has('x')) {
+                    // zkCli 3.9 formats "null" for no data, as the text.
+                    let d = r.data.clone().unwrap_or_else(|| b"null".to_vec());
+                    let text = if a.has('x') {
+                        zkcli39::hex_dump(&d)
+                    } else {
+                        zkcli39::base64(&d)
+                    };
+                    self.line(&text);
+                    if a.has('s') {
+                        self.say(&stat_text(&r.stat));
+                    }
                 } else {
                     self.line(&data_text(&r.data));
                     if a.has('s') {
@@ -489,9 +512,16 @@ impl Shell {
             return self.usage_of("set");
         };
         let version = a.value('v').and_then(|v| v.parse().ok()).unwrap_or(-1);
+        let data = if zkcli_39() && a.has('b') {
+            zkcli39::from_base64(data).ok_or_else(|| {
+                self.complain(&format!("Illegal base64 data: {data}"));
+            })?
+        } else {
+            data.as_bytes().to_vec()
+        };
         let req = Request::SetData(SetDataRequest {
             path: path.clone(),
-            data: Some(data.as_bytes().to_vec()),
+            data: Some(data),
             version,
         });
         match self.call(&req) {

@@ -30,6 +30,10 @@ impl Shell {
             1
         } else if a.has('d') {
             2
+        } else if a.has('p') {
+            4
+        } else if a.has('r') {
+            5
         } else {
             3
         };
@@ -46,6 +50,7 @@ impl Shell {
                         state: "SyncConnected",
                         kind,
                         path: Some(path.clone()),
+                        zxid: -1,
                     };
                     if self.print_watches {
                         self.say(&format!("\nWATCHER::\n\n{e}\n"));
