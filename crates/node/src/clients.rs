@@ -196,6 +196,16 @@ impl Node {
                 read_only: false,
             },
         );
+        if req.session_id == 0 && self.local_sessions_on() {
+            return self.open_local(conn, timeout_ms);
+        }
+        if let Some(known) = self.reopen_local(conn, &req, timeout_ms) {
+            if !known {
+                self.conns.remove(&conn);
+                self.refuse_session(conn, req.read_only.map(|_| false));
+            }
+            return;
+        }
         if req.session_id == 0 {
             let mut passwd = vec![0u8; 16];
             self.rng.fill(&mut passwd[..]);
@@ -402,6 +412,8 @@ impl Node {
         }
         if let Some(l) = self.liveness.get_mut(&session_id) {
             l.last_heard_ms = now_ms;
+        } else {
+            self.heard_local(session_id);
         }
         let Some(req) = OpCode::from_code(op).and_then(|op| Request::decode(op, body).ok()) else {
             self.outputs.push(Output::Close {
@@ -426,6 +438,15 @@ impl Node {
         }
         if req.is_write() && self.conns.get(&conn).is_some_and(|c| c.read_only) {
             return self.refuse_write(conn, asked, &req);
+        }
+        if req.is_write() && self.is_local_session(session_id) {
+            if matches!(req, Request::CloseSession) {
+                return self.close_local(conn, asked);
+            }
+            if let Err(e) = self.upgrade_if_needed(session_id, &req) {
+                let zxid = self.sm.last_zxid();
+                return self.send_reply(conn, asked, zxid, e, &Reply::Empty);
+            }
         }
         if req.is_write() {
             let c = self.conns.get_mut(&conn).expect("checked above");

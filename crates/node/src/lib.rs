@@ -46,6 +46,7 @@ pub mod committed;
 mod digest_check;
 mod election;
 mod linearizable;
+mod local_sessions;
 mod log;
 mod non_voting;
 mod read_only;
@@ -148,6 +149,10 @@ pub struct NodeConfig {
     /// `linearizableReads`: reads wait for a Raft ReadIndex
     /// (`linearizable`).
     pub linearizable_reads: bool,
+    /// `localSessionsEnabled` and `localSessionsUpgradingEnabled`
+    /// (`local_sessions`).
+    pub local_sessions: bool,
+    pub local_sessions_upgrading: bool,
 }
 
 /// What a frame the core sends is.
@@ -375,6 +380,9 @@ pub struct Node {
     /// Sessions this server made while read-only, with their passwords.
     read_only_sessions: HashMap<i64, Vec<u8>>,
     next_read_only_session: i64,
+    /// Sessions this server made without the log (`local_sessions`).
+    local_sessions: HashMap<i64, local_sessions::LocalSession>,
+    next_local_session: i64,
     /// Linearizable reads waiting for their read index (`linearizable`).
     read_indexes: linearizable::ReadIndexes,
     /// The highest term of an entry applied here, and the one lost writes
@@ -543,6 +551,8 @@ impl Node {
             read_only: false,
             read_only_sessions: HashMap::new(),
             next_read_only_session: 1,
+            local_sessions: HashMap::new(),
+            next_local_session: 1,
             read_indexes: Default::default(),
             applied_term: 0,
             resent_for_term: 0,

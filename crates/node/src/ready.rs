@@ -281,6 +281,7 @@ impl Node {
                 timeout_ms,
                 passwd,
             }) => {
+                self.upgraded(*session_id);
                 self.liveness.insert(
                     *session_id,
                     Liveness {

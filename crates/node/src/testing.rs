@@ -38,6 +38,8 @@ impl NodeConfig {
             members_text: String::new(),
             read_only_mode: false,
             linearizable_reads: false,
+            local_sessions: false,
+            local_sessions_upgrading: false,
         }
     }
 }

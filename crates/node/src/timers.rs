@@ -36,6 +36,7 @@ impl Node {
         self.now_ms = now_ms;
         self.close_stuck_clients();
         self.check_read_only();
+        self.expire_local_sessions();
         let outputs = &mut self.outputs;
         self.held_connects.retain(|h| {
             let waiting = h.until_ms > now_ms;

@@ -128,6 +128,12 @@ pub struct Config {
     /// when "true" in any case): a write past a hard quota is refused, a
     /// soft one logged. Every server of an ensemble must have the same.
     pub enforce_quota: bool,
+    /// `localSessionsEnabled` and `localSessionsUpgradingEnabled` (both
+    /// false by default, as ZooKeeper's QuorumPeerConfig reads them, from
+    /// zoo.cfg only): new sessions stay on their server; with upgrading,
+    /// until they create an ephemeral node.
+    pub local_sessions: bool,
+    pub local_sessions_upgrading: bool,
     /// `snapCount`: entries between snapshots (randomised in [snapCount/2, snapCount)).
     pub snap_count: u64,
     /// `snapSizeLimitInKb` in bytes: a snapshot also after this many bytes
@@ -246,8 +252,6 @@ const ACCEPTED: &[&str] = &[
 const NOT_YET: &[&str] = &[
     "clientCnxnSocket",
     "client.secure",
-    "localSessionsEnabled",
-    "localSessionsUpgradingEnabled",
     "emulate353TTLNodes",
     "connectToLearnerMasterLimit",
     "maxCnxns",
@@ -392,6 +396,8 @@ impl Config {
             linearizable_reads: false,
             skip_acl: false,
             enforce_quota: false,
+            local_sessions: false,
+            local_sessions_upgrading: false,
             snap_count: 100_000,
             snap_size_limit_bytes: 64 << 20,
             autopurge_snap_retain_count: 3,
@@ -526,6 +532,10 @@ impl Config {
                 "skipACL" => c.skip_acl = v == "yes",
                 // ZooKeeper: Boolean.parseBoolean(System.getProperty("zookeeper.enforceQuota")).
                 "enforceQuota" => c.enforce_quota = v.eq_ignore_ascii_case("true"),
+                "localSessionsEnabled" => c.local_sessions = boolean(v).map_err(err)?,
+                "localSessionsUpgradingEnabled" => {
+                    c.local_sessions_upgrading = boolean(v).map_err(err)?
+                }
                 "reconfigEnabled" => c.reconfig_enabled = boolean(v).map_err(err)?,
                 "standaloneEnabled" => c.standalone_enabled = boolean(v).map_err(err)?,
                 "dynamicConfigFile" => {
@@ -995,7 +1005,7 @@ mod tests {
 
     #[test]
     fn warnings_zookeeper_also_gives() {
-        let c = parse("dataDir=/x\nclientPort=1\nautopurge.snapRetainCount=1\nlocalSessionsEnabled=true\nserver.1=a:1:2\nserver.2=b:1:2\n").unwrap();
+        let c = parse("dataDir=/x\nclientPort=1\nautopurge.snapRetainCount=1\nemulate353TTLNodes=true\nserver.1=a:1:2\nserver.2=b:1:2\n").unwrap();
         let w = c.warnings.join("\n");
         assert_eq!(c.autopurge_snap_retain_count, 3);
         assert!(
@@ -1003,7 +1013,7 @@ mod tests {
             "{w}"
         );
         assert!(
-            w.contains("zoo.cfg:4: localSessionsEnabled is not supported yet"),
+            w.contains("zoo.cfg:4: emulate353TTLNodes is not supported yet"),
             "{w}"
         );
         assert!(

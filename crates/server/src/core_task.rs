@@ -115,6 +115,8 @@ impl CoreTask {
             },
             read_only_mode: cfg.read_only_mode,
             linearizable_reads: cfg.linearizable_reads,
+            local_sessions: cfg.local_sessions,
+            local_sessions_upgrading: cfg.local_sessions_upgrading,
             members_text: if membership.transport.is_some() {
                 proto::members::Members {
                     servers: cfg.servers.clone(),

@@ -473,6 +473,7 @@ impl View<'_> {
             "zk_outstanding_requests" => self.outstanding().to_string(),
             "zk_znode_count" => self.node_count().to_string(),
             "zk_global_sessions" => sm.sessions.len().to_string(),
+            "zk_local_sessions" => self.node.local_session_count().to_string(),
             "zk_packets_sent" => self.server.sent.to_string(),
             "zk_packets_received" => self.server.received.to_string(),
             "zk_watch_count" => self.node.watch_count().to_string(),

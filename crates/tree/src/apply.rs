@@ -206,6 +206,27 @@ impl StateMachine {
         self.tree.begin();
         let mut session = None;
         let reply = match &entry.kind {
+            EntryKind::CreateSession { timeout_ms, passwd }
+                if crate::entry::is_local_session(entry.session_id) =>
+            {
+                // A local session upgraded: global under its own id.
+                let id = entry.session_id;
+                if !self.sessions.contains_key(&id) {
+                    self.sessions.insert(
+                        id,
+                        Session {
+                            timeout_ms: *timeout_ms,
+                            passwd: passwd.clone(),
+                        },
+                    );
+                    session = Some(SessionEffect::Created {
+                        session_id: id,
+                        timeout_ms: *timeout_ms,
+                        passwd: passwd.clone(),
+                    });
+                }
+                Some(Reply::Empty)
+            }
             EntryKind::CreateSession { timeout_ms, passwd } => {
                 if self.next_session_id == 0 {
                     // ZooKeeper: (time << 24) >>> 8 | (server id << 56).
@@ -272,14 +293,18 @@ impl StateMachine {
                     auth,
                     schemes: self.config.schemes,
                 };
-                Some(if !self.sessions.contains_key(&entry.session_id) {
-                    Reply::Err(ErrorCode::SessionExpired)
-                } else {
-                    match Request::decode(*op, body) {
-                        Ok(req) => self.write(&req, &ctx),
-                        Err(_) => Reply::Err(ErrorCode::MarshallingError),
-                    }
-                })
+                Some(
+                    if !self.sessions.contains_key(&entry.session_id)
+                        && !crate::entry::is_local_session(entry.session_id)
+                    {
+                        Reply::Err(ErrorCode::SessionExpired)
+                    } else {
+                        match Request::decode(*op, body) {
+                            Ok(req) => self.write(&req, &ctx),
+                            Err(_) => Reply::Err(ErrorCode::MarshallingError),
+                        }
+                    },
+                )
             }
         };
         Applied {
@@ -370,6 +395,10 @@ impl StateMachine {
         ctx: &Ctx<'_>,
     ) -> Result<MultiResult, ErrorCode> {
         let mode = CreateMode::from_code(c.flags).ok_or(ErrorCode::BadArguments)?;
+        // A local session creates no ephemeral: it is upgraded first.
+        if mode.is_ephemeral() && !self.sessions.contains_key(&ctx.session_id) {
+            return Err(ErrorCode::EphemeralOnLocalSession);
+        }
         if mode.is_ttl() && !self.config.extended_types {
             return Err(ErrorCode::Unimplemented);
         }

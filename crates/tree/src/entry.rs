@@ -38,6 +38,16 @@ use proto::{DecodeError, Id, Jute, OpCode, Reader};
 
 const FORMAT_VERSION: u8 = 1;
 
+/// The top byte of a local session's id (`localSessionsEnabled`): a
+/// session one server made without the log. The tree takes writes from
+/// such a session without listing it; a CreateSession entry carrying such
+/// an id makes that very session global (an upgrade).
+pub const LOCAL_SESSION_TAG: i64 = 0x7e << 56;
+
+pub fn is_local_session(id: i64) -> bool {
+    id >> 56 == LOCAL_SESSION_TAG >> 56
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
     /// A client's write request, with the identities its ACL checks use.
