@@ -683,6 +683,44 @@ mod tests {
     }
 
     #[test]
+    fn a_local_session_writes_and_is_upgraded_under_its_own_id() {
+        let mut t = T::new();
+        let global = t.sid;
+        t.sid = crate::entry::LOCAL_SESSION_TAG | 2 << 48 | 1;
+        assert!(matches!(t.create("/p", 0), Reply::Create { .. }));
+        assert_eq!(
+            t.create("/p/e", 1),
+            Reply::Err(ErrorCode::EphemeralOnLocalSession)
+        );
+        t.zxid += 1;
+        let upgrade = Entry {
+            time_ms: 5000,
+            session_id: t.sid,
+            xid: 0,
+            origin: 1,
+            conn: 0,
+            kind: EntryKind::CreateSession {
+                timeout_ms: 10_000,
+                passwd: vec![7; 16],
+            },
+        };
+        let a = t.sm.apply(t.zxid, &upgrade);
+        assert!(
+            matches!(a.session, Some(SessionEffect::Created { session_id, .. }) if session_id == t.sid)
+        );
+        assert_eq!(t.sm.sessions[&t.sid].passwd, vec![7; 16]);
+        assert!(matches!(t.create("/p/e", 1), Reply::Create { .. }));
+        // Again: nothing more; the next global session's id is not taken.
+        t.zxid += 1;
+        assert!(t.sm.apply(t.zxid, &upgrade).session.is_none());
+        assert_eq!(t.sm.sessions.len(), 2);
+        assert!(t.sm.sessions.contains_key(&global));
+        // A session that is neither global nor local has expired.
+        t.sid = 0x0100_0000_0000_0999;
+        assert_eq!(t.create("/q", 0), Reply::Err(ErrorCode::SessionExpired));
+    }
+
+    #[test]
     fn create_errors_in_zookeeper_order() {
         let mut t = T::new();
         assert_eq!(t.create("/a/b", 0), Reply::Err(ErrorCode::NoNode));
