@@ -4,10 +4,9 @@ kazoo client's new session is local to its server (`zk_local_sessions`,
 none global), it reads and writes, another server does not take it; its
 first ephemeral node upgrades it with `localSessionsUpgradingEnabled=true`
 (global, taken by every server); without (ZooKeeper's default) an
-ephemeral create is EphemeralOnLocalSession (-120). Then session churn with and without local
-sessions, timed (printed, not asserted)."""
+ephemeral create is EphemeralOnLocalSession (-120). What they save is
+measured by scripts/measure_session_churn.py."""
 import struct
-import time
 import unittest
 
 from kazoo.client import KazooClient
@@ -80,23 +79,6 @@ def observe(kind):
     return seen
 
 
-def churn(kind, local, n=200):
-    """Sessions opened and closed per second through one follower."""
-    extra = {"localSessionsEnabled": "true" if local else "false"}
-    ens, leader = ensemble(kind, **extra)
-    try:
-        follower = next(i for i in (1, 2, 3) if i != leader)
-        start = time.monotonic()
-        for _ in range(n):
-            raw = harness.RawConn(ens.server(follower).port)
-            raw.request(1, -11)  # closeSession
-            raw.reply()
-            raw.close()
-        return n / (time.monotonic() - start)
-    finally:
-        ens.close()
-
-
 class LocalSessionsTest(unittest.TestCase):
     maxDiff = None
 
@@ -106,9 +88,6 @@ class LocalSessionsTest(unittest.TestCase):
         self.assertEqual(fk["counts after the ephemeral"], ("0", "1"))
         self.assertEqual(fk["ephemeral without upgrading"], -120)
         self.assertEqual(fk, observe("zookeeper"))
-        rates = {(kind, local): churn(kind, local) for kind in ("ferrokeeper", "zookeeper") for local in (False, True)}
-        print("\nsession churn, sessions opened and closed a second through a follower (3 servers, one client): " +
-              ", ".join("%s %s %.0f" % (k, "local" if l else "global", r) for (k, l), r in rates.items()))
 
 
 if __name__ == "__main__":
