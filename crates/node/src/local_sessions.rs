@@ -34,9 +34,7 @@ impl Node {
 
     /// A connect without a session: a local one, answered at once.
     pub(crate) fn open_local(&mut self, conn: ConnId, timeout_ms: i32) {
-        let id = LOCAL_SESSION_TAG
-            | ((self.cfg.server_id as i64 & 0xff) << 48)
-            | (self.next_local_session & ((1 << 48) - 1));
+        let id = self.own_session_id(LOCAL_SESSION_TAG, self.next_local_session);
         self.next_local_session += 1;
         let mut passwd = vec![0u8; 16];
         self.rng.fill(&mut passwd[..]);

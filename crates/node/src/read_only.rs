@@ -25,6 +25,13 @@ impl Node {
         self.read_only
     }
 
+    /// The id of a session this server makes without the log (read-only,
+    /// local): `tag` in the top byte, this server's id in the next, then
+    /// `n`.
+    pub(crate) fn own_session_id(&self, tag: i64, n: i64) -> i64 {
+        tag | ((self.cfg.server_id as i64 & 0xff) << 48) | (n & ((1 << 48) - 1))
+    }
+
     /// How long without a leader before read-only mode starts:
     /// max(2000 ms, tickTime), as ZooKeeper's QuorumPeer waits.
     pub(crate) fn read_only_delay_ms(&self) -> i64 {
@@ -86,9 +93,7 @@ impl Node {
             return;
         }
         let (session_id, passwd) = if req.session_id == 0 {
-            let id = READ_ONLY_SESSION_TAG
-                | ((self.cfg.server_id as i64 & 0xff) << 48)
-                | (self.next_read_only_session & ((1 << 48) - 1));
+            let id = self.own_session_id(READ_ONLY_SESSION_TAG, self.next_read_only_session);
             self.next_read_only_session += 1;
             let mut passwd = vec![0u8; 16];
             self.rng.fill(&mut passwd[..]);

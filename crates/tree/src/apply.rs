@@ -206,12 +206,21 @@ impl StateMachine {
         self.tree.begin();
         let mut session = None;
         let reply = match &entry.kind {
-            EntryKind::CreateSession { timeout_ms, passwd }
-                if crate::entry::is_local_session(entry.session_id) =>
-            {
-                // A local session upgraded: global under its own id.
-                let id = entry.session_id;
-                if !self.sessions.contains_key(&id) {
+            EntryKind::CreateSession { timeout_ms, passwd } => {
+                let id = if crate::entry::is_local_session(entry.session_id) {
+                    // A local session upgraded: global under its own id
+                    // (once).
+                    Some(entry.session_id).filter(|id| !self.sessions.contains_key(id))
+                } else {
+                    if self.next_session_id == 0 {
+                        // ZooKeeper: (time << 24) >>> 8 | (server id << 56).
+                        self.next_session_id =
+                            (((entry.time_ms as u64) << 24) >> 8) as i64 | (1 << 56);
+                    }
+                    self.next_session_id += 1;
+                    Some(self.next_session_id - 1)
+                };
+                if let Some(id) = id {
                     self.sessions.insert(
                         id,
                         Session {
@@ -225,27 +234,6 @@ impl StateMachine {
                         passwd: passwd.clone(),
                     });
                 }
-                Some(Reply::Empty)
-            }
-            EntryKind::CreateSession { timeout_ms, passwd } => {
-                if self.next_session_id == 0 {
-                    // ZooKeeper: (time << 24) >>> 8 | (server id << 56).
-                    self.next_session_id = (((entry.time_ms as u64) << 24) >> 8) as i64 | (1 << 56);
-                }
-                let id = self.next_session_id;
-                self.next_session_id += 1;
-                self.sessions.insert(
-                    id,
-                    Session {
-                        timeout_ms: *timeout_ms,
-                        passwd: passwd.clone(),
-                    },
-                );
-                session = Some(SessionEffect::Created {
-                    session_id: id,
-                    timeout_ms: *timeout_ms,
-                    passwd: passwd.clone(),
-                });
                 Some(Reply::Empty)
             }
             EntryKind::CloseSession { expired } => {
