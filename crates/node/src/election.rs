@@ -93,6 +93,13 @@ impl Node {
     /// lost, and a leader step down for a majority it still has).
     pub fn peer_up(&mut self, id: u64) {
         self.down.remove(&id);
+        if self.is_leader() && id != self.cfg.server_id {
+            // A server that (re)connects hears its leader now, not at the
+            // next heartbeat tick, and so catches up (and serves) sooner:
+            // a restarted follower behind its clients' zxids refuses them
+            // until then.
+            self.raw.raft.ping();
+        }
     }
 
     pub fn peer_lost(&mut self, id: u64) {

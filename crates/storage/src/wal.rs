@@ -455,7 +455,7 @@ fn scan(
     let mut old_last: Option<u64> = None;
     for (i, (first_index, path)) in names.iter().enumerate() {
         let last = i + 1 == names.len();
-        let buf = std::fs::read(path).map_err(io_err(path))?;
+        let buf = written::read_written(path).map_err(io_err(path))?;
         let corrupt = |offset: u64, reason: String| WalError::Corrupt {
             path: path.clone(),
             offset,
@@ -814,3 +814,4 @@ fn push_entry(entries: &mut Vec<Entry>, e: Entry) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests;
+mod written;
