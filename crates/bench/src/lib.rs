@@ -21,6 +21,7 @@ use proto::{
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 
+pub mod budget;
 mod tls;
 pub use tls::TlsClient;
 
@@ -96,6 +97,9 @@ pub struct Options {
     pub keep: bool,
     /// Connect over TLS (a server's `secureClientPort`).
     pub tls: Option<TlsClient>,
+    /// Reset the servers' counters before the run and print their
+    /// per-stage latency after it (`budget`).
+    pub budget: bool,
 }
 
 /// The outcome of one run.
@@ -105,6 +109,8 @@ pub struct Report {
     pub errors: BTreeMap<String, u64>,
     pub latency: Histogram<u64>,
     pub server_cpu: Option<Duration>,
+    /// Each server's stage timings and what went wrong asking (`--budget`).
+    pub budget: Option<(Vec<budget::ServerBudget>, Vec<String>)>,
 }
 
 struct Conn {
@@ -561,6 +567,7 @@ async fn watch_run(o: Arc<Options>, shared: Arc<Shared>) -> std::io::Result<Repo
         errors,
         latency: hist,
         server_cpu: None,
+        budget: None,
     })
 }
 
@@ -581,6 +588,11 @@ fn cpu_time(pids: &[u32]) -> Option<Duration> {
 
 pub async fn run(o: Options) -> std::io::Result<Report> {
     prepare(&o).await?;
+    // After the set-up writes, so that only the run's requests count.
+    let budget_problems = match o.budget {
+        true => Some(budget::reset(&o.servers).await),
+        false => None,
+    };
     let o = Arc::new(o);
     let shared = Arc::new(Shared {
         ops: AtomicU64::new(0),
@@ -640,8 +652,12 @@ pub async fn run(o: Options) -> std::io::Result<Report> {
             errors,
             latency: hist,
             server_cpu: None,
+            budget: None,
         }
     };
+    if let Some(problems) = budget_problems {
+        report.budget = Some((budget::collect(&o.servers).await, problems));
+    }
     if let Some(p) = progress {
         p.abort();
         eprintln!();
@@ -683,6 +699,7 @@ pub fn render(o: &Options, r: &Report) -> String {
                 "max": h.max(), "mean": h.mean(),
             },
             "server_cpu_us_per_op": cpu,
+            "budget": r.budget.as_ref().map(|(b, _)| budget::json(b)),
         });
         return serde_json::to_string_pretty(&v).unwrap_or_default() + "\n";
     }
@@ -715,6 +732,9 @@ pub fn render(o: &Options, r: &Report) -> String {
     ));
     if let Some(c) = cpu {
         out.push_str(&format!("server cpu {c:.1} us/op\n"));
+    }
+    if let Some((b, problems)) = &r.budget {
+        out.push_str(&budget::render(b, problems));
     }
     out
 }

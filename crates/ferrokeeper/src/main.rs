@@ -168,6 +168,11 @@ enum Cmd {
         /// The client certificate's key (PEM).
         #[arg(long)]
         tls_key: Option<PathBuf>,
+        /// Reset every server's counters (srst) before the run and print
+        /// where the time went, stage by stage, after it (from mntr; both
+        /// words must be in 4lw.commands.whitelist).
+        #[arg(long)]
+        budget: bool,
     },
     /// Print the version.
     Version,
@@ -288,6 +293,7 @@ fn main() -> ExitCode {
             tls_ca,
             tls_cert,
             tls_key,
+            budget,
         } => {
             let tls = match &tls_ca {
                 None => None,
@@ -324,6 +330,7 @@ fn main() -> ExitCode {
                 total,
                 keep,
                 tls,
+                budget,
             };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

@@ -197,6 +197,15 @@ pub enum Output {
         restart: Option<(u64, u64)>,
         entries: Vec<RaftEntry>,
         hard_state: Option<HardState>,
+        /// Whether it must be fsynced before `persisted`. Not when all it
+        /// holds is a hard state that moved only the commit index: Raft
+        /// keeps the commit index in volatile state (a replica that comes
+        /// back with an older one learns it again from the leader, and its
+        /// log holds every entry it acknowledged), so it is written and
+        /// made durable with the next fsync — a write no longer pays a
+        /// second fsync on every replica for the commit it caused. The
+        /// driver still completes Persists in order.
+        sync: bool,
     },
     /// Encode and write this snapshot of the state at `index` durably,
     /// off the core's thread (requests go on), then call
@@ -323,6 +332,9 @@ pub struct Node {
     /// Messages Raft allows out only once the Ready they came with is
     /// durable (votes, append responses), by Ready number.
     held: Vec<(u64, Vec<RaftMessage>)>,
+    /// (term, vote) of the newest hard state handed to storage: a hard
+    /// state that changes neither needs no fsync (`Output::Persist`).
+    persisted_vote: (u64, u64),
     /// Connect requests that came while this server had no leader: held,
     /// unanswered, until one is elected (then served in arrival order) or
     /// until the client's session timeout passes (then closed), so a client
@@ -472,6 +484,7 @@ impl Node {
             .filter(|e| e.index <= hard_state.commit)
             .count() as u64;
         storage.append(&entries)?;
+        let persisted_vote = (hard_state.term, hard_state.vote);
         storage.set_hardstate(hard_state);
         let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
         // raft-rs draws each election timeout from thread_rng; we redraw it
@@ -527,6 +540,7 @@ impl Node {
             install_unpersisted: None,
             campaigns_deferred: 0,
             held: Vec::new(),
+            persisted_vote,
             held_connects: Vec::new(),
             proposals: Vec::new(),
             proposal_conns: Vec::new(),

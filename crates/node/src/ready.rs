@@ -158,11 +158,20 @@ impl Node {
                 if restart.is_some() {
                     self.install_unpersisted = Some(ready.number());
                 }
+                let hard_state = ready.hs().cloned();
+                let vote_changed = hard_state
+                    .as_ref()
+                    .is_some_and(|hs| (hs.term, hs.vote) != self.persisted_vote);
+                if let Some(hs) = &hard_state {
+                    self.persisted_vote = (hs.term, hs.vote);
+                }
+                let sync = !ready.entries().is_empty() || restart.is_some() || vote_changed;
                 self.outputs.push(Output::Persist {
                     number: ready.number(),
                     restart,
                     entries: ready.take_entries(),
-                    hard_state: ready.hs().cloned(),
+                    hard_state,
+                    sync,
                 });
             }
             self.raw.advance_append_async(ready);

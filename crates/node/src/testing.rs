@@ -105,6 +105,7 @@ pub fn run_to_rest(node: &mut Node, disk: &mut MemDisk) -> Vec<Output> {
                     restart,
                     entries,
                     hard_state,
+                    ..
                 } => {
                     disk.persist(restart, entries, hard_state);
                     node.persisted(number);

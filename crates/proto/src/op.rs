@@ -109,6 +109,22 @@ impl OpCode {
         )
     }
 
+    /// Does a request of this op read the tree (and nothing else)? Pings,
+    /// auth, watch bookkeeping and the session ops are neither reads nor
+    /// writes.
+    pub fn is_read(self) -> bool {
+        matches!(
+            self.family(),
+            OpCode::Exists
+                | OpCode::GetData
+                | OpCode::GetAcl
+                | OpCode::GetChildren
+                | OpCode::MultiRead
+                | OpCode::GetEphemerals
+                | OpCode::GetAllChildrenNumber
+        )
+    }
+
     /// Does ZooKeeper record a failure of this op as an error transaction,
     /// whose reply leaves `lastOp` at "NA"? (A multi's failures are inside
     /// its results; sync and the session ops do not fail that way; a

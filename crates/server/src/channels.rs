@@ -23,6 +23,8 @@ pub(crate) enum CoreInput {
         op: i32,
         /// The frame after its header, not copied out of the read buffer.
         body: bytes::Bytes,
+        /// When the connection read it (the latency budget's start).
+        read_at: std::time::Instant,
     },
     Disconnect {
         conn: u64,
@@ -95,6 +97,8 @@ pub(crate) enum ToConn {
     Frame {
         frame: Vec<u8>,
         reply: bool,
+        /// When the core handed it over (`budget`'s `to_socket`).
+        at: std::time::Instant,
     },
     Close(&'static str),
 }

@@ -104,6 +104,8 @@ pub(crate) struct Shared {
     stop: broadcast::Sender<()>,
     /// The next connection's id, unique over both ports.
     next_conn: AtomicU64,
+    /// Where answers' `to_socket` times go (`budget`).
+    socket_stage: Arc<crate::budget::SocketStage>,
 }
 
 impl Shared {
@@ -111,8 +113,10 @@ impl Shared {
         cfg: Arc<Config>,
         core: mpsc::Sender<CoreInput>,
         stop: broadcast::Sender<()>,
+        socket_stage: Arc<crate::budget::SocketStage>,
     ) -> Arc<Shared> {
         Arc::new(Shared {
+            socket_stage,
             outstanding: Outstanding::new(cfg.global_outstanding_limit),
             cfg,
             core,
@@ -428,7 +432,10 @@ async fn requests_and_replies<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
 ) -> Ended {
     let (peer, outstanding) = (io.peer, &shared.outstanding);
     let mut was_throttled = false;
+    // When each answer of the batch being written was handed over.
+    let mut answers: Vec<std::time::Instant> = Vec::new();
     loop {
+        let read_at = std::time::Instant::now();
         // Hand over every complete frame already buffered.
         loop {
             match io.next() {
@@ -442,6 +449,7 @@ async fn requests_and_replies<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
                         xid,
                         op,
                         body: frame.freeze(),
+                        read_at,
                     };
                     if shared.core.send(req).await.is_err() {
                         return Ended::Stop;
@@ -479,10 +487,13 @@ async fn requests_and_replies<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
                 let mut next = Some(first);
                 while let Some(m) = next.take() {
                     match m {
-                        ToConn::Frame { frame, reply } => {
+                        ToConn::Frame { frame, reply, at } => {
                             if reply && *in_flight > 0 {
                                 *in_flight -= 1;
                                 outstanding.done(1);
+                            }
+                            if reply {
+                                answers.push(at);
                             }
                             if io.wr.write_all(&frame).await.is_err() {
                                 return Ended::Eof;
@@ -498,6 +509,10 @@ async fn requests_and_replies<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
                 }
                 if io.wr.flush().await.is_err() {
                     return Ended::Eof;
+                }
+                let written = std::time::Instant::now();
+                for at in answers.drain(..) {
+                    shared.socket_stage.written(at, written);
                 }
             }
             _ = stop.recv() => return Ended::Stop,

@@ -8,6 +8,7 @@ use node::{FrameKind, Node, NodeConfig, Output, Restored};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{broadcast, mpsc};
 
+use crate::budget::Stage as Budget;
 use crate::channels::ToConn;
 use crate::config::Config;
 use crate::fourlw;
@@ -56,6 +57,10 @@ pub(crate) struct CoreTask {
     /// AdminServer restores proposed here, by waiter id, until applied.
     restores: HashMap<u64, tokio::sync::oneshot::Sender<Result<i64, String>>>,
     next_waiter: u64,
+    /// Where each request's time goes (`budget`).
+    budget: crate::budget::Budget,
+    /// `node.leader_changes()` when last looked at.
+    leader_changes: u64,
 }
 
 /// How long a stopping leader tries to hand leadership over and have its
@@ -86,6 +91,7 @@ impl CoreTask {
         jobs: std::sync::mpsc::SyncSender<Job>,
         snap_jobs: std::sync::mpsc::SyncSender<SnapJob>,
         peers: Option<crate::peer::Peers>,
+        budget: crate::budget::Budget,
     ) -> Result<CoreTask, ServerError> {
         let now = now_ms();
         let ncfg = NodeConfig {
@@ -144,6 +150,8 @@ impl CoreTask {
             transfers: Vec::new(),
             restores: HashMap::new(),
             next_waiter: FIRST_WAITER,
+            budget,
+            leader_changes: 0,
         })
     }
 
@@ -191,9 +199,14 @@ impl CoreTask {
                     }
                 }
                 ev = storage.recv() => match ev {
-                    Some(Event::Persisted(number, us)) => {
-                        self.metrics.fsync.observe_us(us);
-                        self.metrics.zk.fsynctime.observe_ms(us / 1000);
+                    Some(Event::Persisted { number, synced, us, waited_us, done_at }) => {
+                        if synced {
+                            self.metrics.fsync.observe_us(us);
+                            self.metrics.zk.fsynctime.observe_ms(us / 1000);
+                            self.budget.observe(Budget::Disk, us);
+                        }
+                        self.budget.observe(Budget::ToDisk, waited_us);
+                        self.budget.observe_since(Budget::FromDisk, done_at, std::time::Instant::now());
                         let step = std::time::Instant::now();
                         self.node.persisted(number);
                         self.dispatch_timed(step);
@@ -252,14 +265,17 @@ impl CoreTask {
                 xid,
                 op,
                 body,
+                read_at,
             } => {
                 self.stats.received += 1;
                 if let Some(c) = self.conn_stats.get_mut(&conn) {
                     c.recved += 1;
                 }
-                // Arrival in µs since start: the node hands it back with
-                // the reply, which is timed from it.
-                let arrived = self.batch_at.duration_since(self.started).as_micros() as u64;
+                // Arrival (read from the socket) in µs since start: the
+                // node hands it back with the reply, which is timed from it.
+                self.budget
+                    .observe_since(Budget::ToCore, read_at, self.batch_at);
+                let arrived = read_at.saturating_duration_since(self.started).as_micros() as u64;
                 self.node.request(conn, xid, op, &body, now_ms(), arrived);
             }
             CoreInput::Disconnect { conn } => {
@@ -363,7 +379,9 @@ impl CoreTask {
                     open_fds: fourlw::file_descriptors().0,
                     uptime_s: self.started.elapsed().as_secs_f64(),
                 };
-                let _ = reply.send(crate::metrics::render(&self.metrics, &now));
+                let mut text = crate::metrics::render(&self.metrics, &now);
+                self.budget.render(&mut text);
+                let _ = reply.send(text);
             }
         }
     }
@@ -454,13 +472,17 @@ impl CoreTask {
             mono_ms: self.started.elapsed().as_millis() as u64,
             now_ms: now_ms(),
             zk: &self.metrics.zk,
+            budget: &self.budget,
         }
     }
 
     /// srst / crst: counters start over.
     fn reset(&mut self, cmd: &str) {
         match cmd {
-            "srst" => self.stats = fourlw::ServerStats::default(),
+            "srst" => {
+                self.stats = fourlw::ServerStats::default();
+                self.budget.reset();
+            }
             "crst" => self.conn_stats.values_mut().for_each(|c| c.reset()),
             _ => {}
         }
@@ -490,6 +512,11 @@ impl CoreTask {
         };
         let took_us = (self.started.elapsed().as_micros() as u64).saturating_sub(arrived);
         self.metrics.observe_request(op, took_us);
+        match proto::OpCode::from_code(op) {
+            Some(o) if o.is_write() => self.budget.observe(Budget::Write, took_us),
+            Some(o) if o.is_read() => self.budget.observe(Budget::Read, took_us),
+            _ => {}
+        }
         let ms = took_us / 1000;
         c.last_latency_ms = ms;
         c.latency.add(ms);
@@ -500,6 +527,18 @@ impl CoreTask {
         if op != proto::OpCode::Auth.code() {
             c.last_op = proto::op::last_op(op, err);
         }
+    }
+
+    /// The latency budget hears the commit index (before the answers it
+    /// allows are timed) and forgets what was in flight under a leader
+    /// that is gone.
+    fn budget_commit(&mut self, now: std::time::Instant) {
+        let changes = self.node.leader_changes();
+        if changes != self.leader_changes {
+            self.leader_changes = changes;
+            self.budget.forget_in_flight();
+        }
+        self.budget.committed(self.node.commit_and_applied().0, now);
     }
 
     /// Dispatches, and reports how long the core step that took a snapshot
@@ -561,6 +600,8 @@ impl CoreTask {
             if outputs.is_empty() {
                 return;
             }
+            let now = std::time::Instant::now();
+            self.budget_commit(now);
             for o in outputs {
                 match o {
                     Output::Send { conn, frame, kind } => {
@@ -568,7 +609,20 @@ impl CoreTask {
                             continue;
                         };
                         let reply = matches!(kind, FrameKind::Reply { .. });
-                        match tx.try_send(ToConn::Frame { frame, reply }) {
+                        if let FrameKind::Reply {
+                            zxid, op, err: 0, ..
+                        } = kind
+                        {
+                            if proto::OpCode::from_code(op).is_some_and(proto::OpCode::is_write) {
+                                self.budget.answered_write(zxid, now);
+                            }
+                        }
+                        let frame = ToConn::Frame {
+                            frame,
+                            reply,
+                            at: now,
+                        };
+                        match tx.try_send(frame) {
                             Ok(()) => self.count_sent(conn, kind),
                             Err(TrySendError::Full(_)) => {
                                 tracing::warn!(
@@ -588,7 +642,12 @@ impl CoreTask {
                         restart,
                         entries,
                         hard_state,
+                        sync,
                     } => {
+                        if let Some(last) = entries.last() {
+                            let follower = !self.node.is_leader();
+                            self.budget.handed_to_disk(last.index, now, follower);
+                        }
                         // Bounded queue: when the disk falls this far behind,
                         // the core waits for it.
                         if self
@@ -598,6 +657,8 @@ impl CoreTask {
                                 restart,
                                 entries,
                                 hard_state,
+                                queued_at: now,
+                                sync,
                             })
                             .is_err()
                         {
@@ -629,6 +690,11 @@ impl CoreTask {
                         }
                     }
                     Output::Message(m) => {
+                        if m.get_msg_type() == raft::prelude::MessageType::MsgAppendResponse
+                            && !m.reject
+                        {
+                            self.budget.acked(m.index, now);
+                        }
                         if let Some(p) = &self.peers {
                             p.send(m.to, crate::peer::PeerOut::Raft(m));
                         }

@@ -156,6 +156,8 @@ pub struct View<'a> {
     pub now_ms: i64,
     /// The summaries kept under ZooKeeper's names (`metrics_zk`).
     pub zk: &'a crate::metrics_zk::ZkSummaries,
+    /// The latency budget since the last `srst`.
+    pub budget: &'a crate::budget::Budget,
 }
 
 /// A client's address as Java 14+ prints an InetSocketAddress: an IPv6
@@ -556,6 +558,9 @@ impl View<'_> {
             "ferrokeeper_leader_changes",
             self.node.leader_changes().to_string(),
         );
+        for (k, v) in self.budget.mntr() {
+            kv(&k, v);
+        }
         out
     }
 }

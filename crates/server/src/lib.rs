@@ -21,6 +21,7 @@ pub mod admin;
 mod admin_auth;
 mod admin_backup;
 mod admin_transfer;
+mod budget;
 mod channels;
 pub mod config;
 mod conn;
@@ -290,6 +291,7 @@ impl Server {
                 .await?,
             ),
         };
+        let socket_stage = std::sync::Arc::new(budget::SocketStage::new());
         let core = core_task::CoreTask::new(
             &cfg,
             sasl,
@@ -299,6 +301,7 @@ impl Server {
             job_tx,
             snap_tx,
             peers,
+            budget::Budget::new(socket_stage.clone()),
         )?;
         tracing::info!(
             "applied the log: {} znodes, {} sessions in {:.3} s",
@@ -312,7 +315,7 @@ impl Server {
         tasks.spawn(core.run(core_rx, event_rx, stop.subscribe(), started_tx));
         http::start(&cfg, admin_https, &core_tx, &stop, &mut tasks);
         let core_for_shutdown = core_tx.clone();
-        let clients = conn::Shared::new(cfg.clone(), core_tx, stop.clone());
+        let clients = conn::Shared::new(cfg.clone(), core_tx, stop.clone(), socket_stage);
         if let Some(listener) = listener {
             let mode = match &tls {
                 Some(t) if cfg.tls.port_unification => {

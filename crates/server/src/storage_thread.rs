@@ -26,12 +26,25 @@ pub(crate) struct Job {
     pub restart: Option<(u64, u64)>,
     pub entries: Vec<Entry>,
     pub hard_state: Option<HardState>,
+    /// When the core handed it over.
+    pub queued_at: std::time::Instant,
+    /// Must be fsynced (`node::Output::Persist`).
+    pub sync: bool,
 }
 
 pub(crate) enum Event {
-    /// Every job up to this number is durable; the write and fsync took
-    /// this many microseconds.
-    Persisted(u64, u64),
+    /// Every job up to `number` is done (durable, but for an unsynced
+    /// hard state); the write and fsync took `us`
+    /// microseconds, the batch's first job waited `waited_us` for this
+    /// thread; done at `done_at`.
+    Persisted {
+        number: u64,
+        /// Whether the batch was fsynced (or only written).
+        synced: bool,
+        us: u64,
+        waited_us: u64,
+        done_at: std::time::Instant,
+    },
     /// The snapshot at this index is durable; encoding and writing it
     /// took this many microseconds.
     Snapshotted(u64, u64),
@@ -120,11 +133,14 @@ pub(crate) fn spawn(
             while let Ok(first) = jobs.recv() {
                 // Everything already queued joins this batch: one fsync for
                 // all, records in job order; the newest hard state wins.
+                let waited_us = first.queued_at.elapsed().as_micros() as u64;
                 let mut number = first.number;
                 let mut hard_state = None;
+                let mut sync = false;
                 let mut job = Some(first);
                 while let Some(j) = job.take() {
                     number = j.number;
+                    sync |= j.sync;
                     if let Some((index, term)) = j.restart {
                         wal.stage_restart(index, term);
                     }
@@ -138,8 +154,14 @@ pub(crate) fn spawn(
                     wal.stage_hard_state(hs);
                 }
                 let started = std::time::Instant::now();
-                let event = match wal.commit() {
-                    Ok(()) => Event::Persisted(number, started.elapsed().as_micros() as u64),
+                let event = match wal.commit_with(sync) {
+                    Ok(()) => Event::Persisted {
+                        number,
+                        synced: sync,
+                        us: started.elapsed().as_micros() as u64,
+                        waited_us,
+                        done_at: std::time::Instant::now(),
+                    },
                     Err(e) => Event::Failed(e.to_string()),
                 };
                 let failed = matches!(event, Event::Failed(_));

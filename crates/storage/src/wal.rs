@@ -171,6 +171,8 @@ pub struct Wal {
     staged_next: u64,
     /// Set by the first failed write or fsync; nothing is written after it.
     poisoned: bool,
+    /// Records written to the current segment since its last fsync.
+    unsynced: bool,
 }
 
 fn segment_name(first_index: u64) -> String {
@@ -618,6 +620,9 @@ impl Wal {
                     staged_first: None,
                     staged_next: next_index,
                     poisoned: false,
+                    // A process before this one may have left records
+                    // written and not fsynced.
+                    unsynced: true,
                 };
                 if rec.torn_tail.is_some() {
                     w.zero_from(offset)?;
@@ -690,6 +695,7 @@ impl Wal {
             staged_first: None,
             staged_next: first_index,
             poisoned: false,
+            unsynced: false,
         })
     }
 
@@ -740,6 +746,14 @@ impl Wal {
     /// forceSync=no) one fdatasync. Returns once it is durable. Any
     /// failure poisons the log.
     pub fn commit(&mut self) -> Result<(), WalError> {
+        self.commit_with(true)
+    }
+
+    /// As `commit`, `sync` false: written, not fsynced — for records whose
+    /// loss in a crash is harmless (a hard state that moved only the
+    /// commit index). The next fsync (of this segment, or before the next
+    /// segment is started) makes them durable with everything else.
+    pub fn commit_with(&mut self, sync: bool) -> Result<(), WalError> {
         if self.poisoned {
             self.buf.clear();
             return Err(WalError::Poisoned);
@@ -748,7 +762,7 @@ impl Wal {
             return Ok(());
         }
         let first = self.staged_first.take();
-        let result = self.write_batch(first);
+        let result = self.write_batch(first, sync);
         self.buf.clear();
         if result.is_err() {
             self.poisoned = true;
@@ -758,9 +772,15 @@ impl Wal {
         result
     }
 
-    fn write_batch(&mut self, first_entry: Option<u64>) -> Result<(), WalError> {
+    fn write_batch(&mut self, first_entry: Option<u64>, sync: bool) -> Result<(), WalError> {
         let len = self.buf.len() as u64;
         if self.offset + len > self.opts.prealloc_bytes && self.offset > HEADER_BYTES {
+            // A segment that is not the last must end whole: what was
+            // written to it unsynced is made durable before the next one.
+            if self.unsynced && self.opts.force_sync {
+                self.file.sync_data().map_err(io_err(&self.path))?;
+            }
+            self.unsynced = false;
             // Names must increase in write order, even when the batch
             // overwrites or restarts the log below the current segment's.
             let first = first_entry
@@ -775,8 +795,11 @@ impl Wal {
         self.file
             .write_all_at(&self.buf, self.offset)
             .map_err(io_err(&self.path))?;
-        if self.opts.force_sync {
+        if sync && self.opts.force_sync {
             self.file.sync_data().map_err(io_err(&self.path))?;
+            self.unsynced = false;
+        } else {
+            self.unsynced = true;
         }
         self.offset += len;
         Ok(())

@@ -28,7 +28,8 @@ pub(crate) use clients::create_request;
 use clients::Client;
 
 /// A `Persist` on its way to disk: restart, entries, hard state.
-type PendingPersist = (Option<(u64, u64)>, Vec<RaftEntry>, Option<HardState>);
+/// (restart, entries, hard state, whether it is fsynced).
+type PendingPersist = (Option<(u64, u64)>, Vec<RaftEntry>, Option<HardState>, bool);
 
 enum Msg {
     Raft(RaftMessage),
@@ -72,6 +73,11 @@ pub struct Sim {
     /// (when durable, Persist number, restart, entries, hard state). A
     /// crash loses them.
     unsynced: BTreeMap<u64, Vec<(i64, u64, PendingPersist)>>,
+    /// Writes done without an fsync (a hard state that moved only the
+    /// commit index) and not yet made durable by a later one: what was
+    /// durable before them (the log's length, the hard state), which a
+    /// crash may bring back.
+    volatile: BTreeMap<u64, (usize, HardState)>,
     /// Longest simulated fsync, ms (0: durable at once).
     pub max_fsync_ms: i64,
     /// A write's fsync fails (the replica stops, as the server does).
@@ -194,6 +200,7 @@ impl Sim {
             reorder_rate: 0.0,
             paused: BTreeMap::new(),
             unsynced: BTreeMap::new(),
+            volatile: BTreeMap::new(),
             max_fsync_ms: 0,
             fsync_fail_rate: 0.0,
             fsync_failed: Vec::new(),
@@ -258,9 +265,18 @@ impl Sim {
         self.paused.remove(&id);
         // What was being written: a torn write leaves a prefix of the
         // first batch's records (recovery cuts the torn one), nothing after.
+        if let Some((len, hs)) = self.volatile.remove(&id) {
+            if self.rng.gen_bool(0.5) {
+                // What was written without an fsync did not last.
+                *self.stats.entry("unsynced write lost").or_default() += 1;
+                let disk = self.disks.entry(id).or_default();
+                disk.entries.truncate(len);
+                disk.hard_state = hs;
+            }
+        }
         if let Some(mut q) = self.unsynced.remove(&id) {
             if !q.is_empty() {
-                let (_, _, (restart, mut entries, hard_state)) = q.remove(0);
+                let (_, _, (restart, mut entries, hard_state, _)) = q.remove(0);
                 let keep = self.rng.gen_range(0..=entries.len());
                 let whole = keep == entries.len();
                 *self
@@ -461,11 +477,16 @@ impl Sim {
         };
         let n = q.iter().take_while(|(at, ..)| *at <= now).count();
         let done: Vec<_> = q.drain(..n).collect();
-        for (_, number, (restart, entries, hard_state)) in done {
-            self.disks
-                .entry(id)
-                .or_default()
-                .persist(restart, entries, hard_state);
+        for (_, number, (restart, entries, hard_state, sync)) in done {
+            let disk = self.disks.entry(id).or_default();
+            if sync {
+                self.volatile.remove(&id);
+            } else {
+                self.volatile
+                    .entry(id)
+                    .or_insert_with(|| (disk.entries.len(), disk.hard_state.clone()));
+            }
+            disk.persist(restart, entries, hard_state);
             self.nodes.get_mut(&id).unwrap().persisted(number);
         }
     }
@@ -487,14 +508,15 @@ impl Sim {
                         restart,
                         entries,
                         hard_state,
+                        sync,
                     } if self.max_fsync_ms > 0 => {
-                        if self.rng.gen_bool(self.fsync_fail_rate) {
+                        if sync && self.rng.gen_bool(self.fsync_fail_rate) {
                             // The server stops at a failed fsync (never
                             // retries it): a crash, this write lost or torn.
                             self.unsynced.entry(id).or_default().push((
                                 self.now_ms,
                                 number,
-                                (restart, entries, hard_state),
+                                (restart, entries, hard_state, sync),
                             ));
                             *self.stats.entry("failed fsync").or_default() += 1;
                             self.crash(id);
@@ -505,15 +527,21 @@ impl Sim {
                         // replica crashes first.
                         let q = self.unsynced.entry(id).or_default();
                         let after = q.last().map_or(0, |(at, ..)| *at);
-                        let at =
-                            (self.now_ms + self.rng.gen_range(0..=self.max_fsync_ms)).max(after);
-                        q.push((at, number, (restart, entries, hard_state)));
+                        // Written without an fsync: done once those before
+                        // it are.
+                        let fsync = match sync {
+                            true => self.rng.gen_range(0..=self.max_fsync_ms),
+                            false => 0,
+                        };
+                        let at = (self.now_ms + fsync).max(after);
+                        q.push((at, number, (restart, entries, hard_state, sync)));
                     }
                     Output::Persist {
                         number,
                         restart,
                         entries,
                         hard_state,
+                        ..
                     } => {
                         self.disks
                             .entry(id)

@@ -369,3 +369,21 @@ fn open_from_still_finds_a_missing_segment() {
     std::fs::remove_file(&segs[1]).unwrap();
     assert!(Wal::open_from(d.path(), small(), 90).is_err());
 }
+
+#[test]
+fn an_unsynced_hard_state_reads_back_and_segments_still_rotate() {
+    let d = tempfile::tempdir().unwrap();
+    let (mut w, _) = Wal::open(d.path(), small()).unwrap();
+    for i in 1..=40u64 {
+        w.append(&[entry(i, 1, &[7u8; 200])], Some(&hs(1, i - 1)), None)
+            .unwrap();
+        // The commit the entry made, written without an fsync.
+        w.stage_hard_state(&hs(1, i));
+        w.commit_with(false).unwrap();
+    }
+    assert!(segments(d.path()).len() > 1, "small segments rotate");
+    drop(w);
+    let (_, r) = Wal::open(d.path(), small()).unwrap();
+    assert_eq!(indexes(&r), (1..=40).collect::<Vec<_>>());
+    assert_eq!((r.hard_state.term, r.hard_state.commit), (1, 40));
+}
