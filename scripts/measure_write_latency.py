@@ -1,6 +1,7 @@
 """Closed-loop write latency (issue 23): one connection with one setData
-in flight, through the leader and through a follower, and 8 connections
-with one each, against 3-server ZooKeeper 3.8 and ferrokeeper ensembles
+in flight, through the leader and through a follower, 8 connections with
+one each, and the lock recipe's cycle (create ephemeral-sequential,
+getChildren, delete: one op is the whole cycle) on 1 and 8 connections, against 3-server ZooKeeper 3.8 and ferrokeeper ensembles
 on this host, side by side in one run (the rounds alternate), beside the
 floor measured on the same disk and loopback: a 512-byte append with
 fdatasync, and a TCP round trip. Ends with ferrokeeper's own breakdown of
@@ -98,7 +99,9 @@ def main():
     try:
         cases = [("1 connection x 1 setData, through the leader", "leader", ["-c", "1", "-i", "1", "-w", "set"]),
                  ("1 connection x 1 setData, through a follower", "follower", ["-c", "1", "-i", "1", "-w", "set"]),
-                 ("8 connections x 1 setData, over all servers", "all", ["-c", "8", "-i", "1", "-w", "set"])]
+                 ("8 connections x 1 setData, over all servers", "all", ["-c", "8", "-i", "1", "-w", "set"]),
+                 ("1 connection x lock cycle, through a follower", "follower", ["-c", "1", "-w", "lock"]),
+                 ("8 connections x lock cycle, over all servers", "all", ["-c", "8", "-w", "lock"])]
         results = {}
         budget = None
         for _ in range(rounds):
@@ -119,7 +122,7 @@ def main():
         lo = loopback_probe()
         print("floor on this host: fdatasync of a 512-byte append p50 %.0f µs, p99 %.0f µs; "
               "loopback TCP round trip p50 %.0f µs, p99 %.0f µs\n" % (fs[0], fs[1], lo[0], lo[1]))
-        print("| %.0f s x %d rounds, medians (range) | | writes/s | p50 ms | p99 ms | p99.9 ms |" % (seconds, rounds))
+        print("| %.0f s x %d rounds, medians (range) | | ops/s | p50 ms | p99 ms | p99.9 ms |" % (seconds, rounds))
         print("|---|---|---|---|---|---|")
         for name, _, _ in cases:
             med = {}

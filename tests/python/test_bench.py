@@ -10,7 +10,7 @@ from kazoo.client import KazooClient
 import harness
 
 WORKLOADS = [["-w", "create"], ["-w", "set"], ["-w", "get"], ["-w", "exists"], ["-w", "children", "--keys", "50"],
-             ["-w", "mixed:90"], ["-w", "multi"], ["-w", "ephemeral", "-c", "2"], ["-w", "watch", "-c", "5"],
+             ["-w", "mixed:90"], ["-w", "multi"], ["-w", "ephemeral", "-c", "2"], ["-w", "watch", "-c", "5"], ["-w", "lock", "-c", "2"],
              ["-w", "get", "--rate", "200"], ["-w", "set", "--value-size", "500000", "-c", "2", "-i", "1", "--keys", "2"]]
 
 

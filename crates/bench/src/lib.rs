@@ -40,6 +40,10 @@ pub enum Workload {
     Ephemeral,
     /// N watchers on one node, one writer: event latency and rate.
     Watch,
+    /// The lock recipe's cycle, one after another on each session: create
+    /// an ephemeral sequential child of one lock node, list the children,
+    /// delete the child; one op = one cycle.
+    Lock,
 }
 
 impl std::str::FromStr for Workload {
@@ -54,6 +58,7 @@ impl std::str::FromStr for Workload {
             "multi" => Workload::Multi,
             "ephemeral" => Workload::Ephemeral,
             "watch" => Workload::Watch,
+            "lock" => Workload::Lock,
             m if m.starts_with("mixed") => {
                 let r = m
                     .strip_prefix("mixed:")
@@ -67,7 +72,7 @@ impl std::str::FromStr for Workload {
             }
             other => {
                 return Err(format!(
-                    "unknown workload {other} (create, set, get, exists, children, mixed:R, multi, ephemeral, watch)"
+                    "unknown workload {other} (create, set, get, exists, children, mixed:R, multi, ephemeral, watch, lock)"
                 ))
             }
         })
@@ -253,7 +258,11 @@ fn create(path: String, data: Vec<u8>, flags: i32) -> Request {
 async fn prepare(o: &Options) -> std::io::Result<()> {
     let mut c = Conn::open(&o.servers[0], o.tls.as_ref()).await?;
     let value = vec![b'v'; o.value_size];
-    for p in [o.root.clone(), format!("{}/w", o.root)] {
+    for p in [
+        o.root.clone(),
+        format!("{}/w", o.root),
+        format!("{}/lock", o.root),
+    ] {
         let _ = c.call(&create(p, vec![], 0)).await?;
     }
     let needs_keys = matches!(
@@ -370,6 +379,53 @@ async fn worker(
         }
         return Ok((hist, errors));
     }
+    if o.workload == Workload::Lock {
+        let mut c = Conn::open(server, o.tls.as_ref()).await?;
+        let dir = format!("{}/lock", o.root);
+        while Instant::now() < deadline
+            && !shared.stop.load(Ordering::Relaxed)
+            && !o
+                .total
+                .is_some_and(|t| shared.ops.load(Ordering::Relaxed) >= t)
+        {
+            let t = Instant::now();
+            let err = c
+                .call(&create(format!("{dir}/lock-"), value.clone(), 3))
+                .await?;
+            let mine = match err {
+                0 => {
+                    let mut r = Reader::new(&c.frame);
+                    let _ = ReplyHeader::read(&mut r);
+                    String::read(&mut r).unwrap_or_default()
+                }
+                _ => String::new(),
+            };
+            let mut errs = vec![err];
+            errs.push(
+                c.call(&Request::GetChildren(PathWatchRequest {
+                    path: dir.clone(),
+                    watch: false,
+                }))
+                .await?,
+            );
+            if !mine.is_empty() {
+                errs.push(
+                    c.call(&Request::Delete(PathVersionRequest {
+                        path: mine,
+                        version: -1,
+                    }))
+                    .await?,
+                );
+            }
+            for e in errs.into_iter().filter(|e| *e != 0) {
+                *errors.entry(error_name(e)).or_insert(0) += 1;
+            }
+            let _ = hist.record(t.elapsed().as_micros().max(1) as u64);
+            shared.ops.fetch_add(1, Ordering::Relaxed);
+        }
+        c.close().await;
+        return Ok((hist, errors));
+    }
     let mut c = Conn::open(server, o.tls.as_ref()).await?;
     let keys = o.keys.max(1) as u64;
     let make = |n: u64, r: u64| -> Request {
@@ -431,7 +487,7 @@ async fn worker(
                     }),
                 ])
             }
-            Workload::Ephemeral | Workload::Watch => unreachable!(),
+            Workload::Ephemeral | Workload::Watch | Workload::Lock => unreachable!(),
         }
     };
     // Open loop: this connection's share of the rate, each request due at

@@ -121,7 +121,8 @@ enum Cmd {
         #[arg(long = "server", short = 's', alias = "servers")]
         server: String,
         /// create, set, get, exists, children, mixed:READ_PERCENT, multi,
-        /// ephemeral (session churn), watch (fan-out).
+        /// ephemeral (session churn), watch (fan-out), lock (the lock
+        /// recipe: create ephemeral-sequential, getChildren, delete).
         #[arg(long, short = 'w', default_value = "create")]
         workload: String,
         #[arg(long, short = 'c', default_value_t = 32)]
