@@ -11,7 +11,12 @@ Tests that race in kazoo itself, against ZooKeeper too, are listed in
 races.txt with the evidence; one of those that fails is run again, up to
 RACE_RERUNS more times (pytest-rerunfailures), and every rerun is counted
 in the summary line.
-A test that hangs fails after --timeout seconds (pytest-timeout).
+A test that hangs fails after --timeout seconds (pytest-timeout); one
+still running 30 s later has every thread's stack printed (pytest's
+faulthandler_timeout), and a run past --run-timeout prints them all and
+exits 1 (kazoo's teardown can wait forever on a connection thread, where
+pytest-timeout's signal cannot reach it: a CI run sat in test_lock.py
+that way, with the servers idle).
 
     /usr/bin/python3 tests/apps/kazoo/run.py              # against ferrokeeper
     /usr/bin/python3 tests/apps/kazoo/run.py --zookeeper  # the same suite against ZooKeeper 3.8 (the oracle)
@@ -21,6 +26,7 @@ A failing test's report ends with the lines each ferrokeeper server logged
 while it ran. Ends with one line: 'kazoo suite: N passed, N failed, ...'.
 """
 import argparse
+import faulthandler
 import logging
 import os
 import shutil
@@ -28,6 +34,7 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 
 import pytest
@@ -184,10 +191,27 @@ class Plugin:
             self.counts["failed"] = self.counts.get("failed", 0) + 1
 
 
+def watchdog(seconds, servers):
+    """After `seconds`, prints every thread's stack, stops the servers this
+    run started and exits 1: a hang must end the run, not the CI's time."""
+    # The terminal as it is now: pytest captures stdout and stderr later.
+    out = os.fdopen(os.dup(2), "w")
+
+    def bark():
+        time.sleep(seconds)
+        out.write("\nkazoo suite: still running after %d s; every thread's stack:\n" % seconds)
+        out.flush()
+        faulthandler.dump_traceback(file=out, all_threads=True)
+        servers.stop_all()
+        os._exit(1)
+    threading.Thread(target=bark, daemon=True).start()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--zookeeper", action="store_true", help="run against ZooKeeper 3.8 instead")
     ap.add_argument("--timeout", type=int, default=120, help="seconds before a test counts as hung")
+    ap.add_argument("--run-timeout", type=int, default=1200, help="seconds before the whole run counts as hung")
     ap.add_argument("pytest_args", nargs="*")
     args = ap.parse_args()
 
@@ -211,7 +235,9 @@ def main():
     plugin = Plugin(expected, load_list(RACES), servers)
     started = time.monotonic()
     try:
+        watchdog(args.run_timeout, servers)
         code = pytest.main(["-p", "no:cacheprovider", "--timeout", str(args.timeout), "-rfE",
+                            "-o", "faulthandler_timeout=%d" % (args.timeout + 30),
                             "--pyargs", "kazoo.tests"] + args.pytest_args, plugins=[plugin])
     finally:
         # Clients some tests leave open would log every failed reconnect
