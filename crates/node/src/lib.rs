@@ -206,6 +206,11 @@ pub enum Output {
         /// second fsync on every replica for the commit it caused. The
         /// driver still completes Persists in order.
         sync: bool,
+        /// Raft messages that promise what this Persist makes durable
+        /// (votes, append responses): the driver sends them once it is
+        /// (and everything before it) — from the thread that wrote it, not
+        /// back through the core.
+        then_send: Vec<RaftMessage>,
     },
     /// Encode and write this snapshot of the state at `index` durably,
     /// off the core's thread (requests go on), then call
@@ -329,9 +334,6 @@ pub struct Node {
     /// Election timeouts that came while `install_unpersisted` held them
     /// back (the simulation's regression test asserts it saw one).
     pub campaigns_deferred: u64,
-    /// Messages Raft allows out only once the Ready they came with is
-    /// durable (votes, append responses), by Ready number.
-    held: Vec<(u64, Vec<RaftMessage>)>,
     /// (term, vote) of the newest hard state handed to storage: a hard
     /// state that changes neither needs no fsync (`Output::Persist`).
     persisted_vote: (u64, u64),
@@ -539,7 +541,6 @@ impl Node {
             incoming: None,
             install_unpersisted: None,
             campaigns_deferred: 0,
-            held: Vec::new(),
             persisted_vote,
             held_connects: Vec::new(),
             proposals: Vec::new(),

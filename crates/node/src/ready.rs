@@ -143,18 +143,15 @@ impl Node {
             if let Some(hs) = ready.hs() {
                 self.raw.mut_store().mem.set_hardstate(hs.clone());
             }
-            // Votes and append responses promise what is on disk: they wait
-            // until this Ready is durable, even when it adds nothing (then
-            // the Persist is empty and only keeps the order).
+            // Votes and append responses promise what is on disk: they go
+            // with the Persist, sent once it is durable, even when it adds
+            // nothing (then the Persist is empty and only keeps the order).
             let held = ready.take_persisted_messages();
             if !ready.entries().is_empty()
                 || ready.hs().is_some()
                 || !held.is_empty()
                 || restart.is_some()
             {
-                if !held.is_empty() {
-                    self.held.push((ready.number(), held));
-                }
                 if restart.is_some() {
                     self.install_unpersisted = Some(ready.number());
                 }
@@ -172,6 +169,7 @@ impl Node {
                     entries: ready.take_entries(),
                     hard_state,
                     sync,
+                    then_send: held,
                 });
             }
             self.raw.advance_append_async(ready);
@@ -193,13 +191,8 @@ impl Node {
     }
 
     /// Storage made every `Persist` up to `number` durable.
+    /// (The driver has sent each one's `then_send` by then.)
     pub fn persisted(&mut self, number: u64) {
-        let due = self.held.iter().take_while(|(n, _)| *n <= number).count();
-        for (_, msgs) in self.held.drain(..due) {
-            for m in msgs {
-                self.outputs.push(Output::Message(Box::new(m)));
-            }
-        }
         if self.install_unpersisted.is_some_and(|n| n <= number) {
             self.install_unpersisted = None;
         }

@@ -105,9 +105,11 @@ pub fn run_to_rest(node: &mut Node, disk: &mut MemDisk) -> Vec<Output> {
                     restart,
                     entries,
                     hard_state,
+                    then_send,
                     ..
                 } => {
                     disk.persist(restart, entries, hard_state);
+                    all.extend(then_send.into_iter().map(|m| Output::Message(Box::new(m))));
                     node.persisted(number);
                 }
                 Output::Snapshot {

@@ -236,6 +236,9 @@ pub struct Budget {
     uncommitted: VecDeque<(u64, Instant)>,
     /// The same, awaiting this follower's acknowledgement.
     unacked: VecDeque<(u64, Instant)>,
+    /// (Persist number, index acknowledged) of append responses the log
+    /// thread sends once that Persist is durable.
+    acks_after: VecDeque<(u64, u64)>,
     /// (commit index, reached at), the newest few: an answer looks up
     /// when its zxid was committed.
     commits: VecDeque<(u64, Instant)>,
@@ -250,6 +253,7 @@ impl Budget {
             socket,
             uncommitted: VecDeque::new(),
             unacked: VecDeque::new(),
+            acks_after: VecDeque::new(),
             commits: VecDeque::new(),
             commit_index: 0,
         }
@@ -279,6 +283,27 @@ impl Budget {
                 q.pop_front();
             }
             q.push_back((last, at));
+        }
+    }
+
+    /// An acknowledgement of everything up to `index` goes out once
+    /// Persist `number` is durable.
+    pub fn ack_after(&mut self, number: u64, index: u64) {
+        if self.acks_after.len() == TRACKED {
+            self.acks_after.pop_front();
+        }
+        self.acks_after.push_back((number, index));
+    }
+
+    /// Every Persist up to `number` is durable, and the acknowledgements
+    /// that waited for it were sent, `at`.
+    pub fn persisted(&mut self, number: u64, at: Instant) {
+        while let Some(&(n, index)) = self.acks_after.front() {
+            if n > number {
+                break;
+            }
+            self.acks_after.pop_front();
+            self.acked(index, at);
         }
     }
 
@@ -330,6 +355,7 @@ impl Budget {
     pub fn forget_in_flight(&mut self) {
         self.uncommitted.clear();
         self.unacked.clear();
+        self.acks_after.clear();
     }
 
     /// `srst`: the `mntr` numbers start over (the Prometheus ones never do).

@@ -199,7 +199,7 @@ impl CoreTask {
                     }
                 }
                 ev = storage.recv() => match ev {
-                    Some(Event::Persisted { number, synced, us, waited_us, done_at }) => {
+                    Some(Event::Persisted { number, synced, us, waited_us, done_at, unsent }) => {
                         if synced {
                             self.metrics.fsync.observe_us(us);
                             self.metrics.zk.fsynctime.observe_ms(us / 1000);
@@ -207,6 +207,14 @@ impl CoreTask {
                         }
                         self.budget.observe(Budget::ToDisk, waited_us);
                         self.budget.observe_since(Budget::FromDisk, done_at, std::time::Instant::now());
+                        let acked_at = match unsent.is_empty() {
+                            true => done_at,
+                            false => std::time::Instant::now(),
+                        };
+                        for (lane, frame) in unsent {
+                            lane.queue(frame);
+                        }
+                        self.budget.persisted(number, acked_at);
                         let step = std::time::Instant::now();
                         self.node.persisted(number);
                         self.dispatch_timed(step);
@@ -643,10 +651,22 @@ impl CoreTask {
                         entries,
                         hard_state,
                         sync,
+                        then_send,
                     } => {
                         if let Some(last) = entries.last() {
                             let follower = !self.node.is_leader();
                             self.budget.handed_to_disk(last.index, now, follower);
+                        }
+                        let mut frames = Vec::with_capacity(then_send.len());
+                        for m in &then_send {
+                            if m.get_msg_type() == raft::prelude::MessageType::MsgAppendResponse
+                                && !m.reject
+                            {
+                                self.budget.ack_after(number, m.index);
+                            }
+                            if let Some(f) = self.peers.as_ref().and_then(|p| p.prepare(m)) {
+                                frames.push(f);
+                            }
                         }
                         // Bounded queue: when the disk falls this far behind,
                         // the core waits for it.
@@ -659,6 +679,7 @@ impl CoreTask {
                                 hard_state,
                                 queued_at: now,
                                 sync,
+                                then_send: frames,
                             })
                             .is_err()
                         {
@@ -690,11 +711,6 @@ impl CoreTask {
                         }
                     }
                     Output::Message(m) => {
-                        if m.get_msg_type() == raft::prelude::MessageType::MsgAppendResponse
-                            && !m.reject
-                        {
-                            self.budget.acked(m.index, now);
-                        }
                         if let Some(p) = &self.peers {
                             p.send(m.to, crate::peer::PeerOut::Raft(m));
                         }

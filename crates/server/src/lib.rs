@@ -43,6 +43,7 @@ mod mntr_keys;
 mod peer;
 mod peer_frame;
 mod peer_joiner;
+mod peer_lane;
 mod peer_stream;
 mod quorum_auth;
 mod snap_transfer;

@@ -32,6 +32,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc};
 
+use crate::peer_lane::Lane;
 use crate::peer_stream::{Prefixed, Stream};
 use crate::{peer_frame, CoreInput};
 
@@ -58,8 +59,8 @@ pub(crate) struct PeerAddr {
 
 /// Senders to each peer, by port: the core task routes through this.
 pub(crate) struct Peers {
-    quorum: BTreeMap<u64, mpsc::Sender<Vec<u8>>>,
-    election: BTreeMap<u64, mpsc::Sender<Vec<u8>>>,
+    quorum: BTreeMap<u64, Arc<Lane>>,
+    election: BTreeMap<u64, Arc<Lane>>,
     quorum_addr: BTreeMap<u64, String>,
     /// Where each peer listens, to notice a reconfig that moves one.
     addrs: BTreeMap<u64, PeerAddr>,
@@ -102,9 +103,15 @@ pub(crate) struct Gate {
 const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
 
 /// The dialer's start of a connection: TLS when `sslQuorum` says so, its
-/// id, then quorum authentication.
-async fn hello(sock: TcpStream, addr: &str, gate: &Gate, peer: u64) -> Result<Stream, String> {
-    let mut sock = gate.tls.get().dial(addr, sock).await?;
+/// id, then quorum authentication. With the stream, the plain TCP socket
+/// under it (none under TLS), for `Lane`'s direct writes.
+async fn hello(
+    sock: TcpStream,
+    addr: &str,
+    gate: &Gate,
+    peer: u64,
+) -> Result<(Stream, Option<Arc<TcpStream>>), String> {
+    let (mut sock, shared) = gate.tls.get().dial(addr, sock).await?;
     sock.write_all(&gate.my_id.to_be_bytes())
         .await
         .map_err(|e| e.to_string())?;
@@ -114,7 +121,7 @@ async fn hello(sock: TcpStream, addr: &str, gate: &Gate, peer: u64) -> Result<St
     )
     .await
     {
-        Ok(r) => r.map(|_| sock),
+        Ok(r) => r.map(|_| (sock, shared)),
         Err(_) => Err(format!(
             "server {peer} did not finish quorum authentication within {} s",
             HANDSHAKE_LIMIT.as_secs()
@@ -159,7 +166,7 @@ impl Peers {
             let result = async {
                 let sock = TcpStream::connect(&addr).await?;
                 let _ = sock.set_nodelay(true);
-                let mut sock = hello(sock, &addr, &gate, to)
+                let (mut sock, _) = hello(sock, &addr, &gate, to)
                     .await
                     .map_err(std::io::Error::other)?;
                 crate::snap_transfer::send(&mut sock, &msg, &file)
@@ -198,21 +205,27 @@ impl Peers {
         });
     }
 
+    /// A Raft message's frame and the link it goes by, for a thread
+    /// outside the core to send (`Lane::send_now`); None when there is no
+    /// such peer or the message does not encode.
+    pub(crate) fn prepare(&self, m: &RaftMessage) -> Option<(Arc<Lane>, Vec<u8>)> {
+        let map = if is_vote(m.get_msg_type()) {
+            &self.election
+        } else {
+            &self.quorum
+        };
+        let size = m.compute_size() as usize;
+        let frame = peer_frame::build(peer_frame::KIND_RAFT, size, |f| m.write_to_vec(f)).ok()?;
+        Some((map.get(&m.to)?.clone(), frame))
+    }
+
     /// Queues a message for `to`; false when it had to be dropped.
     pub(crate) fn send(&self, to: u64, out: PeerOut) -> bool {
         let (map, frame) = match out {
             PeerOut::Raft(m) => {
-                let map = if is_vote(m.get_msg_type()) {
-                    &self.election
-                } else {
-                    &self.quorum
-                };
-                let size = m.compute_size() as usize;
-                let Ok(f) = peer_frame::build(peer_frame::KIND_RAFT, size, |f| m.write_to_vec(f))
-                else {
-                    return false;
-                };
-                (map, f)
+                return self
+                    .prepare(&m)
+                    .is_some_and(|(lane, frame)| lane.queue(frame));
             }
             PeerOut::Liveness(sessions) => {
                 let f = peer_frame::build::<()>(
@@ -229,7 +242,7 @@ impl Peers {
                 (&self.quorum, f.unwrap_or_default())
             }
         };
-        map.get(&to).is_some_and(|tx| tx.try_send(frame).is_ok())
+        map.get(&to).is_some_and(|lane| lane.queue(frame))
     }
 }
 
@@ -304,10 +317,11 @@ impl Peers {
             ("election", p.election.clone()),
         ] {
             let (tx, rx) = mpsc::channel(PEER_QUEUE);
+            let lane = Arc::new(Lane::new(tx));
             if port == "quorum" {
-                self.quorum.insert(p.id, tx);
+                self.quorum.insert(p.id, lane.clone());
             } else {
-                self.election.insert(p.id, tx);
+                self.election.insert(p.id, lane.clone());
             }
             spawn(Box::pin(dial_loop(
                 self.gate.clone(),
@@ -315,6 +329,7 @@ impl Peers {
                 port,
                 addr,
                 rx,
+                lane,
                 self.core.clone(),
                 self.stop.subscribe(),
             )));
@@ -441,15 +456,25 @@ impl Retry<'_> {
 }
 
 /// Keeps one outgoing connection up and writes queued frames to it.
+#[allow(clippy::too_many_arguments)]
 async fn dial_loop(
     gate: Arc<Gate>,
     peer: u64,
     port: &'static str,
     addr: String,
     mut rx: mpsc::Receiver<Vec<u8>>,
+    lane: Arc<Lane>,
     core: mpsc::Sender<CoreInput>,
     mut stop: broadcast::Receiver<()>,
 ) {
+    // Whatever way this ends, no thread writes to the socket any more.
+    struct Down(Arc<Lane>);
+    impl Drop for Down {
+        fn drop(&mut self) {
+            self.0.down();
+        }
+    }
+    let lane = Down(lane);
     let mut down = Retry {
         backoff: BACKOFF_MIN,
         core: &core,
@@ -477,7 +502,7 @@ async fn dial_loop(
             }
         };
         let _ = sock.set_nodelay(true);
-        let sock = match hello(sock, &addr, &gate, peer).await {
+        let (sock, shared) = match hello(sock, &addr, &gate, peer).await {
             Ok(s) => s,
             Err(why) => {
                 if !reported_down {
@@ -492,6 +517,7 @@ async fn dial_loop(
         tracing::info!("connected to server {peer} at {addr} ({port} port)");
         let _ = core.try_send(CoreInput::PeerUp(peer));
         let up_since = std::time::Instant::now();
+        lane.0.up(shared);
         let mut w = BufWriter::new(sock);
         let mut byte = [0u8; 1];
         loop {
@@ -506,7 +532,12 @@ async fn dial_loop(
                     if matches!(r, Ok(1)) && byte[0] == crate::peer_joiner::WHO {
                         // The peer does not know us: tell it where we listen.
                         let frame = crate::peer_joiner::address_frame(&gate.me);
-                        if w.write_all(&frame).await.is_ok() && w.flush().await.is_ok() {
+                        let rest = lane.0.busy();
+                        if w.write_all(&rest).await.is_ok()
+                            && w.write_all(&frame).await.is_ok()
+                            && w.flush().await.is_ok()
+                        {
+                            lane.0.idle();
                             tracing::info!("server {peer} ({port} port) asked where this server listens: told it");
                             continue;
                         }
@@ -524,7 +555,9 @@ async fn dial_loop(
                 }
             };
             let Some(f) = f else { return };
-            let mut ok = w.write_all(&f).await.is_ok();
+            // A frame a direct write left unfinished goes first.
+            let rest = lane.0.busy();
+            let mut ok = w.write_all(&rest).await.is_ok() && w.write_all(&f).await.is_ok();
             while ok {
                 match rx.try_recv() {
                     Ok(more) => ok = w.write_all(&more).await.is_ok(),
@@ -536,7 +569,9 @@ async fn dial_loop(
                 let _ = core.try_send(CoreInput::PeerLost(peer));
                 break;
             }
+            lane.0.idle();
         }
+        lane.0.down();
         // A peer that drops us at once (one that does not count us as a
         // member, say, or crashes on start) is dialed again after the
         // backoff, not in a tight loop; after a long connection, at once.

@@ -74,16 +74,23 @@ impl PeerTls {
         })
     }
 
-    /// The dialling end over a connected socket to `addr` ("host:port").
-    pub(crate) async fn dial(&self, addr: &str, sock: TcpStream) -> Result<Stream, String> {
+    /// The dialling end over a connected socket to `addr` ("host:port"),
+    /// and, when it is plain TCP, the socket itself for writes from
+    /// outside the stream's owner (`peer_lane`).
+    pub(crate) async fn dial(
+        &self,
+        addr: &str,
+        sock: TcpStream,
+    ) -> Result<(Stream, Option<Arc<TcpStream>>), String> {
         let Some(c) = &self.connector else {
-            return Ok(Box::new(sock));
+            let shared = Arc::new(sock);
+            return Ok((Box::new(SharedTcp(shared.clone())), Some(shared)));
         };
         let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let name = ServerName::try_from(host.to_string()).map_err(|e| format!("{host}: {e}"))?;
         match c.connect(name, sock).await {
-            Ok(s) => Ok(Box::new(s)),
+            Ok(s) => Ok((Box::new(s), None)),
             Err(e) => Err(format!("TLS: {}", crate::tls::describe(&e))),
         }
     }
@@ -157,6 +164,58 @@ impl AsyncWrite for Prefixed {
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// A plain TCP stream that others hold too: its owner reads and writes it
+/// as a stream, and `peer_lane` writes whole frames to it from another
+/// thread between the owner's writes (every operation is on `&TcpStream`).
+pub(crate) struct SharedTcp(pub Arc<TcpStream>);
+
+impl AsyncRead for SharedTcp {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        loop {
+            std::task::ready!(self.0.poll_read_ready(cx))?;
+            match self.0.try_read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                // Readiness was stale: poll again (this registers the waker).
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for SharedTcp {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        loop {
+            std::task::ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        // Written straight to the socket: nothing held here.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        // The peer sees the end when the last holder drops the socket.
+        Poll::Ready(Ok(()))
     }
 }
 

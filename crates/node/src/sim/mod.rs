@@ -28,8 +28,15 @@ pub(crate) use clients::create_request;
 use clients::Client;
 
 /// A `Persist` on its way to disk: restart, entries, hard state.
-/// (restart, entries, hard state, whether it is fsynced).
-type PendingPersist = (Option<(u64, u64)>, Vec<RaftEntry>, Option<HardState>, bool);
+/// (restart, entries, hard state, whether it is fsynced, the messages
+/// sent once it is done).
+type PendingPersist = (
+    Option<(u64, u64)>,
+    Vec<RaftEntry>,
+    Option<HardState>,
+    bool,
+    Vec<RaftMessage>,
+);
 
 enum Msg {
     Raft(RaftMessage),
@@ -276,7 +283,7 @@ impl Sim {
         }
         if let Some(mut q) = self.unsynced.remove(&id) {
             if !q.is_empty() {
-                let (_, _, (restart, mut entries, hard_state, _)) = q.remove(0);
+                let (_, _, (restart, mut entries, hard_state, _, _)) = q.remove(0);
                 let keep = self.rng.gen_range(0..=entries.len());
                 let whole = keep == entries.len();
                 *self
@@ -477,7 +484,7 @@ impl Sim {
         };
         let n = q.iter().take_while(|(at, ..)| *at <= now).count();
         let done: Vec<_> = q.drain(..n).collect();
-        for (_, number, (restart, entries, hard_state, sync)) in done {
+        for (_, number, (restart, entries, hard_state, sync, then_send)) in done {
             let disk = self.disks.entry(id).or_default();
             if sync {
                 self.volatile.remove(&id);
@@ -487,6 +494,9 @@ impl Sim {
                     .or_insert_with(|| (disk.entries.len(), disk.hard_state.clone()));
             }
             disk.persist(restart, entries, hard_state);
+            for m in then_send {
+                self.send(id, m.to, Msg::Raft(m));
+            }
             self.nodes.get_mut(&id).unwrap().persisted(number);
         }
     }
@@ -509,6 +519,7 @@ impl Sim {
                         entries,
                         hard_state,
                         sync,
+                        then_send,
                     } if self.max_fsync_ms > 0 => {
                         if sync && self.rng.gen_bool(self.fsync_fail_rate) {
                             // The server stops at a failed fsync (never
@@ -516,7 +527,7 @@ impl Sim {
                             self.unsynced.entry(id).or_default().push((
                                 self.now_ms,
                                 number,
-                                (restart, entries, hard_state, sync),
+                                (restart, entries, hard_state, sync, then_send),
                             ));
                             *self.stats.entry("failed fsync").or_default() += 1;
                             self.crash(id);
@@ -534,19 +545,23 @@ impl Sim {
                             false => 0,
                         };
                         let at = (self.now_ms + fsync).max(after);
-                        q.push((at, number, (restart, entries, hard_state, sync)));
+                        q.push((at, number, (restart, entries, hard_state, sync, then_send)));
                     }
                     Output::Persist {
                         number,
                         restart,
                         entries,
                         hard_state,
+                        then_send,
                         ..
                     } => {
                         self.disks
                             .entry(id)
                             .or_default()
                             .persist(restart, entries, hard_state);
+                        for m in then_send {
+                            self.send(id, m.to, Msg::Raft(m));
+                        }
                         self.nodes.get_mut(&id).unwrap().persisted(number);
                     }
                     Output::Snapshot {
