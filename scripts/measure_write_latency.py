@@ -7,17 +7,18 @@ floor measured on the same disk and loopback: a 512-byte append with
 fdatasync, and a TCP round trip. Ends with ferrokeeper's own breakdown of
 the last one-write-at-a-time round through its leader (`bench --budget`).
 
-    cargo build --release && /usr/bin/python3 scripts/measure_write_latency.py [SECONDS] [ROUNDS]
+    cargo build --release && /usr/bin/python3 scripts/measure_write_latency.py [SECONDS] [ROUNDS] [--busy N]
+
+--busy N: N processes spin at normal priority through the rounds (a busy
+machine; the floor is measured after them, on a quiet one).
 
 Prints Markdown tables: medians of the rounds and their spread.
 """
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -25,51 +26,27 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "python"))
 import harness  # noqa: E402
 
 
-def fsync_probe(directory, n=2000):
-    """µs of a 512-byte append and fdatasync: p50, p99."""
-    path = os.path.join(directory, "fsync-probe")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    took = []
-    try:
-        for _ in range(n):
-            t = time.perf_counter()
-            os.write(fd, b"x" * 512)
-            os.fdatasync(fd)
-            took.append((time.perf_counter() - t) * 1e6)
-    finally:
-        os.close(fd)
-        os.unlink(path)
-    took.sort()
-    return took[len(took) // 2], took[len(took) * 99 // 100]
+def floor(directory):
+    """The floor on this host (`ferrokeeper floor`): fdatasync of a 512-byte
+    append in `directory`, loopback TCP round trip; µs, p50 and p99."""
+    r = subprocess.run([harness.BINARY, "floor", "--dir", directory, "--output", "json"],
+                       capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        raise RuntimeError("floor failed: %s" % r.stderr)
+    return json.loads(r.stdout)
 
 
-def loopback_probe(n=2000):
-    """µs of a TCP round trip over loopback (8 bytes each way): p50, p99."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
+def busy_loops(n):
+    """`n` processes that spin at normal priority until stopped: a busy
+    machine (the servers compete for the cores)."""
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
 
-    def echo():
-        c, _ = srv.accept()
-        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        while True:
-            b = c.recv(8)
-            if not b:
-                return
-            c.sendall(b)
-    threading.Thread(target=echo, daemon=True).start()
-    c = socket.create_connection(srv.getsockname())
-    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    took = []
-    for _ in range(n):
-        t = time.perf_counter()
-        c.sendall(b"12345678")
-        c.recv(8)
-        took.append((time.perf_counter() - t) * 1e6)
-    c.close()
-    srv.close()
-    took.sort()
-    return took[len(took) // 2], took[len(took) * 99 // 100]
+
+def stop(procs):
+    for p in procs:
+        p.kill()
+        p.wait()
+    procs.clear()
 
 
 def bench(hosts, seconds, args, budget=False):
@@ -92,10 +69,17 @@ def serving(kind):
 
 
 def main():
-    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 10
-    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    args = sys.argv[1:]
+    busy = 0
+    if "--busy" in args:
+        i = args.index("--busy")
+        busy = int(args[i + 1])
+        del args[i:i + 2]
+    seconds = float(args[0]) if len(args) > 0 else 10
+    rounds = int(args[1]) if len(args) > 1 else 3
     kinds = ("zookeeper", "ferrokeeper")
     ensembles = {k: serving(k) for k in kinds}
+    spinning = []
     try:
         cases = [("1 connection x 1 setData, through the leader", "leader", ["-c", "1", "-i", "1", "-w", "set"]),
                  ("1 connection x 1 setData, through a follower", "follower", ["-c", "1", "-i", "1", "-w", "set"]),
@@ -104,9 +88,10 @@ def main():
                  ("8 connections x lock cycle, over all servers", "all", ["-c", "8", "-w", "lock"])]
         results = {}
         budget = None
-        for _ in range(rounds):
+        spinning += busy_loops(busy)
+        for rnd in range(rounds):
             for name, where, args in cases:
-                for kind in kinds:
+                for kind in (kinds if rnd % 2 == 0 else kinds[::-1]):
                     ens, leader, follower = ensembles[kind]
                     first = {"leader": [leader], "follower": [follower], "all": []}[where]
                     order = first + [i for i in (1, 2, 3) if i not in first]
@@ -118,10 +103,13 @@ def main():
                     if want_budget:
                         budget = r["budget"]
                     results.setdefault((name, kind), []).append(r)
-        fs = fsync_probe(ensembles["ferrokeeper"][0].server(1).dir)
-        lo = loopback_probe()
-        print("floor on this host: fdatasync of a 512-byte append p50 %.0f µs, p99 %.0f µs; "
-              "loopback TCP round trip p50 %.0f µs, p99 %.0f µs\n" % (fs[0], fs[1], lo[0], lo[1]))
+        stop(spinning)
+        fl = floor(ensembles["ferrokeeper"][0].server(1).dir)
+        print("floor on this host (`ferrokeeper floor`): fdatasync of a 512-byte append p50 %.0f µs, p99 %.0f µs; "
+              "loopback TCP round trip p50 %.0f µs, p99 %.0f µs; fsync + 2 round trips %.0f µs%s\n" % (
+                  fl["fsync_p50_us"], fl["fsync_p99_us"], fl["round_trip_p50_us"], fl["round_trip_p99_us"],
+                  fl["fsync_p50_us"] + 2 * fl["round_trip_p50_us"],
+                  "; the rounds ran beside %d spinning processes" % busy if busy else ""))
         print("| %.0f s x %d rounds, medians (range) | | ops/s | p50 ms | p99 ms | p99.9 ms |" % (seconds, rounds))
         print("|---|---|---|---|---|---|")
         for name, _, _ in cases:
@@ -139,6 +127,13 @@ def main():
             print("| | ratio | %.2f | %.2f | %.2f | %.2f |" % tuple(
                 (med[("ferrokeeper", k)] / med[("zookeeper", k)]) if med[("zookeeper", k)] else float("nan")
                 for k in ("ops_per_s", "p50", "p99", "p99.9")))
+        least = fl["fsync_p50_us"] + 2 * fl["round_trip_p50_us"]
+        print("\np50 of one write at a time over the floor (fsync + 2 round trips, %.0f µs):" % least)
+        for name, _, args in cases[:2]:
+            print("- %s: %s" % (name, ", ".join(
+                "%s %.2f×" % ("ZooKeeper 3.8" if kind == "zookeeper" else "ferrokeeper",
+                              statistics.median(r["latency_us"]["p50"] for r in results[(name, kind)]) / least)
+                for kind in kinds)))
         if budget:
             print("\nferrokeeper's breakdown, the last round through its leader (µs: count, p50, p99, p99.9):\n")
             for b in budget:
@@ -146,6 +141,7 @@ def main():
                     "%s %d/%.0f/%.0f/%.0f" % (s, v["count"], v["p50_us"], v["p99_us"], v["p99.9_us"])
                     for s, v in b["stages"].items())))
     finally:
+        stop(spinning)
         for ens, _, _ in ensembles.values():
             ens.close()
 

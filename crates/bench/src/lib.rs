@@ -22,6 +22,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, B
 use tokio::net::TcpStream;
 
 pub mod budget;
+pub mod floor;
 mod tls;
 pub use tls::TlsClient;
 

@@ -175,6 +175,18 @@ enum Cmd {
         #[arg(long)]
         budget: bool,
     },
+    /// The floor under a replicated write on this host: an fsync of a
+    /// 512-byte append (in DIR: put it on the log's disk) and a loopback
+    /// TCP round trip, p50 and p99 of each.
+    Floor {
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 2000)]
+        samples: usize,
+        /// text or json.
+        #[arg(long, default_value = "text")]
+        output: String,
+    },
     /// Print the version.
     Version,
     /// Back to ZooKeeper: with the server stopped, write its state as a
@@ -237,6 +249,23 @@ fn main() -> ExitCode {
     return_freed_memory_at_once();
     let cli = Cli::parse_from(zookeeper_style_args(std::env::args_os()));
     match cli.cmd {
+        Cmd::Floor {
+            dir,
+            samples,
+            output,
+        } => match bench::floor::measure(&dir, samples) {
+            Ok(f) => {
+                match output.as_str() {
+                    "json" => println!("{}", f.json()),
+                    _ => print!("{}", f.text()),
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ferrokeeper floor: {}: {e}", dir.display());
+                ExitCode::FAILURE
+            }
+        },
         Cmd::Version => {
             println!(
                 "ferrokeeper {} (ZooKeeper {} compatible)",
