@@ -3,7 +3,6 @@ kazoo (Debian's python3-kazoo) and a raw client-protocol connection for
 wire-level cases. Each test names the ZooKeeper rule it pins.
 """
 import os
-import re
 import socket
 import struct
 import subprocess
@@ -492,8 +491,7 @@ class TestConfig(unittest.TestCase):
 
 class TestWorkerThreads(unittest.TestCase):
     """ferrokeeper.workerThreads (ours): the runtime's thread count; by
-    default the CPUs the process may use, shared among the ensemble's
-    servers on this host."""
+    default the CPUs the process may use."""
 
     def workers(self, srv):
         task = "/proc/%d/task" % srv.proc.pid
@@ -517,19 +515,6 @@ class TestWorkerThreads(unittest.TestCase):
             self.assertEqual(c.get("/w")[0], b"x")
             c.stop()
             srv.close()
-
-    def test_servers_sharing_a_host_share_its_cpus(self):
-        ens = harness.Ensemble(3)
-        self.addCleanup(ens.close)
-        ens.start()
-        ens.leader(timeout=60)
-        want = max(1, len(os.sched_getaffinity(0)) // 3)
-        for i in (1, 2, 3):
-            # Its own word: in an ensemble the runtime's blocking threads
-            # (name resolution of peers) are named "worker" too.
-            started = re.search(r"ferrokeeper started.*workers=(\d+)", ens.server(i).log())
-            self.assertIsNotNone(started, i)
-            self.assertEqual(int(started.group(1)), want, i)
 
 
 if __name__ == "__main__":

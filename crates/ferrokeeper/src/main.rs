@@ -457,9 +457,9 @@ fn start_foreground(path: PathBuf, log_file: Option<PathBuf>) -> anyhow::Result<
     // The config is read before logging starts: its errors go to stderr.
     let cfg = server::Config::load(&path)?;
     server::logging::init(cfg.server_id(), log_file.as_deref())?;
-    let cfg_workers = cfg.worker_threads();
+    let cfg_workers = cfg.worker_threads;
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cfg_workers)
+        .worker_threads(cfg.worker_threads)
         .thread_name("worker")
         .enable_all()
         .build()?;

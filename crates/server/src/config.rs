@@ -178,8 +178,10 @@ pub struct Config {
     pub global_outstanding_limit: usize,
     /// `ferrokeeper.workerThreads` (ours; ZooKeeper ignores it): threads
     /// of the runtime that serves connections, peers and the replica core.
-    /// Unset: see `worker_threads()`.
-    pub worker_threads_set: Option<usize>,
+    /// Default: the CPUs this process may use. On a host shared by several
+    /// servers (the one-host walkthrough) fewer threads cost fewer context
+    /// switches.
+    pub worker_threads: usize,
     /// `nio.sessionlessCnxnTimeout` (ZooKeeper's system property
     /// `zookeeper.nio.sessionlessCnxnTimeout`): a connection that has not
     /// sent its connect request by then is closed (default 10 s).
@@ -414,7 +416,7 @@ impl Config {
             metrics_port: 7000,
             metrics_host: None,
             global_outstanding_limit: 1000,
-            worker_threads_set: None,
+            worker_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             sessionless_cnxn_timeout_ms: 10_000,
             auth: AuthSettings::default(),
             tls: Default::default(),
@@ -635,7 +637,7 @@ impl Config {
                     c.global_outstanding_limit = positive::<usize>(v).map_err(err)?;
                 }
                 "ferrokeeper.workerThreads" => {
-                    c.worker_threads_set = Some(positive::<usize>(v).map_err(err)?);
+                    c.worker_threads = positive::<usize>(v).map_err(err)?;
                 }
                 "java.security.auth.login.config" if matches!(l.src, Src::Property(..)) => {
                     c.auth.jaas_file = (!v.is_empty()).then(|| PathBuf::from(v));
@@ -881,44 +883,6 @@ impl Config {
         self.servers.len() > 1 || (self.servers.len() == 1 && !self.standalone_enabled)
     }
 
-    /// The runtime's threads: `ferrokeeper.workerThreads`, or else the
-    /// CPUs this process may use shared out among the ensemble's servers
-    /// on this host (at least one). The `server.N` lines say which share
-    /// it: those on this server's host — the same name, or loopback both.
-    /// On the one-host walkthrough (3 servers, 2 CPUs) one thread each
-    /// instead of two measured 10% more writes with 256 in flight and a
-    /// lower latency one at a time: fewer threads than CPUs, fewer
-    /// context switches and wake-ups.
-    pub fn worker_threads(&self) -> usize {
-        if let Some(n) = self.worker_threads_set {
-            return n;
-        }
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        (cpus / self.servers_on_this_host()).max(1)
-    }
-
-    /// How many of the ensemble's servers (this one too) the `server.N`
-    /// lines put on this server's host; 1 when standalone or unknown.
-    pub fn servers_on_this_host(&self) -> usize {
-        let Some(mine) = self.server_id().and_then(|id| self.servers.get(&id)) else {
-            return 1;
-        };
-        let loopback = |h: &str| {
-            h.eq_ignore_ascii_case("localhost")
-                || h.trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .parse::<IpAddr>()
-                    .is_ok_and(|a| a.is_loopback())
-        };
-        let same =
-            |h: &str| h.eq_ignore_ascii_case(&mine.host) || (loopback(h) && loopback(&mine.host));
-        self.servers
-            .values()
-            .filter(|s| same(&s.host))
-            .count()
-            .max(1)
-    }
-
     /// Where the transaction log goes.
     pub fn log_dir(&self) -> &Path {
         self.data_log_dir.as_deref().unwrap_or(&self.data_dir)
@@ -1076,28 +1040,13 @@ mod tests {
 
     #[test]
     fn worker_threads() {
-        let cpus = std::thread::available_parallelism().unwrap().get();
         let c = parse("dataDir=/x\nclientPort=2181\n").unwrap();
-        assert_eq!(c.worker_threads(), cpus);
-        // Three servers on this host (loopback by two names), one on another:
-        // the CPUs shared among three.
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("myid"), "2\n").unwrap();
-        let ensemble = format!(
-            "dataDir={}\nclientPort=2181\nserver.1=localhost:2888:3888\nserver.2=127.0.0.1:2889:3889\nserver.3=LOCALHOST:2890:3890\nserver.4=db4.example:2888:3888\n",
-            dir.path().display()
+        assert_eq!(
+            c.worker_threads,
+            std::thread::available_parallelism().unwrap().get()
         );
-        let c = parse(&ensemble).unwrap();
-        assert_eq!(c.servers_on_this_host(), 3);
-        assert_eq!(c.worker_threads(), (cpus / 3).max(1));
-        // Server 4's host holds only itself.
-        std::fs::write(dir.path().join("myid"), "4\n").unwrap();
-        assert_eq!(c.servers_on_this_host(), 1);
-        assert_eq!(c.worker_threads(), cpus);
-        let c = parse(&format!("{ensemble}ferrokeeper.workerThreads=3\n")).unwrap();
-        assert_eq!(c.worker_threads(), 3);
         let c = parse("dataDir=/x\nclientPort=2181\nferrokeeper.workerThreads=3\n").unwrap();
-        assert_eq!(c.worker_threads(), 3);
+        assert_eq!(c.worker_threads, 3);
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
         let e = parse("dataDir=/x\nferrokeeper.workerThreads=0\n").unwrap_err();
         assert!(e.to_string().contains("ferrokeeper.workerThreads"), "{e}");
