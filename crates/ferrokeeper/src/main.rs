@@ -457,6 +457,9 @@ fn start_foreground(path: PathBuf, log_file: Option<PathBuf>) -> anyhow::Result<
     // The config is read before logging starts: its errors go to stderr.
     let cfg = server::Config::load(&path)?;
     server::logging::init(cfg.server_id(), log_file.as_deref())?;
+    if let Err(e) = server::hops::init(cfg.server_id()) {
+        tracing::warn!("{}: {e}; not recording hops", server::hops::ENV);
+    }
     let cfg_workers = cfg.worker_threads;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cfg.worker_threads)
@@ -486,6 +489,7 @@ fn start_foreground(path: PathBuf, log_file: Option<PathBuf>) -> anyhow::Result<
         }
         tracing::info!("shutting down");
         server.shutdown().await;
+        server::hops::flush();
         Ok(())
     })
 }

@@ -324,6 +324,7 @@ impl Budget {
             return;
         }
         self.commit_index = index;
+        crate::hops::hop("commit", index);
         while let Some(&(last, at)) = self.uncommitted.front() {
             if last > index {
                 break;
@@ -340,6 +341,7 @@ impl Budget {
     /// The answer to the write that made `zxid` is handed to its
     /// connection now.
     pub fn answered_write(&mut self, zxid: i64, now: Instant) {
+        crate::hops::hop("answer", zxid as u64);
         let at = self
             .commits
             .iter()

@@ -444,6 +444,7 @@ async fn requests_and_replies<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
                     let op = frame.get_i32();
                     *in_flight += 1;
                     outstanding.add(1);
+                    crate::hops::hop("conn_in", 0);
                     let req = CoreInput::Request {
                         conn,
                         xid,
@@ -510,6 +511,7 @@ async fn requests_and_replies<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
                 if io.wr.flush().await.is_err() {
                     return Ended::Eof;
                 }
+                crate::hops::hop("conn_out", 0);
                 let written = std::time::Instant::now();
                 for at in answers.drain(..) {
                     shared.socket_stage.written(at, written);

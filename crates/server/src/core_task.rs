@@ -291,7 +291,12 @@ impl CoreTask {
                 self.conn_stats.remove(&conn);
                 self.node.disconnect(conn);
             }
-            CoreInput::Peer(m) => self.node.step(*m),
+            CoreInput::Peer(m) => {
+                if let Some((hop, index)) = crate::hops::raft_hop(crate::hops::Prefix::CoreIn, &m) {
+                    crate::hops::hop(hop, index);
+                }
+                self.node.step(*m)
+            }
             CoreInput::Liveness(sessions) => self.node.liveness(&sessions, now_ms()),
             CoreInput::PeerLost(id) => self.node.peer_lost(id),
             CoreInput::PeerUp(id) => self.node.peer_up(id),
@@ -654,6 +659,7 @@ impl CoreTask {
                         then_send,
                     } => {
                         if let Some(last) = entries.last() {
+                            crate::hops::hop("persist", last.index);
                             let follower = !self.node.is_leader();
                             self.budget.handed_to_disk(last.index, now, follower);
                         }
@@ -711,6 +717,11 @@ impl CoreTask {
                         }
                     }
                     Output::Message(m) => {
+                        if let Some((hop, index)) =
+                            crate::hops::raft_hop(crate::hops::Prefix::CoreOut, &m)
+                        {
+                            crate::hops::hop(hop, index);
+                        }
                         if let Some(p) = &self.peers {
                             p.send(m.to, crate::peer::PeerOut::Raft(m));
                         }

@@ -31,6 +31,7 @@ mod error;
 pub mod export;
 pub mod force_new_ensemble;
 pub mod fourlw;
+pub mod hops;
 mod http;
 mod jaas;
 pub mod lifecycle;

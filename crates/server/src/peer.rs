@@ -558,13 +558,26 @@ async fn dial_loop(
             // A frame a direct write left unfinished goes first.
             let rest = lane.0.busy();
             let mut ok = w.write_all(&rest).await.is_ok() && w.write_all(&f).await.is_ok();
+            let mut sent = crate::hops::on().then(Vec::new);
+            if let Some(sent) = sent.as_mut() {
+                sent.push(f);
+            }
             while ok {
                 match rx.try_recv() {
-                    Ok(more) => ok = w.write_all(&more).await.is_ok(),
+                    Ok(more) => {
+                        ok = w.write_all(&more).await.is_ok();
+                        if let Some(sent) = sent.as_mut() {
+                            sent.push(more);
+                        }
+                    }
                     Err(_) => break,
                 }
             }
-            if !ok || w.flush().await.is_err() {
+            ok = ok && w.flush().await.is_ok();
+            for f in sent.iter().flatten() {
+                crate::hops::frame(crate::hops::Prefix::Flushed, f);
+            }
+            if !ok {
                 tracing::info!("lost the connection to server {peer} at {addr} ({port} port)");
                 let _ = core.try_send(CoreInput::PeerLost(peer));
                 break;
@@ -779,7 +792,13 @@ async fn read_frames<S: AsyncRead + AsyncWrite + Unpin>(
                     );
                     return true;
                 }
-                Ok(m) => CoreInput::Peer(Box::new(m)),
+                Ok(m) => {
+                    if let Some((hop, index)) = crate::hops::raft_hop(crate::hops::Prefix::Read, &m)
+                    {
+                        crate::hops::hop(hop, index);
+                    }
+                    CoreInput::Peer(Box::new(m))
+                }
                 Err(e) => {
                     tracing::warn!(from, error = %e, "undecodable raft message; closing");
                     return true;

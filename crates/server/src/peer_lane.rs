@@ -66,6 +66,9 @@ impl Lane {
                 Err(_) => return at == 0 && self.queue(frame),
             }
         }
+        if crate::hops::on() {
+            crate::hops::frame(crate::hops::Prefix::Flushed, &frame);
+        }
         if at < frame.len() {
             d.rest = frame[at..].to_vec();
             d.busy = true;

@@ -131,8 +131,8 @@ pub(crate) fn spawn_snapshotter(
 }
 
 /// The log thread counts as idle, and sends a batch's acknowledgements
-/// itself, when it slept at least this long before the batch's first job
-/// came and no job came during its fsync. One write at a time (a job
+/// itself, when its last fsync ended at least this long before the
+/// batch's first job came and no job came during this batch's fsync. One write at a time (a job
 /// every 300–400 µs) sleeps 200+ µs; under load (256 writes in flight) a
 /// job waits or comes within tens of µs. Sent from here under load — a
 /// write on loopback runs the receiving side's work too — they cost
@@ -151,7 +151,7 @@ pub(crate) fn spawn(
             // A job that came during the last fsync: the next batch starts
             // with it.
             let mut next = None;
-            // When this thread last finished a batch (then it waits).
+            // When this thread last finished an fsynced batch.
             let mut idle_since = std::time::Instant::now();
             while let Some(first) = next.take().or_else(|| jobs.recv().ok()) {
                 let slept = first.queued_at.saturating_duration_since(idle_since);
@@ -163,7 +163,9 @@ pub(crate) fn spawn(
                 let mut sync = false;
                 let mut then_send = Vec::new();
                 let mut job = Some(first);
+                let mut last_index = 0;
                 while let Some(j) = job.take() {
+                    last_index = j.entries.last().map_or(last_index, |e| e.index);
                     number = j.number;
                     sync |= j.sync;
                     then_send.extend(j.then_send);
@@ -179,9 +181,11 @@ pub(crate) fn spawn(
                 if let Some(hs) = &hard_state {
                     wal.stage_hard_state(hs);
                 }
+                crate::hops::hop("disk_start", last_index);
                 let started = std::time::Instant::now();
                 let event = match wal.commit_with(sync) {
                     Ok(()) => {
+                        crate::hops::hop("disk_done", last_index);
                         let us = started.elapsed().as_micros() as u64;
                         let done_at = std::time::Instant::now();
                         // Batch when busy, not when idle (`IDLE`): idle,
@@ -215,7 +219,12 @@ pub(crate) fn spawn(
                 if events.blocking_send(event).is_err() || failed {
                     return;
                 }
-                idle_since = std::time::Instant::now();
+                // A batch that only moved the commit index (no fsync) does
+                // not count: one write at a time sends one between every
+                // two writes, close before the next write's entries.
+                if sync {
+                    idle_since = std::time::Instant::now();
+                }
             }
         })
 }
