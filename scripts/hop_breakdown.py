@@ -20,6 +20,34 @@ import os
 import sys
 
 
+# The hops a write crosses, in order; those beside the path (in parallel
+# with it, or sums of others); the totals.
+PATH = [
+    "leader: request read -> proposed (handed to its log thread)",
+    "leader: append handed to the link -> flushed (first follower)",
+    "wire: leader's flush -> follower read it",
+    "follower: read -> core took it",
+    "follower: core took it -> handed to its log thread",
+    "follower: handed -> log thread started",
+    "follower: write + fdatasync",
+    "follower: fsync done -> acknowledgement flushed",
+    "wire: follower's flush -> leader read it",
+    "leader: read the acknowledgement -> core took it",
+    "leader: core took it -> commit",
+    "leader: commit -> answer",
+    "leader: answer -> flushed to the client",
+]
+ASIDE = [
+    "(leader: handed -> log thread started)",
+    "(leader: write + fdatasync)",
+    "(follower: read the append -> acknowledgement flushed)",
+]
+TOTALS = [
+    "server total: request read -> answer flushed",
+    "client: answer flushed -> its next request read",
+]
+
+
 def load(directory):
     servers = {}
     for path in glob.glob(os.path.join(directory, "*.hops")):
@@ -67,26 +95,7 @@ def breakdown(servers):
         ("read", "read_append"), ("core_in", "core_in_append"), ("persist", "persist"),
         ("disk_start", "disk_start"), ("disk_done", "disk_done"), ("flushed", "flushed_ack"))}
         for f in followers]
-    rows = collections.OrderedDict((k, []) for k in (
-        "leader: request read -> proposed (handed to its log thread)",
-        "leader: append handed to the link -> flushed (first follower)",
-        "wire: leader's flush -> follower read it",
-        "follower: read -> core took it",
-        "follower: core took it -> handed to its log thread",
-        "follower: handed -> log thread started",
-        "follower: write + fdatasync",
-        "follower: fsync done -> acknowledgement flushed",
-        "wire: follower's flush -> leader read it",
-        "leader: read the acknowledgement -> core took it",
-        "leader: core took it -> commit",
-        "leader: commit -> answer",
-        "leader: answer -> flushed to the client",
-        "(leader: handed -> log thread started)",
-        "(leader: write + fdatasync)",
-        "(follower: read the append -> acknowledgement flushed)",
-        "server total: request read -> answer flushed",
-        "client: answer flushed -> its next request read",
-    ))
+    rows = collections.OrderedDict((k, []) for k in PATH + ASIDE + TOTALS)
     answered = sorted(answers)
     cut = len(answered) // 10
     for i in answered[cut:len(answered) - cut]:
