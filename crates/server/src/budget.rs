@@ -144,14 +144,6 @@ impl Hist {
         }
         None
     }
-
-    fn add(&mut self, other: &Hist) {
-        for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
-            *a += b;
-        }
-        self.count += other.count;
-        self.sum_us += other.sum_us;
-    }
 }
 
 /// `to_socket`, recorded by every connection task: relaxed atomic
@@ -374,14 +366,12 @@ impl Budget {
                 self.socket.since_reset.read()
             };
         }
-        let mut h = Hist::default();
         let from = if since_start {
             &self.since_start
         } else {
             &self.since_reset
         };
-        h.add(&from[s as usize]);
-        h
+        from[s as usize].clone()
     }
 
     /// `mntr` lines since the last `srst`: per stage its count and
