@@ -40,7 +40,7 @@ cargo test --release --locked --workspace
 # 300: the first 300 did not catch a follower acknowledging entries
 # before its fsync of them (seeds 774, 874 and 1563 did).
 echo "== simulation: checked histories, 2000 seeds"
-SIM_SEEDS=2000 cargo test --release --locked -p node checked_history
+SIM_SEEDS=2000 cargo test --release --locked --workspace checked_history
 # pure-sasl (PyPI; Debian has no package) is kazoo's SASL library: the
 # SASL tests (tests/python/test_sasl.py, kazoo's own) need it. It is kept
 # in a cache folder outside the repository.

@@ -212,7 +212,7 @@ impl CoreTask {
                             false => std::time::Instant::now(),
                         };
                         for (lane, frame) in unsent {
-                            lane.queue(frame);
+                            lane.queue_reserved(frame);
                         }
                         self.budget.persisted(number, acked_at);
                         let step = std::time::Instant::now();

@@ -537,7 +537,7 @@ async fn dial_loop(
                             && w.write_all(&frame).await.is_ok()
                             && w.flush().await.is_ok()
                         {
-                            lane.0.idle();
+                            lane.0.idle(0);
                             tracing::info!("server {peer} ({port} port) asked where this server listens: told it");
                             continue;
                         }
@@ -562,9 +562,11 @@ async fn dial_loop(
             if let Some(sent) = sent.as_mut() {
                 sent.push(f);
             }
+            let mut taken = 1;
             while ok {
                 match rx.try_recv() {
                     Ok(more) => {
+                        taken += 1;
                         ok = w.write_all(&more).await.is_ok();
                         if let Some(sent) = sent.as_mut() {
                             sent.push(more);
@@ -582,7 +584,7 @@ async fn dial_loop(
                 let _ = core.try_send(CoreInput::PeerLost(peer));
                 break;
             }
-            lane.0.idle();
+            lane.0.idle(taken);
         }
         lane.0.down();
         // A peer that drops us at once (one that does not count us as a

@@ -195,15 +195,26 @@ pub(crate) fn spawn(
                         // frame dropped (full queue, link down) Raft sends
                         // again.
                         next = jobs.try_recv().ok();
-                        let unsent = match next {
-                            None if slept >= IDLE => {
-                                for (lane, frame) in then_send {
-                                    lane.send_now(frame);
-                                }
-                                Vec::new()
-                            }
-                            _ => then_send,
-                        };
+                        let idle = next.is_none() && slept >= IDLE;
+                        // Those that cannot go now go through the core, and
+                        // so does everything after them: a frame is never
+                        // written ahead of one handed over before it (a
+                        // follower's forwarded client writes are among
+                        // them, and the leader logs them in that order).
+                        let mut unsent = Vec::new();
+                        for (lane, frame) in then_send {
+                            let frame = match idle && unsent.is_empty() {
+                                true => match lane.try_direct(frame) {
+                                    Ok(()) => continue,
+                                    Err(frame) => frame,
+                                },
+                                false => frame,
+                            };
+                            // Promised now: no later direct write overtakes
+                            // it on its way through the core.
+                            lane.reserve();
+                            unsent.push((lane, frame));
+                        }
                         Event::Persisted {
                             number,
                             synced: sync,
