@@ -31,8 +31,9 @@ pub(crate) struct Job {
     /// Must be fsynced (`node::Output::Persist`).
     pub sync: bool,
     /// Peer frames to send once the job is durable (votes, append
-    /// responses), each with its link's queue: from here, not back
-    /// through the core task.
+    /// responses, a follower's forwarded writes), each with its link:
+    /// written by this thread when it is idle and the link free, else
+    /// handed back to the core in `Event::Persisted.unsent`.
     pub then_send: Vec<(std::sync::Arc<crate::peer_lane::Lane>, Vec<u8>)>,
 }
 
@@ -48,9 +49,10 @@ pub(crate) enum Event {
         us: u64,
         waited_us: u64,
         done_at: std::time::Instant,
-        /// The jobs' `then_send` frames when this thread was busy (more
-        /// jobs waiting): the core queues them, with what it sends next.
-        /// Empty when this thread sent them itself.
+        /// The jobs' `then_send` frames this thread did not write (it was
+        /// busy, or a link had frames ahead of them), each reserved on its
+        /// link (`Lane::reserve`): the core queues them, in order, with
+        /// what it sends next. Empty when this thread wrote them all.
         unsent: Vec<(std::sync::Arc<crate::peer_lane::Lane>, Vec<u8>)>,
     },
     /// The snapshot at this index is durable; encoding and writing it
@@ -130,14 +132,15 @@ pub(crate) fn spawn_snapshotter(
     })
 }
 
-/// The log thread counts as idle, and sends a batch's acknowledgements
+/// The log thread counts as idle, and writes a batch's acknowledgements
 /// itself, when its last fsync ended at least this long before the
-/// batch's first job came and no job came during this batch's fsync. One write at a time (a job
-/// every 300–400 µs) sleeps 200+ µs; under load (256 writes in flight) a
-/// job waits or comes within tens of µs. Sent from here under load — a
-/// write on loopback runs the receiving side's work too — they cost
-/// 7–15% of the throughput with 256 writes in flight (50 µs here: 8%;
-/// 100 µs: none measurable), and through the links' queues 10%.
+/// batch's first job came and no job came during this batch's fsync.
+/// One write at a time (a job every 300–400 µs) sleeps 200+ µs; under
+/// load (256 writes in flight) a job waits or comes within tens of µs.
+/// Written from here under load — a write on loopback runs the receiving
+/// side's work too — they cost 7–15% of the throughput with 256 writes in
+/// flight (a 50 µs threshold: 8%; 100 µs: none measurable), and queued
+/// from here 10%.
 const IDLE: std::time::Duration = std::time::Duration::from_micros(100);
 
 pub(crate) fn spawn(
