@@ -292,9 +292,7 @@ impl CoreTask {
                 self.node.disconnect(conn);
             }
             CoreInput::Peer(m) => {
-                if let Some((hop, index)) = crate::hops::raft_hop(crate::hops::Prefix::CoreIn, &m) {
-                    crate::hops::hop(hop, index);
-                }
+                crate::hops::raft(crate::hops::Prefix::CoreIn, &m);
                 self.node.step(*m)
             }
             CoreInput::Liveness(sessions) => self.node.liveness(&sessions, now_ms()),
@@ -717,11 +715,7 @@ impl CoreTask {
                         }
                     }
                     Output::Message(m) => {
-                        if let Some((hop, index)) =
-                            crate::hops::raft_hop(crate::hops::Prefix::CoreOut, &m)
-                        {
-                            crate::hops::hop(hop, index);
-                        }
+                        crate::hops::raft(crate::hops::Prefix::CoreOut, &m);
                         if let Some(p) = &self.peers {
                             p.send(m.to, crate::peer::PeerOut::Raft(m));
                         }

@@ -85,11 +85,21 @@ pub fn flush() {
     }
 }
 
-/// A Raft message's hop name, with `prefix` ("core_out", "sent", "read",
-/// "core_in"), and the log index it is about: an append's last entry, an
-/// acknowledgement's index. None for other messages (heartbeats, votes,
-/// appends with no entries).
-pub fn raft_hop(prefix: Prefix, m: &raft::prelude::Message) -> Option<(&'static str, u64)> {
+/// Records where a Raft message is, when recording and it is one a write
+/// crosses (`raft_hop`).
+#[inline]
+pub fn raft(prefix: Prefix, m: &raft::prelude::Message) {
+    if on() {
+        if let Some((hop, index)) = raft_hop(prefix, m) {
+            record(hop, index);
+        }
+    }
+}
+
+/// A Raft message's hop name at `prefix`, and the log index it is about:
+/// an append's last entry, an acknowledgement's index. None for other
+/// messages (heartbeats, votes, appends with no entries).
+fn raft_hop(prefix: Prefix, m: &raft::prelude::Message) -> Option<(&'static str, u64)> {
     use raft::prelude::MessageType as T;
     let (kind, index) = match m.get_msg_type() {
         T::MsgAppend => (0, m.entries.last()?.index),
@@ -124,9 +134,7 @@ pub(crate) fn frame(prefix: Prefix, f: &[u8]) {
     use protobuf::Message as _;
     if f.len() > 5 && f[4] == crate::peer_frame::KIND_RAFT {
         if let Ok(m) = raft::prelude::Message::parse_from_bytes(&f[5..]) {
-            if let Some((hop, index)) = raft_hop(prefix, &m) {
-                record(hop, index);
-            }
+            raft(prefix, &m);
         }
     }
 }

@@ -795,10 +795,7 @@ async fn read_frames<S: AsyncRead + AsyncWrite + Unpin>(
                     return true;
                 }
                 Ok(m) => {
-                    if let Some((hop, index)) = crate::hops::raft_hop(crate::hops::Prefix::Read, &m)
-                    {
-                        crate::hops::hop(hop, index);
-                    }
+                    crate::hops::raft(crate::hops::Prefix::Read, &m);
                     CoreInput::Peer(Box::new(m))
                 }
                 Err(e) => {
