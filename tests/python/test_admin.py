@@ -212,6 +212,11 @@ class MetricsTest(unittest.TestCase):
         leader = ens.leader()
         # Quorum comes with the first two servers: wait for the third to sync.
         harness.wait_until(lambda: ens.mntr(leader).get("zk_synced_followers") == "2", what="two followers")
+        def inline_writes(i):
+            text = get(ports[i - 1], "/metrics")[2]
+            fams = {f.name: f for f in text_string_to_metric_families(text)}
+            return fams["log_writes_inline"].samples[0].value
+        inline_before = {i: inline_writes(i) for i in (1, 2, 3)}
         c = KazooClient(hosts=ens.server(leader).hosts)
         c.start(15)
         try:
@@ -237,9 +242,14 @@ class MetricsTest(unittest.TestCase):
         for name in ("outstanding_requests", "global_sessions", "watch_count", "approximate_data_size",
                      "apply_lag_entries", "snapshot_seconds", "max_follower_lag_entries"):
             self.assertIn(name, fams)
+        # A leader's log batches all go through its log thread: it never
+        # waits on its disk in the core. With one write at a time, the
+        # followers' cores wrote some of theirs themselves (log_writer).
+        self.assertEqual(inline_writes(leader), inline_before[leader])
+        followers = [i for i in (1, 2, 3) if i != leader]
+        self.assertGreater(sum(inline_writes(i) - inline_before[i] for i in followers), 0)
         # A follower serves its own numbers.
-        follower = next(i for i in (1, 2, 3) if i != leader)
-        text = get(ports[follower - 1], "/metrics")[2]
+        text = get(ports[followers[0] - 1], "/metrics")[2]
         self.assertIn('server_state{state="follower"} 1', text)
 
     def test_off_unless_configured(self):

@@ -12,7 +12,9 @@
 //! - the HTTP servers (`http`): the AdminServer and metrics, which ask
 //!   the core task;
 //! - the log thread (`storage_thread`): appends and fsyncs the
-//!   transaction log; the snapshot thread: writes snapshots, purges.
+//!   transaction log (`log_writer`; a follower's core task writes a lone
+//!   write's entries itself); the snapshot thread: writes snapshots,
+//!   purges.
 //!
 //! They talk over the bounded channels of `channels`. Shutdown: a
 //! broadcast stop, every task ends, then the two threads drain.
@@ -36,6 +38,7 @@ mod http;
 mod jaas;
 pub mod lifecycle;
 mod listen;
+mod log_writer;
 pub mod logging;
 mod membership;
 mod metrics;
@@ -256,7 +259,9 @@ impl Server {
         };
         let snapshotter = storage_thread::spawn_snapshotter(dirs, snap_rx, event_tx.clone())
             .map_err(ServerError::Thread)?;
-        let storage = storage_thread::spawn(wal, job_rx, event_tx).map_err(ServerError::Thread)?;
+        let log = log_writer::SharedLog::new(wal);
+        let storage =
+            storage_thread::spawn(log.clone(), job_rx, event_tx).map_err(ServerError::Thread)?;
         let replay = std::time::Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         let peer_tls =
@@ -300,7 +305,7 @@ impl Server {
             takeover::unconfirmed(&cfg.data_dir)?,
             &membership,
             restored,
-            job_tx,
+            (job_tx, log),
             snap_tx,
             peers,
             budget::Budget::new(socket_stage.clone()),

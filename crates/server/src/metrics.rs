@@ -89,6 +89,9 @@ pub struct Metrics {
     /// One per `OPS` entry, then "other".
     latency: [Histogram; OPS.len() + 1],
     pub fsync: Histogram,
+    /// Log batches a follower's core task wrote itself (a lone write: no
+    /// log thread wake-up on its path); the rest the log thread wrote.
+    pub inline_writes: u64,
     pub snapshot: Histogram,
     /// The same and more under ZooKeeper's names (`metrics_zk`).
     pub zk: crate::metrics_zk::ZkSummaries,
@@ -309,6 +312,13 @@ pub fn render(m: &Metrics, n: &Now) -> String {
     }
     let _ = writeln!(out, "# HELP fsync_seconds Time of each transaction log write and fsync (one per batch).\n# TYPE fsync_seconds histogram");
     m.fsync.render(&mut out, "fsync_seconds", "");
+    metric(
+        &mut out,
+        "log_writes_inline_total",
+        c,
+        "Transaction log batches a follower wrote and fsynced on its core task (a lone write, no hand-off to the log thread); counted in fsync_seconds too.",
+        m.inline_writes,
+    );
     let _ = writeln!(out, "# HELP snapshot_seconds Time to encode and write each snapshot.\n# TYPE snapshot_seconds histogram");
     m.snapshot.render(&mut out, "snapshot_seconds", "");
     // ZooKeeper's families, but for those above under the same name.

@@ -1,8 +1,8 @@
 //! The thread that makes the log durable. The core task hands it Persist
 //! jobs in order; it writes every job waiting at that moment with one
-//! write and one fsync (group commit), then reports the newest job number
-//! done. While it syncs, the core keeps taking requests: they form the
-//! next batch.
+//! write and one fsync (group commit, `log_writer`), then reports the
+//! newest job number done. While it syncs, the core keeps taking
+//! requests: they form the next batch.
 //!
 //! A second thread writes snapshots and runs purges, so that writing a
 //! large snapshot never delays a log fsync.
@@ -13,12 +13,15 @@
 use std::sync::mpsc as std_mpsc;
 
 use raft::prelude::{Entry, HardState};
-
-use storage::Wal;
 use tokio::sync::mpsc;
+
+use crate::log_writer::SharedLog;
 
 /// Persist jobs queued before the core task waits for the disk.
 pub(crate) const JOB_QUEUE: usize = 1024;
+
+/// Peer frames, each with the link it goes out on.
+pub(crate) type Frames = Vec<(std::sync::Arc<crate::peer_lane::Lane>, Vec<u8>)>;
 
 pub(crate) struct Job {
     pub number: u64,
@@ -32,9 +35,10 @@ pub(crate) struct Job {
     pub sync: bool,
     /// Peer frames to send once the job is durable (votes, append
     /// responses, a follower's forwarded writes), each with its link:
-    /// written by this thread when it is idle and the link free, else
-    /// handed back to the core in `Event::Persisted.unsent`.
-    pub then_send: Vec<(std::sync::Arc<crate::peer_lane::Lane>, Vec<u8>)>,
+    /// written by the job's writer (`log_writer`) when the log is idle and
+    /// the link free, else handed back to the core in
+    /// `Event::Persisted.unsent`.
+    pub then_send: Frames,
 }
 
 pub(crate) enum Event {
@@ -49,11 +53,11 @@ pub(crate) enum Event {
         us: u64,
         waited_us: u64,
         done_at: std::time::Instant,
-        /// The jobs' `then_send` frames this thread did not write (it was
+        /// The jobs' `then_send` frames the writer did not write (it was
         /// busy, or a link had frames ahead of them), each reserved on its
         /// link (`Lane::reserve`): the core queues them, in order, with
-        /// what it sends next. Empty when this thread wrote them all.
-        unsent: Vec<(std::sync::Arc<crate::peer_lane::Lane>, Vec<u8>)>,
+        /// what it sends next. Empty when the writer wrote them all.
+        unsent: Frames,
     },
     /// The snapshot at this index is durable; encoding and writing it
     /// took this many microseconds.
@@ -132,19 +136,8 @@ pub(crate) fn spawn_snapshotter(
     })
 }
 
-/// The log thread counts as idle, and writes a batch's acknowledgements
-/// itself, when its last fsync ended at least this long before the
-/// batch's first job came and no job came during this batch's fsync.
-/// One write at a time (a job every 300–400 µs) sleeps 200+ µs; under
-/// load (256 writes in flight) a job waits or comes within tens of µs.
-/// Written from here under load — a write on loopback runs the receiving
-/// side's work too — they cost 7–15% of the throughput with 256 writes in
-/// flight (a 50 µs threshold: 8%; 100 µs: none measurable), and queued
-/// from here 10%.
-const IDLE: std::time::Duration = std::time::Duration::from_micros(100);
-
 pub(crate) fn spawn(
-    mut wal: Wal,
+    log: SharedLog,
     jobs: std_mpsc::Receiver<Job>,
     events: mpsc::Sender<Event>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -154,90 +147,22 @@ pub(crate) fn spawn(
             // A job that came during the last fsync: the next batch starts
             // with it.
             let mut next = None;
-            // When this thread last finished an fsynced batch.
-            let mut idle_since = std::time::Instant::now();
             while let Some(first) = next.take().or_else(|| jobs.recv().ok()) {
-                let slept = first.queued_at.saturating_duration_since(idle_since);
-                // Everything already queued joins this batch: one fsync for
-                // all, records in job order; the newest hard state wins.
-                let waited_us = first.queued_at.elapsed().as_micros() as u64;
-                let mut number = first.number;
-                let mut hard_state = None;
-                let mut sync = false;
-                let mut then_send = Vec::new();
-                let mut job = Some(first);
-                let mut last_index = 0;
-                while let Some(j) = job.take() {
-                    last_index = j.entries.last().map_or(last_index, |e| e.index);
-                    number = j.number;
-                    sync |= j.sync;
-                    then_send.extend(j.then_send);
-                    if let Some((index, term)) = j.restart {
-                        wal.stage_restart(index, term);
-                    }
-                    wal.stage_entries(&j.entries);
-                    if j.hard_state.is_some() {
-                        hard_state = j.hard_state;
-                    }
-                    job = jobs.try_recv().ok();
-                }
-                if let Some(hs) = &hard_state {
-                    wal.stage_hard_state(hs);
-                }
-                crate::hops::hop("disk_start", last_index);
-                let started = std::time::Instant::now();
-                let event = match wal.commit_with(sync) {
-                    Ok(()) => {
-                        crate::hops::hop("disk_done", last_index);
-                        let us = started.elapsed().as_micros() as u64;
-                        let done_at = std::time::Instant::now();
-                        // Batch when busy, not when idle (`IDLE`): idle,
-                        // straight onto the link's socket, now; busy, back
-                        // to the core, which queues them with what it sends
-                        // next while this thread starts the next fsync. A
-                        // frame dropped (full queue, link down) Raft sends
-                        // again.
-                        next = jobs.try_recv().ok();
-                        let idle = next.is_none() && slept >= IDLE;
-                        // Those that cannot go now go through the core, and
-                        // so does everything after them: a frame is never
-                        // written ahead of one handed over before it (a
-                        // follower's forwarded client writes are among
-                        // them, and the leader logs them in that order).
-                        let mut unsent = Vec::new();
-                        for (lane, frame) in then_send {
-                            let frame = match idle && unsent.is_empty() {
-                                true => match lane.try_direct(frame) {
-                                    Ok(()) => continue,
-                                    Err(frame) => frame,
-                                },
-                                false => frame,
-                            };
-                            // Promised now: no later direct write overtakes
-                            // it on its way through the core.
-                            lane.reserve();
-                            unsent.push((lane, frame));
-                        }
-                        Event::Persisted {
-                            number,
-                            synced: sync,
-                            us,
-                            waited_us,
-                            done_at,
-                            unsent,
-                        }
-                    }
-                    Err(e) => Event::Failed(e.to_string()),
+                // Everything already queued joins this batch.
+                let event = match log.lock() {
+                    Ok(mut writer) => writer.write(
+                        first,
+                        || jobs.try_recv().ok(),
+                        || {
+                            next = jobs.try_recv().ok();
+                            next.is_none()
+                        },
+                    ),
+                    Err(e) => Event::Failed(e),
                 };
                 let failed = matches!(event, Event::Failed(_));
                 if events.blocking_send(event).is_err() || failed {
                     return;
-                }
-                // A batch that only moved the commit index (no fsync) does
-                // not count: one write at a time sends one between every
-                // two writes, close before the next write's entries.
-                if sync {
-                    idle_since = std::time::Instant::now();
                 }
             }
         })
