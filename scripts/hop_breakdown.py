@@ -27,8 +27,8 @@ PATH = [
     "leader: append handed to the link -> flushed (first follower)",
     "wire: leader's flush -> follower read it",
     "follower: read -> core took it",
-    "follower: core took it -> handed to its log thread",
-    "follower: handed -> log thread started",
+    "follower: core took it -> its log write prepared",
+    "follower: prepared -> write began (its core when idle, else its log thread)",
     "follower: write + fdatasync",
     "follower: fsync done -> acknowledgement flushed",
     "wire: follower's flush -> leader read it",
@@ -119,8 +119,8 @@ def breakdown(servers):
             if before:
                 rows["wire: leader's flush -> follower read it"].append(f["read"][i] - before[-1])
             rows["follower: read -> core took it"].append(f["core_in"][i] - f["read"][i])
-            rows["follower: core took it -> handed to its log thread"].append(f["persist"][i] - f["core_in"][i])
-            rows["follower: handed -> log thread started"].append(f["disk_start"][i] - f["persist"][i])
+            rows["follower: core took it -> its log write prepared"].append(f["persist"][i] - f["core_in"][i])
+            rows["follower: prepared -> write began (its core when idle, else its log thread)"].append(f["disk_start"][i] - f["persist"][i])
             rows["follower: write + fdatasync"].append(f["disk_done"][i] - f["disk_start"][i])
             rows["follower: fsync done -> acknowledgement flushed"].append(f["flushed"][i] - f["disk_done"][i])
             rows["(follower: read the append -> acknowledgement flushed)"].append(f["flushed"][i] - f["read"][i])

@@ -3,8 +3,9 @@ in flight, through the leader and through a follower, 8 connections with
 one each, and the lock recipe's cycle (create ephemeral-sequential,
 getChildren, delete: one op is the whole cycle) on 1 and 8 connections, against 3-server ZooKeeper 3.8 and ferrokeeper ensembles
 on this host, side by side in one run (the rounds alternate), beside the
-floor measured on the same disk and loopback: a 512-byte append with
-fdatasync, and a TCP round trip. Ends with ferrokeeper's own breakdown of
+floor measured on the same disk and loopback (`ferrokeeper floor`): a
+512-byte record fdatasync'd in a preallocated log, on two logs at once (a
+quorum sharing this disk), and a TCP round trip. Ends with ferrokeeper's own breakdown of
 the last one-write-at-a-time round through its leader (`bench --budget`).
 
     cargo build --release && /usr/bin/python3 scripts/measure_write_latency.py [SECONDS] [ROUNDS] [--busy N]
@@ -27,8 +28,8 @@ import harness  # noqa: E402
 
 
 def floor(directory):
-    """The floor on this host (`ferrokeeper floor`): fdatasync of a 512-byte
-    append in `directory`, loopback TCP round trip; µs, p50 and p99."""
+    """The floor on this host (`ferrokeeper floor`, its json): fsyncs in
+    `directory`, loopback TCP round trips; µs, p50 and p99."""
     r = subprocess.run([harness.BINARY, "floor", "--dir", directory, "--output", "json"],
                        capture_output=True, text=True, timeout=300)
     if r.returncode != 0:
@@ -111,11 +112,13 @@ def main():
                     results.setdefault((name, kind), []).append(r)
         stop(spinning)
         fl = floor(ensembles["ferrokeeper"][0].server(1).dir)
-        print("floor on this host (`ferrokeeper floor`): fdatasync of a 512-byte append p50 %.0f µs, p99 %.0f µs; "
-              "loopback TCP round trip p50 %.0f µs, p99 %.0f µs; fsync + 2 round trips %.0f µs%s\n" % (
-                  fl["fsync_p50_us"], fl["fsync_p99_us"], fl["round_trip_p50_us"], fl["round_trip_p99_us"],
-                  fl["fsync_p50_us"] + 2 * fl["round_trip_p50_us"],
-                  "; the rounds ran beside %d spinning processes" % busy if busy else ""))
+        print("floor on this host (`ferrokeeper floor`): fdatasync of a 512-byte record in a preallocated log "
+              "p50 %.0f µs, p99 %.0f µs; on two logs at once (a quorum of two on this disk) p50 %.0f µs, p99 %.0f µs; "
+              "loopback TCP round trip p50 %.0f µs, p99 %.0f µs (between sleeping threads p50 %.0f µs); "
+              "quorum fsync + 2 round trips %.0f µs%s\n" % (
+                  fl["fsync_p50_us"], fl["fsync_p99_us"], fl["quorum_fsync_p50_us"], fl["quorum_fsync_p99_us"],
+                  fl["round_trip_p50_us"], fl["round_trip_p99_us"], fl["woken_round_trip_p50_us"],
+                  fl["one_host_p50_us"], "; the rounds ran beside %d spinning processes" % busy if busy else ""))
         print("| %.0f s x %d rounds, medians (range) | | ops/s | p50 ms | p99 ms | p99.9 ms |" % (seconds, rounds))
         print("|---|---|---|---|---|---|")
         for name, _, _ in cases:
@@ -133,8 +136,8 @@ def main():
             print("| | ratio | %.2f | %.2f | %.2f | %.2f |" % tuple(
                 (med[("ferrokeeper", k)] / med[("zookeeper", k)]) if med[("zookeeper", k)] else float("nan")
                 for k in ("ops_per_s", "p50", "p99", "p99.9")))
-        least = fl["fsync_p50_us"] + 2 * fl["round_trip_p50_us"]
-        print("\np50 of one write at a time over the floor (fsync + 2 round trips, %.0f µs):" % least)
+        least = fl["one_host_p50_us"]
+        print("\np50 of one write at a time over the floor (quorum fsync + 2 round trips, %.0f µs):" % least)
         for name, _, args in cases[:2]:
             print("- %s: %s" % (name, ", ".join(
                 "%s %.2f×" % ("ZooKeeper 3.8" if kind == "zookeeper" else "ferrokeeper",

@@ -215,7 +215,7 @@ class MetricsTest(unittest.TestCase):
         def inline_writes(i):
             text = get(ports[i - 1], "/metrics")[2]
             fams = {f.name: f for f in text_string_to_metric_families(text)}
-            return fams["log_writes_inline"].samples[0].value
+            return fams["txn_log_batches_inline"].samples[0].value
         inline_before = {i: inline_writes(i) for i in (1, 2, 3)}
         c = KazooClient(hosts=ens.server(leader).hosts)
         c.start(15)

@@ -176,8 +176,9 @@ enum Cmd {
         budget: bool,
     },
     /// The floor under a replicated write on this host: an fsync of a
-    /// 512-byte append (in DIR: put it on the log's disk) and a loopback
-    /// TCP round trip, p50 and p99 of each.
+    /// 512-byte record in a preallocated log (in DIR: put it on the log's
+    /// disk), the same on two logs at once (a quorum sharing the disk),
+    /// and a loopback TCP round trip, p50 and p99 of each.
     Floor {
         #[arg(long, default_value = ".")]
         dir: PathBuf,

@@ -314,7 +314,7 @@ pub fn render(m: &Metrics, n: &Now) -> String {
     m.fsync.render(&mut out, "fsync_seconds", "");
     metric(
         &mut out,
-        "log_writes_inline_total",
+        "txn_log_batches_inline_total",
         c,
         "Transaction log batches a follower wrote and fsynced on its core task (a lone write, no hand-off to the log thread); counted in fsync_seconds too.",
         m.inline_writes,
