@@ -52,7 +52,8 @@ class Writer(threading.Thread):
 
 
 def measure(kind):
-    ens = harness.Ensemble(3, kind=kind)
+    # fsync on for both (the harness turns ZooKeeper's off for the tests).
+    ens = harness.Ensemble(3, kind=kind, extra={"forceSync": "yes"})
     try:
         ens.start()
         leader = ens.leader()

@@ -20,7 +20,9 @@ import harness  # noqa: E402
 
 def churn(kind, local, n):
     """Sessions opened and closed a second through one follower."""
-    ens = harness.Ensemble(3, kind=kind, extra={"localSessionsEnabled": "true" if local else "false"})
+    # fsync on for both (the harness turns ZooKeeper's off for the tests).
+    ens = harness.Ensemble(3, kind=kind, extra={"localSessionsEnabled": "true" if local else "false",
+                                                "forceSync": "yes"})
     try:
         ens.start()
         leader = ens.leader()

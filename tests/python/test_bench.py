@@ -69,3 +69,34 @@ class BenchTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ComparisonScriptsTest(unittest.TestCase):
+    def test_every_server_a_script_measures_fsyncs(self):
+        # The harness turns ZooKeeper's fsync off (forceSync=no: the tests
+        # use it as an oracle of answers, not of durability). A script in
+        # scripts/ that starts servers to measure them must turn it on, or
+        # it compares ferrokeeper with a ZooKeeper that never touches its
+        # disk (measure_write_latency.py did, for a whole session). Only a
+        # server whose kind is literally "ferrokeeper" (fsync on by
+        # default) may leave it out.
+        import ast
+        import glob
+        import os
+        checked = 0
+        for path in sorted(glob.glob(os.path.join(harness.ROOT, "scripts", "*.py"))):
+            src = open(path).read()
+            for node in ast.walk(ast.parse(src)):
+                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                        and isinstance(node.func.value, ast.Name) and node.func.value.id == "harness"
+                        and node.func.attr in ("Ensemble", "Server")):
+                    continue
+                kinds = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+                kinds += [k.value.value for k in node.keywords
+                          if k.arg == "kind" and isinstance(k.value, ast.Constant)]
+                checked += 1
+                if kinds == ["ferrokeeper"]:
+                    continue
+                self.assertIn("forceSync", ast.get_source_segment(src, node),
+                              "%s:%d starts servers without forceSync" % (os.path.basename(path), node.lineno))
+        self.assertGreater(checked, 5)
