@@ -13,7 +13,7 @@ use crate::channels::ToConn;
 use crate::config::Config;
 use crate::fourlw;
 use crate::log_writer::SharedLog;
-use crate::storage_thread::{Event, Job, SnapJob};
+use crate::storage_thread::{Event, Job, Persisted, SnapJob};
 use crate::{CoreInput, ServerError};
 
 /// Inputs handled before the Raft hand-off runs once for all of them:
@@ -235,9 +235,9 @@ impl CoreTask {
                     }
                 }
                 ev = storage.recv() => match ev {
-                    Some(ev @ Event::Persisted { .. }) => {
+                    Some(Event::Persisted(p)) => {
                         let step = std::time::Instant::now();
-                        self.thread_done = self.persisted(ev);
+                        self.thread_done = self.persisted(p);
                         self.dispatch_timed(step);
                     }
                     Some(Event::Snapshotted(index, us)) => {
@@ -575,23 +575,18 @@ impl CoreTask {
         self.budget.committed(self.node.commit_and_applied().0, now);
     }
 
-    /// Dispatches, and reports how long the core step that took a snapshot
-    /// lasted (it only clones the state; encoding is the snapshot thread's).
     /// Takes in a batch made durable: its timings, its frames the writer
     /// did not write (queued now, in order), and tells the node, whose
     /// outputs the caller dispatches. Returns the batch's newest job.
-    fn persisted(&mut self, ev: Event) -> u64 {
-        let Event::Persisted {
+    fn persisted(&mut self, p: Persisted) -> u64 {
+        let Persisted {
             number,
             synced,
             us,
             waited_us,
             done_at,
             unsent,
-        } = ev
-        else {
-            unreachable!("called with Persisted only")
-        };
+        } = p;
         if synced {
             self.metrics.fsync.observe_us(us);
             self.metrics.zk.fsynctime.observe_ms(us / 1000);
@@ -615,8 +610,8 @@ impl CoreTask {
     /// A follower's job that finds the log idle — no job with the log
     /// thread, the last fsync ended a while ago (`log_writer`), a small
     /// batch, no inputs came during the last one written here
-    /// (`INLINE_BACKOFF`) — is written and fsynced here, now, and its acknowledgement
-    /// sent: the log thread's wake-up (27 µs at p50 on a 2-CPU VM whose
+    /// (`INLINE_BACKOFF`) — is written and fsynced here, now, and its
+    /// acknowledgement sent: the log thread's wake-up (27 µs at p50 on a 2-CPU VM whose
     /// idle CPUs halt) leaves the path of a lone write. The core waits the
     /// fsync out, but a follower has nothing to send meanwhile (Raft holds
     /// its messages until the log is durable); the leader's own fsync runs
@@ -640,17 +635,19 @@ impl CoreTask {
         if !writer.idle_at(job.queued_at) {
             return Some(job);
         }
-        let ev = writer.write(job, || None, || true);
+        let written = writer.write(job, || None, || true);
         drop(writer);
         self.wrote_inline = true;
         self.metrics.inline_writes += 1;
-        match ev {
-            Event::Failed(e) => storage_failed(&e),
-            ev => self.persisted(ev),
+        match written {
+            Ok(p) => self.persisted(p),
+            Err(e) => storage_failed(&e),
         };
         None
     }
 
+    /// Dispatches, and reports how long the core step that took a snapshot
+    /// lasted (it only clones the state; encoding is the snapshot thread's).
     fn dispatch_timed(&mut self, step: std::time::Instant) {
         let snapshot = self.node.peek_outputs().iter().find_map(|o| match o {
             Output::Snapshot { index, .. } => Some(*index),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use storage::Wal;
 
-use crate::storage_thread::{Event, Job};
+use crate::storage_thread::{Job, Persisted};
 
 /// The log counts as idle, and a batch's frames are written at once by
 /// whoever wrote it, when the last fsync ended at least this long before
@@ -69,13 +69,14 @@ impl LogWriter {
     /// then, if the log was idle when `first` came, the frames go straight
     /// onto their links' sockets; the rest, and everything after the first
     /// that cannot, are reserved on their links and returned in
-    /// `Event::Persisted.unsent` for the core to queue, in order.
+    /// `Persisted.unsent` for the core to queue, in order. Err: the write
+    /// or fsync failed (the log is poisoned).
     pub(crate) fn write(
         &mut self,
         first: Job,
         mut more: impl FnMut() -> Option<Job>,
         quiet: impl FnOnce() -> bool,
-    ) -> Event {
+    ) -> Result<Persisted, String> {
         let was_idle = self.idle_at(first.queued_at);
         let waited_us = first.queued_at.elapsed().as_micros() as u64;
         let mut number = first.number;
@@ -103,9 +104,7 @@ impl LogWriter {
         }
         crate::hops::hop("disk_start", last_index);
         let started = Instant::now();
-        if let Err(e) = self.wal.commit_with(sync) {
-            return Event::Failed(e.to_string());
-        }
+        self.wal.commit_with(sync).map_err(|e| e.to_string())?;
         crate::hops::hop("disk_done", last_index);
         let us = started.elapsed().as_micros() as u64;
         let done_at = Instant::now();
@@ -138,14 +137,14 @@ impl LogWriter {
             lane.reserve();
             unsent.push((lane, frame));
         }
-        Event::Persisted {
+        Ok(Persisted {
             number,
             synced: sync,
             us,
             waited_us,
             done_at,
             unsent,
-        }
+        })
     }
 }
 
@@ -178,11 +177,9 @@ mod tests {
 
     /// The batch's newest job and the frames handed back (reserved on
     /// their lane).
-    fn handed_back(ev: Event) -> (u64, Frames) {
-        let Event::Persisted { number, unsent, .. } = ev else {
-            panic!("the write failed")
-        };
-        (number, unsent)
+    fn handed_back(written: Result<Persisted, String>) -> (u64, Frames) {
+        let p = written.expect("the write succeeds");
+        (p.number, p.unsent)
     }
 
     fn frames(back: &Frames) -> Vec<&[u8]> {

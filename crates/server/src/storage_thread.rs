@@ -37,28 +37,29 @@ pub(crate) struct Job {
     /// responses, a follower's forwarded writes), each with its link:
     /// written by the job's writer (`log_writer`) when the log is idle and
     /// the link free, else handed back to the core in
-    /// `Event::Persisted.unsent`.
+    /// `Persisted.unsent`.
     pub then_send: Frames,
 }
 
+/// Every job up to `number` is done (durable, but for an unsynced hard
+/// state); the write and fsync took `us` microseconds, the batch's first
+/// job waited `waited_us` for its writer; done at `done_at`.
+pub(crate) struct Persisted {
+    pub number: u64,
+    /// Whether the batch was fsynced (or only written).
+    pub synced: bool,
+    pub us: u64,
+    pub waited_us: u64,
+    pub done_at: std::time::Instant,
+    /// The jobs' `then_send` frames the writer did not write (it was
+    /// busy, or a link had frames ahead of them), each reserved on its
+    /// link (`Lane::reserve`): the core queues them, in order, with what
+    /// it sends next. Empty when the writer wrote them all.
+    pub unsent: Frames,
+}
+
 pub(crate) enum Event {
-    /// Every job up to `number` is done (durable, but for an unsynced
-    /// hard state); the write and fsync took `us`
-    /// microseconds, the batch's first job waited `waited_us` for this
-    /// thread; done at `done_at`.
-    Persisted {
-        number: u64,
-        /// Whether the batch was fsynced (or only written).
-        synced: bool,
-        us: u64,
-        waited_us: u64,
-        done_at: std::time::Instant,
-        /// The jobs' `then_send` frames the writer did not write (it was
-        /// busy, or a link had frames ahead of them), each reserved on its
-        /// link (`Lane::reserve`): the core queues them, in order, with
-        /// what it sends next. Empty when the writer wrote them all.
-        unsent: Frames,
-    },
+    Persisted(Persisted),
     /// The snapshot at this index is durable; encoding and writing it
     /// took this many microseconds.
     Snapshotted(u64, u64),
@@ -149,17 +150,17 @@ pub(crate) fn spawn(
             let mut next = None;
             while let Some(first) = next.take().or_else(|| jobs.recv().ok()) {
                 // Everything already queued joins this batch.
-                let event = match log.lock() {
-                    Ok(mut writer) => writer.write(
+                let written = log.lock().and_then(|mut writer| {
+                    writer.write(
                         first,
                         || jobs.try_recv().ok(),
                         || {
                             next = jobs.try_recv().ok();
                             next.is_none()
                         },
-                    ),
-                    Err(e) => Event::Failed(e),
-                };
+                    )
+                });
+                let event = written.map_or_else(Event::Failed, Event::Persisted);
                 let failed = matches!(event, Event::Failed(_));
                 if events.blocking_send(event).is_err() || failed {
                     return;
