@@ -23,7 +23,7 @@
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -129,21 +129,32 @@ fn fsync_probe(dir: &Path, samples: usize, logs: usize) -> std::io::Result<Vec<f
             files.push(file);
         }
         let arrived = Arc::new(AtomicUsize::new(0));
+        // A thread whose write failed (a full disk): the others stop
+        // waiting for it at the barrier; its error is the result.
+        let gave_up = Arc::new(AtomicBool::new(false));
         let threads: Vec<_> = files
             .into_iter()
             .map(|file| {
-                let arrived = arrived.clone();
+                let (arrived, gave_up) = (arrived.clone(), gave_up.clone());
                 std::thread::spawn(move || -> std::io::Result<Vec<f64>> {
                     let record = [b'x'; RECORD];
                     let mut took = Vec::with_capacity(samples);
                     for i in 0..samples {
                         arrived.fetch_add(1, SeqCst);
                         while arrived.load(SeqCst) < logs * (i + 1) {
+                            if gave_up.load(SeqCst) {
+                                return Ok(took);
+                            }
                             std::hint::spin_loop();
                         }
                         let t = Instant::now();
-                        file.write_all_at(&record, (i * RECORD) as u64)?;
-                        file.sync_data()?;
+                        let written = file
+                            .write_all_at(&record, (i * RECORD) as u64)
+                            .and_then(|()| file.sync_data());
+                        if let Err(e) = written {
+                            gave_up.store(true, SeqCst);
+                            return Err(e);
+                        }
                         took.push(t.elapsed().as_secs_f64() * 1e6);
                     }
                     Ok(took)
