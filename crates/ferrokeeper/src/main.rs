@@ -6,54 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc: per-thread free lists and size classes fit the request path's
-/// many small, short-lived buffers better than glibc's malloc (setData
-/// 32x8 on a 3-server ensemble: ~15% more ops/s, less CPU per op).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// `mi_option_purge_delay` (the same number in mimalloc 2 and 3).
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
-/// mimalloc's own purge delay, saved while startup runs with none.
-static DEFAULT_PURGE_DELAY: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(-1);
-
-/// Freed pages go back to the system at once while the server loads its
-/// snapshot and log: with the default delay a restart kept the snapshot's
-/// transient buffers resident (876 vs 343 bytes per znode after loading
-/// 300,000).
-fn return_freed_memory_at_once() {
-    // SAFETY: reads and sets one of mimalloc's documented options; no pointers.
-    unsafe {
-        let d = libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY);
-        DEFAULT_PURGE_DELAY.store(d as i64, std::sync::atomic::Ordering::Relaxed);
-        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
-    }
-}
-
-/// Once serving: what loading freed goes back now, then mimalloc's delay
-/// again — returning each page the moment it empties made the request
-/// path fault pages back in (page faults were ~4% of all CPU under
-/// setData load; create 40.7k -> 47.4k ops/s; memory per znode after a
-/// restart unchanged, 347 -> 335 bytes with 300,000).
-fn keep_freed_memory_for_reuse() {
-    let d = DEFAULT_PURGE_DELAY.load(std::sync::atomic::Ordering::Relaxed);
-    if d < 0 {
-        return;
-    }
-    // SAFETY: documented mimalloc calls; no pointers.
-    unsafe {
-        libmimalloc_sys::mi_collect(true);
-        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, d as std::ffi::c_long);
-    }
-}
-
-/// Takes back what other threads freed in this thread's heap, and returns
-/// unused pages to the system.
-fn collect_freed_memory() {
-    // SAFETY: a documented mimalloc call; no pointers.
-    unsafe { libmimalloc_sys::mi_collect(false) };
-}
+mod memory;
 
 #[derive(Parser)]
 #[command(
@@ -247,7 +200,7 @@ enum LogCmd {
 }
 
 fn main() -> ExitCode {
-    return_freed_memory_at_once();
+    memory::setup();
     let cli = Cli::parse_from(zookeeper_style_args(std::env::args_os()));
     match cli.cmd {
         Cmd::Floor {
@@ -470,7 +423,7 @@ fn start_foreground(path: PathBuf, log_file: Option<PathBuf>) -> anyhow::Result<
     rt.block_on(async move {
         let mut server = server::Server::start(cfg).await?;
         server.started().await;
-        keep_freed_memory_for_reuse();
+        memory::keep_freed_memory_for_reuse();
         tracing::info!(config = %path.display(), addr = %server.local_addr, workers = cfg_workers, "ferrokeeper started");
         server::lifecycle::signal_ready();
         // This thread loaded the snapshot and log: mimalloc's pages of the
@@ -485,7 +438,7 @@ fn start_foreground(path: PathBuf, log_file: Option<PathBuf>) -> anyhow::Result<
         loop {
             tokio::select! {
                 _ = &mut signal => break,
-                _ = collect.tick() => collect_freed_memory(),
+                _ = collect.tick() => memory::collect_freed_memory(),
             }
         }
         tracing::info!("shutting down");
