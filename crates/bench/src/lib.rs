@@ -385,9 +385,8 @@ async fn worker(
         let dir = format!("{}/lock", o.root);
         while Instant::now() < deadline
             && !shared.stop.load(Ordering::Relaxed)
-            && !o
-                .total
-                .is_some_and(|t| shared.ops.load(Ordering::Relaxed) >= t)
+            && o.total
+                .is_none_or(|t| shared.ops.load(Ordering::Relaxed) < t)
         {
             let t = Instant::now();
             let err = c

@@ -222,9 +222,8 @@ fn main() -> ExitCode {
         },
         Cmd::Version => {
             println!(
-                "ferrokeeper {} (ZooKeeper {} compatible)",
-                env!("CARGO_PKG_VERSION"),
-                "3.8"
+                "ferrokeeper {} (ZooKeeper 3.8 compatible)",
+                env!("CARGO_PKG_VERSION")
             );
             ExitCode::SUCCESS
         }

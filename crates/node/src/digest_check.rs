@@ -36,7 +36,7 @@ impl Node {
     /// is due, and as the leader propose it.
     pub(crate) fn note_digest(&mut self, index: u64) {
         let every = self.cfg.digest_every;
-        if every == 0 || index % every != 0 {
+        if every == 0 || !index.is_multiple_of(every) {
             return;
         }
         let digest = self.sm.tree.digest();

@@ -127,9 +127,11 @@ impl Node {
         self.snapshot_after = snapshot_threshold(self.cfg.snap_count, &mut self.rng);
         self.snapshot_after_bytes = self.bytes_between_snapshots();
         let conf_state = self.raw.raft.prs().conf().to_conf_state();
-        let mut meta = SnapshotMetadata::default();
-        meta.index = index;
-        meta.term = term;
+        let mut meta = SnapshotMetadata {
+            index,
+            term,
+            ..Default::default()
+        };
         meta.set_conf_state(conf_state.clone());
         self.snapshot_in_flight = Some(meta);
         let state = Box::new(self.sm.freeze());

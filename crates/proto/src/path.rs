@@ -64,9 +64,8 @@ pub fn validate(path: &str, sequential: bool) -> Result<(), String> {
             Some("null character not allowed")
         } else if c == '/' && last == '/' {
             Some("empty node name specified")
-        } else if c == '.' && last == '.' && b[i - 2] == '/' && ends_segment {
-            Some("relative paths not allowed")
-        } else if c == '.' && last == '/' && ends_segment {
+        } else if c == '.' && ends_segment && (last == '/' || (last == '.' && b[i - 2] == '/')) {
+            // A segment "." or "..".
             Some("relative paths not allowed")
         } else if bad_char(c) {
             Some("invalid character")

@@ -54,7 +54,7 @@ pub fn dump_snapshot(path: &Path, with_data: bool) -> Result<String, ToolError> 
         let _ = writeln!(out, "  cZxid = 0x{:x}\n  ctime = {}\n  mZxid = 0x{:x}\n  mtime = {}\n  pZxid = 0x{:x}", s.czxid, s.ctime, s.mzxid, s.mtime, s.pzxid);
         let _ = writeln!(out, "  cversion = {}\n  dataVersion = {}\n  aclVersion = {}\n  ephemeralOwner = 0x{:x}\n  dataLength = {}", s.cversion, s.version, s.aversion, s.ephemeral_owner, s.data_length);
         if with_data {
-            let data = n.data.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+            let data = n.data.map(String::from_utf8_lossy).unwrap_or_default();
             let _ = writeln!(out, "  data = {data}");
         }
     });

@@ -309,22 +309,23 @@ fn decode_payload(p: &[u8], keep_from: u64) -> Option<Record> {
             if index < keep_from {
                 Record::Old(index)
             } else {
-                let mut e = Entry::default();
-                e.index = index;
-                e.term = term;
+                let mut e = Entry {
+                    index,
+                    term,
+                    data: data.to_vec().into(),
+                    context: context.to_vec().into(),
+                    ..Default::default()
+                };
                 e.set_entry_type(kind);
-                e.data = data.to_vec().into();
-                e.context = context.to_vec().into();
                 Record::Entry(e)
             }
         }
-        REC_HARD_STATE => {
-            let mut hs = HardState::default();
-            hs.term = c.u64()?;
-            hs.vote = c.u64()?;
-            hs.commit = c.u64()?;
-            Record::HardState(hs)
-        }
+        REC_HARD_STATE => Record::HardState(HardState {
+            term: c.u64()?,
+            vote: c.u64()?,
+            commit: c.u64()?,
+            ..Default::default()
+        }),
         REC_CONF_STATE => {
             let mut cs = ConfState::default();
             for i in 0..2 {

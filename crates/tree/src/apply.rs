@@ -467,7 +467,7 @@ impl StateMachine {
         }
         let (parent_path, _) = path::split(&d.path).ok_or(ErrorCode::BadArguments)?;
         let parent = self.tree.get(parent_path).ok_or(ErrorCode::NoNode)?;
-        acl::check(&parent.acl, Perms::DELETE, ctx.auth, ctx.schemes)?;
+        acl::check(parent.acl, Perms::DELETE, ctx.auth, ctx.schemes)?;
         let node = self.tree.get(&d.path).ok_or(ErrorCode::NoNode)?;
         check_version(d.version, node.stat.version)?;
         if !node.children.is_empty() {
@@ -521,7 +521,7 @@ impl StateMachine {
             return Err(ErrorCode::BadArguments);
         }
         let node = self.tree.get(&c.path).ok_or(ErrorCode::NoNode)?;
-        acl::check(&node.acl, Perms::READ, ctx.auth, ctx.schemes)?;
+        acl::check(node.acl, Perms::READ, ctx.auth, ctx.schemes)?;
         check_version(c.version, node.stat.version)?;
         Ok(MultiResult::Check)
     }
@@ -532,7 +532,7 @@ impl StateMachine {
         }
         let acl = acl::fixup(&s.acl, ctx.auth, ctx.schemes)?;
         let node = self.tree.get(&s.path).ok_or(ErrorCode::NoNode)?;
-        acl::check(&node.acl, Perms::ADMIN, ctx.auth, ctx.schemes)?;
+        acl::check(node.acl, Perms::ADMIN, ctx.auth, ctx.schemes)?;
         check_version(s.version, node.stat.aversion)?;
         Ok(self.tree.set_acl(&s.path, acl))
     }

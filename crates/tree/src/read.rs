@@ -87,7 +87,7 @@ impl StateMachine {
         let plain = |reply| ReadResult { reply, watch: None };
         let readable = |path: &str| -> Result<crate::Znode<'_>, ErrorCode> {
             let n = t.get(path).ok_or(ErrorCode::NoNode)?;
-            acl::check(&n.acl, Perms::READ, auth, schemes)?;
+            acl::check(n.acl, Perms::READ, auth, schemes)?;
             Ok(n)
         };
         let with_watch = |reply: Reply, watch: bool, kind, path: &str| ReadResult {
@@ -98,7 +98,7 @@ impl StateMachine {
             Request::Exists(r) => {
                 let reply = match t.get(&r.path) {
                     None => Reply::Err(ErrorCode::NoNode),
-                    Some(n) => match acl::check(&n.acl, Perms::READ, auth, schemes) {
+                    Some(n) => match acl::check(n.acl, Perms::READ, auth, schemes) {
                         Ok(()) => Reply::Stat(n.stat()),
                         Err(e) => Reply::Err(e),
                     },
@@ -130,11 +130,11 @@ impl StateMachine {
             }
             Request::GetAcl(r) => plain(match t.get(&r.path) {
                 None => Reply::Err(ErrorCode::NoNode),
-                Some(n) => match acl::check(&n.acl, Perms::READ | Perms::ADMIN, auth, schemes) {
+                Some(n) => match acl::check(n.acl, Perms::READ | Perms::ADMIN, auth, schemes) {
                     Err(e) => Reply::Err(e),
-                    Ok(()) => match acl::check(&n.acl, Perms::ADMIN, auth, schemes) {
+                    Ok(()) => match acl::check(n.acl, Perms::ADMIN, auth, schemes) {
                         Ok(()) => Reply::Acl(n.acl.to_vec(), n.stat()),
-                        Err(_) => Reply::Acl(acl::redact(&n.acl), n.stat()),
+                        Err(_) => Reply::Acl(acl::redact(n.acl), n.stat()),
                     },
                 },
             }),

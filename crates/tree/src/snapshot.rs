@@ -129,8 +129,10 @@ fn decode_tree(r: &mut Reader<'_>) -> Result<DataTree, DecodeError> {
     if slots < 0 || count < 0 || count > slots || count as usize > r.remaining() / MIN_NODE_BYTES {
         return Err(bad());
     }
-    let mut arena = Arena::default();
-    arena.acls = std::sync::Arc::new(acls);
+    let mut arena = Arena {
+        acls: std::sync::Arc::new(acls),
+        ..Default::default()
+    };
     let acls_len = arena.acls.len();
     let mut ids: Vec<i32> = Vec::with_capacity(count as usize);
     let mut parents: Vec<i32> = Vec::with_capacity(count as usize);
