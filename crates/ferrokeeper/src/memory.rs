@@ -21,7 +21,7 @@ static DEFAULT_PURGE_DELAY: std::sync::atomic::AtomicI64 = std::sync::atomic::At
 /// option: when an operator sets it, mimalloc's own handling of it (at
 /// its start, before `main`) is what they get, and `setup` leaves the
 /// process's huge-page setting alone.
-pub(crate) const ALLOW_THP_ENV: &str = "MIMALLOC_ALLOW_THP";
+const ALLOW_THP_ENV: &str = "MIMALLOC_ALLOW_THP";
 
 /// Process start, before anything is loaded.
 pub(crate) fn setup() {
@@ -37,10 +37,10 @@ pub(crate) fn setup() {
 /// page inside the fault — one small allocation on the request path pays
 /// for 2 MiB. On a virtual machine whose host backs guest memory lazily
 /// that fault took 22 ms at the median (4 KiB pages: 16 µs each, for only
-/// the pages touched), and it is what stalled a leader's core for 30–110
+/// the pages touched), and it is what stalled a leader's core for 30–127
 /// ms when a restarted follower rejoined (its catch-up buffers were fresh
-/// arena memory): writes stopped for that long in 4 of 6 runs. ZooKeeper's
-/// JVM does not use them either unless told to.
+/// arena memory): writes stopped for 46–127 ms in 11 of 18 runs. The JVM
+/// asks for them only with `-XX:+UseTransparentHugePages`.
 fn no_transparent_huge_pages() {
     // SAFETY: PR_SET_THP_DISABLE takes integer arguments only and changes
     // a flag of this process; it fails (EINVAL) on kernels before 3.15,
