@@ -91,13 +91,19 @@ impl Node {
     /// (a peer that never wrote to us since its connection once failed —
     /// a follower, to another follower — would otherwise stay counted as
     /// lost, and a leader step down for a majority it still has).
-    pub fn peer_up(&mut self, id: u64) {
+    /// `carries_raft`: the connection that carries appends and heartbeats
+    /// (the transport has another for votes).
+    pub fn peer_up(&mut self, id: u64, carries_raft: bool) {
         self.down.remove(&id);
-        if self.is_leader() && id != self.cfg.server_id {
+        if self.is_leader() && id != self.cfg.server_id && carries_raft {
             // A server that (re)connects hears its leader now, not at the
             // next heartbeat tick, and so catches up (and serves) sooner:
             // a restarted follower behind its clients' zxids refuses them
-            // until then.
+            // until then. Once per reconnection: a leader probing a
+            // follower that is behind sends it its catch-up (up to 1 MiB)
+            // again on every heartbeat response (raft-rs resumes a probe
+            // on each), so one more ping, for the vote link, cost a whole
+            // catch-up message more.
             self.raw.raft.ping();
         }
     }

@@ -44,8 +44,13 @@ pub(crate) enum CoreInput {
     /// A server that is not a member called in and named where it
     /// listens (`peer::ask_address`): a would-be non-voting follower.
     Joiner(crate::peer::PeerAddr),
-    /// Our connection to this peer is up (dialed, greeted).
-    PeerUp(u64),
+    /// Our connection to this peer is up (dialed, greeted); `quorum`: the
+    /// one on its quorum port, which carries appends and heartbeats (the
+    /// other carries votes).
+    PeerUp {
+        peer: u64,
+        quorum: bool,
+    },
     /// The leader's snapshot arrived whole and is durable here.
     InstallSnapshot {
         msg: Box<raft::prelude::Message>,

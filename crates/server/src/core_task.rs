@@ -320,7 +320,7 @@ impl CoreTask {
             }
             CoreInput::Liveness(sessions) => self.node.liveness(&sessions, now_ms()),
             CoreInput::PeerLost(id) => self.node.peer_lost(id),
-            CoreInput::PeerUp(id) => self.node.peer_up(id),
+            CoreInput::PeerUp { peer, quorum } => self.node.peer_up(peer, quorum),
             CoreInput::Joiner(addr) => {
                 let id = addr.id;
                 if let Some(peers) = &mut self.peers {

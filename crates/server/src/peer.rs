@@ -223,6 +223,19 @@ impl Peers {
     pub(crate) fn send(&self, to: u64, out: PeerOut) -> bool {
         let (map, frame) = match out {
             PeerOut::Raft(m) => {
+                // A heartbeat queued while the link is down would reach
+                // the peer only once it is back, stale, after the fresh
+                // one the leader sends then (`Node::peer_up`); a follower
+                // that is behind answers each, and a leader probing it
+                // sends its whole catch-up again on every answer (raft-rs
+                // resumes a probe on each heartbeat response): a follower
+                // back after 20 s got the same 1 MiB seven times in 8 ms,
+                // the leader's core building each.
+                if m.get_msg_type() == raft::prelude::MessageType::MsgHeartbeat
+                    && !self.quorum.get(&m.to).is_some_and(|l| l.is_up())
+                {
+                    return false;
+                }
                 return self
                     .prepare(&m)
                     .is_some_and(|(lane, frame)| lane.queue(frame));
@@ -515,9 +528,14 @@ async fn dial_loop(
             }
         };
         tracing::info!("connected to server {peer} at {addr} ({port} port)");
-        let _ = core.try_send(CoreInput::PeerUp(peer));
-        let up_since = std::time::Instant::now();
+        // Up before the core hears it: the heartbeat it sends then
+        // (`Node::peer_up`) must find the link up.
         lane.0.up(shared);
+        let _ = core.try_send(CoreInput::PeerUp {
+            peer,
+            quorum: port == "quorum",
+        });
+        let up_since = std::time::Instant::now();
         let mut w = BufWriter::new(sock);
         let mut byte = [0u8; 1];
         loop {

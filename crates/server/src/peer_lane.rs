@@ -16,7 +16,7 @@
 //! task's wake-up.
 
 use std::io::ErrorKind;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 
 use tokio::net::TcpStream;
@@ -28,6 +28,8 @@ pub(crate) struct Lane {
     /// in its hands, or promised (`reserve`) and still to be queued.
     ahead: AtomicUsize,
     direct: Mutex<Direct>,
+    /// The writer task has a connection (between `up` and `down`).
+    up: AtomicBool,
 }
 
 #[derive(Default)]
@@ -48,7 +50,14 @@ impl Lane {
             queue,
             ahead: AtomicUsize::new(0),
             direct: Mutex::default(),
+            up: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the link is connected now: what is queued goes out soon,
+    /// not after a reconnection.
+    pub(crate) fn is_up(&self) -> bool {
+        self.up.load(SeqCst)
     }
 
     /// Queues a frame for the writer task; false when it was dropped (the
@@ -122,12 +131,15 @@ impl Lane {
             sock,
             ..Direct::default()
         };
+        self.up.store(true, SeqCst);
     }
 
     /// The connection is gone: nothing more goes straight to it, and the
     /// socket closes when the writer task drops its end.
     pub(crate) fn down(&self) {
-        *self.direct.lock().unwrap_or_else(|p| p.into_inner()) = Direct::default();
+        let mut d = self.direct.lock().unwrap_or_else(|p| p.into_inner());
+        self.up.store(false, SeqCst);
+        *d = Direct::default();
     }
 
     /// The writer task is about to write: direct writes wait (queue)
@@ -177,9 +189,11 @@ mod tests {
         let lane = Lane::new(tx);
         let (ours, mut theirs) = pair().await;
         // Down: queued.
+        assert!(!lane.is_up());
         assert!(send_now(&lane, b"one".to_vec()));
         assert_eq!(rx.try_recv().unwrap(), b"one");
         lane.up(Some(ours));
+        assert!(lane.is_up());
         assert!(send_now(&lane, b"two".to_vec()));
         assert!(rx.try_recv().is_err(), "written, not queued");
         let mut got = [0u8; 3];
@@ -191,6 +205,7 @@ mod tests {
         assert_eq!(rx.try_recv().unwrap(), b"three");
         lane.idle(1);
         lane.down();
+        assert!(!lane.is_up());
         assert!(send_now(&lane, b"four".to_vec()));
         assert_eq!(rx.try_recv().unwrap(), b"four");
     }
