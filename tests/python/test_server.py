@@ -518,7 +518,6 @@ class TestWorkerThreads(unittest.TestCase):
             srv.close()
 
 
-
 def thp_enabled(pid):
     """The kernel's THP_enabled for a process (0 once it asked for no
     transparent huge pages), or None on a kernel that does not say."""
