@@ -536,3 +536,17 @@ class Ensemble:
     def close(self):
         for s in self.servers:
             s.close()
+
+
+def ensemble_recording_hops(test, n=3):
+    """A started ensemble of `n` whose servers record their write path's
+    hops (FERROKEEPER_HOPS) into one fresh directory, a follower serving,
+    closed after `test`: (the ensemble, the directory, the leader's id)."""
+    hops = tempfile.mkdtemp(prefix="hops-")
+    ens = Ensemble(n)
+    test.addCleanup(ens.close)
+    for s in ens.servers:
+        s.env = {"FERROKEEPER_HOPS": hops}
+    ens.start()
+    ens.serving_follower()
+    return ens, hops, ens.leader()

@@ -161,15 +161,7 @@ class RejoinTest(unittest.TestCase):
         1 MiB seven times in 8 ms). The leader's hops (FERROKEEPER_HOPS)
         show each append it sends, by its last index; no write comes after
         the outage, so every append with entries then is the catch-up."""
-        import tempfile
-        hops = tempfile.mkdtemp(prefix="rejoin-hops-")
-        ens = harness.Ensemble(3)
-        self.addCleanup(ens.close)
-        for s in ens.servers:
-            s.env = {"FERROKEEPER_HOPS": hops}
-        ens.start()
-        ens.serving_follower()
-        leader = ens.leader()
+        ens, hops, leader = harness.ensemble_recording_hops(self)
         victim = [i for i in (1, 2, 3) if i != leader][0]
         harness.wait_until(lambda: converged(ens, (1, 2, 3)), what="all three in step")
         ens.server(victim).stop()

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import unittest
 
 import harness
@@ -21,14 +20,7 @@ import hop_breakdown  # noqa: E402
 
 class HopsTest(unittest.TestCase):
     def test_every_hop_of_one_write_at_a_time(self):
-        hops = tempfile.mkdtemp(prefix="hops-")
-        ens = harness.Ensemble(3)
-        self.addCleanup(ens.close)
-        for s in ens.servers:
-            s.env = {"FERROKEEPER_HOPS": hops}
-        ens.start()
-        ens.serving_follower()
-        leader = ens.leader()
+        ens, hops, leader = harness.ensemble_recording_hops(self)
         order = [leader] + [i for i in (1, 2, 3) if i != leader]
         r = subprocess.run([harness.BINARY, "bench", "--server", ",".join(ens.server(i).hosts for i in order),
                             "--output", "json", "-d", "1", "-c", "1", "-i", "1", "-w", "set", "--keys", "5"],
